@@ -1,0 +1,333 @@
+//! master.cf: the service table (master(5)).
+//!
+//! Each logical line is `service type private unpriv chroot wakeup maxproc
+//! command [args...]`; lines that start with white space continue the
+//! previous one; `#` comment lines and blank lines are skipped and do not end
+//! a logical line. Arguments are separated by white space; `{ text }` is one
+//! argument with the braces and the white space just inside them removed,
+//! which is how `-o { name = value with spaces }` works.
+
+use std::path::{Path, PathBuf};
+
+/// The second column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceType {
+    Inet,
+    Unix,
+    UnixDgram,
+    Fifo,
+    Pass,
+}
+
+impl ServiceType {
+    pub fn parse(s: &str) -> Option<ServiceType> {
+        Some(match s {
+            "inet" => ServiceType::Inet,
+            "unix" => ServiceType::Unix,
+            "unix-dgram" => ServiceType::UnixDgram,
+            "fifo" => ServiceType::Fifo,
+            "pass" => ServiceType::Pass,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::Inet => "inet",
+            ServiceType::Unix => "unix",
+            ServiceType::UnixDgram => "unix-dgram",
+            ServiceType::Fifo => "fifo",
+            ServiceType::Pass => "pass",
+        }
+    }
+}
+
+/// One service line. Column texts are kept as written (`-` included) because
+/// `postconf -M/-F` print them so; the typed accessors apply the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    pub kind: ServiceType,
+    pub private: String,
+    pub unpriv: String,
+    pub chroot: String,
+    pub wakeup: String,
+    pub maxproc: String,
+    pub command: String,
+    /// The arguments after the command, `{ }` groups already unwrapped.
+    pub args: Vec<String>,
+    /// 1-based line where the entry starts.
+    pub line: usize,
+}
+
+/// Field names in `postconf -F` order.
+pub const FIELDS: &[&str] = &["service", "type", "private", "unprivileged", "chroot", "wakeup", "process_limit", "command"];
+
+impl Service {
+    /// `service/type`, the name postconf -M and -P use.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.name, self.kind.as_str())
+    }
+
+    /// The `-o name=value` overrides, in order.
+    pub fn options(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut it = self.args.iter();
+        while let Some(arg) = it.next() {
+            let setting = if arg == "-o" {
+                it.next().map(String::as_str)
+            } else {
+                arg.strip_prefix("-o").filter(|s| !s.is_empty())
+            };
+            if let Some(setting) = setting
+                && let Some((n, v)) = setting.split_once('=')
+            {
+                out.push((n.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        out
+    }
+
+    /// `private` with its default (`y`).
+    pub fn is_private(&self) -> bool {
+        flag(&self.private, true)
+    }
+
+    /// `unpriv` with its default (`y`).
+    pub fn is_unprivileged(&self) -> bool {
+        flag(&self.unpriv, true)
+    }
+
+    /// The process limit: `None` for `-` (use `default_process_limit`),
+    /// `Some(0)` for no limit.
+    pub fn process_limit(&self) -> Option<u32> {
+        self.maxproc.parse().ok()
+    }
+
+    /// The command line as `postconf -M` prints it: command, then each
+    /// argument, with `{ }` put back around arguments holding white space.
+    pub fn command_line(&self) -> String {
+        let mut s = self.command.clone();
+        for a in &self.args {
+            s.push(' ');
+            if a.contains(char::is_whitespace) || a.is_empty() {
+                s.push_str("{ ");
+                s.push_str(a);
+                s.push_str(" }");
+            } else {
+                s.push_str(a);
+            }
+        }
+        s
+    }
+}
+
+fn flag(s: &str, default: bool) -> bool {
+    match s {
+        "y" => true,
+        "n" => false,
+        _ => default,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MasterCfError {
+    #[error("open {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("file {}: line {line}: {what}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        what: String,
+    },
+}
+
+/// A parsed master.cf.
+#[derive(Debug, Clone, Default)]
+pub struct MasterCf {
+    pub path: PathBuf,
+    pub services: Vec<Service>,
+}
+
+impl MasterCf {
+    pub fn read(path: &Path) -> Result<MasterCf, MasterCfError> {
+        let text = std::fs::read(path).map_err(|source| MasterCfError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        MasterCf::parse(path, &String::from_utf8_lossy(&text))
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<MasterCf, MasterCfError> {
+        let mut services = Vec::new();
+        let mut logical: Vec<(String, usize)> = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            match logical.last_mut() {
+                Some((text, _)) if line.starts_with(|c: char| c.is_ascii_whitespace()) => {
+                    text.push(' ');
+                    text.push_str(trimmed);
+                }
+                _ => logical.push((line.to_string(), i + 1)),
+            }
+        }
+        for (text, line) in logical {
+            let err = |what: String| MasterCfError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                what,
+            };
+            let words = tokenize(&text).map_err(|w| err(w.to_string()))?;
+            if words.len() < 8 {
+                return Err(err(format!("field \"{}\": missing field", FIELDS[words.len().min(7)])));
+            }
+            let kind = ServiceType::parse(&words[1])
+                .ok_or_else(|| err(format!("field \"type\": bad value: \"{}\"", words[1])))?;
+            for (idx, field) in [(2, "private"), (3, "unprivileged"), (4, "chroot")] {
+                if !matches!(words[idx].as_str(), "y" | "n" | "-") {
+                    return Err(err(format!("field \"{field}\": bad value: \"{}\"", words[idx])));
+                }
+            }
+            let wakeup = words[5].trim_end_matches('?');
+            if wakeup != "-" && wakeup.parse::<u32>().is_err() {
+                return Err(err(format!("field \"wakeup\": bad value: \"{}\"", words[5])));
+            }
+            if words[6] != "-" && words[6].parse::<u32>().is_err() {
+                return Err(err(format!("field \"process_limit\": bad value: \"{}\"", words[6])));
+            }
+            let mut it = words.into_iter();
+            let mut next = || it.next().unwrap_or_default();
+            let service = Service {
+                name: next(),
+                kind,
+                private: {
+                    next();
+                    next()
+                },
+                unpriv: next(),
+                chroot: next(),
+                wakeup: next(),
+                maxproc: next(),
+                command: next(),
+                args: Vec::new(),
+                line,
+            };
+            let args: Vec<String> = it.collect();
+            services.push(Service { args, ..service });
+        }
+        Ok(MasterCf {
+            path: path.to_path_buf(),
+            services,
+        })
+    }
+
+    /// The service `name/type`, or the first one called `name`.
+    pub fn find(&self, name: &str, kind: Option<ServiceType>) -> Option<&Service> {
+        self.services
+            .iter()
+            .find(|s| s.name == name && kind.is_none_or(|k| s.kind == k))
+    }
+}
+
+/// Splits on white space; `{ ... }` (balanced) is one token without its
+/// braces and the white space just inside them.
+pub fn tokenize(text: &str) -> Result<Vec<String>, &'static str> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if bytes[i] == b'{' {
+            let mut level = 0usize;
+            let start = i;
+            let mut end = None;
+            for (j, &b) in bytes.iter().enumerate().skip(start) {
+                if b == b'{' {
+                    level += 1;
+                } else if b == b'}' {
+                    level -= 1;
+                    if level == 0 {
+                        end = Some(j);
+                        break;
+                    }
+                }
+            }
+            let end = end.ok_or("missing '}'")?;
+            out.push(text[start + 1..end].trim().to_string());
+            i = end + 1;
+            if i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                return Err("garbage after '}'");
+            }
+        } else {
+            let start = i;
+            while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            out.push(text[start..i].to_string());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED_004: &str = "\
+smtp      inet  n       -       n       -       -       smtpd
+submission inet n       -       n       -       -       smtpd
+  -o smtpd_tls_wrappermode=no
+  -o smtpd_tls_security_level=encrypt
+# a comment inside
+  -o smtpd_recipient_restrictions=permit_mynetworks,permit_sasl_authenticated,reject
+smtps     inet  n       -       n       -       -       smtpd
+  -o { smtpd_tls_wrappermode = yes }
+dovecot   unix -        n       n       -       -       pipe
+  argv=/usr/libexec/dovecot/dovecot-lda -f ${sender} -d ${recipient}
+";
+
+    #[test]
+    fn seed_004_services() {
+        let cf = MasterCf::parse(Path::new("master.cf"), SEED_004).unwrap();
+        let names: Vec<String> = cf.services.iter().map(Service::id).collect();
+        assert_eq!(names, ["smtp/inet", "submission/inet", "smtps/inet", "dovecot/unix"]);
+        let sub = cf.find("submission", Some(ServiceType::Inet)).unwrap();
+        assert_eq!(sub.line, 2);
+        assert_eq!(
+            sub.options(),
+            [
+                ("smtpd_tls_wrappermode".to_string(), "no".to_string()),
+                ("smtpd_tls_security_level".into(), "encrypt".into()),
+                (
+                    "smtpd_recipient_restrictions".into(),
+                    "permit_mynetworks,permit_sasl_authenticated,reject".into()
+                ),
+            ]
+        );
+        let smtps = cf.find("smtps", None).unwrap();
+        assert_eq!(smtps.options(), [("smtpd_tls_wrappermode".to_string(), "yes".to_string())]);
+        assert_eq!(smtps.command_line(), "smtpd -o { smtpd_tls_wrappermode = yes }");
+        let dovecot = cf.find("dovecot", None).unwrap();
+        assert_eq!(dovecot.command, "pipe");
+        assert_eq!(dovecot.args[0], "argv=/usr/libexec/dovecot/dovecot-lda");
+        assert!(!dovecot.is_unprivileged());
+        assert_eq!(dovecot.process_limit(), None);
+    }
+
+    #[test]
+    fn bad_lines_name_file_and_line() {
+        let err = MasterCf::parse(Path::new("master.cf"), "smtp inet n - n - -\n").unwrap_err();
+        assert_eq!(err.to_string(), "file master.cf: line 1: field \"command\": missing field");
+        let err = MasterCf::parse(Path::new("master.cf"), "\nsmtp tcp n - n - - smtpd\n").unwrap_err();
+        assert_eq!(err.to_string(), "file master.cf: line 2: field \"type\": bad value: \"tcp\"");
+    }
+}
