@@ -9,6 +9,7 @@
 //! interfaces.
 
 pub mod expand;
+pub mod lines;
 pub mod main_cf;
 pub mod master_cf;
 pub mod param;

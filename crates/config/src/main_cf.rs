@@ -64,7 +64,7 @@ impl MainCf {
             lines: text.lines().map(str::to_string).collect(),
             ..MainCf::default()
         };
-        for (logical, start, end) in logical_lines(&cf.lines) {
+        for crate::lines::Logical { text: logical, start, end } in crate::lines::logical_lines(&cf.lines) {
             if logical.starts_with(|c: char| c.is_ascii_whitespace()) {
                 cf.warnings.push(format!(
                     "{}: logical line must not start with whitespace: \"{}\"",
@@ -190,31 +190,6 @@ impl MainCf {
             self.entries = cf.entries;
         }
     }
-}
-
-/// Logical lines with the 0-based physical range each spans (end exclusive:
-/// the line after its last continuation line, comments excluded).
-fn logical_lines(lines: &[String]) -> Vec<(String, usize, usize)> {
-    let mut out: Vec<(String, usize, usize)> = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let continues = line.starts_with(|c: char| c.is_ascii_whitespace());
-        match out.last_mut() {
-            Some((text, _, end)) if continues => {
-                text.push_str(line);
-                *end = i + 1;
-            }
-            _ => out.push((line.clone(), i, i + 1)),
-        }
-    }
-    for (text, _, _) in &mut out {
-        let keep = text.trim_end().len();
-        text.truncate(keep);
-    }
-    out
 }
 
 /// Splits `name = value` the way Postfix's split_nameval does.

@@ -1,0 +1,166 @@
+//! Indexed files that postmap/postalias build: `lmdb` (and `hash`, `btree`,
+//! `dbm`, which Rostfix stores as lmdb under the `.db` name) and `cdb`.
+//!
+//! Formats are Postfix's own, so existing files keep working and Postfix
+//! reads ours: lmdb is a single file (`MDB_NOSUBDIR`, no lock file; Postfix
+//! locks with flock) with the entries in the unnamed database, keys and
+//! values ending in a NUL byte; cdb is D. J. Bernstein's format with keys and
+//! values without NUL. Readers try both conventions, as Postfix does.
+
+use std::path::{Path, PathBuf};
+
+use heed::types::Bytes;
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions};
+
+use crate::{Dict, DictError};
+
+/// The file suffix Postfix uses for an indexed type.
+pub fn suffix(kind: &str) -> &'static str {
+    match kind {
+        "cdb" => ".cdb",
+        "lmdb" => ".lmdb",
+        _ => ".db",
+    }
+}
+
+/// `name` + the type's suffix.
+pub fn file_path(kind: &str, name: &str) -> PathBuf {
+    PathBuf::from(format!("{name}{}", suffix(kind)))
+}
+
+/// An lmdb file opened for reading.
+pub struct LmdbDict {
+    name: String,
+    env: Env,
+    db: Database<'static, Bytes, Bytes>,
+}
+
+impl std::fmt::Debug for LmdbDict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LmdbDict").field("name", &self.name).finish()
+    }
+}
+
+/// Opens the lmdb environment at `path` (a single file).
+pub(crate) fn open_env(path: &Path, writable: bool, map_size: usize) -> heed::Result<Env> {
+    let mut opts = EnvOpenOptions::new();
+    opts.map_size(map_size.max(1 << 20).next_multiple_of(4096));
+    let mut flags = EnvFlags::NO_SUB_DIR | EnvFlags::NO_LOCK;
+    if !writable {
+        flags |= EnvFlags::READ_ONLY;
+    }
+    // SAFETY: `flags` is unsafe because NO_LOCK leaves concurrent access to
+    // the caller. Rostfix never writes a table in place while others read
+    // it: postmap builds a new file and renames it over the old one, so a
+    // reader keeps its own (old) inode; the in-place updates of `postmap -i`
+    // and `-d` happen only on an explicit administrator request, as with
+    // Postfix, which also opens its lmdb files with MDB_NOLOCK.
+    unsafe { opts.flags(flags) };
+    // SAFETY: `open` is unsafe because the file is memory-mapped: it must
+    // not be truncated or changed under the map. The same argument as above
+    // holds; heed's own registry refuses to open one path twice.
+    unsafe { opts.open(path) }
+}
+
+impl LmdbDict {
+    pub fn open(kind: &str, name: &str) -> Result<LmdbDict, DictError> {
+        let spec = format!("{kind}:{name}");
+        let path = file_path(kind, name);
+        let fail = |what: String| DictError::retry(&spec, what);
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| fail(format!("open database {}: {}", path.display(), rostfix_config::io_text(&e))))?;
+        let env = open_env(&path, false, meta.len() as usize)
+            .map_err(|e| fail(format!("open database {}: {e}", path.display())))?;
+        let rtxn = env.read_txn().map_err(|e| fail(e.to_string()))?;
+        let db = env
+            .open_databases_and_commit(rtxn, |opener, rtxn| -> heed::Result<_> {
+                Ok(CommitOrAbort::<_, ()>::Commit(
+                    opener.open_database::<Bytes, Bytes>(rtxn, None)?,
+                ))
+            })
+            .map_err(|e| fail(format!("open database {}: {e}", path.display())))?;
+        let db = match db {
+            CommitOrAbort::Commit(Some(db)) => db,
+            _ => return Err(fail(format!("open database {}: no main database", path.display()))),
+        };
+        Ok(LmdbDict { name: spec, env, db })
+    }
+}
+
+impl Dict for LmdbDict {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
+        let rtxn = self.env.read_txn().map_err(|e| DictError::retry(&self.name, e))?;
+        let mut with_nul = Vec::with_capacity(key.len() + 1);
+        with_nul.extend_from_slice(key.as_bytes());
+        with_nul.push(0);
+        for k in [&with_nul[..], key.as_bytes()] {
+            if let Some(v) = self.db.get(&rtxn, k).map_err(|e| DictError::retry(&self.name, e))? {
+                return Ok(Some(text(v)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn sequence(&self) -> Result<Vec<(String, String)>, DictError> {
+        let rtxn = self.env.read_txn().map_err(|e| DictError::retry(&self.name, e))?;
+        let mut out = Vec::new();
+        for item in self.db.iter(&rtxn).map_err(|e| DictError::retry(&self.name, e))? {
+            let (k, v) = item.map_err(|e| DictError::retry(&self.name, e))?;
+            out.push((text(k), text(v)));
+        }
+        Ok(out)
+    }
+}
+
+/// A stored key or value as text, without its trailing NUL.
+pub(crate) fn text(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A cdb file opened for reading.
+pub struct CdbDict {
+    name: String,
+    cdb: cdb2::CDB,
+}
+
+impl std::fmt::Debug for CdbDict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CdbDict").field("name", &self.name).finish()
+    }
+}
+
+impl CdbDict {
+    pub fn open(name: &str) -> Result<CdbDict, DictError> {
+        let spec = format!("cdb:{name}");
+        let path = file_path("cdb", name);
+        let cdb = cdb2::CDB::open(&path).map_err(|e| {
+            DictError::retry(&spec, format!("open database {}: {}", path.display(), rostfix_config::io_text(&e)))
+        })?;
+        Ok(CdbDict { name: spec, cdb })
+    }
+}
+
+impl Dict for CdbDict {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
+        let mut with_nul = Vec::with_capacity(key.len() + 1);
+        with_nul.extend_from_slice(key.as_bytes());
+        with_nul.push(0);
+        for k in [key.as_bytes(), &with_nul[..]] {
+            match self.cdb.get(k) {
+                Some(Ok(v)) => return Ok(Some(text(&v))),
+                Some(Err(e)) => return Err(DictError::retry(&self.name, e)),
+                None => {}
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,200 @@
+//! Lookup tables (Postfix's `dict_*` and DATABASE_README): one trait for
+//! every table type, the table types themselves, the lookup orders that the
+//! manuals define per use (`order`), and the writers behind postmap and
+//! postalias (`build`).
+//!
+//! A lookup answers found, not found, or a temporary failure: a table that
+//! cannot be read is never "user unknown" (DESIGN.md section 6). Types:
+//! `lmdb`, `cdb` (files interchangeable with Postfix's), `hash`, `btree` and
+//! `dbm` (stored as lmdb under the `.db` name), `texthash`, `inline`,
+//! `static`, `regexp`, `pcre`, `cidr`, `unix`, `fail`, `pipemap`,
+//! `unionmap` and `proxy`. The SQL and LDAP clients come with a later issue
+//! and plug into the same trait.
+//!
+//! Lookups are synchronous: every type here answers from memory or a mapped
+//! file in well under a microsecond. Network tables will answer through a
+//! connection pool behind the same trait (the engine calls them off its
+//! reactor threads).
+
+pub mod build;
+pub mod cidr;
+pub mod compose;
+pub mod indexed;
+pub mod order;
+pub mod pattern;
+pub mod pcre;
+pub mod regexp;
+pub mod simple;
+pub mod source;
+pub mod unix;
+
+use std::fmt;
+use std::sync::OnceLock;
+
+pub use build::{BuildOptions, TableWriter};
+
+static WARN: OnceLock<fn(&str)> = OnceLock::new();
+
+/// Where tables send warnings about their content (a bad line, a duplicate
+/// key): the commands print them as `prog: warning: ...`, the engine logs
+/// them. Set once at start.
+pub fn set_warning_sink(sink: fn(&str)) {
+    let _ = WARN.set(sink);
+}
+
+pub(crate) fn warn(msg: &str) {
+    match WARN.get() {
+        Some(sink) => sink(msg),
+        None => eprintln!("warning: {msg}"),
+    }
+}
+
+/// A lookup that could not be answered. Callers defer (4xx), never bounce.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DictError {
+    /// The table exists but could not be read now (I/O, server down, the
+    /// `fail:` type): try again later.
+    #[error("table {table}: {reason}")]
+    Retry { table: String, reason: String },
+    /// The table is misconfigured (bad type, bad syntax at open time).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl DictError {
+    pub fn retry(table: &str, reason: impl fmt::Display) -> DictError {
+        DictError::Retry {
+            table: table.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A lookup table.
+pub trait Dict: Send + Sync + fmt::Debug {
+    /// `type:name` as the configuration spelled it.
+    fn name(&self) -> &str;
+
+    /// Looks `key` up: `Ok(Some(value))`, `Ok(None)` for not found.
+    fn lookup(&self, key: &str) -> Result<Option<String>, DictError>;
+
+    /// Every entry, for `postmap -s`; tables that cannot list their
+    /// entries say so (Postfix: "sequence operation is not supported").
+    fn sequence(&self) -> Result<Vec<(String, String)>, DictError> {
+        Err(DictError::Config(format!(
+            "table {}: sequence operation is not supported",
+            self.name()
+        )))
+    }
+
+    /// True for exact-match tables, whose keys are folded to lower case
+    /// unless the caller asks otherwise; false for pattern tables (regexp,
+    /// pcre, cidr), which see the key as given.
+    fn is_fixed(&self) -> bool {
+        true
+    }
+}
+
+/// How a table is opened.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Fold lookup keys of exact-match tables to lower case (postmap -f
+    /// turns this off).
+    pub fold: bool,
+    /// What `unix:` lookups and `static:` see is fixed; this is where the
+    /// writers' NUL convention for indexed files is chosen.
+    pub nul: NulMode,
+}
+
+impl Default for OpenOptions {
+    fn default() -> OpenOptions {
+        OpenOptions {
+            fold: true,
+            nul: NulMode::Auto,
+        }
+    }
+}
+
+/// Whether keys and values of an indexed file carry a trailing NUL byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NulMode {
+    /// The type's convention: lmdb (and the `.db` types) with NUL, cdb
+    /// without, as Postfix writes them; readers try both.
+    Auto,
+    /// `postmap -N`.
+    With,
+    /// `postmap -n`.
+    Without,
+}
+
+/// The table types this build supports, for `postconf -m`.
+pub const TYPES: &[&str] = &[
+    "btree", "cdb", "cidr", "dbm", "fail", "hash", "inline", "lmdb", "pcre", "pipemap", "proxy", "regexp",
+    "static", "texthash", "unionmap", "unix",
+];
+
+/// Splits `type:name`.
+pub fn split_spec(spec: &str) -> Result<(&str, &str), DictError> {
+    match spec.split_once(':') {
+        Some((t, n)) if !t.is_empty() => Ok((t, n)),
+        _ => Err(DictError::Config(format!(
+            "need dictionary type:name, got \"{spec}\""
+        ))),
+    }
+}
+
+/// Opens the table `type:name`.
+pub fn open(spec: &str, opts: &OpenOptions) -> Result<Box<dyn Dict>, DictError> {
+    let (kind, name) = split_spec(spec)?;
+    let dict: Box<dyn Dict> = match kind {
+        "lmdb" | "hash" | "btree" | "dbm" => Box::new(indexed::LmdbDict::open(kind, name)?),
+        "cdb" => Box::new(indexed::CdbDict::open(name)?),
+        "texthash" => Box::new(simple::TextHash::open(name)?),
+        "inline" => Box::new(simple::Inline::open(name)?),
+        "static" => Box::new(simple::Static::new(name)),
+        "fail" => Box::new(simple::Fail::new(name)),
+        "regexp" => Box::new(regexp::RegexpDict::open(name)?),
+        "pcre" => Box::new(pcre::PcreDict::open(name)?),
+        "cidr" => Box::new(cidr::CidrDict::open(name)?),
+        "unix" => Box::new(unix::UnixDict::open(name)?),
+        "pipemap" => Box::new(compose::Pipemap::open(name, opts)?),
+        "unionmap" => Box::new(compose::Unionmap::open(name, opts)?),
+        // Rostfix has no proxymap daemon to go through: the engine already
+        // holds its tables open, so proxy: is the table itself.
+        "proxy" => return open(name, opts),
+        _ => {
+            return Err(DictError::Config(format!("unsupported dictionary type: {kind}")));
+        }
+    };
+    Ok(if opts.fold && dict.is_fixed() {
+        Box::new(Folded(dict))
+    } else {
+        dict
+    })
+}
+
+/// An exact-match table whose keys are folded to lower case before lookup.
+#[derive(Debug)]
+struct Folded(Box<dyn Dict>);
+
+impl Dict for Folded {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.0.lookup(&key.to_ascii_lowercase())
+        } else {
+            self.0.lookup(key)
+        }
+    }
+
+    fn sequence(&self) -> Result<Vec<(String, String)>, DictError> {
+        self.0.sequence()
+    }
+
+    fn is_fixed(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,104 @@
+//! `pcre:` tables (pcre_table(5)) with PCRE2, the library Postfix 3.7 links.
+//! Flags: `i` toggles caseless matching (on by default), `m` multi-line,
+//! `s` dot-all, `x` extended, `A` anchored, `U` ungreedy; `E` and `X` are
+//! accepted (PCRE2 has no separate switch for them here).
+
+use crate::pattern::{Matcher, Pattern, Rules};
+use crate::{Dict, DictError};
+
+/// A compiled PCRE2 pattern.
+#[derive(Debug)]
+pub struct PcreRegex {
+    re: pcre2::bytes::Regex,
+}
+
+impl Matcher for PcreRegex {
+    fn captures(&self, subject: &str) -> Option<Vec<Option<(usize, usize)>>> {
+        let caps = self.re.captures(subject.as_bytes()).ok()??;
+        Some((0..caps.len()).map(|i| caps.get(i).map(|m| (m.start(), m.end()))).collect())
+    }
+
+    fn groups(&self) -> usize {
+        self.re.captures_len().saturating_sub(1)
+    }
+}
+
+/// Compiles a pcre_table(5) pattern with its flags.
+pub fn compile(p: &Pattern) -> Result<PcreRegex, String> {
+    let mut b = pcre2::bytes::RegexBuilder::new();
+    let (mut caseless, mut multi, mut dotall, mut extended) = (true, false, false, false);
+    let (mut anchored, mut ungreedy) = (false, false);
+    for f in p.flags.chars() {
+        match f {
+            'i' => caseless = !caseless,
+            'm' => multi = !multi,
+            's' => dotall = !dotall,
+            'x' => extended = !extended,
+            'A' => anchored = !anchored,
+            'U' => ungreedy = !ungreedy,
+            'E' | 'X' => {}
+            other => return Err(format!("unknown regexp option \"{other}\"")),
+        }
+    }
+    b.caseless(caseless).multi_line(multi).dotall(dotall).extended(extended).utf(true).jit_if_available(true);
+    let mut text = p.text.clone();
+    if ungreedy {
+        text.insert_str(0, "(?U)");
+    }
+    if anchored {
+        text = format!("\\A(?:{text})");
+    }
+    let re = b.build(&text).map_err(|e| format!("pcre2_compile: {e}"))?;
+    Ok(PcreRegex { re })
+}
+
+/// A `pcre:/path` table.
+pub struct PcreDict {
+    name: String,
+    rules: Rules<PcreRegex>,
+}
+
+impl std::fmt::Debug for PcreDict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PcreDict").field("name", &self.name).finish()
+    }
+}
+
+impl PcreDict {
+    pub fn open(path: &str) -> Result<PcreDict, DictError> {
+        Ok(PcreDict {
+            name: format!("pcre:{path}"),
+            rules: Rules::read("pcre", path, compile)?,
+        })
+    }
+}
+
+impl Dict for PcreDict {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
+        Ok(self.rules.lookup(key))
+    }
+
+    fn is_fixed(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookaround_and_captures() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pcre");
+        std::fs::write(&path, "/^(?!admin)(\\w+)@example\\.com$/ user $1\n/^admin@/ REJECT\n").unwrap();
+        let d = PcreDict::open(path.to_str().unwrap()).unwrap();
+        assert_eq!(d.lookup("Joe@Example.COM").unwrap().as_deref(), Some("user Joe"));
+        assert_eq!(d.lookup("admin@example.com").unwrap().as_deref(), Some("REJECT"));
+        assert_eq!(d.lookup("x@y").unwrap(), None);
+    }
+}

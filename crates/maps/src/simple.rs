@@ -1,0 +1,193 @@
+//! Tables held in memory: `texthash` (a postmap input file read at open
+//! time), `inline:{ key=value, ... }`, `static:value` and `fail:name`.
+
+use std::collections::HashMap;
+
+use rostfix_config::value::{split_list, strip_braces};
+
+use crate::{Dict, DictError, source};
+
+/// `texthash:/path`: a postmap source file, read once.
+#[derive(Debug)]
+pub struct TextHash {
+    name: String,
+    map: HashMap<String, String>,
+    order: Vec<String>,
+}
+
+impl TextHash {
+    pub fn open(path: &str) -> Result<TextHash, DictError> {
+        let name = format!("texthash:{path}");
+        let text = std::fs::read(path).map_err(|e| {
+            DictError::retry(&name, format!("open {path}: {}", rostfix_config::io_text(&e)))
+        })?;
+        let src = source::parse_table(path, &String::from_utf8_lossy(&text));
+        for w in &src.warnings {
+            crate::warn(w);
+        }
+        let mut map = HashMap::with_capacity(src.entries.len());
+        let mut order = Vec::with_capacity(src.entries.len());
+        for e in src.entries {
+            let key = e.key.to_ascii_lowercase();
+            if map.contains_key(&key) {
+                crate::warn(&format!("{path}, line {}: duplicate entry: \"{key}\"", e.line));
+                continue;
+            }
+            order.push(key.clone());
+            map.insert(key, e.value);
+        }
+        Ok(TextHash { name, map, order })
+    }
+}
+
+impl Dict for TextHash {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn sequence(&self) -> Result<Vec<(String, String)>, DictError> {
+        Ok(self.order.iter().map(|k| (k.clone(), self.map[k].clone())).collect())
+    }
+}
+
+/// `inline:{ key=value, { key = text with spaces } }`.
+#[derive(Debug)]
+pub struct Inline {
+    name: String,
+    entries: Vec<(String, String)>,
+}
+
+impl Inline {
+    pub fn open(spec: &str) -> Result<Inline, DictError> {
+        let name = format!("inline:{spec}");
+        let syntax = |why: &str| DictError::Config(format!("{name}: syntax error: {why}"));
+        let inner = spec
+            .trim()
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .ok_or_else(|| syntax("expected \"{ name=value, ... }\""))?;
+        let mut entries: Vec<(String, String)> = Vec::new();
+        for item in split_list(inner) {
+            let item = strip_braces(item);
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| syntax(&format!("missing '=' in \"{item}\"")))?;
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+            if k.is_empty() {
+                return Err(syntax(&format!("missing name in \"{item}\"")));
+            }
+            match entries.iter_mut().find(|(ek, _)| *ek == k) {
+                Some(slot) => slot.1 = v,
+                None => entries.push((k, v)),
+            }
+        }
+        if entries.is_empty() {
+            return Err(syntax("empty table"));
+        }
+        Ok(Inline { name, entries })
+    }
+}
+
+impl Dict for Inline {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
+        Ok(self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+    }
+
+    fn sequence(&self) -> Result<Vec<(String, String)>, DictError> {
+        Ok(self.entries.clone())
+    }
+}
+
+/// `static:value` or `static:{ value with spaces }`: every key finds it.
+#[derive(Debug)]
+pub struct Static {
+    name: String,
+    value: String,
+}
+
+impl Static {
+    pub fn new(spec: &str) -> Static {
+        Static {
+            name: format!("static:{spec}"),
+            value: strip_braces(spec.trim()).to_string(),
+        }
+    }
+}
+
+impl Dict for Static {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lookup(&self, _key: &str) -> Result<Option<String>, DictError> {
+        Ok(Some(self.value.clone()))
+    }
+
+    fn is_fixed(&self) -> bool {
+        false
+    }
+}
+
+/// `fail:name`: every lookup is a temporary failure (for testing how the
+/// rest of the system copes).
+#[derive(Debug)]
+pub struct Fail {
+    name: String,
+}
+
+impl Fail {
+    pub fn new(spec: &str) -> Fail {
+        Fail {
+            name: format!("fail:{spec}"),
+        }
+    }
+}
+
+impl Dict for Fail {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lookup(&self, _key: &str) -> Result<Option<String>, DictError> {
+        Err(DictError::retry(&self.name, "lookup failed (fail: table)"))
+    }
+
+    fn sequence(&self) -> Result<Vec<(String, String)>, DictError> {
+        Err(DictError::retry(&self.name, "lookup failed (fail: table)"))
+    }
+
+    fn is_fixed(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_and_static() {
+        let t = Inline::open("{ a=1, B=2 , { c = three four } }").unwrap();
+        assert_eq!(t.lookup("a").unwrap().as_deref(), Some("1"));
+        assert_eq!(t.lookup("b").unwrap().as_deref(), Some("2"));
+        assert_eq!(t.lookup("c").unwrap().as_deref(), Some("three four"));
+        assert_eq!(t.lookup("d").unwrap(), None);
+        assert!(Inline::open("{ a }").is_err());
+        assert!(Inline::open("{ a = b }").is_err(), "spaces around = need braces");
+        let s = Static::new("{ text with spaces }");
+        assert_eq!(s.lookup("anything").unwrap().as_deref(), Some("text with spaces"));
+    }
+
+    #[test]
+    fn fail_is_temporary() {
+        assert!(matches!(Fail::new("x").lookup("k"), Err(DictError::Retry { .. })));
+    }
+}
