@@ -43,7 +43,12 @@ struct Expander<'a> {
 }
 
 impl Expander<'_> {
-    fn expand_into(&mut self, text: &str, depth: usize, out: &mut String) -> Result<(), ExpandError> {
+    fn expand_into(
+        &mut self,
+        text: &str,
+        depth: usize,
+        out: &mut String,
+    ) -> Result<(), ExpandError> {
         let bytes = text.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
@@ -60,8 +65,9 @@ impl Expander<'_> {
                 }
                 Some(&open @ (b'{' | b'(')) => {
                     let close = if open == b'{' { b'}' } else { b')' };
-                    let end = matching(bytes, i, open, close)
-                        .ok_or_else(|| ExpandError::Syntax(text.to_string(), "unbalanced brackets"))?;
+                    let end = matching(bytes, i, open, close).ok_or_else(|| {
+                        ExpandError::Syntax(text.to_string(), "unbalanced brackets")
+                    })?;
                     self.braced(&text[i + 1..end], depth, out)?;
                     i = end + 1;
                 }
@@ -155,7 +161,10 @@ impl Expander<'_> {
         let syntax = |why| ExpandError::Syntax(text.to_string(), why);
         let (left, rest) = take_braced(text).ok_or(syntax("unbalanced brackets"))?;
         let rest = rest.trim_start();
-        let op_len = rest.bytes().take_while(|b| !b.is_ascii_whitespace() && *b != b'{').count();
+        let op_len = rest
+            .bytes()
+            .take_while(|b| !b.is_ascii_whitespace() && *b != b'{')
+            .count();
         let op = &rest[..op_len];
         let (right, rest) = take_braced(&rest[op_len..]).ok_or(syntax("missing right operand"))?;
         let rest = rest.trim_start();
@@ -267,7 +276,10 @@ mod tests {
     use super::*;
 
     fn ex(text: &str, vars: &[(&str, &str)]) -> Result<String, ExpandError> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         let lookup = move |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         expand(text, &lookup, &mut |_| {})
     }
@@ -286,10 +298,19 @@ mod tests {
         let v = [("a", "A"), ("empty", "")];
         assert_eq!(ex("${a?yes}${empty?no}", &v).unwrap(), "yes");
         assert_eq!(ex("${a:no}${empty:yes}", &v).unwrap(), "yes");
-        assert_eq!(ex("${a?{x y}:{z}}|${empty?{x}:{z w}}", &v).unwrap(), "x y|z w");
+        assert_eq!(
+            ex("${a?{x y}:{z}}|${empty?{x}:{z w}}", &v).unwrap(),
+            "x y|z w"
+        );
         assert_eq!(ex("${empty:{$a}}", &v).unwrap(), "A");
-        assert_eq!(ex("${stress?{10}:{300}}s", &[("stress", "")]).unwrap(), "300s");
-        assert_eq!(ex("${stress?{10}:{300}}s", &[("stress", "yes")]).unwrap(), "10s");
+        assert_eq!(
+            ex("${stress?{10}:{300}}s", &[("stress", "")]).unwrap(),
+            "300s"
+        );
+        assert_eq!(
+            ex("${stress?{10}:{300}}s", &[("stress", "yes")]).unwrap(),
+            "10s"
+        );
     }
 
     #[test]
@@ -306,21 +327,37 @@ mod tests {
         assert_eq!(level("2"), "host");
         assert_eq!(level("3.6"), "host");
         let v = [("s", "dane")];
-        assert_eq!(ex("${{$s} == {dane} ? {dane} : {may}}", &v).unwrap(), "dane");
+        assert_eq!(
+            ex("${{$s} == {dane} ? {dane} : {may}}", &v).unwrap(),
+            "dane"
+        );
         assert_eq!(ex("${{$s} != {dane} ? {x}}", &v).unwrap(), "");
         assert_eq!(ex("${{10} < {9} ? {a} : {b}}", &v).unwrap(), "b");
         assert_eq!(
-            ex("${{$c} <level {1} ? {} : {permit_mynetworks, defer}}", &[("c", "3.6")]).unwrap(),
+            ex(
+                "${{$c} <level {1} ? {} : {permit_mynetworks, defer}}",
+                &[("c", "3.6")]
+            )
+            .unwrap(),
             "permit_mynetworks, defer"
         );
     }
 
     #[test]
     fn loops_and_syntax_errors() {
-        assert!(matches!(ex("$a", &[("a", "$b"), ("b", "$a")]), Err(ExpandError::Nesting(_))));
-        assert!(matches!(ex("$a", &[("a", "$a")]), Err(ExpandError::Nesting(_))));
+        assert!(matches!(
+            ex("$a", &[("a", "$b"), ("b", "$a")]),
+            Err(ExpandError::Nesting(_))
+        ));
+        assert!(matches!(
+            ex("$a", &[("a", "$a")]),
+            Err(ExpandError::Nesting(_))
+        ));
         assert!(matches!(ex("${a", &[]), Err(ExpandError::Syntax(..))));
-        assert!(matches!(ex("${{a} ~ {b} ? {c}}", &[]), Err(ExpandError::Syntax(..))));
+        assert!(matches!(
+            ex("${{a} ~ {b} ? {c}}", &[]),
+            Err(ExpandError::Syntax(..))
+        ));
     }
 
     #[test]

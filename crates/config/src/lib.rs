@@ -179,11 +179,19 @@ impl Config {
     /// The interface addresses that `inet_interfaces` and `inet_protocols`
     /// select.
     fn filter_interfaces(&self, addrs: &[system::InterfaceAddr]) -> Vec<system::InterfaceAddr> {
-        let protocols = self.expanded("inet_protocols").ok().flatten().unwrap_or_default();
+        let protocols = self
+            .expanded("inet_protocols")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let protocols = value::split_list(&protocols);
         let want_v4 = protocols.iter().any(|p| matches!(*p, "all" | "ipv4"));
         let want_v6 = protocols.iter().any(|p| matches!(*p, "all" | "ipv6"));
-        let interfaces = self.expanded("inet_interfaces").ok().flatten().unwrap_or_default();
+        let interfaces = self
+            .expanded("inet_interfaces")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let listed = value::split_list(&interfaces);
         let all = listed.is_empty() || listed.iter().any(|i| i.eq_ignore_ascii_case("all"));
         addrs
@@ -192,7 +200,9 @@ impl Config {
             .filter(|a| {
                 all || listed.iter().any(|i| {
                     let i = i.trim_start_matches('[').trim_end_matches(']');
-                    if i.eq_ignore_ascii_case("loopback-only") || i.eq_ignore_ascii_case("localhost") {
+                    if i.eq_ignore_ascii_case("loopback-only")
+                        || i.eq_ignore_ascii_case("localhost")
+                    {
                         a.addr.is_loopback()
                     } else {
                         i.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == a.addr)
@@ -220,7 +230,11 @@ impl Config {
 
     /// `text` expanded, also reporting the names it referred to that are
     /// not defined anywhere.
-    pub fn expand_text_reporting(&self, text: &str, undefined: &mut dyn FnMut(&str)) -> Result<String, ExpandError> {
+    pub fn expand_text_reporting(
+        &self,
+        text: &str,
+        undefined: &mut dyn FnMut(&str),
+    ) -> Result<String, ExpandError> {
         let lookup = |n: &str| self.raw(n).map(Cow::into_owned);
         expand::expand(text, &lookup, undefined)
     }
@@ -228,7 +242,10 @@ impl Config {
     /// The built-in default of `name`, expanded against built-in defaults only.
     pub fn expanded_default(&self, name: &str) -> Option<String> {
         let raw = self.default_value(name, Defaults::BuiltIn)?;
-        let lookup = |n: &str| self.default_value(n, Defaults::BuiltIn).map(Cow::into_owned);
+        let lookup = |n: &str| {
+            self.default_value(n, Defaults::BuiltIn)
+                .map(Cow::into_owned)
+        };
         expand::expand(&raw, &lookup, &mut |_| {}).ok()
     }
 
@@ -437,7 +454,10 @@ mod tests {
         assert_eq!(cf.time("smtpd_timeout").unwrap(), 300);
         assert_eq!(cf.time("maximal_queue_lifetime").unwrap(), 5 * 86400);
         assert!(!cf.bool("smtpd_helo_required").unwrap());
-        assert_eq!(cf.expanded("relay_domains").unwrap().unwrap(), "mail.example.com, localhost.example.com, localhost");
+        assert_eq!(
+            cf.expanded("relay_domains").unwrap().unwrap(),
+            "mail.example.com, localhost.example.com, localhost"
+        );
     }
 
     #[test]
@@ -463,17 +483,34 @@ mod tests {
     fn services_imply_parameters_and_overrides() {
         let master = "dovecot unix - n n - - pipe\n  argv=/x ${recipient}\n\
                       submission inet n - n - - smtpd\n  -o smtpd_client_restrictions=$mua_client_restrictions\n  -o bogus=1\n";
-        let cf = config("mua_client_restrictions = permit_sasl_authenticated, reject\nunused = 1\n", master);
+        let cf = config(
+            "mua_client_restrictions = permit_sasl_authenticated, reject\nunused = 1\n",
+            master,
+        );
         assert_eq!(
             cf.raw("dovecot_destination_recipient_limit").unwrap(),
             "$default_destination_recipient_limit"
         );
         assert_eq!(cf.expanded("dovecot_time_limit").unwrap().unwrap(), "1000s");
-        let unused: Vec<&str> = cf.unused_main_parameters().iter().map(|e| e.name.as_str()).collect();
+        let unused: Vec<&str> = cf
+            .unused_main_parameters()
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
         assert_eq!(unused, ["unused"]);
-        let bad: Vec<String> = cf.unused_master_parameters().iter().map(|(_, n, _)| n.clone()).collect();
+        let bad: Vec<String> = cf
+            .unused_master_parameters()
+            .iter()
+            .map(|(_, n, _)| n.clone())
+            .collect();
         assert_eq!(bad, ["bogus"]);
-        let sub = cf.for_service(cf.master.as_ref().unwrap().find("submission", None).unwrap());
+        let sub = cf.for_service(
+            cf.master
+                .as_ref()
+                .unwrap()
+                .find("submission", None)
+                .unwrap(),
+        );
         assert_eq!(
             sub.expanded("smtpd_client_restrictions").unwrap().unwrap(),
             "permit_sasl_authenticated, reject"

@@ -64,7 +64,12 @@ impl MainCf {
             lines: text.lines().map(str::to_string).collect(),
             ..MainCf::default()
         };
-        for crate::lines::Logical { text: logical, start, end } in crate::lines::logical_lines(&cf.lines) {
+        for crate::lines::Logical {
+            text: logical,
+            start,
+            end,
+        } in crate::lines::logical_lines(&cf.lines)
+        {
             if logical.starts_with(|c: char| c.is_ascii_whitespace()) {
                 cf.warnings.push(format!(
                     "{}: logical line must not start with whitespace: \"{}\"",
@@ -100,7 +105,11 @@ impl MainCf {
 
     /// The value in effect for `name` (the last entry wins).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries.iter().rev().find(|e| e.name == name).map(|e| e.value.as_str())
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.name == name)
+            .map(|e| e.value.as_str())
     }
 
     /// The entry in effect for each name, sorted by name.
@@ -123,8 +132,12 @@ impl MainCf {
     pub fn set(&mut self, edits: &[(String, String)]) {
         for (name, value) in edits {
             let new_line = format!("{name} = {value}");
-            let spans: Vec<(usize, usize)> =
-                self.entries.iter().filter(|e| &e.name == name).map(|e| e.span).collect();
+            let spans: Vec<(usize, usize)> = self
+                .entries
+                .iter()
+                .filter(|e| &e.name == name)
+                .map(|e| e.span)
+                .collect();
             match spans.split_first() {
                 Some((first, rest)) => {
                     // Later duplicates go first so that `first` keeps its place.
@@ -146,7 +159,9 @@ impl MainCf {
 
     /// `postconf -#`: comments out the named entries.
     pub fn comment_out(&mut self, names: &[String]) {
-        self.rewrite_entries(names, |lines| lines.iter().map(|l| format!("#{l}")).collect());
+        self.rewrite_entries(names, |lines| {
+            lines.iter().map(|l| format!("#{l}")).collect()
+        });
     }
 
     /// The file's text after edits.
@@ -170,8 +185,12 @@ impl MainCf {
     }
 
     fn rewrite_entries(&mut self, names: &[String], f: impl Fn(&[String]) -> Vec<String>) {
-        let mut spans: Vec<(usize, usize)> =
-            self.entries.iter().filter(|e| names.contains(&e.name)).map(|e| e.span).collect();
+        let mut spans: Vec<(usize, usize)> = self
+            .entries
+            .iter()
+            .filter(|e| names.contains(&e.name))
+            .map(|e| e.span)
+            .collect();
         spans.sort();
         for span in spans.into_iter().rev() {
             let replacement = f(&self.lines[span.0..span.1]);
@@ -241,16 +260,28 @@ mod tests {
             "./main.cf, line 2: missing '=' after attribute name: \"foo bar\""
         );
         let err = MainCf::parse(Path::new("./main.cf"), "=bar\n").unwrap_err();
-        assert_eq!(err.to_string(), "./main.cf, line 1: missing attribute name: \"=bar\"");
+        assert_eq!(
+            err.to_string(),
+            "./main.cf, line 1: missing attribute name: \"=bar\""
+        );
     }
 
     #[test]
     fn edits_keep_comments_and_order() {
         let mut cf = parse("# top\nmyorigin = x\n  y\n# mid\nrelayhost = a\nmyorigin = z\n");
-        cf.set(&[("myorigin".into(), "new".into()), ("extra".into(), "1 2".into())]);
-        assert_eq!(cf.text(), "# top\nmyorigin = new\n# mid\nrelayhost = a\nextra = 1 2\n");
+        cf.set(&[
+            ("myorigin".into(), "new".into()),
+            ("extra".into(), "1 2".into()),
+        ]);
+        assert_eq!(
+            cf.text(),
+            "# top\nmyorigin = new\n# mid\nrelayhost = a\nextra = 1 2\n"
+        );
         cf.comment_out(&["relayhost".into()]);
-        assert_eq!(cf.text(), "# top\nmyorigin = new\n# mid\n#relayhost = a\nextra = 1 2\n");
+        assert_eq!(
+            cf.text(),
+            "# top\nmyorigin = new\n# mid\n#relayhost = a\nextra = 1 2\n"
+        );
         cf.remove(&["myorigin".into()]);
         assert_eq!(cf.text(), "# top\n# mid\n#relayhost = a\nextra = 1 2\n");
     }

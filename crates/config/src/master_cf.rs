@@ -58,10 +58,21 @@ pub struct Service {
     pub args: Vec<String>,
     /// 1-based line where the entry starts.
     pub line: usize,
+    /// 0-based index just past the entry's last physical line.
+    pub end: usize,
 }
 
 /// Field names in `postconf -F` order.
-pub const FIELDS: &[&str] = &["service", "type", "private", "unprivileged", "chroot", "wakeup", "process_limit", "command"];
+pub const FIELDS: &[&str] = &[
+    "service",
+    "type",
+    "private",
+    "unprivileged",
+    "chroot",
+    "wakeup",
+    "process_limit",
+    "command",
+];
 
 impl Service {
     /// `service/type`, the name postconf -M and -P use.
@@ -105,18 +116,12 @@ impl Service {
     }
 
     /// The command line as `postconf -M` prints it: command, then each
-    /// argument, with `{ }` put back around arguments holding white space.
+    /// argument, with `{}` put back around arguments holding white space.
     pub fn command_line(&self) -> String {
         let mut s = self.command.clone();
         for a in &self.args {
             s.push(' ');
-            if a.contains(char::is_whitespace) || a.is_empty() {
-                s.push_str("{ ");
-                s.push_str(a);
-                s.push_str(" }");
-            } else {
-                s.push_str(a);
-            }
+            s.push_str(&quote_arg(a));
         }
         s
     }
@@ -163,21 +168,10 @@ impl MasterCf {
 
     pub fn parse(path: &Path, text: &str) -> Result<MasterCf, MasterCfError> {
         let mut services = Vec::new();
-        let mut logical: Vec<(String, usize)> = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let trimmed = line.trim_start();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
-            match logical.last_mut() {
-                Some((text, _)) if line.starts_with(|c: char| c.is_ascii_whitespace()) => {
-                    text.push(' ');
-                    text.push_str(trimmed);
-                }
-                _ => logical.push((line.to_string(), i + 1)),
-            }
-        }
-        for (text, line) in logical {
+        let lines: Vec<&str> = text.lines().collect();
+        for l in crate::lines::logical_lines(&lines) {
+            let (line, end) = (l.line(), l.end);
+            let text = l.text;
             let err = |what: String| MasterCfError::Syntax {
                 path: path.to_path_buf(),
                 line,
@@ -185,22 +179,35 @@ impl MasterCf {
             };
             let words = tokenize(&text).map_err(|w| err(w.to_string()))?;
             if words.len() < 8 {
-                return Err(err(format!("field \"{}\": missing field", FIELDS[words.len().min(7)])));
+                return Err(err(format!(
+                    "field \"{}\": missing field",
+                    FIELDS[words.len().min(7)]
+                )));
             }
             let kind = ServiceType::parse(&words[1])
                 .ok_or_else(|| err(format!("field \"type\": bad value: \"{}\"", words[1])))?;
             for (idx, field) in [(2, "private"), (3, "unprivileged"), (4, "chroot")] {
                 if !matches!(words[idx].as_str(), "y" | "n" | "-") {
-                    return Err(err(format!("field \"{field}\": bad value: \"{}\"", words[idx])));
+                    return Err(err(format!(
+                        "field \"{field}\": bad value: \"{}\"",
+                        words[idx]
+                    )));
                 }
             }
             let wakeup = words[5].trim_end_matches('?');
             if wakeup != "-" && wakeup.parse::<u32>().is_err() {
-                return Err(err(format!("field \"wakeup\": bad value: \"{}\"", words[5])));
+                return Err(err(format!(
+                    "field \"wakeup\": bad value: \"{}\"",
+                    words[5]
+                )));
             }
             if words[6] != "-" && words[6].parse::<u32>().is_err() {
-                return Err(err(format!("field \"process_limit\": bad value: \"{}\"", words[6])));
+                return Err(err(format!(
+                    "field \"process_limit\": bad value: \"{}\"",
+                    words[6]
+                )));
             }
+            let words = normalize_options(words);
             let mut it = words.into_iter();
             let mut next = || it.next().unwrap_or_default();
             let service = Service {
@@ -217,6 +224,7 @@ impl MasterCf {
                 command: next(),
                 args: Vec::new(),
                 line,
+                end,
             };
             let args: Vec<String> = it.collect();
             services.push(Service { args, ..service });
@@ -233,6 +241,29 @@ impl MasterCf {
             .iter()
             .find(|s| s.name == name && kind.is_none_or(|k| s.kind == k))
     }
+}
+
+/// An argument as master.cf would need it written: `{text}` when it holds
+/// white space or is empty.
+pub fn quote_arg(a: &str) -> String {
+    if a.is_empty() || a.contains(char::is_whitespace) {
+        format!("{{{a}}}")
+    } else {
+        a.to_string()
+    }
+}
+
+/// `-o { name = value }` becomes `-o` `name=value`: white space around the
+/// `=` of an override is not part of the name or the value.
+fn normalize_options(mut words: Vec<String>) -> Vec<String> {
+    for i in 1..words.len() {
+        if words[i - 1] == "-o"
+            && let Some((n, v)) = words[i].split_once('=')
+        {
+            words[i] = format!("{}={}", n.trim(), v.trim());
+        }
+    }
+    words
 }
 
 /// Splits on white space; `{ ... }` (balanced) is one token without its
@@ -299,7 +330,10 @@ dovecot   unix -        n       n       -       -       pipe
     fn seed_004_services() {
         let cf = MasterCf::parse(Path::new("master.cf"), SEED_004).unwrap();
         let names: Vec<String> = cf.services.iter().map(Service::id).collect();
-        assert_eq!(names, ["smtp/inet", "submission/inet", "smtps/inet", "dovecot/unix"]);
+        assert_eq!(
+            names,
+            ["smtp/inet", "submission/inet", "smtps/inet", "dovecot/unix"]
+        );
         let sub = cf.find("submission", Some(ServiceType::Inet)).unwrap();
         assert_eq!(sub.line, 2);
         assert_eq!(
@@ -314,8 +348,20 @@ dovecot   unix -        n       n       -       -       pipe
             ]
         );
         let smtps = cf.find("smtps", None).unwrap();
-        assert_eq!(smtps.options(), [("smtpd_tls_wrappermode".to_string(), "yes".to_string())]);
-        assert_eq!(smtps.command_line(), "smtpd -o { smtpd_tls_wrappermode = yes }");
+        assert_eq!(
+            smtps.options(),
+            [("smtpd_tls_wrappermode".to_string(), "yes".to_string())]
+        );
+        assert_eq!(smtps.command_line(), "smtpd -o smtpd_tls_wrappermode=yes");
+        let spaced = MasterCf::parse(
+            Path::new("m"),
+            "y unix - n n - - smtp -o { smtp_helo_name = a b }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            spaced.services[0].command_line(),
+            "smtp -o {smtp_helo_name=a b}"
+        );
         let dovecot = cf.find("dovecot", None).unwrap();
         assert_eq!(dovecot.command, "pipe");
         assert_eq!(dovecot.args[0], "argv=/usr/libexec/dovecot/dovecot-lda");
@@ -326,8 +372,15 @@ dovecot   unix -        n       n       -       -       pipe
     #[test]
     fn bad_lines_name_file_and_line() {
         let err = MasterCf::parse(Path::new("master.cf"), "smtp inet n - n - -\n").unwrap_err();
-        assert_eq!(err.to_string(), "file master.cf: line 1: field \"command\": missing field");
-        let err = MasterCf::parse(Path::new("master.cf"), "\nsmtp tcp n - n - - smtpd\n").unwrap_err();
-        assert_eq!(err.to_string(), "file master.cf: line 2: field \"type\": bad value: \"tcp\"");
+        assert_eq!(
+            err.to_string(),
+            "file master.cf: line 1: field \"command\": missing field"
+        );
+        let err =
+            MasterCf::parse(Path::new("master.cf"), "\nsmtp tcp n - n - - smtpd\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "file master.cf: line 2: field \"type\": bad value: \"tcp\""
+        );
     }
 }

@@ -134,8 +134,14 @@ mod tests {
 
     #[test]
     fn lookup_finds_first_last_and_middle() {
-        assert_eq!(spec("2bounce_notice_recipient").unwrap().name, "2bounce_notice_recipient");
-        assert_eq!(spec("myorigin").unwrap().default, DefaultValue::Static("$myhostname"));
+        assert_eq!(
+            spec("2bounce_notice_recipient").unwrap().name,
+            "2bounce_notice_recipient"
+        );
+        assert_eq!(
+            spec("myorigin").unwrap().default,
+            DefaultValue::Static("$myhostname")
+        );
         assert_eq!(spec("smtpd_timeout").unwrap().ty, ParamType::Time(b's'));
         assert!(spec("no_such_parameter").is_none());
     }

@@ -57,8 +57,14 @@ pub fn interface_addrs() -> Vec<InterfaceAddr> {
     let mut v6 = Vec::new();
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
         return vec![
-            InterfaceAddr { addr: IpAddr::V4(Ipv4Addr::LOCALHOST), prefix: 8 },
-            InterfaceAddr { addr: IpAddr::V6(Ipv6Addr::LOCALHOST), prefix: 128 },
+            InterfaceAddr {
+                addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                prefix: 8,
+            },
+            InterfaceAddr {
+                addr: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                prefix: 128,
+            },
         ];
     };
     for ifa in addrs {
@@ -67,10 +73,16 @@ pub fn interface_addrs() -> Vec<InterfaceAddr> {
         };
         if let (Some(a), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
             let prefix = u32::from(m.ip()).count_ones() as u8;
-            v4.push(InterfaceAddr { addr: IpAddr::V4(a.ip()), prefix });
+            v4.push(InterfaceAddr {
+                addr: IpAddr::V4(a.ip()),
+                prefix,
+            });
         } else if let (Some(a), Some(m)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
             let prefix = u128::from(m.ip()).count_ones() as u8;
-            v6.push(InterfaceAddr { addr: IpAddr::V6(a.ip()), prefix });
+            v6.push(InterfaceAddr {
+                addr: IpAddr::V6(a.ip()),
+                prefix,
+            });
         }
     }
     v4.extend(v6);
@@ -94,11 +106,19 @@ pub fn mynetworks(style: &str, addrs: &[InterfaceAddr]) -> String {
         };
         let net = match ifa.addr {
             IpAddr::V4(a) => {
-                let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+                let mask = if prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(prefix))
+                };
                 format!("{}/{prefix}", Ipv4Addr::from(u32::from(a) & mask))
             }
             IpAddr::V6(a) => {
-                let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+                let mask = if prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(prefix))
+                };
                 format!("[{}]/{prefix}", Ipv6Addr::from(u128::from(a) & mask))
             }
         };
@@ -115,11 +135,26 @@ mod tests {
 
     fn addrs() -> Vec<InterfaceAddr> {
         vec![
-            InterfaceAddr { addr: "127.0.0.1".parse().unwrap(), prefix: 8 },
-            InterfaceAddr { addr: "192.0.2.2".parse().unwrap(), prefix: 24 },
-            InterfaceAddr { addr: "10.1.2.3".parse().unwrap(), prefix: 16 },
-            InterfaceAddr { addr: "::1".parse().unwrap(), prefix: 128 },
-            InterfaceAddr { addr: "fe80::fc:ff:fe00:1".parse().unwrap(), prefix: 64 },
+            InterfaceAddr {
+                addr: "127.0.0.1".parse().unwrap(),
+                prefix: 8,
+            },
+            InterfaceAddr {
+                addr: "192.0.2.2".parse().unwrap(),
+                prefix: 24,
+            },
+            InterfaceAddr {
+                addr: "10.1.2.3".parse().unwrap(),
+                prefix: 16,
+            },
+            InterfaceAddr {
+                addr: "::1".parse().unwrap(),
+                prefix: 128,
+            },
+            InterfaceAddr {
+                addr: "fe80::fc:ff:fe00:1".parse().unwrap(),
+                prefix: 64,
+            },
         ]
     }
 

@@ -102,7 +102,9 @@ mod tests {
     #[test]
     fn lists_keep_brace_groups() {
         assert_eq!(
-            split_list("permit_mynetworks,  reject_unauth_destination\n\tcheck_policy_service { inet:127.0.0.1:10023, timeout=10s }"),
+            split_list(
+                "permit_mynetworks,  reject_unauth_destination\n\tcheck_policy_service { inet:127.0.0.1:10023, timeout=10s }"
+            ),
             [
                 "permit_mynetworks",
                 "reject_unauth_destination",
@@ -110,7 +112,10 @@ mod tests {
                 "{ inet:127.0.0.1:10023, timeout=10s }"
             ]
         );
-        assert_eq!(split_list("inline:{ a=b, c=d }, hash:/x"), ["inline:{ a=b, c=d }", "hash:/x"]);
+        assert_eq!(
+            split_list("inline:{ a=b, c=d }, hash:/x"),
+            ["inline:{ a=b, c=d }", "hash:/x"]
+        );
         assert_eq!(strip_braces("{ a = b }"), "a = b");
         assert!(split_list(" , ").is_empty());
     }

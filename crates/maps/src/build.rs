@@ -64,7 +64,9 @@ pub fn is_writable_type(kind: &str) -> bool {
 impl TableWriter {
     pub fn new(kind: &str, name: &str, nul: NulMode) -> Result<TableWriter, DictError> {
         if !is_writable_type(kind) {
-            return Err(DictError::Config(format!("unsupported dictionary type: {kind}")));
+            return Err(DictError::Config(format!(
+                "unsupported dictionary type: {kind}"
+            )));
         }
         let nul = match nul {
             NulMode::With => true,
@@ -86,7 +88,12 @@ impl TableWriter {
 
     /// Adds the entries of a source file under the duplicate rules; returns
     /// the warnings, in line order.
-    pub fn add_entries(&mut self, source: &str, entries: Vec<SourceEntry>, opts: &BuildOptions) -> Vec<String> {
+    pub fn add_entries(
+        &mut self,
+        source: &str,
+        entries: Vec<SourceEntry>,
+        opts: &BuildOptions,
+    ) -> Vec<String> {
         let mut entries: Vec<SourceEntry> = entries;
         if opts.fold {
             for e in &mut entries {
@@ -112,7 +119,10 @@ impl TableWriter {
         }
         self.records.reserve(kept.len());
         for e in kept {
-            let (k, v) = (self.encode(e.key.into_bytes()), self.encode(e.value.into_bytes()));
+            let (k, v) = (
+                self.encode(e.key.into_bytes()),
+                self.encode(e.value.into_bytes()),
+            );
             self.records.push((k, v));
         }
         warnings.sort_by_key(|(line, _)| *line);
@@ -127,7 +137,10 @@ impl TableWriter {
 
     /// Adds one record under the writer's NUL convention.
     pub fn add(&mut self, key: &str, value: &str) {
-        let (k, v) = (self.encode(key.as_bytes().to_vec()), self.encode(value.as_bytes().to_vec()));
+        let (k, v) = (
+            self.encode(key.as_bytes().to_vec()),
+            self.encode(value.as_bytes().to_vec()),
+        );
         self.records.push((k, v));
     }
 
@@ -141,7 +154,8 @@ impl TableWriter {
     /// Writes the file: temporary name, sync, rename over the old one, with
     /// the permissions of `like` (the source file) when given.
     pub fn commit(mut self, like: Option<&Path>) -> Result<PathBuf, DictError> {
-        let fail = |e: String| DictError::retry(&format!("{}:{}", self.kind, self.path.display()), e);
+        let fail =
+            |e: String| DictError::retry(&format!("{}:{}", self.kind, self.path.display()), e);
         self.records.sort_by(|a, b| a.0.cmp(&b.0));
         self.records.dedup_by(|b, a| a.0 == b.0);
         let tmp = temp_path(&self.path);
@@ -156,7 +170,8 @@ impl TableWriter {
         if let Some(meta) = like.and_then(|p| fs::metadata(p).ok()) {
             let _ = fs::set_permissions(&tmp, meta.permissions());
         }
-        fs::rename(&tmp, &self.path).map_err(|e| fail(format!("rename {}: {e}", self.path.display())))?;
+        fs::rename(&tmp, &self.path)
+            .map_err(|e| fail(format!("rename {}: {e}", self.path.display())))?;
         sync_parent(&self.path);
         Ok(self.path)
     }
@@ -164,8 +179,15 @@ impl TableWriter {
 
 /// `dir/.name.tmpPID`, beside the final file so rename is atomic.
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    dir.join(format!(".{name}.tmp{}", std::process::id()))
 }
 
 fn sync_parent(path: &Path) {
@@ -190,12 +212,18 @@ fn write_lmdb(path: &Path, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String>
     }
 }
 
-fn try_write_lmdb(path: &Path, records: &[(Vec<u8>, Vec<u8>)], map_size: usize) -> heed::Result<()> {
+fn try_write_lmdb(
+    path: &Path,
+    records: &[(Vec<u8>, Vec<u8>)],
+    map_size: usize,
+) -> heed::Result<()> {
     let env = open_env(path, true, map_size)?;
     let wtxn = env.write_txn()?;
     let db = env
         .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
-            Ok(CommitOrAbort::<_, ()>::Commit(opener.create_database::<Bytes, Bytes>(wtxn, None)?))
+            Ok(CommitOrAbort::<_, ()>::Commit(
+                opener.create_database::<Bytes, Bytes>(wtxn, None)?,
+            ))
         })?
         .unwrap_commit();
     let mut wtxn = env.write_txn()?;
@@ -234,7 +262,9 @@ pub fn update_in_place(
 ) -> Result<Vec<bool>, DictError> {
     let spec = format!("{kind}:{name}");
     if kind == "cdb" {
-        return Err(DictError::Config(format!("table {spec}: update operation is not supported")));
+        return Err(DictError::Config(format!(
+            "table {spec}: update operation is not supported"
+        )));
     }
     let path = file_path(kind, name);
     let with_nul = nul != NulMode::Without;
@@ -246,7 +276,9 @@ pub fn update_in_place(
     let wtxn = env.write_txn().map_err(|e| fail(e.to_string()))?;
     let db = env
         .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
-            Ok(CommitOrAbort::<_, ()>::Commit(opener.create_database::<Bytes, Bytes>(wtxn, None)?))
+            Ok(CommitOrAbort::<_, ()>::Commit(
+                opener.create_database::<Bytes, Bytes>(wtxn, None)?,
+            ))
         })
         .map_err(|e| fail(e.to_string()))?
         .unwrap_commit();
@@ -259,12 +291,17 @@ pub fn update_in_place(
         b
     };
     for (k, v) in adds {
-        db.put(&mut wtxn, &enc(k), &enc(v)).map_err(|e| fail(e.to_string()))?;
+        db.put(&mut wtxn, &enc(k), &enc(v))
+            .map_err(|e| fail(e.to_string()))?;
     }
     let mut found = Vec::with_capacity(deletes.len());
     for k in deletes {
-        let a = db.delete(&mut wtxn, &enc(k)).map_err(|e| fail(e.to_string()))?;
-        let b = db.delete(&mut wtxn, k.as_bytes()).map_err(|e| fail(e.to_string()))?;
+        let a = db
+            .delete(&mut wtxn, &enc(k))
+            .map_err(|e| fail(e.to_string()))?;
+        let b = db
+            .delete(&mut wtxn, k.as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
         found.push(a || b);
     }
     wtxn.commit().map_err(|e| fail(e.to_string()))?;
@@ -305,11 +342,20 @@ mod tests {
         assert_eq!(d.lookup("nope").unwrap(), None);
         assert_eq!(
             d.sequence().unwrap(),
-            [("b".to_string(), "x".to_string()), ("key1".into(), "v1".into())]
+            [
+                ("b".to_string(), "x".to_string()),
+                ("key1".into(), "v1".into())
+            ]
         );
         drop(d);
-        let found = update_in_place("lmdb", &name, &[("c".into(), "y".into())], &["b".into(), "zz".into()], NulMode::Auto)
-            .unwrap();
+        let found = update_in_place(
+            "lmdb",
+            &name,
+            &[("c".into(), "y".into())],
+            &["b".into(), "zz".into()],
+            NulMode::Auto,
+        )
+        .unwrap();
         assert_eq!(found, [true, false]);
         let d = LmdbDict::open("lmdb", &name).unwrap();
         assert_eq!(d.lookup("c").unwrap().as_deref(), Some("y"));
@@ -325,7 +371,10 @@ mod tests {
             duplicates: Duplicates::Replace,
             ..BuildOptions::default()
         };
-        assert!(w.add_entries("t", entries(&[("a", "1"), ("a", "2")]), &opts).is_empty());
+        assert!(
+            w.add_entries("t", entries(&[("a", "1"), ("a", "2")]), &opts)
+                .is_empty()
+        );
         w.commit(None).unwrap();
         let d = CdbDict::open(&name).unwrap();
         assert_eq!(d.lookup("a").unwrap().as_deref(), Some("2"));
@@ -335,6 +384,9 @@ mod tests {
     fn missing_file_is_a_temporary_failure() {
         let err = LmdbDict::open("lmdb", "/nonexistent/t").unwrap_err();
         assert!(matches!(err, DictError::Retry { .. }), "{err:?}");
-        assert!(matches!(CdbDict::open("/nonexistent/t").unwrap_err(), DictError::Retry { .. }));
+        assert!(matches!(
+            CdbDict::open("/nonexistent/t").unwrap_err(),
+            DictError::Retry { .. }
+        ));
     }
 }

@@ -46,11 +46,19 @@ impl Network {
     fn masked(&self, a: IpAddr) -> IpAddr {
         match a {
             IpAddr::V4(v) => {
-                let m = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                let m = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.prefix))
+                };
                 IpAddr::V4((u32::from(v) & m).into())
             }
             IpAddr::V6(v) => {
-                let m = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                let m = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.prefix))
+                };
                 IpAddr::V6((u128::from(v) & m).into())
             }
         }
@@ -63,8 +71,16 @@ impl Network {
 
 #[derive(Debug)]
 enum Rule {
-    Match { net: Network, negate: bool, result: String },
-    If { net: Network, negate: bool, skip_to: usize },
+    Match {
+        net: Network,
+        negate: bool,
+        result: String,
+    },
+    If {
+        net: Network,
+        negate: bool,
+        skip_to: usize,
+    },
     Endif,
 }
 
@@ -78,11 +94,16 @@ pub struct CidrDict {
 impl CidrDict {
     pub fn open(path: &str) -> Result<CidrDict, DictError> {
         let name = format!("cidr:{path}");
-        let text = std::fs::read(path)
-            .map_err(|e| DictError::retry(&name, format!("open {path}: {}", rostfix_config::io_text(&e))))?;
+        let text = std::fs::read(path).map_err(|e| {
+            DictError::retry(
+                &name,
+                format!("open {path}: {}", rostfix_config::io_text(&e)),
+            )
+        })?;
         let text = String::from_utf8_lossy(&text);
         let lines: Vec<&str> = text.lines().collect();
-        let warn = |line: usize, msg: &str| crate::warn(&format!("cidr map {path}, line {line}: {msg}"));
+        let warn =
+            |line: usize, msg: &str| crate::warn(&format!("cidr map {path}, line {line}: {msg}"));
         let mut rules = Vec::new();
         let mut open_ifs: Vec<(usize, usize)> = Vec::new();
         for l in logical_lines(&lines) {
@@ -129,11 +150,22 @@ impl CidrDict {
                     warn(l.line(), "ignoring extra text after IF pattern");
                 }
                 open_ifs.push((rules.len(), l.line()));
-                rules.push(Rule::If { net, negate, skip_to: 0 });
+                rules.push(Rule::If {
+                    net,
+                    negate,
+                    skip_to: 0,
+                });
             } else if result.is_empty() {
-                warn(l.line(), &format!("no lookup result: \"{t}\": skipping this rule"));
+                warn(
+                    l.line(),
+                    &format!("no lookup result: \"{t}\": skipping this rule"),
+                );
             } else {
-                rules.push(Rule::Match { net, negate, result: result.to_string() });
+                rules.push(Rule::Match {
+                    net,
+                    negate,
+                    result: result.to_string(),
+                });
             }
         }
         for (idx, line) in open_ifs.into_iter().rev() {
@@ -154,7 +186,10 @@ impl Dict for CidrDict {
 
     fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
         let key = key.trim_start_matches('[').trim_end_matches(']');
-        let key = key.strip_prefix("ipv6:").or_else(|| key.strip_prefix("IPv6:")).unwrap_or(key);
+        let key = key
+            .strip_prefix("ipv6:")
+            .or_else(|| key.strip_prefix("IPv6:"))
+            .unwrap_or(key);
         let Ok(addr) = key.parse::<IpAddr>() else {
             return Ok(None);
         };
@@ -166,12 +201,20 @@ impl Dict for CidrDict {
         let mut i = 0;
         while i < self.rules.len() {
             match &self.rules[i] {
-                Rule::Match { net, negate, result } => {
+                Rule::Match {
+                    net,
+                    negate,
+                    result,
+                } => {
                     if net.contains(addr) != *negate {
                         return Ok(Some(result.clone()));
                     }
                 }
-                Rule::If { net, negate, skip_to } => {
+                Rule::If {
+                    net,
+                    negate,
+                    skip_to,
+                } => {
                     if net.contains(addr) == *negate {
                         i = *skip_to;
                         continue;
@@ -206,9 +249,16 @@ mod tests {
         assert_eq!(d.lookup("192.168.1.1").unwrap().as_deref(), Some("exact"));
         assert_eq!(d.lookup("192.168.7.9").unwrap().as_deref(), Some("net16"));
         assert_eq!(d.lookup("2001:db8::1").unwrap().as_deref(), Some("v6net"));
-        assert_eq!(d.lookup("10.1.2.3").unwrap().as_deref(), Some("notlocal"), "the bad rule was skipped");
+        assert_eq!(
+            d.lookup("10.1.2.3").unwrap().as_deref(),
+            Some("notlocal"),
+            "the bad rule was skipped"
+        );
         assert_eq!(d.lookup("127.0.0.1").unwrap(), None);
         assert_eq!(d.lookup("not-an-ip").unwrap(), None);
-        assert_eq!(d.lookup("::ffff:192.168.1.1").unwrap().as_deref(), Some("exact"));
+        assert_eq!(
+            d.lookup("::ffff:192.168.1.1").unwrap().as_deref(),
+            Some("exact")
+        );
     }
 }

@@ -12,13 +12,19 @@ fn open_parts(kind: &str, spec: &str, opts: &OpenOptions) -> Result<Vec<Box<dyn 
         .trim()
         .strip_prefix('{')
         .and_then(|s| s.strip_suffix('}'))
-        .ok_or_else(|| DictError::Config(format!("{kind}:{spec}: syntax error: expected \"{{ type:name, ... }}\"")))?;
+        .ok_or_else(|| {
+            DictError::Config(format!(
+                "{kind}:{spec}: syntax error: expected \"{{ type:name, ... }}\""
+            ))
+        })?;
     let parts: Vec<Box<dyn Dict>> = split_list(inner)
         .into_iter()
         .map(|p| crate::open(strip_braces(p), opts))
         .collect::<Result<_, _>>()?;
     if parts.is_empty() {
-        return Err(DictError::Config(format!("{kind}:{spec}: empty table list")));
+        return Err(DictError::Config(format!(
+            "{kind}:{spec}: empty table list"
+        )));
     }
     Ok(parts)
 }
@@ -33,7 +39,9 @@ impl Pipemap {
     pub fn open(spec: &str, opts: &OpenOptions) -> Result<Pipemap, DictError> {
         let parts = open_parts("pipemap", spec, opts)?;
         if parts.len() < 2 {
-            return Err(DictError::Config(format!("pipemap:{spec}: needs at least two tables")));
+            return Err(DictError::Config(format!(
+                "pipemap:{spec}: needs at least two tables"
+            )));
         }
         Ok(Pipemap {
             name: format!("pipemap:{spec}"),

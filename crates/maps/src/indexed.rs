@@ -37,7 +37,9 @@ pub struct LmdbDict {
 
 impl std::fmt::Debug for LmdbDict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LmdbDict").field("name", &self.name).finish()
+        f.debug_struct("LmdbDict")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -67,8 +69,13 @@ impl LmdbDict {
         let spec = format!("{kind}:{name}");
         let path = file_path(kind, name);
         let fail = |what: String| DictError::retry(&spec, what);
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| fail(format!("open database {}: {}", path.display(), rostfix_config::io_text(&e))))?;
+        let meta = std::fs::metadata(&path).map_err(|e| {
+            fail(format!(
+                "open database {}: {}",
+                path.display(),
+                rostfix_config::io_text(&e)
+            ))
+        })?;
         let env = open_env(&path, false, meta.len() as usize)
             .map_err(|e| fail(format!("open database {}: {e}", path.display())))?;
         let rtxn = env.read_txn().map_err(|e| fail(e.to_string()))?;
@@ -81,9 +88,18 @@ impl LmdbDict {
             .map_err(|e| fail(format!("open database {}: {e}", path.display())))?;
         let db = match db {
             CommitOrAbort::Commit(Some(db)) => db,
-            _ => return Err(fail(format!("open database {}: no main database", path.display()))),
+            _ => {
+                return Err(fail(format!(
+                    "open database {}: no main database",
+                    path.display()
+                )));
+            }
         };
-        Ok(LmdbDict { name: spec, env, db })
+        Ok(LmdbDict {
+            name: spec,
+            env,
+            db,
+        })
     }
 }
 
@@ -93,12 +109,19 @@ impl Dict for LmdbDict {
     }
 
     fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
-        let rtxn = self.env.read_txn().map_err(|e| DictError::retry(&self.name, e))?;
+        let rtxn = self
+            .env
+            .read_txn()
+            .map_err(|e| DictError::retry(&self.name, e))?;
         let mut with_nul = Vec::with_capacity(key.len() + 1);
         with_nul.extend_from_slice(key.as_bytes());
         with_nul.push(0);
         for k in [&with_nul[..], key.as_bytes()] {
-            if let Some(v) = self.db.get(&rtxn, k).map_err(|e| DictError::retry(&self.name, e))? {
+            if let Some(v) = self
+                .db
+                .get(&rtxn, k)
+                .map_err(|e| DictError::retry(&self.name, e))?
+            {
                 return Ok(Some(text(v)));
             }
         }
@@ -106,9 +129,16 @@ impl Dict for LmdbDict {
     }
 
     fn sequence(&self) -> Result<Vec<(String, String)>, DictError> {
-        let rtxn = self.env.read_txn().map_err(|e| DictError::retry(&self.name, e))?;
+        let rtxn = self
+            .env
+            .read_txn()
+            .map_err(|e| DictError::retry(&self.name, e))?;
         let mut out = Vec::new();
-        for item in self.db.iter(&rtxn).map_err(|e| DictError::retry(&self.name, e))? {
+        for item in self
+            .db
+            .iter(&rtxn)
+            .map_err(|e| DictError::retry(&self.name, e))?
+        {
             let (k, v) = item.map_err(|e| DictError::retry(&self.name, e))?;
             out.push((text(k), text(v)));
         }
@@ -139,7 +169,14 @@ impl CdbDict {
         let spec = format!("cdb:{name}");
         let path = file_path("cdb", name);
         let cdb = cdb2::CDB::open(&path).map_err(|e| {
-            DictError::retry(&spec, format!("open database {}: {}", path.display(), rostfix_config::io_text(&e)))
+            DictError::retry(
+                &spec,
+                format!(
+                    "open database {}: {}",
+                    path.display(),
+                    rostfix_config::io_text(&e)
+                ),
+            )
         })?;
         Ok(CdbDict { name: spec, cdb })
     }

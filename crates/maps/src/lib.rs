@@ -129,8 +129,8 @@ pub enum NulMode {
 
 /// The table types this build supports, for `postconf -m`.
 pub const TYPES: &[&str] = &[
-    "btree", "cdb", "cidr", "dbm", "fail", "hash", "inline", "lmdb", "pcre", "pipemap", "proxy", "regexp",
-    "static", "texthash", "unionmap", "unix",
+    "btree", "cdb", "cidr", "dbm", "fail", "hash", "inline", "lmdb", "pcre", "pipemap", "proxy",
+    "regexp", "static", "texthash", "unionmap", "unix",
 ];
 
 /// Splits `type:name`.
@@ -163,7 +163,9 @@ pub fn open(spec: &str, opts: &OpenOptions) -> Result<Box<dyn Dict>, DictError> 
         // holds its tables open, so proxy: is the table itself.
         "proxy" => return open(name, opts),
         _ => {
-            return Err(DictError::Config(format!("unsupported dictionary type: {kind}")));
+            return Err(DictError::Config(format!(
+                "unsupported dictionary type: {kind}"
+            )));
         }
     };
     Ok(if opts.fold && dict.is_fixed() {

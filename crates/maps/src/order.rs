@@ -188,7 +188,11 @@ pub fn address_keys(addr: &str, ctx: &OrderContext, domain_is_local: bool) -> Ve
         return keys;
     };
     if let Some(base) = s.base {
-        keys.push(key(format!("{base}@{domain}"), Form::AddressWithoutExtension, false));
+        keys.push(key(
+            format!("{base}@{domain}"),
+            Form::AddressWithoutExtension,
+            false,
+        ));
     }
     if domain_is_local {
         keys.push(key(s.local, Form::LocalPart, false));
@@ -232,7 +236,11 @@ pub fn transport_keys(addr: &str, ctx: &OrderContext) -> Vec<Key> {
     let s = split_address(addr, &ctx.recipient_delimiter);
     let mut keys = vec![key(addr, Form::Address, true)];
     if let (Some(base), Some(domain)) = (s.base, s.domain) {
-        keys.push(key(format!("{base}@{domain}"), Form::AddressWithoutExtension, false));
+        keys.push(key(
+            format!("{base}@{domain}"),
+            Form::AddressWithoutExtension,
+            false,
+        ));
     }
     if let Some(domain) = s.domain {
         for mut k in domain_keys(domain, ctx.parent_matches_subdomains) {
@@ -256,7 +264,11 @@ pub fn access_address_keys(addr: &str, ctx: &OrderContext, null_key: &str) -> Ve
     let s = split_address(addr, &ctx.recipient_delimiter);
     let mut keys = vec![key(addr, Form::Address, true)];
     if let (Some(base), Some(domain)) = (s.base, s.domain) {
-        keys.push(key(format!("{base}@{domain}"), Form::AddressWithoutExtension, false));
+        keys.push(key(
+            format!("{base}@{domain}"),
+            Form::AddressWithoutExtension,
+            false,
+        ));
     }
     if let Some(domain) = s.domain {
         keys.extend(domain_keys(domain, ctx.parent_matches_subdomains));
@@ -273,7 +285,11 @@ pub fn access_address_keys(addr: &str, ctx: &OrderContext, null_key: &str) -> Ve
 /// `1.2.3`, `1.2`, `1` for IPv4; for IPv6 the address, then the prefixes
 /// ending at each `:` (`1:2:3:4:5:6:7`, ..., `1`), in the compressed form
 /// Postfix prints.
-pub fn access_client_keys(hostname: Option<&str>, addr: &str, parent_matches_subdomains: bool) -> Vec<Key> {
+pub fn access_client_keys(
+    hostname: Option<&str>,
+    addr: &str,
+    parent_matches_subdomains: bool,
+) -> Vec<Key> {
     let mut keys = Vec::new();
     if let Some(h) = hostname.filter(|h| !h.is_empty() && *h != "unknown") {
         for mut k in domain_keys(h, parent_matches_subdomains) {
@@ -299,7 +315,15 @@ mod tests {
     use super::*;
 
     fn texts(keys: &[Key]) -> Vec<String> {
-        keys.iter().map(|k| if k.full { format!("{}!", k.text) } else { k.text.clone() }).collect()
+        keys.iter()
+            .map(|k| {
+                if k.full {
+                    format!("{}!", k.text)
+                } else {
+                    k.text.clone()
+                }
+            })
+            .collect()
     }
 
     fn ctx(delim: &str, parent: bool) -> OrderContext {
@@ -313,8 +337,18 @@ mod tests {
     fn virtual_canonical_generic_relocated_order() {
         // virtual(5): user@domain, user (local domains only), @domain.
         assert_eq!(
-            texts(&address_keys("user+foo@example.com", &ctx("+", false), true)),
-            ["user+foo@example.com!", "user@example.com", "user+foo", "user", "@example.com"]
+            texts(&address_keys(
+                "user+foo@example.com",
+                &ctx("+", false),
+                true
+            )),
+            [
+                "user+foo@example.com!",
+                "user@example.com",
+                "user+foo",
+                "user",
+                "@example.com"
+            ]
         );
         assert_eq!(
             texts(&address_keys("user@example.com", &ctx("+", false), false)),
@@ -328,15 +362,24 @@ mod tests {
 
     #[test]
     fn alias_order() {
-        assert_eq!(texts(&alias_keys("user-foo", &ctx("-+", false))), ["user-foo!", "user!"]);
-        assert_eq!(texts(&alias_keys("owner-list", &ctx("", false))), ["owner-list!"]);
+        assert_eq!(
+            texts(&alias_keys("user-foo", &ctx("-+", false))),
+            ["user-foo!", "user!"]
+        );
+        assert_eq!(
+            texts(&alias_keys("owner-list", &ctx("", false))),
+            ["owner-list!"]
+        );
         assert_eq!(texts(&alias_keys("+x", &ctx("+", false))), ["+x!"]);
     }
 
     #[test]
     fn transport_order() {
         assert_eq!(
-            texts(&transport_keys("user+ext@sub.example.com", &ctx("+", false))),
+            texts(&transport_keys(
+                "user+ext@sub.example.com",
+                &ctx("+", false)
+            )),
             [
                 "user+ext@sub.example.com!",
                 "user@sub.example.com",
@@ -348,14 +391,24 @@ mod tests {
         );
         assert_eq!(
             texts(&transport_keys("u@sub.example.com", &ctx("", true))),
-            ["u@sub.example.com!", "sub.example.com", "example.com", "com", "*"]
+            [
+                "u@sub.example.com!",
+                "sub.example.com",
+                "example.com",
+                "com",
+                "*"
+            ]
         );
     }
 
     #[test]
     fn access_orders() {
         assert_eq!(
-            texts(&access_address_keys("user+x@mail.example.com", &ctx("+", true), "<>")),
+            texts(&access_address_keys(
+                "user+x@mail.example.com",
+                &ctx("+", true),
+                "<>"
+            )),
             [
                 "user+x@mail.example.com!",
                 "user@mail.example.com",
@@ -366,10 +419,25 @@ mod tests {
                 "user@"
             ]
         );
-        assert_eq!(texts(&access_address_keys("", &ctx("+", true), "<>")), ["<>!"]);
         assert_eq!(
-            texts(&access_client_keys(Some("host.example.com"), "192.0.2.7", true)),
-            ["host.example.com!", "example.com", "com", "192.0.2.7!", "192.0.2", "192.0", "192"]
+            texts(&access_address_keys("", &ctx("+", true), "<>")),
+            ["<>!"]
+        );
+        assert_eq!(
+            texts(&access_client_keys(
+                Some("host.example.com"),
+                "192.0.2.7",
+                true
+            )),
+            [
+                "host.example.com!",
+                "example.com",
+                "com",
+                "192.0.2.7!",
+                "192.0.2",
+                "192.0",
+                "192"
+            ]
         );
         assert_eq!(
             texts(&access_client_keys(None, "2001:db8::1", true)),
@@ -380,16 +448,29 @@ mod tests {
     #[test]
     fn maps_try_each_key_through_every_table() {
         let o = OpenOptions::default();
-        let m = Maps::open("virtual_alias_maps", "inline:{@example.com=catchall}, inline:{User@Example.com=exact}", &o)
-            .unwrap();
+        let m = Maps::open(
+            "virtual_alias_maps",
+            "inline:{@example.com=catchall}, inline:{User@Example.com=exact}",
+            &o,
+        )
+        .unwrap();
         let found = m
             .find_first(&address_keys("user@example.com", &ctx("+", false), false))
             .unwrap()
             .unwrap();
         assert_eq!((found.value.as_str(), found.form), ("exact", Form::Address));
-        let found = m.find_first(&address_keys("other@example.com", &ctx("+", false), false)).unwrap().unwrap();
-        assert_eq!((found.value.as_str(), found.form), ("catchall", Form::AtDomain));
+        let found = m
+            .find_first(&address_keys("other@example.com", &ctx("+", false), false))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.value.as_str(), found.form),
+            ("catchall", Form::AtDomain)
+        );
         let failing = Maps::open("x", "fail:t, inline:{a=b}", &o).unwrap();
-        assert!(failing.find("a", true).is_err(), "a failing table is a temporary failure, not a miss");
+        assert!(
+            failing.find("a", true).is_err(),
+            "a failing table is a temporary failure, not a miss"
+        );
     }
 }

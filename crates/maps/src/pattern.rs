@@ -179,12 +179,16 @@ impl<M: Matcher> Rules<M> {
         let lines: Vec<&str> = text.lines().collect();
         let mut rules: Vec<Rule<M>> = Vec::new();
         let mut open_ifs: Vec<(usize, usize)> = Vec::new();
-        let warn = |line: usize, msg: &str| crate::warn(&format!("{kind} map {path}, line {line}: {msg}"));
+        let warn =
+            |line: usize, msg: &str| crate::warn(&format!("{kind} map {path}, line {line}: {msg}"));
         for l in logical_lines(&lines) {
             let line = l.line();
             let t = l.text.as_str();
             if t.starts_with(|c: char| c.is_whitespace()) {
-                warn(line, &format!("logical line must not start with whitespace: \"{t}\""));
+                warn(
+                    line,
+                    &format!("logical line must not start with whitespace: \"{t}\""),
+                );
                 continue;
             }
             let word_end = t.find(char::is_whitespace).unwrap_or(t.len());
@@ -240,11 +244,17 @@ impl<M: Matcher> Rules<M> {
                     continue;
                 }
                 Ok(n) if n > 0 && pattern.negate => {
-                    warn(line, "$number found in negative match replacement text: skipping this rule");
+                    warn(
+                        line,
+                        "$number found in negative match replacement text: skipping this rule",
+                    );
                     continue;
                 }
                 Ok(n) if n > matcher.groups() => {
-                    warn(line, &format!("out of range replacement index \"{n}\": skipping this rule"));
+                    warn(
+                        line,
+                        &format!("out of range replacement index \"{n}\": skipping this rule"),
+                    );
                     continue;
                 }
                 Ok(_) => {}
@@ -270,12 +280,20 @@ impl<M: Matcher> Rules<M> {
         let mut i = 0;
         while i < self.rules.len() {
             match &self.rules[i] {
-                Rule::Match { matcher, negate, result } => match (matcher.captures(key), negate) {
+                Rule::Match {
+                    matcher,
+                    negate,
+                    result,
+                } => match (matcher.captures(key), negate) {
                     (Some(caps), false) => return Some(substitute(result, key, &caps)),
                     (None, true) => return Some(substitute(result, key, &[])),
                     _ => {}
                 },
-                Rule::If { matcher, negate, skip_to } => {
+                Rule::If {
+                    matcher,
+                    negate,
+                    skip_to,
+                } => {
                     if matcher.captures(key).is_some() == *negate {
                         i = *skip_to;
                         continue;
@@ -303,13 +321,19 @@ mod tests {
         let (p, _) = parse_pattern("!#a/b#x").unwrap();
         assert!(p.negate);
         assert_eq!(p.text, "a/b");
-        assert_eq!(parse_pattern("/abc").unwrap_err(), "no closing regexp delimiter \"/\"");
+        assert_eq!(
+            parse_pattern("/abc").unwrap_err(),
+            "no closing regexp delimiter \"/\""
+        );
     }
 
     #[test]
     fn substitution() {
         let caps = [Some((0, 7)), Some((0, 3)), None];
-        assert_eq!(substitute("<$1>${1}$(1)$$ $2.", "abc@def", &caps), "<abc>abcabc$ .");
+        assert_eq!(
+            substitute("<$1>${1}$(1)$$ $2.", "abc@def", &caps),
+            "<abc>abcabc$ ."
+        );
         assert_eq!(max_reference("$1 ${12} $$3").unwrap(), 12);
         assert!(max_reference("${x}").is_err());
     }

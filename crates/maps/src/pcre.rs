@@ -15,7 +15,11 @@ pub struct PcreRegex {
 impl Matcher for PcreRegex {
     fn captures(&self, subject: &str) -> Option<Vec<Option<(usize, usize)>>> {
         let caps = self.re.captures(subject.as_bytes()).ok()??;
-        Some((0..caps.len()).map(|i| caps.get(i).map(|m| (m.start(), m.end()))).collect())
+        Some(
+            (0..caps.len())
+                .map(|i| caps.get(i).map(|m| (m.start(), m.end())))
+                .collect(),
+        )
     }
 
     fn groups(&self) -> usize {
@@ -40,7 +44,12 @@ pub fn compile(p: &Pattern) -> Result<PcreRegex, String> {
             other => return Err(format!("unknown regexp option \"{other}\"")),
         }
     }
-    b.caseless(caseless).multi_line(multi).dotall(dotall).extended(extended).utf(true).jit_if_available(true);
+    b.caseless(caseless)
+        .multi_line(multi)
+        .dotall(dotall)
+        .extended(extended)
+        .utf(true)
+        .jit_if_available(true);
     let mut text = p.text.clone();
     if ungreedy {
         text.insert_str(0, "(?U)");
@@ -60,7 +69,9 @@ pub struct PcreDict {
 
 impl std::fmt::Debug for PcreDict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PcreDict").field("name", &self.name).finish()
+        f.debug_struct("PcreDict")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -95,10 +106,20 @@ mod tests {
     fn lookaround_and_captures() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.pcre");
-        std::fs::write(&path, "/^(?!admin)(\\w+)@example\\.com$/ user $1\n/^admin@/ REJECT\n").unwrap();
+        std::fs::write(
+            &path,
+            "/^(?!admin)(\\w+)@example\\.com$/ user $1\n/^admin@/ REJECT\n",
+        )
+        .unwrap();
         let d = PcreDict::open(path.to_str().unwrap()).unwrap();
-        assert_eq!(d.lookup("Joe@Example.COM").unwrap().as_deref(), Some("user Joe"));
-        assert_eq!(d.lookup("admin@example.com").unwrap().as_deref(), Some("REJECT"));
+        assert_eq!(
+            d.lookup("Joe@Example.COM").unwrap().as_deref(),
+            Some("user Joe")
+        );
+        assert_eq!(
+            d.lookup("admin@example.com").unwrap().as_deref(),
+            Some("REJECT")
+        );
         assert_eq!(d.lookup("x@y").unwrap(), None);
     }
 }

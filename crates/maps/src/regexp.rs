@@ -46,7 +46,9 @@ const _: () = assert!(std::mem::size_of::<GlibcRegex>() == std::mem::size_of::<l
 
 impl std::fmt::Debug for PosixRegex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PosixRegex").field("groups", &self.groups).finish()
+        f.debug_struct("PosixRegex")
+            .field("groups", &self.groups)
+            .finish()
     }
 }
 
@@ -99,7 +101,10 @@ const MAX_GROUPS: usize = 10;
 impl Matcher for PosixRegex {
     fn captures(&self, subject: &str) -> Option<Vec<Option<(usize, usize)>>> {
         let c = CString::new(subject).ok()?;
-        let mut m = [libc::regmatch_t { rm_so: -1, rm_eo: -1 }; MAX_GROUPS];
+        let mut m = [libc::regmatch_t {
+            rm_so: -1,
+            rm_eo: -1,
+        }; MAX_GROUPS];
         // SAFETY: `re` is a compiled regex, `c` is NUL-terminated, and `m`
         // has room for MAX_GROUPS matches as the call says.
         let rc = unsafe { libc::regexec(&*self.re, c.as_ptr(), MAX_GROUPS, m.as_mut_ptr(), 0) };
@@ -108,7 +113,7 @@ impl Matcher for PosixRegex {
         }
         Some(
             m.iter()
-                .map(|r| (r.rm_so >= 0).then(|| (r.rm_so as usize, r.rm_eo as usize)))
+                .map(|r| (r.rm_so >= 0).then_some((r.rm_so as usize, r.rm_eo as usize)))
                 .collect(),
         )
     }
@@ -150,7 +155,9 @@ pub struct RegexpDict {
 
 impl std::fmt::Debug for RegexpDict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegexpDict").field("name", &self.name).finish()
+        f.debug_struct("RegexpDict")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -196,7 +203,10 @@ mod tests {
         assert_eq!(re.groups(), 2);
         let caps = re.captures("Joe@EXAMPLE.com").unwrap();
         assert_eq!(caps[1], Some((0, 3)));
-        assert!(pat("^abc$", "i").captures("ABC").is_none(), "i toggles case folding off");
+        assert!(
+            pat("^abc$", "i").captures("ABC").is_none(),
+            "i toggles case folding off"
+        );
         // POSIX is leftmost-longest: the alternation takes the longer branch.
         let caps = pat("(a|ab)(c|bcd)", "").captures("abcd").unwrap();
         assert_eq!(caps[0], Some((0, 4)));
@@ -212,9 +222,18 @@ mod tests {
         )
         .unwrap();
         let d = RegexpDict::open(path.to_str().unwrap()).unwrap();
-        assert_eq!(d.lookup("postmaster@example.com").unwrap().as_deref(), Some("pm"));
-        assert_eq!(d.lookup("a+b@example.com").unwrap().as_deref(), Some("a and b"));
-        assert_eq!(d.lookup("postmaster@other.org").unwrap().as_deref(), Some("other"));
+        assert_eq!(
+            d.lookup("postmaster@example.com").unwrap().as_deref(),
+            Some("pm")
+        );
+        assert_eq!(
+            d.lookup("a+b@example.com").unwrap().as_deref(),
+            Some("a and b")
+        );
+        assert_eq!(
+            d.lookup("postmaster@other.org").unwrap().as_deref(),
+            Some("other")
+        );
         assert_eq!(d.lookup("root").unwrap().as_deref(), Some("local"));
     }
 }

@@ -19,7 +19,10 @@ impl TextHash {
     pub fn open(path: &str) -> Result<TextHash, DictError> {
         let name = format!("texthash:{path}");
         let text = std::fs::read(path).map_err(|e| {
-            DictError::retry(&name, format!("open {path}: {}", rostfix_config::io_text(&e)))
+            DictError::retry(
+                &name,
+                format!("open {path}: {}", rostfix_config::io_text(&e)),
+            )
         })?;
         let src = source::parse_table(path, &String::from_utf8_lossy(&text));
         for w in &src.warnings {
@@ -30,7 +33,10 @@ impl TextHash {
         for e in src.entries {
             let key = e.key.to_ascii_lowercase();
             if map.contains_key(&key) {
-                crate::warn(&format!("{path}, line {}: duplicate entry: \"{key}\"", e.line));
+                crate::warn(&format!(
+                    "{path}, line {}: duplicate entry: \"{key}\"",
+                    e.line
+                ));
                 continue;
             }
             order.push(key.clone());
@@ -50,7 +56,11 @@ impl Dict for TextHash {
     }
 
     fn sequence(&self) -> Result<Vec<(String, String)>, DictError> {
-        Ok(self.order.iter().map(|k| (k.clone(), self.map[k].clone())).collect())
+        Ok(self
+            .order
+            .iter()
+            .map(|k| (k.clone(), self.map[k].clone()))
+            .collect())
     }
 }
 
@@ -98,7 +108,11 @@ impl Dict for Inline {
     }
 
     fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
-        Ok(self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+        Ok(self
+            .entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone()))
     }
 
     fn sequence(&self) -> Result<Vec<(String, String)>, DictError> {
@@ -157,11 +171,11 @@ impl Dict for Fail {
     }
 
     fn lookup(&self, _key: &str) -> Result<Option<String>, DictError> {
-        Err(DictError::retry(&self.name, "lookup failed (fail: table)"))
+        Err(DictError::retry(&self.name, "Application error"))
     }
 
     fn sequence(&self) -> Result<Vec<(String, String)>, DictError> {
-        Err(DictError::retry(&self.name, "lookup failed (fail: table)"))
+        Err(DictError::retry(&self.name, "Application error"))
     }
 
     fn is_fixed(&self) -> bool {
@@ -181,13 +195,22 @@ mod tests {
         assert_eq!(t.lookup("c").unwrap().as_deref(), Some("three four"));
         assert_eq!(t.lookup("d").unwrap(), None);
         assert!(Inline::open("{ a }").is_err());
-        assert!(Inline::open("{ a = b }").is_err(), "spaces around = need braces");
+        assert!(
+            Inline::open("{ a = b }").is_err(),
+            "spaces around = need braces"
+        );
         let s = Static::new("{ text with spaces }");
-        assert_eq!(s.lookup("anything").unwrap().as_deref(), Some("text with spaces"));
+        assert_eq!(
+            s.lookup("anything").unwrap().as_deref(),
+            Some("text with spaces")
+        );
     }
 
     #[test]
     fn fail_is_temporary() {
-        assert!(matches!(Fail::new("x").lookup("k"), Err(DictError::Retry { .. })));
+        assert!(matches!(
+            Fail::new("x").lookup("k"),
+            Err(DictError::Retry { .. })
+        ));
     }
 }

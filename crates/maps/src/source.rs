@@ -39,7 +39,10 @@ pub fn parse_table(path: &str, text: &str) -> Source {
             ));
             continue;
         }
-        let key_end = l.text.find(|c: char| c.is_ascii_whitespace()).unwrap_or(l.text.len());
+        let key_end = l
+            .text
+            .find(|c: char| c.is_ascii_whitespace())
+            .unwrap_or(l.text.len());
         let key = &l.text[..key_end];
         let value = l.text[key_end..].trim();
         if value.is_empty() {
@@ -73,10 +76,8 @@ pub fn parse_aliases(path: &str, text: &str) -> Source {
         match split_alias(&l.text) {
             Some((name, value)) if !name.is_empty() => {
                 if value.is_empty() {
-                    src.warnings.push(format!(
-                        "{path}, line {}: need name:value pair",
-                        l.line()
-                    ));
+                    src.warnings
+                        .push(format!("{path}, line {}: need name:value pair", l.line()));
                     continue;
                 }
                 src.entries.push(SourceEntry {
@@ -85,7 +86,9 @@ pub fn parse_aliases(path: &str, text: &str) -> Source {
                     line: l.line(),
                 });
             }
-            _ => src.warnings.push(format!("{path}, line {}: need name:value pair", l.line())),
+            _ => src
+                .warnings
+                .push(format!("{path}, line {}: need name:value pair", l.line())),
         }
     }
     src
@@ -127,12 +130,21 @@ mod tests {
 
     #[test]
     fn table_lines() {
-        let src = parse_table("t", "# c\nKey1   Value one  \n  continued\nnovalue\nk2 v2\n");
+        let src = parse_table(
+            "t",
+            "# c\nKey1   Value one  \n  continued\nnovalue\nk2 v2\n",
+        );
         assert_eq!(src.entries.len(), 2);
         assert_eq!(src.entries[0].key, "Key1");
         assert_eq!(src.entries[0].value, "Value one    continued");
-        assert_eq!((src.entries[1].key.as_str(), src.entries[1].line), ("k2", 5));
-        assert_eq!(src.warnings, ["t, line 4: expected format: key whitespace value"]);
+        assert_eq!(
+            (src.entries[1].key.as_str(), src.entries[1].line),
+            ("k2", 5)
+        );
+        assert_eq!(
+            src.warnings,
+            ["t, line 4: expected format: key whitespace value"]
+        );
     }
 
     #[test]
@@ -141,7 +153,11 @@ mod tests {
             "aliases",
             "root: d.mazzocchio@kernel-panic.it\nMAILER-DAEMON: postmaster\n\"a b\": x,\n  y\nbad line\nowner-x:\t|/bin/cmd arg\n",
         );
-        let got: Vec<(&str, &str)> = src.entries.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
+        let got: Vec<(&str, &str)> = src
+            .entries
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+            .collect();
         assert_eq!(
             got,
             [

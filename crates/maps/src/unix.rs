@@ -52,9 +52,15 @@ impl Dict for UnixDict {
                     u.shell.display()
                 )
             }),
-            Which::Group => Group::from_name(key)
-                .map_err(fail)?
-                .map(|g| format!("{}:{}:{}:{}", g.name, g.passwd.to_string_lossy(), g.gid, g.mem.join(","))),
+            Which::Group => Group::from_name(key).map_err(fail)?.map(|g| {
+                format!(
+                    "{}:{}:{}:{}",
+                    g.name,
+                    g.passwd.to_string_lossy(),
+                    g.gid,
+                    g.mem.join(",")
+                )
+            }),
         })
     }
 }

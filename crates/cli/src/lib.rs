@@ -1,0 +1,12 @@
+//! The commands of Postfix's user interface, one module each. The binaries
+//! in `src/bin/` are three-line mains that call into here, so that
+//! `cargo build` leaves exactly Postfix's command names in target/.
+//! sendmail, mailq and newaliases share one module and dispatch on argv[0],
+//! as Postfix's do.
+
+pub mod msg;
+pub mod postalias;
+pub mod postconf;
+pub mod postmap;
+pub mod sendmail;
+pub mod unimplemented;
