@@ -35,9 +35,76 @@ pub fn fatal(text: impl std::fmt::Display) -> ! {
     std::process::exit(1)
 }
 
-/// A lexopt error as a fatal usage message.
-pub fn usage(text: impl std::fmt::Display, usage: &str) -> ! {
-    eprintln!("{}: fatal: {text}", program());
-    eprintln!("{}: fatal: usage: {} {usage}", program(), program());
+
+/// Command-line options the way Postfix's commands see them: getopt(3)
+/// with GNU permutation (options may follow operands, `--` ends them),
+/// bundled flags (`-nf`), attached or separate values (`-cDIR`, `-c DIR`),
+/// and GNU's wording for mistakes.
+#[derive(Debug)]
+pub struct Getopt {
+    pub options: Vec<(char, Option<std::ffi::OsString>)>,
+    pub operands: Vec<std::ffi::OsString>,
+}
+
+impl Getopt {
+    /// Parses `args` (without argv[0]) against `spec`, where a letter
+    /// followed by `:` takes a value. On a mistake prints GNU getopt's
+    /// message and then `fatal: usage: prog USAGE`.
+    pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>, spec: &str, usage_text: &str) -> Getopt {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let takes_value = |c: char| spec.find(c).map(|i| spec[i + c.len_utf8()..].starts_with(':'));
+        let mut out = Getopt {
+            options: Vec::new(),
+            operands: Vec::new(),
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let bytes = arg.as_bytes();
+            if bytes == b"--" {
+                out.operands.extend(args.by_ref());
+                break;
+            }
+            if bytes.len() < 2 || bytes[0] != b'-' {
+                out.operands.push(arg);
+                continue;
+            }
+            let mut i = 1;
+            while i < bytes.len() {
+                let c = bytes[i] as char;
+                i += 1;
+                match takes_value(c) {
+                    _ if c == ':' => bad_option(c, usage_text),
+                    None => bad_option(c, usage_text),
+                    Some(false) => out.options.push((c, None)),
+                    Some(true) => {
+                        let value = if i < bytes.len() {
+                            std::ffi::OsString::from_vec(bytes[i..].to_vec())
+                        } else {
+                            match args.next() {
+                                Some(v) => v,
+                                None => {
+                                    eprintln!("{}: option requires an argument -- '{c}'", program());
+                                    usage_exit(usage_text)
+                                }
+                            }
+                        };
+                        out.options.push((c, Some(value)));
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn bad_option(c: char, usage_text: &str) -> ! {
+    eprintln!("{}: invalid option -- '{c}'", program());
+    usage_exit(usage_text)
+}
+
+/// `prog: fatal: usage: prog USAGE`, exit 1.
+pub fn usage_exit(usage_text: &str) -> ! {
+    eprintln!("{}: fatal: usage: {} {usage_text}", program(), program());
     std::process::exit(1)
 }

@@ -10,10 +10,9 @@
 
 use std::path::PathBuf;
 
-use lexopt::prelude::*;
 use rostfix_config::{Config, Defaults, MainCf, Service};
 
-use crate::msg::{fatal, warning};
+use crate::msg::{Getopt, fatal, warning};
 
 const USAGE: &str = "[-aAbdefFhHlmMnPtTvxX#] [-c config_dir] [-o name=value] [name ...]";
 const LINE_LIMIT: usize = 80;
@@ -41,48 +40,45 @@ struct Opts {
     args: Vec<String>,
 }
 
-fn parse_args() -> Result<Opts, lexopt::Error> {
+fn parse_args() -> Opts {
+    let g = Getopt::parse(std::env::args_os().skip(1), "aAbBc:C:dDeEfFhHlmMno:pPtTvxX#", USAGE);
     let mut o = Opts::default();
-    let mut p = lexopt::Parser::from_env();
-    while let Some(arg) = p.next()? {
-        match arg {
-            Short('c') => o.dir = Some(p.value()?.into()),
-            Short('o') => {
-                let v = p.value()?.string()?;
+    for (c, value) in g.options {
+        match c {
+            'c' => o.dir = value.map(PathBuf::from),
+            'o' => {
+                let v = value.map(|v| v.to_string_lossy().into_owned()).unwrap_or_default();
                 match v.split_once('=') {
-                    Some((n, val)) => o
-                        .overrides
-                        .push((n.trim().to_string(), val.trim().to_string())),
+                    Some((n, val)) => o.overrides.push((n.trim().to_string(), val.trim().to_string())),
                     None => fatal(format!("-o option requires \"name=value\"; got \"{v}\"")),
                 }
             }
-            Short('d') => o.defaults = true,
-            Short('n') => o.non_default = true,
-            Short('h') => o.value_only = true,
-            Short('H') => o.name_only = true,
-            Short('x') => o.expand = true,
-            Short('f') => o.fold = true,
-            Short('e') => o.edit = true,
-            Short('X') => o.remove = true,
-            Short('#') => o.comment = true,
-            Short('M') => o.master = true,
-            Short('F') => o.fields = true,
-            Short('P') => o.service_params = true,
-            Short('m') => o.maps = true,
-            Short('a') => o.sasl_server = true,
-            Short('A') => o.sasl_client = true,
-            Short('l') => o.locks = true,
-            Short('v') | Short('b') | Short('p') => {}
-            Value(v) => o.args.push(v.string()?),
-            _ => return Err(arg.unexpected()),
+            'd' => o.defaults = true,
+            'n' => o.non_default = true,
+            'h' => o.value_only = true,
+            'H' => o.name_only = true,
+            'x' => o.expand = true,
+            'f' => o.fold = true,
+            'e' => o.edit = true,
+            'X' => o.remove = true,
+            '#' => o.comment = true,
+            'M' => o.master = true,
+            'F' => o.fields = true,
+            'P' => o.service_params = true,
+            'm' => o.maps = true,
+            'a' => o.sasl_server = true,
+            'A' => o.sasl_client = true,
+            'l' => o.locks = true,
+            _ => {}
         }
     }
-    Ok(o)
+    o.args = g.operands.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    o
 }
 
 pub fn main() -> i32 {
     crate::msg::init("postconf");
-    let o = parse_args().unwrap_or_else(|e| crate::msg::usage(e, USAGE));
+    let o = parse_args();
     if o.maps {
         for t in rostfix_maps::TYPES {
             println!("{t}");

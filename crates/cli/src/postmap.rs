@@ -1,65 +1,144 @@
 //! postmap(1): build lookup tables from text files, query, list and edit
 //! them.
 //!
-//! `postmap [-bfhiNnorsvw] [-c dir] [-d key] [-q key] [type:]file ...`.
+//! `postmap [-bfFhimMnNoprsuUvw] [-c dir] [-d key] [-q key] [type:]file...`.
 //! Without `-q`, `-d` or `-s` each file is (re)built; `-i` adds standard
-//! input's entries to an existing table instead. `-q -` reads keys from
-//! standard input and prints `key<TAB>value` for each hit; with `-h` or
-//! `-b` it reads a message and queries its header or body lines, as
-//! header_checks and body_checks would see them. Exit status: 0 when a
-//! query or delete found something, 1 otherwise.
+//! input's entries to the first table instead. `-q key` searches the tables
+//! in order; `-q -` reads keys from standard input and prints
+//! `key<TAB>value` for each hit; with `-h` or `-b` it reads a message and
+//! queries its header or body lines, as header_checks and body_checks see
+//! them. `-d` deletes from every table, `-s` lists the first. Exit status:
+//! 0 when a query or delete found something, 1 otherwise.
 
 use std::io::{BufRead, Read, Write};
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
-use lexopt::prelude::*;
 use rostfix_config::Config;
-use rostfix_maps::build::{BuildOptions, Duplicates, TableWriter, update_in_place};
-use rostfix_maps::{Dict, DictError, NulMode, OpenOptions};
+use rostfix_maps::build::{BuildOptions, TableWriter, update_in_place};
+use rostfix_maps::{Dict, DictError, Duplicates, NulMode, OpenOptions};
 
-use crate::msg::{fatal, warning};
+use crate::msg::{Getopt, fatal, usage_exit, warning};
 
-const USAGE: &str = "[-bfhiNnorsvw] [-c config_dir] [-d key] [-q key] [map_type:]file...";
+const USAGE: &str = "[-bfFhimnNoprsuUvw] [-c config_dir] [-d key] [-q key] [map_type:]file...";
+const OPTIONS: &str = "bc:d:fFhimMnNopq:rsuUvw";
 
-#[derive(Debug, Default)]
-struct Opts {
-    dir: Option<PathBuf>,
-    query: Option<String>,
-    delete: Vec<String>,
-    dump: bool,
-    incremental: bool,
-    no_fold: bool,
-    header: bool,
-    body: bool,
-    nul: Option<NulMode>,
-    duplicates: Option<Duplicates>,
-    files: Vec<String>,
+/// What postmap was asked to do.
+#[derive(Debug, PartialEq, Eq)]
+enum Action {
+    Build,
+    Query(Vec<u8>),
+    Delete(Vec<String>),
+    Dump,
 }
 
-fn parse_args() -> Result<Opts, lexopt::Error> {
-    let mut o = Opts::default();
-    let mut p = lexopt::Parser::from_env();
-    while let Some(arg) = p.next()? {
-        match arg {
-            Short('c') => o.dir = Some(p.value()?.into()),
-            Short('q') => o.query = Some(p.value()?.string()?),
-            Short('d') => o.delete.push(p.value()?.string()?),
-            Short('s') => o.dump = true,
-            Short('i') => o.incremental = true,
-            Short('f') => o.no_fold = true,
-            Short('h') => o.header = true,
-            Short('b') => o.body = true,
-            Short('N') => o.nul = Some(NulMode::With),
-            Short('n') => o.nul = Some(NulMode::Without),
-            Short('r') => o.duplicates = Some(Duplicates::Replace),
-            Short('w') => o.duplicates = Some(Duplicates::Ignore),
-            Short('o') | Short('v') | Short('m') | Short('M') | Short('p') | Short('u')
-            | Short('U') => {}
-            Value(v) => o.files.push(v.string()?),
-            _ => return Err(arg.unexpected()),
+/// Options shared by postmap and postalias.
+#[derive(Debug)]
+pub(crate) struct Opts {
+    pub dir: Option<PathBuf>,
+    action: Action,
+    pub incremental: bool,
+    pub header: bool,
+    pub body: bool,
+    pub mime: bool,
+    pub open: OpenOptions,
+    pub default_mode: bool,
+    /// -u / -U, when given; otherwise smtputf8_enable decides.
+    utf8_flag: Option<bool>,
+    pub files: Vec<String>,
+}
+
+impl Opts {
+    pub fn query_key(&self) -> Option<&[u8]> {
+        match &self.action {
+            Action::Query(k) => Some(k),
+            _ => None,
         }
     }
-    Ok(o)
+
+    pub fn delete_keys(&self) -> Option<&[String]> {
+        match &self.action {
+            Action::Delete(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    pub fn is_dump(&self) -> bool {
+        self.action == Action::Dump
+    }
+}
+
+/// Parses the command line the way Postfix's postmap/postalias do,
+/// including the order-dependent conflict messages.
+pub(crate) fn parse(options: &str, usage: &str) -> Opts {
+    let g = Getopt::parse(std::env::args_os().skip(1), options, usage);
+    let mut o = Opts {
+        dir: None,
+        action: Action::Build,
+        incremental: false,
+        header: false,
+        body: false,
+        mime: false,
+        open: OpenOptions::default(),
+        default_mode: false,
+        utf8_flag: None,
+        files: Vec::new(),
+    };
+    let mut deletes = Vec::new();
+    for (c, value) in g.options {
+        let text = || value.as_ref().map(|v| v.to_string_lossy().into_owned()).unwrap_or_default();
+        match c {
+            'c' => o.dir = value.map(PathBuf::from),
+            'd' => {
+                if matches!(o.action, Action::Query(_) | Action::Dump) {
+                    fatal("specify only one of -s -q or -d");
+                }
+                deletes.push(text());
+                o.action = Action::Delete(deletes.clone());
+            }
+            'q' => {
+                if matches!(o.action, Action::Delete(_) | Action::Dump) {
+                    fatal("specify only one of -s -q or -d");
+                }
+                o.action = Action::Query(value.map(|v| v.as_bytes().to_vec()).unwrap_or_default());
+            }
+            's' => {
+                if matches!(o.action, Action::Delete(_) | Action::Query(_)) {
+                    fatal("specify only one of -s or -q or -d");
+                }
+                o.action = Action::Dump;
+            }
+            'i' => o.incremental = true,
+            'f' => o.open.fold = false,
+            'h' => o.header = true,
+            'b' => o.body = true,
+            'm' => o.mime = true,
+            'N' => o.open.nul = NulMode::With,
+            'n' => o.open.nul = NulMode::Without,
+            'r' => o.open.duplicates = Duplicates::Replace,
+            'w' => o.open.duplicates = Duplicates::Ignore,
+            'p' => o.default_mode = true,
+            'u' => o.utf8_flag = Some(false),
+            'U' => o.utf8_flag = Some(true),
+            _ => {}
+        }
+    }
+    if (o.header || o.body || o.mime) && o.action != Action::Query(b"-".to_vec()) {
+        fatal("specify -b -h or -m only with \"-q -\"");
+    }
+    o.files = g.operands.iter().map(|f| f.to_string_lossy().into_owned()).collect();
+    if o.files.is_empty() {
+        usage_exit(usage);
+    }
+    o
+}
+
+/// Loads main.cf and settles what depends on it: the default table type
+/// and, unless -u/-U said otherwise, Unicode folding from smtputf8_enable.
+pub(crate) fn configure(o: &mut Opts) -> Config {
+    let cf = Config::load(o.dir.as_deref()).unwrap_or_else(|e| fatal(e));
+    o.open.utf8 = o.utf8_flag.unwrap_or_else(|| cf.bool("smtputf8_enable").unwrap_or(false));
+    cf
 }
 
 /// `type:name` with the configured default type filled in.
@@ -70,159 +149,167 @@ pub(crate) fn with_type(arg: &str, default_type: &str) -> (String, String) {
     }
 }
 
-pub(crate) fn open_or_die(kind: &str, name: &str, opts: &OpenOptions) -> Box<dyn Dict> {
-    match rostfix_maps::open(&format!("{kind}:{name}"), opts) {
-        Ok(d) => d,
-        Err(DictError::Retry { reason, .. }) => fatal(reason),
-        Err(DictError::Config(text)) => fatal(text),
+pub(crate) fn die(e: DictError) -> ! {
+    match e {
+        DictError::Retry { reason, .. } => fatal(reason),
+        DictError::Config(text) => fatal(text),
     }
 }
 
+pub(crate) fn open_or_die(kind: &str, name: &str, opts: &OpenOptions) -> Box<dyn Dict> {
+    rostfix_maps::open(&format!("{kind}:{name}"), opts).unwrap_or_else(|e| die(e))
+}
+
+/// A lookup as postmap -q reports it: query errors are fatal, and an empty
+/// result gets Postfix's two warnings (tables must answer "not found"
+/// rather than an empty string).
 pub(crate) fn lookup_or_die(d: &dyn Dict, key: &str) -> Option<String> {
     match d.lookup(key) {
-        Ok(v) => v,
-        Err(DictError::Retry { table, reason }) => {
-            fatal(format!("table {table}: query error: {reason}"))
+        Ok(Some(v)) => {
+            if v.is_empty() {
+                warning(&format!("table {}: key {key}: empty string result is not allowed", d.name()));
+                warning(&format!("table {} should return NO RESULT in case of NOT FOUND", d.name()));
+            }
+            Some(v)
         }
+        Ok(None) => None,
+        Err(DictError::Retry { table, reason }) => fatal(format!("table {table}: query error: {reason}")),
         Err(DictError::Config(text)) => fatal(text),
     }
 }
 
-pub fn main() -> i32 {
-    crate::msg::init("postmap");
-    let o = parse_args().unwrap_or_else(|e| crate::msg::usage(e, USAGE));
-    let cf = Config::load(o.dir.as_deref()).unwrap_or_else(|e| fatal(e));
-    let default_type = cf
-        .string("default_database_type")
-        .unwrap_or_else(|e| fatal(e));
-    if o.files.is_empty() {
-        crate::msg::usage("missing file name", USAGE);
-    }
-    let open_opts = OpenOptions {
-        fold: !o.no_fold,
-        nul: o.nul.unwrap_or(NulMode::Auto),
-    };
-    let tables: Vec<(String, String)> = o
-        .files
-        .iter()
-        .map(|f| with_type(f, &default_type))
-        .collect();
-    if let Some(key) = &o.query {
-        return query(&o, key, &tables, &open_opts);
-    }
-    if !o.delete.is_empty() {
-        return delete(&o, &tables);
-    }
-    if o.dump {
-        for (kind, name) in &tables {
-            let d = open_or_die(kind, name, &open_opts);
-            match d.sequence() {
-                Ok(entries) => {
-                    let mut out = std::io::stdout().lock();
-                    for (k, v) in entries {
-                        let _ = writeln!(out, "{k}\t{v}");
-                    }
-                }
-                Err(DictError::Config(text)) => fatal(text),
-                Err(e) => fatal(e),
+/// Prints every entry of the table, or dies as Postfix does.
+pub(crate) fn dump(d: &dyn Dict, separator: &str) {
+    match d.sequence() {
+        Ok(entries) => {
+            let mut out = std::io::stdout().lock();
+            for (k, v) in entries {
+                let _ = writeln!(out, "{k}{separator}{v}");
             }
         }
-        return 0;
-    }
-    let build = BuildOptions {
-        nul: open_opts.nul,
-        fold: !o.no_fold,
-        duplicates: o.duplicates.unwrap_or(Duplicates::Warn),
-    };
-    for (kind, name) in &tables {
-        if o.incremental {
-            incremental(kind, name, &build);
-        } else {
-            build_table(kind, name, &build);
-        }
-    }
-    0
-}
-
-fn build_table(kind: &str, name: &str, opts: &BuildOptions) {
-    let text = std::fs::read(name)
-        .unwrap_or_else(|e| fatal(format!("open {name}: {}", rostfix_config::io_text(&e))));
-    let src = rostfix_maps::source::parse_table(name, &String::from_utf8_lossy(&text));
-    for w in &src.warnings {
-        warning(w);
-    }
-    let mut writer = TableWriter::new(kind, name, opts.nul).unwrap_or_else(|e| fatal(e));
-    for w in writer.add_entries(name, src.entries, opts) {
-        warning(&w);
-    }
-    if let Err(e) = writer.commit(Some(std::path::Path::new(name))) {
-        fatal(e);
+        Err(DictError::Retry { table, reason }) => fatal(format!("table {table}: sequence error: {reason}")),
+        Err(DictError::Config(text)) => fatal(text),
     }
 }
 
-fn incremental(kind: &str, name: &str, opts: &BuildOptions) {
-    let mut text = String::new();
-    if let Err(e) = std::io::stdin().read_to_string(&mut text) {
-        fatal(format!("read standard input: {e}"));
-    }
-    let src = rostfix_maps::source::parse_table("-", &text);
-    for w in &src.warnings {
-        warning(w);
-    }
-    let adds: Vec<(String, String)> = src
-        .entries
-        .into_iter()
-        .map(|e| {
-            let key = if opts.fold {
-                e.key.to_ascii_lowercase()
-            } else {
-                e.key
-            };
-            (key, e.value)
-        })
-        .collect();
-    if let Err(e) = update_in_place(kind, name, &adds, &[], opts.nul) {
-        fatal(e);
-    }
-}
-
-fn delete(o: &Opts, tables: &[(String, String)]) -> i32 {
-    let mut keys: Vec<String> = Vec::new();
-    for k in &o.delete {
+/// Deletes `keys` from every table; exit status 0 when any was found.
+pub(crate) fn delete(o: &Opts, keys: &[String], tables: &[(String, String)]) -> i32 {
+    let mut expanded: Vec<String> = Vec::new();
+    for k in keys {
         if k == "-" {
-            keys.extend(
-                std::io::stdin()
-                    .lock()
-                    .lines()
-                    .map_while(Result::ok)
-                    .map(|l| l.trim().to_string()),
-            );
+            expanded.extend(std::io::stdin().lock().lines().map_while(Result::ok).map(|l| l.trim().to_string()));
         } else {
-            keys.push(k.clone());
+            expanded.push(k.clone());
         }
     }
-    if !o.no_fold {
-        for k in &mut keys {
-            k.make_ascii_lowercase();
+    if o.open.fold {
+        for k in &mut expanded {
+            *k = rostfix_maps::fold(k, o.open.utf8).into_owned();
         }
     }
     let mut any = false;
     for (kind, name) in tables {
-        match update_in_place(kind, name, &[], &keys, o.nul.unwrap_or(NulMode::Auto)) {
-            Ok(found) => any |= found.iter().any(|f| *f),
-            Err(e) => fatal(e),
+        match update_in_place(kind, name, &[], &expanded, o.open.nul, o.open.duplicates) {
+            Ok((_, found)) => any |= found.iter().any(|f| *f),
+            Err(e) => die(e),
         }
     }
     if any { 0 } else { 1 }
 }
 
-fn query(o: &Opts, key: &str, tables: &[(String, String)], opts: &OpenOptions) -> i32 {
-    let dicts: Vec<Box<dyn Dict>> = tables
+pub fn main() -> i32 {
+    crate::msg::init("postmap");
+    let mut o = parse(OPTIONS, USAGE);
+    let cf = configure(&mut o);
+    let default_type = cf.string("default_database_type").unwrap_or_else(|e| fatal(e));
+    let tables: Vec<(String, String)> = o.files.iter().map(|f| with_type(f, &default_type)).collect();
+    match &o.action {
+        Action::Query(key) => query(&o, key, &tables),
+        Action::Delete(keys) => delete(&o, keys, &tables),
+        Action::Dump => {
+            // Postfix lists the first table only.
+            let (kind, name) = &tables[0];
+            dump(open_or_die(kind, name, &o.open).as_ref(), "\t");
+            0
+        }
+        Action::Build if o.incremental => {
+            let (kind, name) = &tables[0];
+            incremental(kind, name, &o);
+            0
+        }
+        Action::Build => {
+            for (kind, name) in &tables {
+                build_table(kind, name, &o);
+            }
+            0
+        }
+    }
+}
+
+fn build_options(o: &Opts) -> BuildOptions {
+    BuildOptions {
+        nul: o.open.nul,
+        fold: o.open.fold,
+        utf8: o.open.utf8,
+        duplicates: o.open.duplicates,
+        default_mode: o.default_mode,
+    }
+}
+
+fn build_table(kind: &str, name: &str, o: &Opts) {
+    let mut writer = TableWriter::new(kind, name, o.open.nul).unwrap_or_else(|e| die(e));
+    let bytes = std::fs::read(name).unwrap_or_else(|e| fatal(format!("open {name}: {}", rostfix_config::io_text(&e))));
+    let opts = build_options(o);
+    let src = rostfix_maps::source::parse_table(name, &bytes, opts.utf8);
+    for w in writer.add_source(src, &opts) {
+        warning(&w);
+    }
+    if let Err(e) = writer.commit(Some(Path::new(name)), opts.default_mode) {
+        die(e);
+    }
+}
+
+fn incremental(kind: &str, name: &str, o: &Opts) {
+    // Refuse before reading input, as Postfix does.
+    if let Err(e) = TableWriter::new(kind, name, o.open.nul) {
+        die(e);
+    }
+    let mut bytes = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
+        fatal(format!("read standard input: {e}"));
+    }
+    let src = rostfix_maps::source::parse_table("stdin", &bytes, o.open.utf8);
+    let adds: Vec<(String, String)> = src
+        .entries
         .iter()
-        .map(|(k, n)| open_or_die(k, n, opts))
+        .map(|e| {
+            let key = if o.open.fold { rostfix_maps::fold(&e.key, o.open.utf8).into_owned() } else { e.key.clone() };
+            (key, e.value.clone())
+        })
         .collect();
+    let (dups, _) = update_in_place(kind, name, &adds, &[], o.open.nul, o.open.duplicates).unwrap_or_else(|e| die(e));
+    let mut warnings = src.warnings;
+    for (i, w) in dups {
+        warnings.push((src.entries[i].line, w));
+    }
+    warnings.sort_by_key(|(line, _)| *line);
+    for (_, w) in warnings {
+        warning(&w);
+    }
+}
+
+fn query(o: &Opts, key: &[u8], tables: &[(String, String)]) -> i32 {
+    let dicts: Vec<Box<dyn Dict>> = tables.iter().map(|(k, n)| open_or_die(k, n, &o.open)).collect();
     let find = |key: &str| dicts.iter().find_map(|d| lookup_or_die(d.as_ref(), key));
-    if key != "-" {
+    if key != b"-" {
+        let Ok(key) = std::str::from_utf8(key) else {
+            warning(&format!(
+                "{}: non-UTF-8 key \"{}\": malformed UTF-8 or invalid codepoint",
+                dicts[0].name(),
+                rostfix_maps::source::printable(key)
+            ));
+            return 1;
+        };
         return match find(key) {
             Some(v) => {
                 println!("{v}");
@@ -236,7 +323,7 @@ fn query(o: &Opts, key: &str, tables: &[(String, String)], opts: &OpenOptions) -
     if o.header || o.body {
         let mut text = Vec::new();
         let _ = std::io::stdin().read_to_end(&mut text);
-        for line in message_lines(&String::from_utf8_lossy(&text), o.header, o.body) {
+        for line in message_lines(&String::from_utf8_lossy(&text), o.header, o.body, o.mime) {
             if let Some(v) = find(&line) {
                 found = true;
                 let _ = writeln!(out, "{line}\t{v}");
@@ -257,29 +344,69 @@ fn query(o: &Opts, key: &str, tables: &[(String, String)], opts: &OpenOptions) -
     if found { 0 } else { 1 }
 }
 
-/// The logical header lines (continuations joined with their newlines)
-/// and/or the body lines of a message.
-fn message_lines(text: &str, header: bool, body: bool) -> Vec<String> {
+/// The lines header_checks (`header`) and body_checks (`body`) would see:
+/// logical header lines (continuations joined with their newlines) and body
+/// lines. With `mime`, the headers of MIME parts count as headers too.
+fn message_lines(text: &str, header: bool, body: bool, mime: bool) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut lines = text.lines();
-    let mut headers: Vec<String> = Vec::new();
-    for line in lines.by_ref() {
-        if line.is_empty() {
-            break;
-        }
-        match headers.last_mut() {
-            Some(h) if line.starts_with([' ', '\t']) => {
-                h.push('\n');
-                h.push_str(line);
+    let mut in_headers = true;
+    let mut boundaries: Vec<String> = Vec::new();
+    let mut pending: Option<String> = None;
+    let flush = |h: &mut Option<String>, out: &mut Vec<String>, boundaries: &mut Vec<String>| {
+        if let Some(h) = h.take() {
+            if mime && let Some(b) = boundary_of(&h) {
+                boundaries.push(b);
             }
-            _ => headers.push(line.to_string()),
+            if header {
+                out.push(h);
+            }
+        }
+    };
+    for line in text.lines() {
+        if in_headers {
+            if line.is_empty() {
+                flush(&mut pending, &mut out, &mut boundaries);
+                in_headers = false;
+                continue;
+            }
+            if line.starts_with([' ', '\t']) && pending.is_some() {
+                if let Some(h) = pending.as_mut() {
+                    h.push('\n');
+                    h.push_str(line);
+                }
+                continue;
+            }
+            flush(&mut pending, &mut out, &mut boundaries);
+            pending = Some(line.to_string());
+            continue;
+        }
+        if mime
+            && let Some(rest) = line.strip_prefix("--")
+            && boundaries.iter().any(|b| rest == b || rest.strip_suffix("--") == Some(b.as_str()))
+        {
+            // A part starts with its own headers unless this was the end.
+            in_headers = !rest.ends_with("--") || boundaries.iter().any(|b| rest == b);
+            continue;
+        }
+        if body {
+            out.push(line.to_string());
         }
     }
-    if header {
-        out.extend(headers);
-    }
-    if body {
-        out.extend(lines.map(str::to_string));
-    }
+    flush(&mut pending, &mut out, &mut boundaries);
     out
+}
+
+/// The `boundary=` parameter of a multipart Content-Type header.
+fn boundary_of(header: &str) -> Option<String> {
+    let lower = header.to_ascii_lowercase();
+    if !lower.starts_with("content-type:") || !lower.contains("multipart/") {
+        return None;
+    }
+    let at = lower.find("boundary=")? + "boundary=".len();
+    let rest = &header[at..];
+    let value = match rest.strip_prefix('"') {
+        Some(q) => q.split('"').next()?,
+        None => rest.split([';', ' ', '\t', '\n']).next()?,
+    };
+    Some(value.to_string())
 }

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use rostfix_config::Config;
-use rostfix_maps::NulMode;
-use rostfix_maps::build::{BuildOptions, Duplicates};
+
+use rostfix_maps::build::BuildOptions;
 
 use crate::msg::fatal;
 
@@ -61,9 +61,8 @@ fn newaliases(dir: Option<PathBuf>, alias_override: Option<String>) -> i32 {
     };
     let myhostname = cf.string("myhostname").unwrap_or_else(|e| fatal(e));
     let opts = BuildOptions {
-        nul: NulMode::Auto,
-        fold: true,
-        duplicates: Duplicates::Warn,
+        utf8: cf.bool("smtputf8_enable").unwrap_or(false),
+        ..BuildOptions::default()
     };
     for db in rostfix_config::value::split_list(&databases) {
         let (kind, name) = crate::postmap::with_type(db, &default_type);

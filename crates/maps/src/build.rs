@@ -7,33 +7,27 @@
 //! a warning (default), last one kept silently (`-r`), first kept silently
 //! (`-w`).
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, PutFlags};
 
 use crate::indexed::{file_path, open_env};
-use crate::source::SourceEntry;
-use crate::{DictError, NulMode};
-
-/// What to do with a key seen twice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Duplicates {
-    /// Keep the first, warn about the others (postmap's default).
-    Warn,
-    /// Keep the last, silently (`-r`).
-    Replace,
-    /// Keep the first, silently (`-w`).
-    Ignore,
-}
+use crate::source::Source;
+use crate::{DictError, Duplicates, NulMode, fold};
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub nul: NulMode,
     pub fold: bool,
+    pub utf8: bool,
     pub duplicates: Duplicates,
+    /// `postmap -p`: a new file gets mode 0644 instead of the source's.
+    pub default_mode: bool,
 }
 
 impl Default for BuildOptions {
@@ -41,7 +35,9 @@ impl Default for BuildOptions {
         BuildOptions {
             nul: NulMode::Auto,
             fold: true,
+            utf8: true,
             duplicates: Duplicates::Warn,
+            default_mode: false,
         }
     }
 }
@@ -50,10 +46,12 @@ impl Default for BuildOptions {
 #[derive(Debug)]
 pub struct TableWriter {
     kind: String,
+    name: String,
     path: PathBuf,
     nul: bool,
-    /// Raw (key, value) pairs, NUL already applied.
+    /// Raw (key, value) pairs in insertion order, NUL already applied.
     records: Vec<(Vec<u8>, Vec<u8>)>,
+    index: HashMap<Vec<u8>, usize>,
 }
 
 /// Types postmap and postalias can write.
@@ -63,9 +61,14 @@ pub fn is_writable_type(kind: &str) -> bool {
 
 impl TableWriter {
     pub fn new(kind: &str, name: &str, nul: NulMode) -> Result<TableWriter, DictError> {
+        if !crate::TYPES.contains(&kind) {
+            return Err(DictError::Config(format!(
+                "unsupported dictionary type: {kind}. Is the postfix-{kind} package installed?"
+            )));
+        }
         if !is_writable_type(kind) {
             return Err(DictError::Config(format!(
-                "unsupported dictionary type: {kind}"
+                "unsupported dictionary type: {kind} does not support bulk-mode creation."
             )));
         }
         let nul = match nul {
@@ -75,9 +78,11 @@ impl TableWriter {
         };
         Ok(TableWriter {
             kind: kind.to_string(),
+            name: name.to_string(),
             path: file_path(kind, name),
             nul,
             records: Vec::new(),
+            index: HashMap::new(),
         })
     }
 
@@ -86,78 +91,86 @@ impl TableWriter {
         &self.path
     }
 
-    /// Adds the entries of a source file under the duplicate rules; returns
-    /// the warnings, in line order.
-    pub fn add_entries(
-        &mut self,
-        source: &str,
-        entries: Vec<SourceEntry>,
-        opts: &BuildOptions,
-    ) -> Vec<String> {
-        let mut entries: Vec<SourceEntry> = entries;
-        if opts.fold {
-            for e in &mut entries {
-                e.key.make_ascii_lowercase();
-            }
+    /// How duplicate-entry warnings name this table (Postfix names a cdb
+    /// table after its source, the others as type:name).
+    fn label(&self) -> String {
+        if self.kind == "cdb" {
+            self.name.clone()
+        } else {
+            format!("{}:{}", self.kind, self.name)
         }
-        // Stable sort: equal keys stay in file order.
-        entries.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut warnings: Vec<(usize, String)> = Vec::new();
-        let mut kept: Vec<SourceEntry> = Vec::with_capacity(entries.len());
-        for e in entries {
-            match kept.last_mut() {
-                Some(last) if last.key == e.key => match opts.duplicates {
-                    Duplicates::Warn => warnings.push((
-                        e.line,
-                        format!("{source}, line {}: duplicate entry: \"{}\"", e.line, e.key),
-                    )),
-                    Duplicates::Replace => *last = e,
-                    Duplicates::Ignore => {}
-                },
-                _ => kept.push(e),
+    }
+
+    /// Adds the entries of a parsed source file under the duplicate rules;
+    /// returns the source's warnings and the duplicate warnings, in line
+    /// order, as Postfix prints them while it reads.
+    pub fn add_source(&mut self, source: Source, opts: &BuildOptions) -> Vec<String> {
+        let mut warnings = source.warnings;
+        for e in source.entries {
+            let key = if opts.fold { fold(&e.key, opts.utf8).into_owned() } else { e.key };
+            if let Some(w) = self.put(&key, &e.value, opts.duplicates) {
+                warnings.push((e.line, w));
             }
-        }
-        self.records.reserve(kept.len());
-        for e in kept {
-            let (k, v) = (
-                self.encode(e.key.into_bytes()),
-                self.encode(e.value.into_bytes()),
-            );
-            self.records.push((k, v));
         }
         warnings.sort_by_key(|(line, _)| *line);
         warnings.into_iter().map(|(_, w)| w).collect()
     }
 
+    /// Adds one entry; a duplicate is handled per `dups` and may produce a
+    /// warning.
+    pub fn put(&mut self, key: &str, value: &str, dups: Duplicates) -> Option<String> {
+        let k = self.encode(key.as_bytes());
+        let v = self.encode(value.as_bytes());
+        match self.index.get(&k) {
+            Some(&i) => match dups {
+                Duplicates::Warn => Some(format!("{}: duplicate entry: \"{key}\"", self.label())),
+                Duplicates::Replace => {
+                    self.records[i].1 = v;
+                    None
+                }
+                Duplicates::Ignore => None,
+            },
+            None => {
+                self.index.insert(k.clone(), self.records.len());
+                self.records.push((k, v));
+                None
+            }
+        }
+    }
+
     /// Adds one record exactly as given (postalias's YP entries carry no
     /// NUL whatever the convention).
     pub fn add_raw(&mut self, key: &[u8], value: &[u8]) {
+        self.index.insert(key.to_vec(), self.records.len());
         self.records.push((key.to_vec(), value.to_vec()));
     }
 
-    /// Adds one record under the writer's NUL convention.
-    pub fn add(&mut self, key: &str, value: &str) {
-        let (k, v) = (
-            self.encode(key.as_bytes().to_vec()),
-            self.encode(value.as_bytes().to_vec()),
-        );
-        self.records.push((k, v));
-    }
-
-    fn encode(&self, mut bytes: Vec<u8>) -> Vec<u8> {
+    fn encode(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(bytes.len() + 1);
+        v.extend_from_slice(bytes);
         if self.nul {
-            bytes.push(0);
+            v.push(0);
         }
-        bytes
+        v
     }
 
-    /// Writes the file: temporary name, sync, rename over the old one, with
-    /// the permissions of `like` (the source file) when given.
-    pub fn commit(mut self, like: Option<&Path>) -> Result<PathBuf, DictError> {
-        let fail =
-            |e: String| DictError::retry(&format!("{}:{}", self.kind, self.path.display()), e);
-        self.records.sort_by(|a, b| a.0.cmp(&b.0));
-        self.records.dedup_by(|b, a| a.0 == b.0);
+    /// Writes the file: temporary name, sync, rename over the old one. The
+    /// mode is the old file's when there is one, else the source file's
+    /// (`source`) without group/other write, else 0644.
+    pub fn commit(mut self, source: Option<&Path>, default_mode: bool) -> Result<PathBuf, DictError> {
+        let label = format!("{}:{}", self.kind, self.name);
+        let fail = |e: String| DictError::retry(&label, e);
+        let mode = match fs::metadata(&self.path) {
+            Ok(m) => m.permissions().mode() & 0o7777,
+            Err(_) => match source.and_then(|p| fs::metadata(p).ok()) {
+                Some(m) if !default_mode => m.permissions().mode() & 0o755,
+                _ => 0o644,
+            },
+        };
+        if self.kind != "cdb" {
+            // LMDB's fastest load is in key order with APPEND.
+            self.records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
         let tmp = temp_path(&self.path);
         let written = match self.kind.as_str() {
             "cdb" => write_cdb(&tmp, &self.records),
@@ -167,11 +180,8 @@ impl TableWriter {
             let _ = fs::remove_file(&tmp);
             return Err(fail(format!("write {}: {e}", self.path.display())));
         }
-        if let Some(meta) = like.and_then(|p| fs::metadata(p).ok()) {
-            let _ = fs::set_permissions(&tmp, meta.permissions());
-        }
-        fs::rename(&tmp, &self.path)
-            .map_err(|e| fail(format!("rename {}: {e}", self.path.display())))?;
+        let _ = fs::set_permissions(&tmp, fs::Permissions::from_mode(mode));
+        fs::rename(&tmp, &self.path).map_err(|e| fail(format!("rename {}: {e}", self.path.display())))?;
         sync_parent(&self.path);
         Ok(self.path)
     }
@@ -251,20 +261,27 @@ fn write_cdb(path: &Path, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> 
     sync.sync_all().map_err(|e| e.to_string())
 }
 
-/// In-place changes to an existing lmdb-format table (`postmap -i`, `-d`).
-/// Returns, for each key to delete, whether it was found.
+/// In-place changes to an lmdb-format table (`postmap -i`, `-d`), created
+/// when missing. Adds follow the duplicate rules against what the table
+/// already holds; returns the warnings and, for each key to delete,
+/// whether it was found.
 pub fn update_in_place(
     kind: &str,
     name: &str,
     adds: &[(String, String)],
     deletes: &[String],
     nul: NulMode,
-) -> Result<Vec<bool>, DictError> {
+    dups: Duplicates,
+) -> Result<(Vec<(usize, String)>, Vec<bool>), DictError> {
     let spec = format!("{kind}:{name}");
     if kind == "cdb" {
-        return Err(DictError::Config(format!(
-            "table {spec}: update operation is not supported"
-        )));
+        return Err(DictError::Config(
+            "dict_cdb_open: inappropriate open flags for cdb database - specify O_RDONLY or O_WRONLY|O_CREAT|O_TRUNC"
+                .to_string(),
+        ));
+    }
+    if !is_writable_type(kind) {
+        return Err(DictError::Config(format!("{spec} map requires O_RDONLY access mode")));
     }
     let path = file_path(kind, name);
     let with_nul = nul != NulMode::Without;
@@ -273,12 +290,13 @@ pub fn update_in_place(
     let extra: usize = adds.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
     let env = open_env(&path, true, size * 2 + extra * 2 + (8 << 20))
         .map_err(|e| fail(format!("open database {}: {e}", path.display())))?;
+    if size == 0 {
+        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o644));
+    }
     let wtxn = env.write_txn().map_err(|e| fail(e.to_string()))?;
     let db = env
         .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
-            Ok(CommitOrAbort::<_, ()>::Commit(
-                opener.create_database::<Bytes, Bytes>(wtxn, None)?,
-            ))
+            Ok(CommitOrAbort::<_, ()>::Commit(opener.create_database::<Bytes, Bytes>(wtxn, None)?))
         })
         .map_err(|e| fail(e.to_string()))?
         .unwrap_commit();
@@ -290,39 +308,45 @@ pub fn update_in_place(
         }
         b
     };
-    for (k, v) in adds {
-        db.put(&mut wtxn, &enc(k), &enc(v))
-            .map_err(|e| fail(e.to_string()))?;
+    let mut warnings = Vec::new();
+    for (i, (k, v)) in adds.iter().enumerate() {
+        let key = enc(k);
+        let exists = db.get(&wtxn, &key).map_err(|e| fail(e.to_string()))?.is_some();
+        match (exists, dups) {
+            (true, Duplicates::Warn) => warnings.push((i, format!("{spec}: duplicate entry: \"{k}\""))),
+            (true, Duplicates::Ignore) => {}
+            _ => db.put(&mut wtxn, &key, &enc(v)).map_err(|e| fail(e.to_string()))?,
+        }
     }
     let mut found = Vec::with_capacity(deletes.len());
     for k in deletes {
-        let a = db
-            .delete(&mut wtxn, &enc(k))
-            .map_err(|e| fail(e.to_string()))?;
-        let b = db
-            .delete(&mut wtxn, k.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
+        let a = db.delete(&mut wtxn, &enc(k)).map_err(|e| fail(e.to_string()))?;
+        let b = db.delete(&mut wtxn, k.as_bytes()).map_err(|e| fail(e.to_string()))?;
         found.push(a || b);
     }
     wtxn.commit().map_err(|e| fail(e.to_string()))?;
-    Ok(found)
+    Ok((warnings, found))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::SourceEntry;
     use crate::{Dict, indexed::CdbDict, indexed::LmdbDict};
 
-    fn entries(pairs: &[(&str, &str)]) -> Vec<SourceEntry> {
-        pairs
-            .iter()
-            .enumerate()
-            .map(|(i, (k, v))| SourceEntry {
-                key: k.to_string(),
-                value: v.to_string(),
-                line: i + 1,
-            })
-            .collect()
+    fn entries(pairs: &[(&str, &str)]) -> Source {
+        Source {
+            entries: pairs
+                .iter()
+                .enumerate()
+                .map(|(i, (k, v))| SourceEntry {
+                    key: k.to_string(),
+                    value: v.to_string(),
+                    line: i + 1,
+                })
+                .collect(),
+            warnings: Vec::new(),
+        }
     }
 
     #[test]
@@ -330,14 +354,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let name = dir.path().join("t").display().to_string();
         let mut w = TableWriter::new("lmdb", &name, NulMode::Auto).unwrap();
-        let warnings = w.add_entries(
-            "t",
-            entries(&[("Key1", "v1"), ("b", "x"), ("key1", "v2")]),
-            &BuildOptions::default(),
-        );
-        assert_eq!(warnings, ["t, line 3: duplicate entry: \"key1\""]);
-        w.commit(None).unwrap();
-        let d = LmdbDict::open("lmdb", &name).unwrap();
+        let warnings = w.add_source(entries(&[("Key1", "v1"), ("b", "x"), ("key1", "v2")]), &BuildOptions::default());
+        assert_eq!(warnings, [format!("lmdb:{name}: duplicate entry: \"key1\"")]);
+        w.commit(None, false).unwrap();
+        let d = LmdbDict::open("lmdb", &name, NulMode::Auto).unwrap();
         assert_eq!(d.lookup("key1").unwrap().as_deref(), Some("v1"));
         assert_eq!(d.lookup("nope").unwrap(), None);
         assert_eq!(
@@ -382,10 +402,10 @@ mod tests {
 
     #[test]
     fn missing_file_is_a_temporary_failure() {
-        let err = LmdbDict::open("lmdb", "/nonexistent/t").unwrap_err();
+        let err = LmdbDict::open("lmdb", "/nonexistent/t", NulMode::Auto).unwrap_err();
         assert!(matches!(err, DictError::Retry { .. }), "{err:?}");
         assert!(matches!(
-            CdbDict::open("/nonexistent/t").unwrap_err(),
+            CdbDict::open("/nonexistent/t", NulMode::Auto).unwrap_err(),
             DictError::Retry { .. }
         ));
     }

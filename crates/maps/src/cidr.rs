@@ -21,9 +21,10 @@ impl Network {
             Some((a, p)) => (a.trim_end_matches(']'), Some(p)),
             None => (t.trim_end_matches(']'), None),
         };
-        let addr: IpAddr = addr_text
-            .parse()
-            .map_err(|_| format!("bad net/mask pattern: \"{text}\""))?;
+        let addr: IpAddr = addr_text.parse().map_err(|_| match prefix_text {
+            Some(_) => format!("bad network value in \"{text}\""),
+            None => format!("bad address pattern: \"{text}\""),
+        })?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix_text {
             None => max,
@@ -31,7 +32,7 @@ impl Network {
                 .parse::<u8>()
                 .ok()
                 .filter(|p| *p <= max)
-                .ok_or_else(|| format!("bad net/mask pattern: \"{text}\""))?,
+                .ok_or_else(|| format!("bad mask length in \"{text}\""))?,
         };
         let net = Network { addr, prefix };
         if net.masked(addr) != addr {
@@ -121,7 +122,7 @@ impl CidrDict {
                             *skip_to = after;
                         }
                     }
-                    None => warn(l.line(), "ignoring ENDIF without matching IF"),
+                    None => warn(l.line(), "ENDIF without IF: skipping this rule"),
                 }
                 continue;
             }

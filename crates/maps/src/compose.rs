@@ -8,25 +8,32 @@ use rostfix_config::value::{split_list, strip_braces};
 use crate::{Dict, DictError, OpenOptions};
 
 fn open_parts(kind: &str, spec: &str, opts: &OpenOptions) -> Result<Vec<Box<dyn Dict>>, DictError> {
+    let syntax = || {
+        DictError::Config(format!(
+            "bad syntax: \"{kind}:{spec}\"; need \"{kind}:{{type:name...}}\""
+        ))
+    };
     let inner = spec
         .trim()
         .strip_prefix('{')
         .and_then(|s| s.strip_suffix('}'))
-        .ok_or_else(|| {
-            DictError::Config(format!(
-                "{kind}:{spec}: syntax error: expected \"{{ type:name, ... }}\""
-            ))
-        })?;
+        .ok_or_else(syntax)?;
     let parts: Vec<Box<dyn Dict>> = split_list(inner)
         .into_iter()
         .map(|p| crate::open(strip_braces(p), opts))
         .collect::<Result<_, _>>()?;
     if parts.is_empty() {
-        return Err(DictError::Config(format!(
-            "{kind}:{spec}: empty table list"
-        )));
+        return Err(syntax());
     }
     Ok(parts)
+}
+
+/// A part's temporary failure, reported under the composite's name.
+fn rename(err: DictError, name: &str) -> DictError {
+    match err {
+        DictError::Retry { reason, .. } => DictError::retry(name, reason),
+        other => other,
+    }
 }
 
 #[derive(Debug)]
@@ -58,7 +65,7 @@ impl Dict for Pipemap {
     fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
         let mut current = key.to_string();
         for part in &self.parts {
-            match part.lookup(&current)? {
+            match part.lookup(&current).map_err(|e| rename(e, &self.name))? {
                 Some(v) => current = v,
                 None => return Ok(None),
             }
@@ -94,7 +101,7 @@ impl Dict for Unionmap {
     fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
         let mut found: Vec<String> = Vec::new();
         for part in &self.parts {
-            if let Some(v) = part.lookup(key)? {
+            if let Some(v) = part.lookup(key).map_err(|e| rename(e, &self.name))? {
                 found.push(v);
             }
         }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions};
 
-use crate::{Dict, DictError};
+use crate::{Dict, DictError, NulMode};
 
 /// The file suffix Postfix uses for an indexed type.
 pub fn suffix(kind: &str) -> &'static str {
@@ -28,11 +28,35 @@ pub fn file_path(kind: &str, name: &str) -> PathBuf {
     PathBuf::from(format!("{name}{}", suffix(kind)))
 }
 
+/// Which key forms a reader tries: with NUL, then without (Auto), or one.
+fn key_forms(key: &str, nul: NulMode, nul_first: bool) -> Vec<Vec<u8>> {
+    let plain = key.as_bytes().to_vec();
+    let mut with = plain.clone();
+    with.push(0);
+    match (nul, nul_first) {
+        (NulMode::With, _) => vec![with],
+        (NulMode::Without, _) => vec![plain],
+        (NulMode::Auto, true) => vec![with, plain],
+        (NulMode::Auto, false) => vec![plain, with],
+    }
+}
+
+/// Postfix warns when a table is older than the text it was built from.
+fn warn_if_stale(db: &Path, source: &str) {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(db_time), Some(src_time)) = (mtime(db), mtime(Path::new(source)))
+        && db_time < src_time
+    {
+        crate::warn(&format!("database {} is older than source file {source}", db.display()));
+    }
+}
+
 /// An lmdb file opened for reading.
 pub struct LmdbDict {
     name: String,
     env: Env,
     db: Database<'static, Bytes, Bytes>,
+    nul: NulMode,
 }
 
 impl std::fmt::Debug for LmdbDict {
@@ -65,7 +89,7 @@ pub(crate) fn open_env(path: &Path, writable: bool, map_size: usize) -> heed::Re
 }
 
 impl LmdbDict {
-    pub fn open(kind: &str, name: &str) -> Result<LmdbDict, DictError> {
+    pub fn open(kind: &str, name: &str, nul: NulMode) -> Result<LmdbDict, DictError> {
         let spec = format!("{kind}:{name}");
         let path = file_path(kind, name);
         let fail = |what: String| DictError::retry(&spec, what);
@@ -95,10 +119,12 @@ impl LmdbDict {
                 )));
             }
         };
+        warn_if_stale(&path, name);
         Ok(LmdbDict {
             name: spec,
             env,
             db,
+            nul,
         })
     }
 }
@@ -113,13 +139,10 @@ impl Dict for LmdbDict {
             .env
             .read_txn()
             .map_err(|e| DictError::retry(&self.name, e))?;
-        let mut with_nul = Vec::with_capacity(key.len() + 1);
-        with_nul.extend_from_slice(key.as_bytes());
-        with_nul.push(0);
-        for k in [&with_nul[..], key.as_bytes()] {
+        for k in key_forms(key, self.nul, true) {
             if let Some(v) = self
                 .db
-                .get(&rtxn, k)
+                .get(&rtxn, &k)
                 .map_err(|e| DictError::retry(&self.name, e))?
             {
                 return Ok(Some(text(v)));
@@ -156,6 +179,7 @@ pub(crate) fn text(bytes: &[u8]) -> String {
 pub struct CdbDict {
     name: String,
     cdb: cdb2::CDB,
+    nul: NulMode,
 }
 
 impl std::fmt::Debug for CdbDict {
@@ -165,9 +189,10 @@ impl std::fmt::Debug for CdbDict {
 }
 
 impl CdbDict {
-    pub fn open(name: &str) -> Result<CdbDict, DictError> {
-        let spec = format!("cdb:{name}");
+    pub fn open(name: &str, nul: NulMode) -> Result<CdbDict, DictError> {
         let path = file_path("cdb", name);
+        // Postfix names an open cdb table after its file.
+        let spec = format!("cdb:{}", path.display());
         let cdb = cdb2::CDB::open(&path).map_err(|e| {
             DictError::retry(
                 &spec,
@@ -178,7 +203,8 @@ impl CdbDict {
                 ),
             )
         })?;
-        Ok(CdbDict { name: spec, cdb })
+        warn_if_stale(&path, name);
+        Ok(CdbDict { name: spec, cdb, nul })
     }
 }
 
@@ -188,11 +214,8 @@ impl Dict for CdbDict {
     }
 
     fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
-        let mut with_nul = Vec::with_capacity(key.len() + 1);
-        with_nul.extend_from_slice(key.as_bytes());
-        with_nul.push(0);
-        for k in [key.as_bytes(), &with_nul[..]] {
-            match self.cdb.get(k) {
+        for k in key_forms(key, self.nul, false) {
+            match self.cdb.get(&k) {
                 Some(Ok(v)) => return Ok(Some(text(&v))),
                 Some(Err(e)) => return Err(DictError::retry(&self.name, e)),
                 None => {}

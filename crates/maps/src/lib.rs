@@ -32,6 +32,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 pub use build::{BuildOptions, TableWriter};
+use std::borrow::Cow;
 
 static WARN: OnceLock<fn(&str)> = OnceLock::new();
 
@@ -98,20 +99,50 @@ pub trait Dict: Send + Sync + fmt::Debug {
 /// How a table is opened.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
-    /// Fold lookup keys of exact-match tables to lower case (postmap -f
-    /// turns this off).
+    /// Fold keys of exact-match tables to lower case, at lookup and where a
+    /// table is loaded from text (postmap -f turns this off).
     pub fold: bool,
-    /// What `unix:` lookups and `static:` see is fixed; this is where the
-    /// writers' NUL convention for indexed files is chosen.
+    /// Fold with Unicode rules (`smtputf8_enable`); ASCII-only otherwise
+    /// (postmap -u).
+    pub utf8: bool,
+    /// Which NUL convention indexed files are read (and written) with.
     pub nul: NulMode,
+    /// Duplicate keys in tables loaded from text (texthash).
+    pub duplicates: Duplicates,
 }
 
 impl Default for OpenOptions {
     fn default() -> OpenOptions {
         OpenOptions {
             fold: true,
+            utf8: true,
             nul: NulMode::Auto,
+            duplicates: Duplicates::Warn,
         }
+    }
+}
+
+/// What to do with a key seen twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicates {
+    /// Keep the first, warn about the others (postmap's default).
+    Warn,
+    /// Keep the last, silently (`-r`).
+    Replace,
+    /// Keep the first, silently (`-w`).
+    Ignore,
+}
+
+/// A key folded to lower case: Unicode rules with `utf8`, else ASCII only.
+pub fn fold(key: &str, utf8: bool) -> Cow<'_, str> {
+    if key.is_ascii() || !utf8 {
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(key.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(key)
+        }
+    } else {
+        Cow::Owned(key.to_lowercase())
     }
 }
 
@@ -136,9 +167,9 @@ pub const TYPES: &[&str] = &[
 /// Splits `type:name`.
 pub fn split_spec(spec: &str) -> Result<(&str, &str), DictError> {
     match spec.split_once(':') {
-        Some((t, n)) if !t.is_empty() => Ok((t, n)),
+        Some((t, n)) if !t.is_empty() && !n.is_empty() => Ok((t, n)),
         _ => Err(DictError::Config(format!(
-            "need dictionary type:name, got \"{spec}\""
+            "open dictionary: expecting \"type:name\" form instead of \"{spec}\""
         ))),
     }
 }
@@ -147,11 +178,11 @@ pub fn split_spec(spec: &str) -> Result<(&str, &str), DictError> {
 pub fn open(spec: &str, opts: &OpenOptions) -> Result<Box<dyn Dict>, DictError> {
     let (kind, name) = split_spec(spec)?;
     let dict: Box<dyn Dict> = match kind {
-        "lmdb" | "hash" | "btree" | "dbm" => Box::new(indexed::LmdbDict::open(kind, name)?),
-        "cdb" => Box::new(indexed::CdbDict::open(name)?),
-        "texthash" => Box::new(simple::TextHash::open(name)?),
-        "inline" => Box::new(simple::Inline::open(name)?),
-        "static" => Box::new(simple::Static::new(name)),
+        "lmdb" | "hash" | "btree" | "dbm" => Box::new(indexed::LmdbDict::open(kind, name, opts.nul)?),
+        "cdb" => Box::new(indexed::CdbDict::open(name, opts.nul)?),
+        "texthash" => Box::new(simple::TextHash::open(name, opts)?),
+        "inline" => Box::new(simple::Inline::open(name, opts)?),
+        "static" => Box::new(simple::Static::new(name)?),
         "fail" => Box::new(simple::Fail::new(name)),
         "regexp" => Box::new(regexp::RegexpDict::open(name)?),
         "pcre" => Box::new(pcre::PcreDict::open(name)?),
@@ -164,12 +195,15 @@ pub fn open(spec: &str, opts: &OpenOptions) -> Result<Box<dyn Dict>, DictError> 
         "proxy" => return open(name, opts),
         _ => {
             return Err(DictError::Config(format!(
-                "unsupported dictionary type: {kind}"
+                "unsupported dictionary type: {kind}. Is the postfix-{kind} package installed?"
             )));
         }
     };
     Ok(if opts.fold && dict.is_fixed() {
-        Box::new(Folded(dict))
+        Box::new(Folded {
+            dict,
+            utf8: opts.utf8,
+        })
     } else {
         dict
     })
@@ -177,23 +211,22 @@ pub fn open(spec: &str, opts: &OpenOptions) -> Result<Box<dyn Dict>, DictError> 
 
 /// An exact-match table whose keys are folded to lower case before lookup.
 #[derive(Debug)]
-struct Folded(Box<dyn Dict>);
+struct Folded {
+    dict: Box<dyn Dict>,
+    utf8: bool,
+}
 
 impl Dict for Folded {
     fn name(&self) -> &str {
-        self.0.name()
+        self.dict.name()
     }
 
     fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
-        if key.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.0.lookup(&key.to_ascii_lowercase())
-        } else {
-            self.0.lookup(key)
-        }
+        self.dict.lookup(&fold(key, self.utf8))
     }
 
     fn sequence(&self) -> Result<Vec<(String, String)>, DictError> {
-        self.0.sequence()
+        self.dict.sequence()
     }
 
     fn is_fixed(&self) -> bool {

@@ -16,6 +16,14 @@ pub trait Matcher: Send + Sync {
     fn groups(&self) -> usize;
 }
 
+/// Why a pattern could not be compiled: a bad flag (the rule is skipped
+/// with "skipping this rule") or the engine's own complaint (printed as is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompileError {
+    Flag(String),
+    Pattern(String),
+}
+
 /// One parsed pattern before compiling: text, flags, negation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
@@ -44,19 +52,26 @@ pub(crate) struct Rules<M> {
     rules: Vec<Rule<M>>,
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum PatternError {
+    /// The line does not start with a delimiter.
+    Unrecognized,
+    NoClosingDelimiter(char),
+}
+
 /// Parses `[!]<d>pattern<d>flags` at the start of `text`; returns the
 /// pattern and the rest of the line.
-fn parse_pattern(text: &str) -> Result<(Pattern, &str), String> {
+fn parse_pattern(text: &str) -> Result<(Pattern, &str), PatternError> {
     let (negate, text) = match text.strip_prefix('!') {
         Some(rest) => (true, rest),
         None => (false, text),
     };
     let mut chars = text.char_indices();
     let Some((_, delim)) = chars.next() else {
-        return Err("no regexp delimiter".to_string());
+        return Err(PatternError::Unrecognized);
     };
     if delim.is_ascii_alphanumeric() || delim.is_whitespace() {
-        return Err(format!("invalid regexp delimiter \"{delim}\""));
+        return Err(PatternError::Unrecognized);
     }
     let start = delim.len_utf8();
     let mut end = None;
@@ -71,7 +86,7 @@ fn parse_pattern(text: &str) -> Result<(Pattern, &str), String> {
             break;
         }
     }
-    let end = end.ok_or_else(|| format!("no closing regexp delimiter \"{delim}\""))?;
+    let end = end.ok_or(PatternError::NoClosingDelimiter(delim))?;
     let after = &text[end + delim.len_utf8()..];
     let flag_len = after.find(char::is_whitespace).unwrap_or(after.len());
     Ok((
@@ -167,7 +182,7 @@ impl<M: Matcher> Rules<M> {
     pub(crate) fn read(
         kind: &str,
         path: &str,
-        compile: impl Fn(&Pattern) -> Result<M, String>,
+        compile: impl Fn(&Pattern) -> Result<M, CompileError>,
     ) -> Result<Rules<M>, DictError> {
         let text = std::fs::read(path).map_err(|e| {
             DictError::retry(
@@ -210,15 +225,25 @@ impl<M: Matcher> Rules<M> {
             let body = if is_if { t[word_end..].trim_start() } else { t };
             let (pattern, rest) = match parse_pattern(body) {
                 Ok(p) => p,
-                Err(e) => {
-                    warn(line, &format!("{e}: skipping this rule"));
+                Err(PatternError::Unrecognized) => {
+                    warn(line, "ignoring unrecognized request");
+                    continue;
+                }
+                Err(PatternError::NoClosingDelimiter(d)) => {
+                    // Postfix words this one differently per table type.
+                    let verb = if kind == "pcre" { "ignoring" } else { "skipping" };
+                    warn(line, &format!("no closing regexp delimiter \"{d}\": {verb} this rule"));
                     continue;
                 }
             };
             let matcher = match compile(&pattern) {
                 Ok(m) => m,
-                Err(e) => {
+                Err(CompileError::Flag(e)) => {
                     warn(line, &format!("{e}: skipping this rule"));
+                    continue;
+                }
+                Err(CompileError::Pattern(e)) => {
+                    warn(line, &e);
                     continue;
                 }
             };

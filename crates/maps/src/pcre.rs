@@ -3,7 +3,7 @@
 //! `s` dot-all, `x` extended, `A` anchored, `U` ungreedy; `E` and `X` are
 //! accepted (PCRE2 has no separate switch for them here).
 
-use crate::pattern::{Matcher, Pattern, Rules};
+use crate::pattern::{CompileError, Matcher, Pattern, Rules};
 use crate::{Dict, DictError};
 
 /// A compiled PCRE2 pattern.
@@ -28,10 +28,11 @@ impl Matcher for PcreRegex {
 }
 
 /// Compiles a pcre_table(5) pattern with its flags.
-pub fn compile(p: &Pattern) -> Result<PcreRegex, String> {
+pub fn compile(p: &Pattern) -> Result<PcreRegex, CompileError> {
     let mut b = pcre2::bytes::RegexBuilder::new();
-    let (mut caseless, mut multi, mut dotall, mut extended) = (true, false, false, false);
-    let (mut anchored, mut ungreedy) = (false, false);
+    // Defaults as pcre_table(5) gives them: caseless and dot-all on.
+    let (mut caseless, mut multi, mut dotall, mut extended) = (true, false, true, false);
+    let (mut anchored, mut ungreedy, mut dollar_endonly) = (false, false, false);
     for f in p.flags.chars() {
         match f {
             'i' => caseless = !caseless,
@@ -40,25 +41,66 @@ pub fn compile(p: &Pattern) -> Result<PcreRegex, String> {
             'x' => extended = !extended,
             'A' => anchored = !anchored,
             'U' => ungreedy = !ungreedy,
-            'E' | 'X' => {}
-            other => return Err(format!("unknown regexp option \"{other}\"")),
+            'E' => dollar_endonly = !dollar_endonly,
+            'X' => {}
+            other => return Err(CompileError::Flag(format!("unknown regexp option \"{other}\""))),
         }
     }
-    b.caseless(caseless)
-        .multi_line(multi)
-        .dotall(dotall)
-        .extended(extended)
-        .utf(true)
-        .jit_if_available(true);
-    let mut text = p.text.clone();
+    b.caseless(caseless).multi_line(multi).dotall(dotall).extended(extended).utf(true).jit_if_available(true);
+    let mut text = if dollar_endonly && !multi {
+        end_only_dollars(&p.text)
+    } else {
+        p.text.clone()
+    };
     if ungreedy {
         text.insert_str(0, "(?U)");
     }
     if anchored {
         text = format!("\\A(?:{text})");
     }
-    let re = b.build(&text).map_err(|e| format!("pcre2_compile: {e}"))?;
+    let re = b.build(&text).map_err(|e| {
+        // The crate keeps PCRE2's bare message private; take it from the
+        // Display text, whose prefix is fixed.
+        let text = e.to_string();
+        CompileError::Pattern(match e.offset() {
+            Some(off) => {
+                let prefix = format!("PCRE2: error compiling pattern at offset {off}: ");
+                format!("error in regex at offset {off}: {}", text.strip_prefix(&prefix).unwrap_or(&text))
+            }
+            None => format!("error in regex: {}", text.strip_prefix("PCRE2: error compiling pattern: ").unwrap_or(&text)),
+        })
+    })?;
     Ok(PcreRegex { re })
+}
+
+/// PCRE2's DOLLAR_ENDONLY, which the pcre2 crate does not expose: every
+/// `$` outside a character class and not escaped becomes `\z` (end of
+/// subject, not before a final newline).
+fn end_only_dollars(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.chars();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            '$' if !in_class => out.push_str("\\z"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// A `pcre:/path` table.

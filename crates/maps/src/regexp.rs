@@ -7,7 +7,7 @@
 use std::ffi::CString;
 use std::mem::MaybeUninit;
 
-use crate::pattern::{Matcher, Pattern, Rules};
+use crate::pattern::{CompileError, Matcher, Pattern, Rules};
 use crate::{Dict, DictError};
 
 /// A compiled POSIX regular expression.
@@ -124,14 +124,14 @@ impl Matcher for PosixRegex {
 }
 
 /// Compiles a regexp_table(5) pattern with its flags.
-pub fn compile(p: &Pattern) -> Result<PosixRegex, String> {
+pub fn compile(p: &Pattern) -> Result<PosixRegex, CompileError> {
     let (mut icase, mut extended, mut newline) = (true, true, false);
     for f in p.flags.chars() {
         match f {
             'i' => icase = !icase,
             'x' => extended = !extended,
             'm' => newline = !newline,
-            other => return Err(format!("unknown regexp option \"{other}\"")),
+            other => return Err(CompileError::Flag(format!("unknown regexp option \"{other}\""))),
         }
     }
     let mut cflags = 0;
@@ -144,7 +144,7 @@ pub fn compile(p: &Pattern) -> Result<PosixRegex, String> {
     if newline {
         cflags |= libc::REG_NEWLINE;
     }
-    PosixRegex::new(&p.text, cflags).map_err(|e| format!("regcomp: {e}"))
+    PosixRegex::new(&p.text, cflags).map_err(CompileError::Pattern)
 }
 
 /// A `regexp:/path` table.

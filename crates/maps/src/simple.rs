@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use rostfix_config::value::{split_list, strip_braces};
 
-use crate::{Dict, DictError, source};
+use crate::{Dict, DictError, Duplicates, OpenOptions, fold, source};
 
 /// `texthash:/path`: a postmap source file, read once.
 #[derive(Debug)]
@@ -16,27 +16,27 @@ pub struct TextHash {
 }
 
 impl TextHash {
-    pub fn open(path: &str) -> Result<TextHash, DictError> {
+    pub fn open(path: &str, opts: &OpenOptions) -> Result<TextHash, DictError> {
         let name = format!("texthash:{path}");
-        let text = std::fs::read(path).map_err(|e| {
-            DictError::retry(
-                &name,
-                format!("open {path}: {}", rostfix_config::io_text(&e)),
-            )
+        let bytes = std::fs::read(path).map_err(|e| {
+            DictError::retry(&name, format!("open database {path}: {}", rostfix_config::io_text(&e)))
         })?;
-        let src = source::parse_table(path, &String::from_utf8_lossy(&text));
-        for w in &src.warnings {
+        let src = source::parse_table(path, &bytes, opts.utf8);
+        for (_, w) in &src.warnings {
             crate::warn(w);
         }
-        let mut map = HashMap::with_capacity(src.entries.len());
+        let mut map: HashMap<String, String> = HashMap::with_capacity(src.entries.len());
         let mut order = Vec::with_capacity(src.entries.len());
         for e in src.entries {
-            let key = e.key.to_ascii_lowercase();
-            if map.contains_key(&key) {
-                crate::warn(&format!(
-                    "{path}, line {}: duplicate entry: \"{key}\"",
-                    e.line
-                ));
+            let key = if opts.fold { fold(&e.key, opts.utf8).into_owned() } else { e.key };
+            if let Some(old) = map.get_mut(&key) {
+                match opts.duplicates {
+                    Duplicates::Warn => {
+                        crate::warn(&format!("{path}, line {}: duplicate entry: \"{key}\"", e.line))
+                    }
+                    Duplicates::Replace => *old = e.value,
+                    Duplicates::Ignore => {}
+                }
                 continue;
             }
             order.push(key.clone());
@@ -72,31 +72,23 @@ pub struct Inline {
 }
 
 impl Inline {
-    pub fn open(spec: &str) -> Result<Inline, DictError> {
+    pub fn open(spec: &str, opts: &OpenOptions) -> Result<Inline, DictError> {
         let name = format!("inline:{spec}");
-        let syntax = |why: &str| DictError::Config(format!("{name}: syntax error: {why}"));
+        let need = |what: &str| DictError::Config(format!("{what}; need \"inline:{{name=value...}}\""));
         let inner = spec
-            .trim()
             .strip_prefix('{')
             .and_then(|s| s.strip_suffix('}'))
-            .ok_or_else(|| syntax("expected \"{ name=value, ... }\""))?;
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| need(&format!("bad syntax: \"{name}\"")))?;
         let mut entries: Vec<(String, String)> = Vec::new();
         for item in split_list(inner) {
-            let item = strip_braces(item);
-            let (k, v) = item
-                .split_once('=')
-                .ok_or_else(|| syntax(&format!("missing '=' in \"{item}\"")))?;
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
-            if k.is_empty() {
-                return Err(syntax(&format!("missing name in \"{item}\"")));
-            }
+            let (k, v) = rostfix_config::main_cf::split_nameval(strip_braces(item))
+                .map_err(|why| need(&format!("{why}: \"{name}\"")))?;
+            let k = if opts.fold { fold(k, opts.utf8).into_owned() } else { k.to_string() };
             match entries.iter_mut().find(|(ek, _)| *ek == k) {
-                Some(slot) => slot.1 = v,
-                None => entries.push((k, v)),
+                Some(slot) => slot.1 = v.to_string(),
+                None => entries.push((k, v.to_string())),
             }
-        }
-        if entries.is_empty() {
-            return Err(syntax("empty table"));
         }
         Ok(Inline { name, entries })
     }
@@ -128,11 +120,18 @@ pub struct Static {
 }
 
 impl Static {
-    pub fn new(spec: &str) -> Static {
-        Static {
+    pub fn new(spec: &str) -> Result<Static, DictError> {
+        let value = match spec.strip_prefix('{') {
+            Some(rest) => rest
+                .strip_suffix('}')
+                .ok_or_else(|| DictError::Config(format!("bad static:name syntax: missing '}}' in \"{spec}\"")))?
+                .trim(),
+            None => spec,
+        };
+        Ok(Static {
             name: format!("static:{spec}"),
-            value: strip_braces(spec.trim()).to_string(),
-        }
+            value: value.to_string(),
+        })
     }
 }
 
@@ -189,7 +188,8 @@ mod tests {
 
     #[test]
     fn inline_and_static() {
-        let t = Inline::open("{ a=1, B=2 , { c = three four } }").unwrap();
+        let o = OpenOptions::default();
+        let t = Inline::open("{ a=1, B=2 , { c = three four } }", &o).unwrap();
         assert_eq!(t.lookup("a").unwrap().as_deref(), Some("1"));
         assert_eq!(t.lookup("b").unwrap().as_deref(), Some("2"));
         assert_eq!(t.lookup("c").unwrap().as_deref(), Some("three four"));

@@ -15,11 +15,12 @@ pub struct SourceEntry {
     pub line: usize,
 }
 
-/// Parsed input: entries in file order, warnings for skipped lines.
+/// Parsed input: entries in file order, and warnings with the line they
+/// are about (so callers can merge their own warnings in file order).
 #[derive(Debug, Default)]
 pub struct Source {
     pub entries: Vec<SourceEntry>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<(usize, String)>,
 }
 
 fn logical(text: &str) -> Vec<Logical> {
@@ -27,57 +28,104 @@ fn logical(text: &str) -> Vec<Logical> {
     logical_lines(&lines)
 }
 
-/// Parses postmap input. `path` is used in warnings only.
-pub fn parse_table(path: &str, text: &str) -> Source {
+/// `text` with every byte outside printable ASCII shown as `?`, as
+/// Postfix's printable() shows bad input in warnings.
+pub fn printable(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| if (0x20..0x7f).contains(&b) || b == b'\t' { b as char } else { '?' })
+        .collect()
+}
+
+/// Splits off the first white-space-delimited token; double quotes group
+/// white space into the token and stay part of it (`"a b" value` has the
+/// key `"a b"`). `None` for an unbalanced quote.
+fn split_key(text: &str) -> Option<(&str, &str)> {
+    let mut quoted = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => return Some((&text[..i], &text[i..])),
+            _ => {}
+        }
+    }
+    (!quoted).then_some((text, ""))
+}
+
+/// Parses postmap input (also texthash files). With `utf8`, lines that are
+/// not valid UTF-8 are skipped with a warning, as Postfix does when
+/// smtputf8_enable is on.
+pub fn parse_table(path: &str, bytes: &[u8], utf8: bool) -> Source {
     let mut src = Source::default();
-    for l in logical(text) {
-        if l.text.starts_with(|c: char| c.is_ascii_whitespace()) {
-            src.warnings.push(format!(
-                "{path}, line {}: logical line must not start with whitespace: \"{}\"",
-                l.line(),
-                l.text
+    let text = String::from_utf8_lossy(bytes);
+    let raw_lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    for l in logical(&text) {
+        let line = l.line();
+        if utf8 && raw_lines[l.start..l.end].iter().any(|r| std::str::from_utf8(r).is_err()) {
+            let raw: Vec<u8> = raw_lines[l.start..l.end]
+                .iter()
+                .filter(|r| {
+                    let t = String::from_utf8_lossy(r);
+                    let t = t.trim_start();
+                    !t.is_empty() && !t.starts_with('#')
+                })
+                .flat_map(|r| r.iter().copied())
+                .collect();
+            let raw = raw.trim_ascii_end();
+            src.warnings.push((
+                line,
+                format!("{path}, line {line}: non-UTF-8 input \"{}\" -- ignoring this line", printable(raw)),
             ));
             continue;
         }
-        let key_end = l
-            .text
-            .find(|c: char| c.is_ascii_whitespace())
-            .unwrap_or(l.text.len());
-        let key = &l.text[..key_end];
-        let value = l.text[key_end..].trim();
+        if l.text.starts_with(|c: char| c.is_ascii_whitespace()) {
+            src.warnings.push((
+                line,
+                format!("{path}, line {line}: logical line must not start with whitespace: \"{}\"", l.text),
+            ));
+            continue;
+        }
+        let Some((key, rest)) = split_key(&l.text) else {
+            src.warnings.push((
+                line,
+                format!("{path}, line {line}: unbalanced '\"' in '{}' -- ignoring this line", l.text),
+            ));
+            continue;
+        };
+        let value = rest.trim();
         if value.is_empty() {
-            src.warnings.push(format!(
-                "{path}, line {}: expected format: key whitespace value",
-                l.line()
+            src.warnings.push((
+                line,
+                format!("{path}, line {line}: expected format: key whitespace value -- ignoring this line"),
             ));
             continue;
         }
         src.entries.push(SourceEntry {
             key: key.to_string(),
             value: value.to_string(),
-            line: l.line(),
+            line,
         });
     }
     src
 }
 
 /// Parses aliases(5) input.
-pub fn parse_aliases(path: &str, text: &str) -> Source {
+pub fn parse_aliases(path: &str, bytes: &[u8]) -> Source {
     let mut src = Source::default();
-    for l in logical(text) {
+    let text = String::from_utf8_lossy(bytes);
+    for l in logical(&text) {
+        let line = l.line();
         if l.text.starts_with(|c: char| c.is_ascii_whitespace()) {
-            src.warnings.push(format!(
-                "{path}, line {}: logical line must not start with whitespace: \"{}\"",
-                l.line(),
-                l.text
+            src.warnings.push((
+                line,
+                format!("{path}, line {line}: logical line must not start with whitespace: \"{}\"", l.text),
             ));
             continue;
         }
         match split_alias(&l.text) {
             Some((name, value)) if !name.is_empty() => {
                 if value.is_empty() {
-                    src.warnings
-                        .push(format!("{path}, line {}: need name:value pair", l.line()));
+                    src.warnings.push((line, format!("{path}, line {line}: need name:value pair")));
                     continue;
                 }
                 src.entries.push(SourceEntry {
@@ -86,9 +134,7 @@ pub fn parse_aliases(path: &str, text: &str) -> Source {
                     line: l.line(),
                 });
             }
-            _ => src
-                .warnings
-                .push(format!("{path}, line {}: need name:value pair", l.line())),
+            _ => src.warnings.push((line, format!("{path}, line {line}: need name:value pair"))),
         }
     }
     src
@@ -134,7 +180,8 @@ mod tests {
             "t",
             "# c\nKey1   Value one  \n  continued\nnovalue\nk2 v2\n",
         );
-        assert_eq!(src.entries.len(), 2);
+        assert_eq!(src.entries.len(), 3);
+        assert_eq!(src.entries[2].key, "\"a b\"");
         assert_eq!(src.entries[0].key, "Key1");
         assert_eq!(src.entries[0].value, "Value one    continued");
         assert_eq!(
@@ -151,7 +198,7 @@ mod tests {
     fn alias_lines() {
         let src = parse_aliases(
             "aliases",
-            "root: d.mazzocchio@kernel-panic.it\nMAILER-DAEMON: postmaster\n\"a b\": x,\n  y\nbad line\nowner-x:\t|/bin/cmd arg\n",
+            b"root: d.mazzocchio@kernel-panic.it\nMAILER-DAEMON: postmaster\n\"a b\": x,\n  y\nbad line\nowner-x:\t|/bin/cmd arg\n",
         );
         let got: Vec<(&str, &str)> = src
             .entries
@@ -167,6 +214,6 @@ mod tests {
                 ("owner-x", "|/bin/cmd arg")
             ]
         );
-        assert_eq!(src.warnings, ["aliases, line 5: need name:value pair"]);
+        assert_eq!(src.warnings, [(5, "aliases, line 5: need name:value pair".to_string())]);
     }
 }

@@ -1,0 +1,11 @@
+# The aliases file of guide (b), built as hash:aliases. postalias adds
+# "@: @" (sendmail) plus YP_LAST_MODIFIED (a 10-digit time stamp, masked
+# here) and YP_MASTER_NAME (myhostname), the YP keys upper case.
+masked() { "$@" >"$RUN_TMP/masked"; st=$?; sed -e "/YP_LAST_MODIFIED/s/[0-9]\{10\}/NNNNNNNNNN/" -e "s/^[0-9]\{10\}$/NNNNNNNNNN/" "$RUN_TMP/masked"; return $st; }
+run postalias -c . hash:aliases
+run ls
+run postalias -c . -q root hash:aliases
+run postalias -c . -q Postmaster hash:aliases
+run postalias -c . -q nobody hash:aliases
+run postalias -c . -q @ hash:aliases
+run masked postalias -c . -s hash:aliases
