@@ -44,6 +44,7 @@ pub fn main() -> i32 {
         default_mode: o.default_mode,
     };
     for (kind, name) in &tables {
+        crate::postmap::drop_to_owner(name, o.keep_root);
         build_aliases(kind, name, &opts, &myhostname);
     }
     0

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use rostfix_config::Config;
 use rostfix_maps::build::{BuildOptions, TableWriter, update_in_place};
+use rostfix_maps::source::Reader;
 use rostfix_maps::{Dict, DictError, Duplicates, NulMode, OpenOptions};
 
 use crate::msg::{Getopt, fatal, usage_exit, warning};
@@ -43,6 +44,8 @@ pub(crate) struct Opts {
     pub mime: bool,
     pub open: OpenOptions,
     pub default_mode: bool,
+    /// `-o`: keep root privileges instead of running as the source's owner.
+    pub keep_root: bool,
     /// -u / -U, when given; otherwise smtputf8_enable decides.
     utf8_flag: Option<bool>,
     pub files: Vec<String>,
@@ -81,6 +84,7 @@ pub(crate) fn parse(options: &str, usage: &str) -> Opts {
         mime: false,
         open: OpenOptions::default(),
         default_mode: false,
+        keep_root: false,
         utf8_flag: None,
         files: Vec::new(),
     };
@@ -118,6 +122,7 @@ pub(crate) fn parse(options: &str, usage: &str) -> Opts {
             'r' => o.open.duplicates = Duplicates::Replace,
             'w' => o.open.duplicates = Duplicates::Ignore,
             'p' => o.default_mode = true,
+            'o' => o.keep_root = true,
             'u' => o.utf8_flag = Some(false),
             'U' => o.utf8_flag = Some(true),
             _ => {}
@@ -256,11 +261,33 @@ fn build_options(o: &Opts) -> BuildOptions {
     }
 }
 
+/// Run as the owner of `source` when started as root (unless -o), so that
+/// a table is written with the rights of whoever owns its source, as
+/// Postfix's postmap and postalias do.
+pub(crate) fn drop_to_owner(source: &str, keep_root: bool) {
+    use nix::unistd::{Gid, Uid, geteuid, setgid, setgroups, setuid};
+    use std::os::unix::fs::MetadataExt;
+    if keep_root || !geteuid().is_root() {
+        return;
+    }
+    let Ok(meta) = std::fs::metadata(source) else {
+        return;
+    };
+    if meta.uid() == 0 {
+        return;
+    }
+    let (uid, gid) = (Uid::from_raw(meta.uid()), Gid::from_raw(meta.gid()));
+    if let Err(e) = setgroups(&[gid]).and_then(|_| setgid(gid)).and_then(|_| setuid(uid)) {
+        fatal(format!("change to the owner of {source}: {e}"));
+    }
+}
+
 fn build_table(kind: &str, name: &str, o: &Opts) {
+    drop_to_owner(name, o.keep_root);
     let mut writer = TableWriter::new(kind, name, o.open.nul).unwrap_or_else(|e| die(e));
     let bytes = std::fs::read(name).unwrap_or_else(|e| fatal(format!("open {name}: {}", rostfix_config::io_text(&e))));
     let opts = build_options(o);
-    let src = rostfix_maps::source::parse_table(name, &bytes, opts.utf8);
+    let src = rostfix_maps::source::parse_table(name, &bytes, opts.utf8, Reader::Postmap);
     for w in writer.add_source(src, &opts) {
         warning(&w);
     }
@@ -278,7 +305,7 @@ fn incremental(kind: &str, name: &str, o: &Opts) {
     if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
         fatal(format!("read standard input: {e}"));
     }
-    let src = rostfix_maps::source::parse_table("stdin", &bytes, o.open.utf8);
+    let src = rostfix_maps::source::parse_table("stdin", &bytes, o.open.utf8, Reader::Postmap);
     let adds: Vec<(String, String)> = src
         .entries
         .iter()
@@ -346,53 +373,57 @@ fn query(o: &Opts, key: &[u8], tables: &[(String, String)]) -> i32 {
 
 /// The lines header_checks (`header`) and body_checks (`body`) would see:
 /// logical header lines (continuations joined with their newlines) and body
-/// lines. With `mime`, the headers of MIME parts count as headers too.
+/// lines. With `mime`, MIME part headers and the headers of attached
+/// messages (message/rfc822) count as headers too.
 fn message_lines(text: &str, header: bool, body: bool, mime: bool) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut in_headers = true;
     let mut boundaries: Vec<String> = Vec::new();
-    let mut pending: Option<String> = None;
-    let flush = |h: &mut Option<String>, out: &mut Vec<String>, boundaries: &mut Vec<String>| {
-        if let Some(h) = h.take() {
-            if mime && let Some(b) = boundary_of(&h) {
-                boundaries.push(b);
+    let mut in_headers = true;
+    let mut block: Vec<String> = Vec::new();
+    let end_headers = |block: &mut Vec<String>, out: &mut Vec<String>, boundaries: &mut Vec<String>| -> bool {
+        let mut nested = false;
+        for h in block.drain(..) {
+            if mime {
+                if let Some(b) = boundary_of(&h) {
+                    boundaries.push(b);
+                }
+                let lower = h.to_ascii_lowercase();
+                nested |= lower.starts_with("content-type:") && lower.contains("message/rfc822");
             }
             if header {
                 out.push(h);
             }
         }
+        nested
     };
     for line in text.lines() {
         if in_headers {
             if line.is_empty() {
-                flush(&mut pending, &mut out, &mut boundaries);
-                in_headers = false;
-                continue;
-            }
-            if line.starts_with([' ', '\t']) && pending.is_some() {
-                if let Some(h) = pending.as_mut() {
+                in_headers = end_headers(&mut block, &mut out, &mut boundaries);
+            } else if line.starts_with([' ', '\t']) && !block.is_empty() {
+                if let Some(h) = block.last_mut() {
                     h.push('\n');
                     h.push_str(line);
                 }
-                continue;
+            } else {
+                block.push(line.to_string());
             }
-            flush(&mut pending, &mut out, &mut boundaries);
-            pending = Some(line.to_string());
             continue;
         }
-        if mime
-            && let Some(rest) = line.strip_prefix("--")
-            && boundaries.iter().any(|b| rest == b || rest.strip_suffix("--") == Some(b.as_str()))
-        {
-            // A part starts with its own headers unless this was the end.
-            in_headers = !rest.ends_with("--") || boundaries.iter().any(|b| rest == b);
-            continue;
+        if mime && let Some(rest) = line.strip_prefix("--") {
+            if boundaries.iter().any(|b| rest == b) {
+                in_headers = true;
+                continue;
+            }
+            if boundaries.iter().any(|b| rest.strip_suffix("--") == Some(b.as_str())) {
+                continue;
+            }
         }
         if body {
             out.push(line.to_string());
         }
     }
-    flush(&mut pending, &mut out, &mut boundaries);
+    end_headers(&mut block, &mut out, &mut boundaries);
     out
 }
 

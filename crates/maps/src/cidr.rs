@@ -65,6 +65,12 @@ impl Network {
         }
     }
 
+    /// A rule's test: inside the network, or with `negate` outside it; a
+    /// rule never matches an address of the other family.
+    fn matches(&self, a: IpAddr, negate: bool) -> bool {
+        a.is_ipv4() == self.addr.is_ipv4() && self.contains(a) != negate
+    }
+
     fn contains(&self, a: IpAddr) -> bool {
         a.is_ipv4() == self.addr.is_ipv4() && self.masked(a) == self.addr
     }
@@ -157,10 +163,7 @@ impl CidrDict {
                     skip_to: 0,
                 });
             } else if result.is_empty() {
-                warn(
-                    l.line(),
-                    &format!("no lookup result: \"{t}\": skipping this rule"),
-                );
+                warn(l.line(), "no lookup result: skipping this rule");
             } else {
                 rules.push(Rule::Match {
                     net,
@@ -186,37 +189,21 @@ impl Dict for CidrDict {
     }
 
     fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
-        let key = key.trim_start_matches('[').trim_end_matches(']');
-        let key = key
-            .strip_prefix("ipv6:")
-            .or_else(|| key.strip_prefix("IPv6:"))
-            .unwrap_or(key);
+        // The key is a bare address: no brackets, no IPv4-mapped folding
+        // (Postfix matches exactly what smtpd passes).
         let Ok(addr) = key.parse::<IpAddr>() else {
             return Ok(None);
-        };
-        // An IPv4-mapped IPv6 client matches IPv4 rules.
-        let addr = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-            v4 => v4,
         };
         let mut i = 0;
         while i < self.rules.len() {
             match &self.rules[i] {
-                Rule::Match {
-                    net,
-                    negate,
-                    result,
-                } => {
-                    if net.contains(addr) != *negate {
+                Rule::Match { net, negate, result } => {
+                    if net.matches(addr, *negate) {
                         return Ok(Some(result.clone()));
                     }
                 }
-                Rule::If {
-                    net,
-                    negate,
-                    skip_to,
-                } => {
-                    if net.contains(addr) == *negate {
+                Rule::If { net, negate, skip_to } => {
+                    if !net.matches(addr, *negate) {
                         i = *skip_to;
                         continue;
                     }

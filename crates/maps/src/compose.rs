@@ -45,11 +45,6 @@ pub struct Pipemap {
 impl Pipemap {
     pub fn open(spec: &str, opts: &OpenOptions) -> Result<Pipemap, DictError> {
         let parts = open_parts("pipemap", spec, opts)?;
-        if parts.len() < 2 {
-            return Err(DictError::Config(format!(
-                "pipemap:{spec}: needs at least two tables"
-            )));
-        }
         Ok(Pipemap {
             name: format!("pipemap:{spec}"),
             parts,

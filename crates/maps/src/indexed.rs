@@ -69,6 +69,15 @@ impl std::fmt::Debug for LmdbDict {
 
 /// Opens the lmdb environment at `path` (a single file).
 pub(crate) fn open_env(path: &Path, writable: bool, map_size: usize) -> heed::Result<Env> {
+    // heed resolves the directory of a file that does not exist yet, and
+    // "" is not a directory.
+    let dotted;
+    let path = if path.parent().is_some_and(|p| p.as_os_str().is_empty()) {
+        dotted = Path::new(".").join(path);
+        dotted.as_path()
+    } else {
+        path
+    };
     let mut opts = EnvOpenOptions::new();
     opts.map_size(map_size.max(1 << 20).next_multiple_of(4096));
     let mut flags = EnvFlags::NO_SUB_DIR | EnvFlags::NO_LOCK;

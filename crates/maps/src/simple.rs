@@ -21,7 +21,7 @@ impl TextHash {
         let bytes = std::fs::read(path).map_err(|e| {
             DictError::retry(&name, format!("open database {path}: {}", rostfix_config::io_text(&e)))
         })?;
-        let src = source::parse_table(path, &bytes, opts.utf8);
+        let src = source::parse_table(path, &bytes, opts.utf8, source::Reader::Texthash);
         for (_, w) in &src.warnings {
             crate::warn(w);
         }

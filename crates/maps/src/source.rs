@@ -52,10 +52,17 @@ fn split_key(text: &str) -> Option<(&str, &str)> {
     (!quoted).then_some((text, ""))
 }
 
+/// Which reader is parsing: the wording of one warning differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Postmap,
+    Texthash,
+}
+
 /// Parses postmap input (also texthash files). With `utf8`, lines that are
 /// not valid UTF-8 are skipped with a warning, as Postfix does when
 /// smtputf8_enable is on.
-pub fn parse_table(path: &str, bytes: &[u8], utf8: bool) -> Source {
+pub fn parse_table(path: &str, bytes: &[u8], utf8: bool, reader: Reader) -> Source {
     let mut src = Source::default();
     let text = String::from_utf8_lossy(bytes);
     let raw_lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
@@ -96,7 +103,12 @@ pub fn parse_table(path: &str, bytes: &[u8], utf8: bool) -> Source {
         if value.is_empty() {
             src.warnings.push((
                 line,
-                format!("{path}, line {line}: expected format: key whitespace value -- ignoring this line"),
+                match reader {
+                    Reader::Postmap => format!("{path}, line {line}: expected format: key whitespace value"),
+                    Reader::Texthash => format!(
+                        "{path}, line {line}: expected format: key whitespace value -- ignoring this line"
+                    ),
+                },
             ));
             continue;
         }

@@ -15,4 +15,5 @@ run postmap -c . -s lmdb:two
 run postmap -c . -d a lmdb:one lmdb:two
 run postmap -c . -s lmdb:one
 run postmap -c . -s lmdb:two
+run postmap -c . -d b lmdb:one lmdb:two
 run postmap -c . -d nothere lmdb:one lmdb:two

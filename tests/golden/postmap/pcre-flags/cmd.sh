@@ -14,3 +14,4 @@ run postmap -c . -q anchor pcre:table
 run postmap -c . -q xanch pcre:table
 run postmap -c . -q "the end${nl}" pcre:table
 run postmap -c . -q "plainend${nl}" pcre:table
+run postmap -c . -q obs pcre:table

@@ -6,5 +6,6 @@ run postmap -c . -q anything 'static:{ padded text }'
 run postmap -c . -q anything 'static:{}'
 run postmap -c . -q anything 'static:{unclosed'
 run postmap -c . -q anything static:
+# A blank input line is looked up as the empty key (static matches it).
 run_in keys postmap -c . -q - static:Value
 run postmap -c . -s static:value
