@@ -35,7 +35,6 @@ pub fn fatal(text: impl std::fmt::Display) -> ! {
     std::process::exit(1)
 }
 
-
 /// Command-line options the way Postfix's commands see them: getopt(3)
 /// with GNU permutation (options may follow operands, `--` ends them),
 /// bundled flags (`-nf`), attached or separate values (`-cDIR`, `-c DIR`),
@@ -50,9 +49,16 @@ impl Getopt {
     /// Parses `args` (without argv[0]) against `spec`, where a letter
     /// followed by `:` takes a value. On a mistake prints GNU getopt's
     /// message and then `fatal: usage: prog USAGE`.
-    pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>, spec: &str, usage_text: &str) -> Getopt {
+    pub fn parse(
+        args: impl IntoIterator<Item = std::ffi::OsString>,
+        spec: &str,
+        usage_text: &str,
+    ) -> Getopt {
         use std::os::unix::ffi::{OsStrExt, OsStringExt};
-        let takes_value = |c: char| spec.find(c).map(|i| spec[i + c.len_utf8()..].starts_with(':'));
+        let takes_value = |c: char| {
+            spec.find(c)
+                .map(|i| spec[i + c.len_utf8()..].starts_with(':'))
+        };
         let mut out = Getopt {
             options: Vec::new(),
             operands: Vec::new(),
@@ -83,7 +89,10 @@ impl Getopt {
                             match args.next() {
                                 Some(v) => v,
                                 None => {
-                                    eprintln!("{}: option requires an argument -- '{c}'", program());
+                                    eprintln!(
+                                        "{}: option requires an argument -- '{c}'",
+                                        program()
+                                    );
                                     usage_exit(usage_text)
                                 }
                             }

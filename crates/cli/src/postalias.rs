@@ -13,7 +13,9 @@ use rostfix_maps::build::{BuildOptions, TableWriter};
 use rostfix_maps::{Dict, Duplicates};
 
 use crate::msg::{fatal, warning};
-use crate::postmap::{Opts, configure, delete, die, dump, lookup_or_die, open_or_die, parse, with_type};
+use crate::postmap::{
+    Opts, configure, delete, die, dump, lookup_or_die, open_or_die, parse, with_type,
+};
 
 const USAGE: &str = "[-Nfinoprsuvw] [-c config_dir] [-d key] [-q key] [map_type:]file...";
 const OPTIONS: &str = "Nc:d:finopq:rsuUvw";
@@ -22,8 +24,14 @@ pub fn main() -> i32 {
     crate::msg::init("postalias");
     let mut o = parse(OPTIONS, USAGE);
     let cf = configure(&mut o);
-    let default_type = cf.string("default_database_type").unwrap_or_else(|e| fatal(e));
-    let tables: Vec<(String, String)> = o.files.iter().map(|f| with_type(f, &default_type)).collect();
+    let default_type = cf
+        .string("default_database_type")
+        .unwrap_or_else(|e| fatal(e));
+    let tables: Vec<(String, String)> = o
+        .files
+        .iter()
+        .map(|f| with_type(f, &default_type))
+        .collect();
     if let Some(key) = o.query_key() {
         return query(&o, key, &tables);
     }
@@ -51,7 +59,10 @@ pub fn main() -> i32 {
 }
 
 fn query(o: &Opts, key: &[u8], tables: &[(String, String)]) -> i32 {
-    let dicts: Vec<Box<dyn Dict>> = tables.iter().map(|(k, n)| open_or_die(k, n, &o.open)).collect();
+    let dicts: Vec<Box<dyn Dict>> = tables
+        .iter()
+        .map(|(k, n)| open_or_die(k, n, &o.open))
+        .collect();
     let find = |key: &str| dicts.iter().find_map(|d| lookup_or_die(d.as_ref(), key));
     if key != b"-" {
         return match find(&String::from_utf8_lossy(key)) {
@@ -80,7 +91,8 @@ fn query(o: &Opts, key: &[u8], tables: &[(String, String)]) -> i32 {
 /// Builds one alias table from its source file `name`.
 pub(crate) fn build_aliases(kind: &str, name: &str, opts: &BuildOptions, myhostname: &str) {
     let mut writer = TableWriter::new(kind, name, opts.nul).unwrap_or_else(|e| die(e));
-    let bytes = std::fs::read(name).unwrap_or_else(|e| fatal(format!("open {name}: {}", rostfix_config::io_text(&e))));
+    let bytes = std::fs::read(name)
+        .unwrap_or_else(|e| fatal(format!("open {name}: {}", rostfix_config::io_text(&e))));
     let src = rostfix_maps::source::parse_aliases(name, &bytes);
     for w in writer.add_source(src, opts) {
         warning(&w);

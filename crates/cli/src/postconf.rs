@@ -41,15 +41,23 @@ struct Opts {
 }
 
 fn parse_args() -> Opts {
-    let g = Getopt::parse(std::env::args_os().skip(1), "aAbBc:C:dDeEfFhHlmMno:pPtTvxX#", USAGE);
+    let g = Getopt::parse(
+        std::env::args_os().skip(1),
+        "aAbBc:C:dDeEfFhHlmMno:pPtTvxX#",
+        USAGE,
+    );
     let mut o = Opts::default();
     for (c, value) in g.options {
         match c {
             'c' => o.dir = value.map(PathBuf::from),
             'o' => {
-                let v = value.map(|v| v.to_string_lossy().into_owned()).unwrap_or_default();
+                let v = value
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 match v.split_once('=') {
-                    Some((n, val)) => o.overrides.push((n.trim().to_string(), val.trim().to_string())),
+                    Some((n, val)) => o
+                        .overrides
+                        .push((n.trim().to_string(), val.trim().to_string())),
                     None => fatal(format!("-o option requires \"name=value\"; got \"{v}\"")),
                 }
             }
@@ -72,7 +80,11 @@ fn parse_args() -> Opts {
             _ => {}
         }
     }
-    o.args = g.operands.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    o.args = g
+        .operands
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     o
 }
 

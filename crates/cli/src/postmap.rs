@@ -90,7 +90,12 @@ pub(crate) fn parse(options: &str, usage: &str) -> Opts {
     };
     let mut deletes = Vec::new();
     for (c, value) in g.options {
-        let text = || value.as_ref().map(|v| v.to_string_lossy().into_owned()).unwrap_or_default();
+        let text = || {
+            value
+                .as_ref()
+                .map(|v| v.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
         match c {
             'c' => o.dir = value.map(PathBuf::from),
             'd' => {
@@ -131,7 +136,11 @@ pub(crate) fn parse(options: &str, usage: &str) -> Opts {
     if (o.header || o.body || o.mime) && o.action != Action::Query(b"-".to_vec()) {
         fatal("specify -b -h or -m only with \"-q -\"");
     }
-    o.files = g.operands.iter().map(|f| f.to_string_lossy().into_owned()).collect();
+    o.files = g
+        .operands
+        .iter()
+        .map(|f| f.to_string_lossy().into_owned())
+        .collect();
     if o.files.is_empty() {
         usage_exit(usage);
     }
@@ -142,7 +151,8 @@ pub(crate) fn parse(options: &str, usage: &str) -> Opts {
 /// and, unless -u/-U said otherwise, Unicode folding from smtputf8_enable.
 pub(crate) fn configure(o: &mut Opts) -> Config {
     let cf = Config::load(o.dir.as_deref()).unwrap_or_else(|e| fatal(e));
-    o.open.utf8 = o.utf8_flag.unwrap_or_else(|| cf.bool("smtputf8_enable").unwrap_or(false));
+    // -U cannot turn on what smtputf8_enable leaves off; -u turns it off.
+    o.open.utf8 = o.utf8_flag != Some(false) && cf.bool("smtputf8_enable").unwrap_or(false);
     cf
 }
 
@@ -172,13 +182,21 @@ pub(crate) fn lookup_or_die(d: &dyn Dict, key: &str) -> Option<String> {
     match d.lookup(key) {
         Ok(Some(v)) => {
             if v.is_empty() {
-                warning(&format!("table {}: key {key}: empty string result is not allowed", d.name()));
-                warning(&format!("table {} should return NO RESULT in case of NOT FOUND", d.name()));
+                warning(&format!(
+                    "table {}: key {key}: empty string result is not allowed",
+                    d.name()
+                ));
+                warning(&format!(
+                    "table {} should return NO RESULT in case of NOT FOUND",
+                    d.name()
+                ));
             }
             Some(v)
         }
         Ok(None) => None,
-        Err(DictError::Retry { table, reason }) => fatal(format!("table {table}: query error: {reason}")),
+        Err(DictError::Retry { table, reason }) => {
+            fatal(format!("table {table}: query error: {reason}"))
+        }
         Err(DictError::Config(text)) => fatal(text),
     }
 }
@@ -192,7 +210,9 @@ pub(crate) fn dump(d: &dyn Dict, separator: &str) {
                 let _ = writeln!(out, "{k}{separator}{v}");
             }
         }
-        Err(DictError::Retry { table, reason }) => fatal(format!("table {table}: sequence error: {reason}")),
+        Err(DictError::Retry { table, reason }) => {
+            fatal(format!("table {table}: sequence error: {reason}"))
+        }
         Err(DictError::Config(text)) => fatal(text),
     }
 }
@@ -202,7 +222,13 @@ pub(crate) fn delete(o: &Opts, keys: &[String], tables: &[(String, String)]) -> 
     let mut expanded: Vec<String> = Vec::new();
     for k in keys {
         if k == "-" {
-            expanded.extend(std::io::stdin().lock().lines().map_while(Result::ok).map(|l| l.trim().to_string()));
+            expanded.extend(
+                std::io::stdin()
+                    .lock()
+                    .lines()
+                    .map_while(Result::ok)
+                    .map(|l| l.trim().to_string()),
+            );
         } else {
             expanded.push(k.clone());
         }
@@ -226,8 +252,14 @@ pub fn main() -> i32 {
     crate::msg::init("postmap");
     let mut o = parse(OPTIONS, USAGE);
     let cf = configure(&mut o);
-    let default_type = cf.string("default_database_type").unwrap_or_else(|e| fatal(e));
-    let tables: Vec<(String, String)> = o.files.iter().map(|f| with_type(f, &default_type)).collect();
+    let default_type = cf
+        .string("default_database_type")
+        .unwrap_or_else(|e| fatal(e));
+    let tables: Vec<(String, String)> = o
+        .files
+        .iter()
+        .map(|f| with_type(f, &default_type))
+        .collect();
     match &o.action {
         Action::Query(key) => query(&o, key, &tables),
         Action::Delete(keys) => delete(&o, keys, &tables),
@@ -277,15 +309,20 @@ pub(crate) fn drop_to_owner(source: &str, keep_root: bool) {
         return;
     }
     let (uid, gid) = (Uid::from_raw(meta.uid()), Gid::from_raw(meta.gid()));
-    if let Err(e) = setgroups(&[gid]).and_then(|_| setgid(gid)).and_then(|_| setuid(uid)) {
+    if let Err(e) = setgroups(&[gid])
+        .and_then(|_| setgid(gid))
+        .and_then(|_| setuid(uid))
+    {
         fatal(format!("change to the owner of {source}: {e}"));
     }
 }
 
 fn build_table(kind: &str, name: &str, o: &Opts) {
     drop_to_owner(name, o.keep_root);
+    // Postfix reads the source before it looks at the table type.
+    let bytes = std::fs::read(name)
+        .unwrap_or_else(|e| fatal(format!("open {name}: {}", rostfix_config::io_text(&e))));
     let mut writer = TableWriter::new(kind, name, o.open.nul).unwrap_or_else(|e| die(e));
-    let bytes = std::fs::read(name).unwrap_or_else(|e| fatal(format!("open {name}: {}", rostfix_config::io_text(&e))));
     let opts = build_options(o);
     let src = rostfix_maps::source::parse_table(name, &bytes, opts.utf8, Reader::Postmap);
     for w in writer.add_source(src, &opts) {
@@ -310,11 +347,16 @@ fn incremental(kind: &str, name: &str, o: &Opts) {
         .entries
         .iter()
         .map(|e| {
-            let key = if o.open.fold { rostfix_maps::fold(&e.key, o.open.utf8).into_owned() } else { e.key.clone() };
+            let key = if o.open.fold {
+                rostfix_maps::fold(&e.key, o.open.utf8).into_owned()
+            } else {
+                e.key.clone()
+            };
             (key, e.value.clone())
         })
         .collect();
-    let (dups, _) = update_in_place(kind, name, &adds, &[], o.open.nul, o.open.duplicates).unwrap_or_else(|e| die(e));
+    let (dups, _) = update_in_place(kind, name, &adds, &[], o.open.nul, o.open.duplicates)
+        .unwrap_or_else(|e| die(e));
     let mut warnings = src.warnings;
     for (i, w) in dups {
         warnings.push((src.entries[i].line, w));
@@ -326,7 +368,10 @@ fn incremental(kind: &str, name: &str, o: &Opts) {
 }
 
 fn query(o: &Opts, key: &[u8], tables: &[(String, String)]) -> i32 {
-    let dicts: Vec<Box<dyn Dict>> = tables.iter().map(|(k, n)| open_or_die(k, n, &o.open)).collect();
+    let dicts: Vec<Box<dyn Dict>> = tables
+        .iter()
+        .map(|(k, n)| open_or_die(k, n, &o.open))
+        .collect();
     let find = |key: &str| dicts.iter().find_map(|d| lookup_or_die(d.as_ref(), key));
     if key != b"-" {
         let Ok(key) = std::str::from_utf8(key) else {
@@ -359,9 +404,6 @@ fn query(o: &Opts, key: &[u8], tables: &[(String, String)]) -> i32 {
     } else {
         for line in std::io::stdin().lock().lines().map_while(Result::ok) {
             let k = line.trim();
-            if k.is_empty() {
-                continue;
-            }
             if let Some(v) = find(k) {
                 found = true;
                 let _ = writeln!(out, "{k}\t{v}");
@@ -380,22 +422,24 @@ fn message_lines(text: &str, header: bool, body: bool, mime: bool) -> Vec<String
     let mut boundaries: Vec<String> = Vec::new();
     let mut in_headers = true;
     let mut block: Vec<String> = Vec::new();
-    let end_headers = |block: &mut Vec<String>, out: &mut Vec<String>, boundaries: &mut Vec<String>| -> bool {
-        let mut nested = false;
-        for h in block.drain(..) {
-            if mime {
-                if let Some(b) = boundary_of(&h) {
-                    boundaries.push(b);
+    let end_headers =
+        |block: &mut Vec<String>, out: &mut Vec<String>, boundaries: &mut Vec<String>| -> bool {
+            let mut nested = false;
+            for h in block.drain(..) {
+                if mime {
+                    if let Some(b) = boundary_of(&h) {
+                        boundaries.push(b);
+                    }
+                    let lower = h.to_ascii_lowercase();
+                    nested |=
+                        lower.starts_with("content-type:") && lower.contains("message/rfc822");
                 }
-                let lower = h.to_ascii_lowercase();
-                nested |= lower.starts_with("content-type:") && lower.contains("message/rfc822");
+                if header {
+                    out.push(h);
+                }
             }
-            if header {
-                out.push(h);
-            }
-        }
-        nested
-    };
+            nested
+        };
     for line in text.lines() {
         if in_headers {
             if line.is_empty() {
@@ -415,7 +459,10 @@ fn message_lines(text: &str, header: bool, body: bool, mime: bool) -> Vec<String
                 in_headers = true;
                 continue;
             }
-            if boundaries.iter().any(|b| rest.strip_suffix("--") == Some(b.as_str())) {
+            if boundaries
+                .iter()
+                .any(|b| rest.strip_suffix("--") == Some(b.as_str()))
+            {
                 continue;
             }
         }

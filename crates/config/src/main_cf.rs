@@ -34,7 +34,7 @@ pub struct MainCf {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MainCfError {
-    #[error("open {}: {source}", path.display())]
+    #[error("open {}: {}", path.display(), crate::io_text(source))]
     Open {
         path: PathBuf,
         source: std::io::Error,

@@ -137,7 +137,7 @@ fn flag(s: &str, default: bool) -> bool {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MasterCfError {
-    #[error("open {}: {source}", path.display())]
+    #[error("open {}: {}", path.display(), crate::io_text(source))]
     Open {
         path: PathBuf,
         source: std::io::Error,

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use heed::types::Bytes;
 use heed::{CommitOrAbort, PutFlags};
 
-use crate::indexed::{file_path, open_env};
+use crate::indexed::{file_path, heed_text, open_env};
 use crate::source::Source;
 use crate::{DictError, Duplicates, NulMode, fold};
 
@@ -107,7 +107,11 @@ impl TableWriter {
     pub fn add_source(&mut self, source: Source, opts: &BuildOptions) -> Vec<String> {
         let mut warnings = source.warnings;
         for e in source.entries {
-            let key = if opts.fold { fold(&e.key, opts.utf8).into_owned() } else { e.key };
+            let key = if opts.fold {
+                fold(&e.key, opts.utf8).into_owned()
+            } else {
+                e.key
+            };
             if let Some(w) = self.put(&key, &e.value, opts.duplicates) {
                 warnings.push((e.line, w));
             }
@@ -157,7 +161,11 @@ impl TableWriter {
     /// Writes the file: temporary name, sync, rename over the old one. The
     /// mode is the old file's when there is one, else the source file's
     /// (`source`) without group/other write, else 0644.
-    pub fn commit(mut self, source: Option<&Path>, default_mode: bool) -> Result<PathBuf, DictError> {
+    pub fn commit(
+        mut self,
+        source: Option<&Path>,
+        default_mode: bool,
+    ) -> Result<PathBuf, DictError> {
         let label = format!("{}:{}", self.kind, self.name);
         let fail = |e: String| DictError::retry(&label, e);
         let mode = match fs::metadata(&self.path) {
@@ -178,10 +186,11 @@ impl TableWriter {
         };
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
-            return Err(fail(format!("write {}: {e}", self.path.display())));
+            return Err(fail(format!("open database {}: {e}", self.path.display())));
         }
         let _ = fs::set_permissions(&tmp, fs::Permissions::from_mode(mode));
-        fs::rename(&tmp, &self.path).map_err(|e| fail(format!("rename {}: {e}", self.path.display())))?;
+        fs::rename(&tmp, &self.path)
+            .map_err(|e| fail(format!("rename {}: {e}", self.path.display())))?;
         sync_parent(&self.path);
         Ok(self.path)
     }
@@ -217,7 +226,7 @@ fn write_lmdb(path: &Path, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String>
         let _ = fs::remove_file(path);
         match try_write_lmdb(path, records, map_size) {
             Err(heed::Error::Mdb(heed::MdbError::MapFull)) => map_size *= 2,
-            other => return other.map_err(|e| e.to_string()),
+            other => return other.map_err(|e| heed_text(&e)),
         }
     }
 }
@@ -249,16 +258,16 @@ fn try_write_lmdb(
 }
 
 fn write_cdb(path: &Path, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
-    let file = fs::File::create(path).map_err(|e| e.to_string())?;
-    let sync = file.try_clone().map_err(|e| e.to_string())?;
-    let mut make = cdb2::CDBMake::new(file).map_err(|e| e.to_string())?;
+    let io = |e: std::io::Error| rostfix_config::io_text(&e);
+    let file = fs::File::create(path).map_err(io)?;
+    let mut sync = file.try_clone().map_err(io)?;
+    let mut make = cdb2::CDBMake::new(file).map_err(io)?;
     for (k, v) in records {
-        make.add(k, v).map_err(|e| e.to_string())?;
+        make.add(k, v).map_err(io)?;
     }
-    make.finish().map_err(|e| e.to_string())?;
-    let mut sync = sync;
-    sync.flush().map_err(|e| e.to_string())?;
-    sync.sync_all().map_err(|e| e.to_string())
+    make.finish().map_err(io)?;
+    sync.flush().map_err(io)?;
+    sync.sync_all().map_err(io)
 }
 
 /// In-place changes to an lmdb-format table (`postmap -i`, `-d`), created
@@ -281,22 +290,31 @@ pub fn update_in_place(
         ));
     }
     if !is_writable_type(kind) {
-        return Err(DictError::Config(format!("{spec} map requires O_RDONLY access mode")));
+        return Err(DictError::Config(format!(
+            "{spec} map requires O_RDONLY access mode"
+        )));
     }
     let path = file_path(kind, name);
     let with_nul = nul != NulMode::Without;
     let fail = |e: String| DictError::retry(&spec, e);
     let size = fs::metadata(&path).map(|m| m.len() as usize).unwrap_or(0);
     let extra: usize = adds.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
-    let env = open_env(&path, true, size * 2 + extra * 2 + (8 << 20))
-        .map_err(|e| fail(format!("open database {}: {e}", path.display())))?;
+    let env = open_env(&path, true, size * 2 + extra * 2 + (8 << 20)).map_err(|e| {
+        fail(format!(
+            "open database {}: {}",
+            path.display(),
+            heed_text(&e)
+        ))
+    })?;
     if size == 0 {
         let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o644));
     }
     let wtxn = env.write_txn().map_err(|e| fail(e.to_string()))?;
     let db = env
         .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
-            Ok(CommitOrAbort::<_, ()>::Commit(opener.create_database::<Bytes, Bytes>(wtxn, None)?))
+            Ok(CommitOrAbort::<_, ()>::Commit(
+                opener.create_database::<Bytes, Bytes>(wtxn, None)?,
+            ))
         })
         .map_err(|e| fail(e.to_string()))?
         .unwrap_commit();
@@ -311,17 +329,28 @@ pub fn update_in_place(
     let mut warnings = Vec::new();
     for (i, (k, v)) in adds.iter().enumerate() {
         let key = enc(k);
-        let exists = db.get(&wtxn, &key).map_err(|e| fail(e.to_string()))?.is_some();
+        let exists = db
+            .get(&wtxn, &key)
+            .map_err(|e| fail(e.to_string()))?
+            .is_some();
         match (exists, dups) {
-            (true, Duplicates::Warn) => warnings.push((i, format!("{spec}: duplicate entry: \"{k}\""))),
+            (true, Duplicates::Warn) => {
+                warnings.push((i, format!("{spec}: duplicate entry: \"{k}\"")))
+            }
             (true, Duplicates::Ignore) => {}
-            _ => db.put(&mut wtxn, &key, &enc(v)).map_err(|e| fail(e.to_string()))?,
+            _ => db
+                .put(&mut wtxn, &key, &enc(v))
+                .map_err(|e| fail(e.to_string()))?,
         }
     }
     let mut found = Vec::with_capacity(deletes.len());
     for k in deletes {
-        let a = db.delete(&mut wtxn, &enc(k)).map_err(|e| fail(e.to_string()))?;
-        let b = db.delete(&mut wtxn, k.as_bytes()).map_err(|e| fail(e.to_string()))?;
+        let a = db
+            .delete(&mut wtxn, &enc(k))
+            .map_err(|e| fail(e.to_string()))?;
+        let b = db
+            .delete(&mut wtxn, k.as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
         found.push(a || b);
     }
     wtxn.commit().map_err(|e| fail(e.to_string()))?;
@@ -354,8 +383,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let name = dir.path().join("t").display().to_string();
         let mut w = TableWriter::new("lmdb", &name, NulMode::Auto).unwrap();
-        let warnings = w.add_source(entries(&[("Key1", "v1"), ("b", "x"), ("key1", "v2")]), &BuildOptions::default());
-        assert_eq!(warnings, [format!("lmdb:{name}: duplicate entry: \"key1\"")]);
+        let warnings = w.add_source(
+            entries(&[("Key1", "v1"), ("b", "x"), ("key1", "v2")]),
+            &BuildOptions::default(),
+        );
+        assert_eq!(
+            warnings,
+            [format!("lmdb:{name}: duplicate entry: \"key1\"")]
+        );
         w.commit(None, false).unwrap();
         let d = LmdbDict::open("lmdb", &name, NulMode::Auto).unwrap();
         assert_eq!(d.lookup("key1").unwrap().as_deref(), Some("v1"));

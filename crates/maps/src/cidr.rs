@@ -197,12 +197,20 @@ impl Dict for CidrDict {
         let mut i = 0;
         while i < self.rules.len() {
             match &self.rules[i] {
-                Rule::Match { net, negate, result } => {
+                Rule::Match {
+                    net,
+                    negate,
+                    result,
+                } => {
                     if net.matches(addr, *negate) {
                         return Ok(Some(result.clone()));
                     }
                 }
-                Rule::If { net, negate, skip_to } => {
+                Rule::If {
+                    net,
+                    negate,
+                    skip_to,
+                } => {
                     if !net.matches(addr, *negate) {
                         i = *skip_to;
                         continue;

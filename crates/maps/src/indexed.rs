@@ -28,6 +28,13 @@ pub fn file_path(kind: &str, name: &str) -> PathBuf {
     PathBuf::from(format!("{name}{}", suffix(kind)))
 }
 
+/// A heed error as Postfix would word the underlying failure.
+pub(crate) fn heed_text(e: &heed::Error) -> String {
+    match e {
+        heed::Error::Io(io) => rostfix_config::io_text(io),
+        other => other.to_string(),
+    }
+}
 /// Which key forms a reader tries: with NUL, then without (Auto), or one.
 fn key_forms(key: &str, nul: NulMode, nul_first: bool) -> Vec<Vec<u8>> {
     let plain = key.as_bytes().to_vec();
@@ -47,7 +54,10 @@ fn warn_if_stale(db: &Path, source: &str) {
     if let (Some(db_time), Some(src_time)) = (mtime(db), mtime(Path::new(source)))
         && db_time < src_time
     {
-        crate::warn(&format!("database {} is older than source file {source}", db.display()));
+        crate::warn(&format!(
+            "database {} is older than source file {source}",
+            db.display()
+        ));
     }
 }
 
@@ -109,8 +119,13 @@ impl LmdbDict {
                 rostfix_config::io_text(&e)
             ))
         })?;
-        let env = open_env(&path, false, meta.len() as usize)
-            .map_err(|e| fail(format!("open database {}: {e}", path.display())))?;
+        let env = open_env(&path, false, meta.len() as usize).map_err(|e| {
+            fail(format!(
+                "open database {}: {}",
+                path.display(),
+                heed_text(&e)
+            ))
+        })?;
         let rtxn = env.read_txn().map_err(|e| fail(e.to_string()))?;
         let db = env
             .open_databases_and_commit(rtxn, |opener, rtxn| -> heed::Result<_> {
@@ -118,7 +133,13 @@ impl LmdbDict {
                     opener.open_database::<Bytes, Bytes>(rtxn, None)?,
                 ))
             })
-            .map_err(|e| fail(format!("open database {}: {e}", path.display())))?;
+            .map_err(|e| {
+                fail(format!(
+                    "open database {}: {}",
+                    path.display(),
+                    heed_text(&e)
+                ))
+            })?;
         let db = match db {
             CommitOrAbort::Commit(Some(db)) => db,
             _ => {
@@ -213,7 +234,11 @@ impl CdbDict {
             )
         })?;
         warn_if_stale(&path, name);
-        Ok(CdbDict { name: spec, cdb, nul })
+        Ok(CdbDict {
+            name: spec,
+            cdb,
+            nul,
+        })
     }
 }
 

@@ -178,7 +178,9 @@ pub fn split_spec(spec: &str) -> Result<(&str, &str), DictError> {
 pub fn open(spec: &str, opts: &OpenOptions) -> Result<Box<dyn Dict>, DictError> {
     let (kind, name) = split_spec(spec)?;
     let dict: Box<dyn Dict> = match kind {
-        "lmdb" | "hash" | "btree" | "dbm" => Box::new(indexed::LmdbDict::open(kind, name, opts.nul)?),
+        "lmdb" | "hash" | "btree" | "dbm" => {
+            Box::new(indexed::LmdbDict::open(kind, name, opts.nul)?)
+        }
         "cdb" => Box::new(indexed::CdbDict::open(name, opts.nul)?),
         "texthash" => Box::new(simple::TextHash::open(name, opts)?),
         "inline" => Box::new(simple::Inline::open(name, opts)?),
@@ -195,7 +197,7 @@ pub fn open(spec: &str, opts: &OpenOptions) -> Result<Box<dyn Dict>, DictError> 
         "proxy" => return open(name, opts),
         _ => {
             return Err(DictError::Config(format!(
-                "unsupported dictionary type: {kind}. Is the postfix-{kind} package installed?"
+                "unsupported dictionary type: {kind}"
             )));
         }
     };

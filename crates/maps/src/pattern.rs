@@ -182,7 +182,7 @@ impl<M: Matcher> Rules<M> {
     pub(crate) fn read(
         kind: &str,
         path: &str,
-        compile: impl Fn(&Pattern) -> Result<M, CompileError>,
+        compile: impl Fn(&Pattern, &mut dyn FnMut(&str)) -> Result<M, CompileError>,
     ) -> Result<Rules<M>, DictError> {
         let text = std::fs::read(path).map_err(|e| {
             DictError::retry(
@@ -231,12 +231,19 @@ impl<M: Matcher> Rules<M> {
                 }
                 Err(PatternError::NoClosingDelimiter(d)) => {
                     // Postfix words this one differently per table type.
-                    let verb = if kind == "pcre" { "ignoring" } else { "skipping" };
-                    warn(line, &format!("no closing regexp delimiter \"{d}\": {verb} this rule"));
+                    let verb = if kind == "pcre" {
+                        "ignoring"
+                    } else {
+                        "skipping"
+                    };
+                    warn(
+                        line,
+                        &format!("no closing regexp delimiter \"{d}\": {verb} this rule"),
+                    );
                     continue;
                 }
             };
-            let matcher = match compile(&pattern) {
+            let matcher = match compile(&pattern, &mut |note| warn(line, note)) {
                 Ok(m) => m,
                 Err(CompileError::Flag(e)) => {
                     warn(line, &format!("{e}: skipping this rule"));

@@ -28,7 +28,7 @@ impl Matcher for PcreRegex {
 }
 
 /// Compiles a pcre_table(5) pattern with its flags.
-pub fn compile(p: &Pattern) -> Result<PcreRegex, CompileError> {
+pub fn compile(p: &Pattern, note: &mut dyn FnMut(&str)) -> Result<PcreRegex, CompileError> {
     let mut b = pcre2::bytes::RegexBuilder::new();
     // Defaults as pcre_table(5) gives them: caseless and dot-all on.
     let (mut caseless, mut multi, mut dotall, mut extended) = (true, false, true, false);
@@ -42,11 +42,20 @@ pub fn compile(p: &Pattern) -> Result<PcreRegex, CompileError> {
             'A' => anchored = !anchored,
             'U' => ungreedy = !ungreedy,
             'E' => dollar_endonly = !dollar_endonly,
-            'X' => {}
-            other => return Err(CompileError::Flag(format!("unknown regexp option \"{other}\""))),
+            'X' => note(&format!("ignoring obsolete regexp option \"{f}\"")),
+            other => {
+                return Err(CompileError::Flag(format!(
+                    "unknown regexp option \"{other}\""
+                )));
+            }
         }
     }
-    b.caseless(caseless).multi_line(multi).dotall(dotall).extended(extended).utf(true).jit_if_available(true);
+    b.caseless(caseless)
+        .multi_line(multi)
+        .dotall(dotall)
+        .extended(extended)
+        .utf(true)
+        .jit_if_available(true);
     let mut text = if dollar_endonly && !multi {
         end_only_dollars(&p.text)
     } else {
@@ -65,9 +74,16 @@ pub fn compile(p: &Pattern) -> Result<PcreRegex, CompileError> {
         CompileError::Pattern(match e.offset() {
             Some(off) => {
                 let prefix = format!("PCRE2: error compiling pattern at offset {off}: ");
-                format!("error in regex at offset {off}: {}", text.strip_prefix(&prefix).unwrap_or(&text))
+                format!(
+                    "error in regex at offset {off}: {}",
+                    text.strip_prefix(&prefix).unwrap_or(&text)
+                )
             }
-            None => format!("error in regex: {}", text.strip_prefix("PCRE2: error compiling pattern: ").unwrap_or(&text)),
+            None => format!(
+                "error in regex: {}",
+                text.strip_prefix("PCRE2: error compiling pattern: ")
+                    .unwrap_or(&text)
+            ),
         })
     })?;
     Ok(PcreRegex { re })

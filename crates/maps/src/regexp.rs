@@ -124,14 +124,18 @@ impl Matcher for PosixRegex {
 }
 
 /// Compiles a regexp_table(5) pattern with its flags.
-pub fn compile(p: &Pattern) -> Result<PosixRegex, CompileError> {
+pub fn compile(p: &Pattern, _note: &mut dyn FnMut(&str)) -> Result<PosixRegex, CompileError> {
     let (mut icase, mut extended, mut newline) = (true, true, false);
     for f in p.flags.chars() {
         match f {
             'i' => icase = !icase,
             'x' => extended = !extended,
             'm' => newline = !newline,
-            other => return Err(CompileError::Flag(format!("unknown regexp option \"{other}\""))),
+            other => {
+                return Err(CompileError::Flag(format!(
+                    "unknown regexp option \"{other}\""
+                )));
+            }
         }
     }
     let mut cflags = 0;
@@ -189,11 +193,14 @@ mod tests {
     use super::*;
 
     fn pat(text: &str, flags: &str) -> PosixRegex {
-        compile(&Pattern {
-            text: text.into(),
-            flags: flags.into(),
-            negate: false,
-        })
+        compile(
+            &Pattern {
+                text: text.into(),
+                flags: flags.into(),
+                negate: false,
+            },
+            &mut |_| {},
+        )
         .unwrap()
     }
 

@@ -19,7 +19,10 @@ impl TextHash {
     pub fn open(path: &str, opts: &OpenOptions) -> Result<TextHash, DictError> {
         let name = format!("texthash:{path}");
         let bytes = std::fs::read(path).map_err(|e| {
-            DictError::retry(&name, format!("open database {path}: {}", rostfix_config::io_text(&e)))
+            DictError::retry(
+                &name,
+                format!("open database {path}: {}", rostfix_config::io_text(&e)),
+            )
         })?;
         let src = source::parse_table(path, &bytes, opts.utf8, source::Reader::Texthash);
         for (_, w) in &src.warnings {
@@ -28,12 +31,18 @@ impl TextHash {
         let mut map: HashMap<String, String> = HashMap::with_capacity(src.entries.len());
         let mut order = Vec::with_capacity(src.entries.len());
         for e in src.entries {
-            let key = if opts.fold { fold(&e.key, opts.utf8).into_owned() } else { e.key };
+            let key = if opts.fold {
+                fold(&e.key, opts.utf8).into_owned()
+            } else {
+                e.key.clone()
+            };
             if let Some(old) = map.get_mut(&key) {
                 match opts.duplicates {
-                    Duplicates::Warn => {
-                        crate::warn(&format!("{path}, line {}: duplicate entry: \"{key}\"", e.line))
-                    }
+                    // Postfix names the key as the file spells it.
+                    Duplicates::Warn => crate::warn(&format!(
+                        "{path}, line {}: duplicate entry: \"{}\"",
+                        e.line, e.key
+                    )),
                     Duplicates::Replace => *old = e.value,
                     Duplicates::Ignore => {}
                 }
@@ -74,7 +83,8 @@ pub struct Inline {
 impl Inline {
     pub fn open(spec: &str, opts: &OpenOptions) -> Result<Inline, DictError> {
         let name = format!("inline:{spec}");
-        let need = |what: &str| DictError::Config(format!("{what}; need \"inline:{{name=value...}}\""));
+        let need =
+            |what: &str| DictError::Config(format!("{what}; need \"inline:{{name=value...}}\""));
         let inner = spec
             .strip_prefix('{')
             .and_then(|s| s.strip_suffix('}'))
@@ -84,7 +94,11 @@ impl Inline {
         for item in split_list(inner) {
             let (k, v) = rostfix_config::main_cf::split_nameval(strip_braces(item))
                 .map_err(|why| need(&format!("{why}: \"{name}\"")))?;
-            let k = if opts.fold { fold(k, opts.utf8).into_owned() } else { k.to_string() };
+            let k = if opts.fold {
+                fold(k, opts.utf8).into_owned()
+            } else {
+                k.to_string()
+            };
             match entries.iter_mut().find(|(ek, _)| *ek == k) {
                 Some(slot) => slot.1 = v.to_string(),
                 None => entries.push((k, v.to_string())),
@@ -124,7 +138,11 @@ impl Static {
         let value = match spec.strip_prefix('{') {
             Some(rest) => rest
                 .strip_suffix('}')
-                .ok_or_else(|| DictError::Config(format!("bad static:name syntax: missing '}}' in \"{spec}\"")))?
+                .ok_or_else(|| {
+                    DictError::Config(format!(
+                        "bad static:name syntax: missing '}}' in \"{spec}\""
+                    ))
+                })?
                 .trim(),
             None => spec,
         };

@@ -33,7 +33,13 @@ fn logical(text: &str) -> Vec<Logical> {
 pub fn printable(bytes: &[u8]) -> String {
     bytes
         .iter()
-        .map(|&b| if (0x20..0x7f).contains(&b) || b == b'\t' { b as char } else { '?' })
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) || b == b'\t' {
+                b as char
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -68,7 +74,11 @@ pub fn parse_table(path: &str, bytes: &[u8], utf8: bool, reader: Reader) -> Sour
     let raw_lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     for l in logical(&text) {
         let line = l.line();
-        if utf8 && raw_lines[l.start..l.end].iter().any(|r| std::str::from_utf8(r).is_err()) {
+        if utf8
+            && raw_lines[l.start..l.end]
+                .iter()
+                .any(|r| std::str::from_utf8(r).is_err())
+        {
             let raw: Vec<u8> = raw_lines[l.start..l.end]
                 .iter()
                 .filter(|r| {
@@ -81,21 +91,30 @@ pub fn parse_table(path: &str, bytes: &[u8], utf8: bool, reader: Reader) -> Sour
             let raw = raw.trim_ascii_end();
             src.warnings.push((
                 line,
-                format!("{path}, line {line}: non-UTF-8 input \"{}\" -- ignoring this line", printable(raw)),
+                format!(
+                    "{path}, line {line}: non-UTF-8 input \"{}\" -- ignoring this line",
+                    printable(raw)
+                ),
             ));
             continue;
         }
         if l.text.starts_with(|c: char| c.is_ascii_whitespace()) {
             src.warnings.push((
                 line,
-                format!("{path}, line {line}: logical line must not start with whitespace: \"{}\"", l.text),
+                format!(
+                    "{path}, line {line}: logical line must not start with whitespace: \"{}\"",
+                    l.text
+                ),
             ));
             continue;
         }
         let Some((key, rest)) = split_key(&l.text) else {
             src.warnings.push((
                 line,
-                format!("{path}, line {line}: unbalanced '\"' in '{}' -- ignoring this line", l.text),
+                format!(
+                    "{path}, line {line}: unbalanced '\"' in '{}' -- ignoring this line",
+                    l.text
+                ),
             ));
             continue;
         };
@@ -130,14 +149,18 @@ pub fn parse_aliases(path: &str, bytes: &[u8]) -> Source {
         if l.text.starts_with(|c: char| c.is_ascii_whitespace()) {
             src.warnings.push((
                 line,
-                format!("{path}, line {line}: logical line must not start with whitespace: \"{}\"", l.text),
+                format!(
+                    "{path}, line {line}: logical line must not start with whitespace: \"{}\"",
+                    l.text
+                ),
             ));
             continue;
         }
         match split_alias(&l.text) {
             Some((name, value)) if !name.is_empty() => {
                 if value.is_empty() {
-                    src.warnings.push((line, format!("{path}, line {line}: need name:value pair")));
+                    src.warnings
+                        .push((line, format!("{path}, line {line}: need name:value pair")));
                     continue;
                 }
                 src.entries.push(SourceEntry {
@@ -146,7 +169,9 @@ pub fn parse_aliases(path: &str, bytes: &[u8]) -> Source {
                     line: l.line(),
                 });
             }
-            _ => src.warnings.push((line, format!("{path}, line {line}: need name:value pair"))),
+            _ => src
+                .warnings
+                .push((line, format!("{path}, line {line}: need name:value pair"))),
         }
     }
     src
@@ -226,6 +251,9 @@ mod tests {
                 ("owner-x", "|/bin/cmd arg")
             ]
         );
-        assert_eq!(src.warnings, [(5, "aliases, line 5: need name:value pair".to_string())]);
+        assert_eq!(
+            src.warnings,
+            [(5, "aliases, line 5: need name:value pair".to_string())]
+        );
     }
 }
