@@ -403,16 +403,26 @@ mod tests {
             ]
         );
         drop(d);
-        let found = update_in_place(
+        let (warnings, found) = update_in_place(
             "lmdb",
             &name,
-            &[("c".into(), "y".into())],
+            &[("c".into(), "y".into()), ("key1".into(), "v3".into())],
             &["b".into(), "zz".into()],
             NulMode::Auto,
+            Duplicates::Warn,
         )
         .unwrap();
         assert_eq!(found, [true, false]);
-        let d = LmdbDict::open("lmdb", &name).unwrap();
+        assert_eq!(
+            warnings,
+            [(1, format!("lmdb:{name}: duplicate entry: \"key1\""))]
+        );
+        let d = LmdbDict::open("lmdb", &name, NulMode::Auto).unwrap();
+        assert_eq!(
+            d.lookup("key1").unwrap().as_deref(),
+            Some("v1"),
+            "the existing entry wins"
+        );
         assert_eq!(d.lookup("c").unwrap().as_deref(), Some("y"));
         assert_eq!(d.lookup("b").unwrap(), None);
     }
@@ -427,11 +437,11 @@ mod tests {
             ..BuildOptions::default()
         };
         assert!(
-            w.add_entries("t", entries(&[("a", "1"), ("a", "2")]), &opts)
+            w.add_source(entries(&[("a", "1"), ("a", "2")]), &opts)
                 .is_empty()
         );
-        w.commit(None).unwrap();
-        let d = CdbDict::open(&name).unwrap();
+        w.commit(None, false).unwrap();
+        let d = CdbDict::open(&name, NulMode::Auto).unwrap();
         assert_eq!(d.lookup("a").unwrap().as_deref(), Some("2"));
     }
 

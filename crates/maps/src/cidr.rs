@@ -252,9 +252,10 @@ mod tests {
         );
         assert_eq!(d.lookup("127.0.0.1").unwrap(), None);
         assert_eq!(d.lookup("not-an-ip").unwrap(), None);
-        assert_eq!(
-            d.lookup("::ffff:192.168.1.1").unwrap().as_deref(),
-            Some("exact")
-        );
+        // Keys are matched as given: no IPv4-mapped folding, no brackets,
+        // and a negated IPv4 rule says nothing about IPv6 (as Postfix).
+        assert_eq!(d.lookup("::ffff:192.168.1.1").unwrap(), None);
+        assert_eq!(d.lookup("[192.168.1.1]").unwrap(), None);
+        assert_eq!(d.lookup("::1").unwrap(), None);
     }
 }

@@ -355,7 +355,11 @@ mod tests {
         assert_eq!(p.text, "a/b");
         assert_eq!(
             parse_pattern("/abc").unwrap_err(),
-            "no closing regexp delimiter \"/\""
+            PatternError::NoClosingDelimiter('/')
+        );
+        assert_eq!(
+            parse_pattern("foo bar").unwrap_err(),
+            PatternError::Unrecognized
         );
     }
 

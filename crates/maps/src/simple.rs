@@ -212,12 +212,12 @@ mod tests {
         assert_eq!(t.lookup("b").unwrap().as_deref(), Some("2"));
         assert_eq!(t.lookup("c").unwrap().as_deref(), Some("three four"));
         assert_eq!(t.lookup("d").unwrap(), None);
-        assert!(Inline::open("{ a }").is_err());
+        assert!(Inline::open("{ a }", &o).is_err());
         assert!(
-            Inline::open("{ a = b }").is_err(),
+            Inline::open("{ a = b }", &o).is_err(),
             "spaces around = need braces"
         );
-        let s = Static::new("{ text with spaces }");
+        let s = Static::new("{ text with spaces }").unwrap();
         assert_eq!(
             s.lookup("anything").unwrap().as_deref(),
             Some("text with spaces")

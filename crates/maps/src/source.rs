@@ -215,7 +215,9 @@ mod tests {
     fn table_lines() {
         let src = parse_table(
             "t",
-            "# c\nKey1   Value one  \n  continued\nnovalue\nk2 v2\n",
+            b"# c\nKey1   Value one  \n  continued\nnovalue\nk2 v2\n\"a b\" q\n\"x y\n",
+            true,
+            Reader::Texthash,
         );
         assert_eq!(src.entries.len(), 3);
         assert_eq!(src.entries[2].key, "\"a b\"");
@@ -227,7 +229,23 @@ mod tests {
         );
         assert_eq!(
             src.warnings,
-            ["t, line 4: expected format: key whitespace value"]
+            [
+                (
+                    4,
+                    "t, line 4: expected format: key whitespace value -- ignoring this line"
+                        .to_string()
+                ),
+                (
+                    7,
+                    "t, line 7: unbalanced '\"' in '\"x y' -- ignoring this line".to_string()
+                )
+            ]
+        );
+        let bad = parse_table("t", b"bad \xff\xfe key\ngood v\n", true, Reader::Postmap);
+        assert_eq!(bad.entries.len(), 1);
+        assert_eq!(
+            bad.warnings[0].1,
+            "t, line 1: non-UTF-8 input \"bad ?? key\" -- ignoring this line"
         );
     }
 

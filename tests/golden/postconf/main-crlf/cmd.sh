@@ -1,7 +1,12 @@
 # CR is whitespace to the parser: it is trimmed from values; a missing final
-# newline is fine. -e rewrites only the edited line (with LF), the others keep CR.
+# newline is fine. -e gives the last line its newline before appending, and
+# rewrites only the edited lines (with LF); the others keep their CR.
 run postconf -c . -n
 run postconf -c . -h relayhost
 run postconf -c . -h mail_name
-run postconf -c . -e 'mail_name = Edited'
+run postconf -c . -e 'relay_domains = example.net'
+touch -d '1 hour ago' main.cf
+run cat -A main.cf
+run postconf -c . -e 'mail_name = Edited' 'relayhost = [new.example.com]'
+touch -d '1 hour ago' main.cf
 run cat -A main.cf

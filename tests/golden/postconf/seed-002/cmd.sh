@@ -29,5 +29,6 @@ run postconf -c . -h -x mydestination
 
 # master.cf
 run postconf -c . -M
+run postconf -c . -Mf
 run postconf -c . -F
 run postconf -c . -P

@@ -50,5 +50,12 @@ run postconf -c . -h -x myhostname
 
 # master.cf
 run postconf -c . -M
+run postconf -c . -Mf
 run postconf -c . -F
 run postconf -c . -P
+
+# service-derived parameters of the guide's dovecot pipe service
+run postconf -c . -d dovecot_destination_recipient_limit dovecot_destination_concurrency_limit dovecot_time_limit
+run postconf -c . -x dovecot_destination_recipient_limit
+run postconf -c . -F dovecot/unix/command
+run postconf -c . -Mf dovecot/unix submission/inet
