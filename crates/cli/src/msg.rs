@@ -22,8 +22,19 @@ pub fn init(default: &str) -> &'static str {
     name
 }
 
+static ALIAS: OnceLock<&'static str> = OnceLock::new();
+
 pub fn program() -> &'static str {
+    if let Some(name) = ALIAS.get() {
+        return name;
+    }
     PROGRAM.get().map(String::as_str).unwrap_or("postfix")
+}
+
+/// Speak as another program from now on: newaliases reports as postalias,
+/// the program Postfix's newaliases runs to do the work.
+pub fn speak_as(name: &'static str) {
+    let _ = ALIAS.set(name);
 }
 
 pub fn warning(text: &str) {

@@ -6,7 +6,7 @@
 //! `YP_LAST_MODIFIED` and `YP_MASTER_NAME` (stored without NUL, as Postfix
 //! stores them).
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
 use rostfix_maps::build::{BuildOptions, TableWriter};
@@ -43,6 +43,11 @@ pub fn main() -> i32 {
         dump(open_or_die(kind, name, &o.open).as_ref(), ":\t");
         return 0;
     }
+    if o.incremental {
+        let (kind, name) = &tables[0];
+        incremental(kind, name, &o);
+        return 0;
+    }
     let myhostname = cf.string("myhostname").unwrap_or_else(|e| fatal(e));
     let opts = BuildOptions {
         nul: o.open.nul,
@@ -56,6 +61,18 @@ pub fn main() -> i32 {
         build_aliases(kind, name, &opts, &myhostname);
     }
     0
+}
+
+fn incremental(kind: &str, name: &str, o: &Opts) {
+    if let Err(e) = TableWriter::new(kind, name, o.open.nul) {
+        die(e);
+    }
+    let mut bytes = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
+        fatal(format!("read standard input: {e}"));
+    }
+    let src = rostfix_maps::source::parse_aliases("stdin", &bytes);
+    crate::postmap::add_in_place(kind, name, o, src);
 }
 
 fn query(o: &Opts, key: &[u8], tables: &[(String, String)]) -> i32 {

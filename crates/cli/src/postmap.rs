@@ -343,6 +343,12 @@ fn incremental(kind: &str, name: &str, o: &Opts) {
         fatal(format!("read standard input: {e}"));
     }
     let src = rostfix_maps::source::parse_table("stdin", &bytes, o.open.utf8, Reader::Postmap);
+    add_in_place(kind, name, o, src);
+}
+
+/// Adds parsed entries to an existing table under the duplicate rules,
+/// printing the warnings in input order.
+pub(crate) fn add_in_place(kind: &str, name: &str, o: &Opts, src: rostfix_maps::source::Source) {
     let adds: Vec<(String, String)> = src
         .entries
         .iter()

@@ -51,6 +51,7 @@ pub fn main() -> i32 {
 }
 
 fn newaliases(dir: Option<PathBuf>, alias_override: Option<String>) -> i32 {
+    crate::msg::speak_as("postalias");
     let cf = Config::load(dir.as_deref()).unwrap_or_else(|e| fatal(e));
     let default_type = cf
         .string("default_database_type")

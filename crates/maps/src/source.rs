@@ -70,6 +70,7 @@ pub enum Reader {
 /// smtputf8_enable is on.
 pub fn parse_table(path: &str, bytes: &[u8], utf8: bool, reader: Reader) -> Source {
     let mut src = Source::default();
+    let mut warned_alias_format = false;
     let text = String::from_utf8_lossy(bytes);
     let raw_lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     for l in logical(&text) {
@@ -118,6 +119,13 @@ pub fn parse_table(path: &str, bytes: &[u8], utf8: bool, reader: Reader) -> Sour
             ));
             continue;
         };
+        if key.ends_with(':') && !warned_alias_format {
+            warned_alias_format = true;
+            src.warnings.push((
+                line,
+                format!("{path}, line {line}: record is in \"key: value\" format; is this an alias file?"),
+            ));
+        }
         let value = rest.trim();
         if value.is_empty() {
             src.warnings.push((
@@ -157,6 +165,11 @@ pub fn parse_aliases(path: &str, bytes: &[u8]) -> Source {
             continue;
         }
         match split_alias(&l.text) {
+            // A quoted name may hold anything; a bare one must be local.
+            Some((name, _)) if name.contains('@') && !l.text.starts_with('"') => {
+                src.warnings
+                    .push((line, format!("{path}, line {line}: name must be local")));
+            }
             Some((name, value)) if !name.is_empty() => {
                 if value.is_empty() {
                     src.warnings
@@ -165,7 +178,7 @@ pub fn parse_aliases(path: &str, bytes: &[u8]) -> Source {
                 }
                 src.entries.push(SourceEntry {
                     key: name,
-                    value: value.to_string(),
+                    value: normalize_address_list(value),
                     line: l.line(),
                 });
             }
@@ -175,6 +188,120 @@ pub fn parse_aliases(path: &str, bytes: &[u8]) -> Source {
         }
     }
     src
+}
+
+/// An RFC 822 token of an alias value.
+#[derive(Debug, PartialEq, Eq)]
+enum Token {
+    /// An atom, a quoted string (quotes kept) or a domain literal.
+    Word(String),
+    /// A comment, parentheses kept.
+    Comment(String),
+    Special(char),
+}
+
+/// An alias value the way postalias stores it: the RFC 822 address list
+/// re-written from its tokens (Postfix's tok822 externalisation), so that
+/// `a ,b` becomes `a, b` and runs of white space become one space.
+pub fn normalize_address_list(value: &str) -> String {
+    let mut tokens: Vec<Token> = Vec::new();
+    let mut chars = value.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '"' => {
+                let mut w = String::from('"');
+                chars.next();
+                while let Some(c) = chars.next() {
+                    w.push(c);
+                    if c == '\\' {
+                        if let Some(n) = chars.next() {
+                            w.push(n);
+                        }
+                    } else if c == '"' {
+                        break;
+                    }
+                }
+                tokens.push(Token::Word(w));
+            }
+            '(' => {
+                let mut w = String::new();
+                let mut level = 0;
+                for c in chars.by_ref() {
+                    w.push(c);
+                    match c {
+                        '(' => level += 1,
+                        ')' => {
+                            level -= 1;
+                            if level == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                tokens.push(Token::Comment(w));
+            }
+            '[' => {
+                let mut w = String::new();
+                for c in chars.by_ref() {
+                    w.push(c);
+                    if c == ']' {
+                        break;
+                    }
+                }
+                tokens.push(Token::Word(w));
+            }
+            ')' | '<' | '>' | '@' | ',' | ';' | ':' | '.' | ']' => {
+                chars.next();
+                tokens.push(Token::Special(c));
+            }
+            _ => {
+                let mut w = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() || "()<>@,;:\".[]".contains(c) && c != '\\' {
+                        break;
+                    }
+                    chars.next();
+                    if c == '\\' {
+                        // A quoted pair stands for the character itself.
+                        if let Some(n) = chars.next() {
+                            w.push(n);
+                        }
+                    } else {
+                        w.push(c);
+                    }
+                }
+                tokens.push(Token::Word(w));
+            }
+        }
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut prev: Option<&Token> = None;
+    for t in &tokens {
+        let space = match (prev, t) {
+            (Some(Token::Special(',')), _) => true,
+            (
+                Some(Token::Word(_) | Token::Comment(_) | Token::Special(')' | '>')),
+                Token::Word(_) | Token::Comment(_) | Token::Special('<'),
+            ) => true,
+            _ => false,
+        };
+        if space {
+            out.push(' ');
+        }
+        match t {
+            Token::Word(w) | Token::Comment(w) => out.push_str(w),
+            Token::Special(c) => out.push(*c),
+        }
+        prev = Some(t);
+    }
+    if matches!(prev, Some(Token::Special(','))) {
+        out.push(' ');
+    }
+    out
 }
 
 /// `name: value`, with a quoted name unquoted.
@@ -201,7 +328,7 @@ fn split_alias(text: &str) -> Option<(String, &str)> {
     }
     let colon = text.find(':')?;
     let name = text[..colon].trim_end();
-    if name.contains(char::is_whitespace) {
+    if name.contains(char::is_whitespace) || name.contains('"') {
         return None;
     }
     Some((name.to_string(), text[colon + 1..].trim()))
@@ -250,6 +377,28 @@ mod tests {
     }
 
     #[test]
+    fn alias_values_are_rewritten_as_address_lists() {
+        for (raw, want) in [
+            ("a ,b,c ,  d", "a, b, c, d"),
+            ("Full Name <a@b.example>", "Full Name <a@b.example>"),
+            ("a (a comment) , b", "a (a comment), b"),
+            ("list: a, b;", "list:a, b;"),
+            ("a; b", "a;b"),
+            ("\\root", "root"),
+            ("\"x y\"@example.com", "\"x y\"@example.com"),
+            ("a,", "a, "),
+            (",a", ", a"),
+            ("|/usr/bin/procmail -a x", "|/usr/bin/procmail -a x"),
+            (
+                "d.mazzocchio@kernel-panic.it",
+                "d.mazzocchio@kernel-panic.it",
+            ),
+        ] {
+            assert_eq!(normalize_address_list(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
     fn alias_lines() {
         let src = parse_aliases(
             "aliases",
@@ -265,7 +414,7 @@ mod tests {
             [
                 ("root", "d.mazzocchio@kernel-panic.it"),
                 ("MAILER-DAEMON", "postmaster"),
-                ("a b", "x,  y"),
+                ("a b", "x, y"),
                 ("owner-x", "|/bin/cmd arg")
             ]
         );

@@ -1,9 +1,8 @@
-# newaliases -C DIR runs "postalias" for every alias_database entry. DIR
-# must be absolute ($PWD shows as TMP/case): with -C . postalias looks for
-# ./main.cf in the queue directory and fails. -oA names another database.
+# newaliases -C DIR runs "postalias" for every alias_database entry; $PWD
+# shows as TMP/case. -oA names another database. (Postfix fails with a
+# relative -C DIR because its postalias runs in the queue directory; Rostfix
+# resolves it where it was given, so that form is not recorded here.)
 masked() { "$@" >"$RUN_TMP/masked"; st=$?; sed -e "/YP_LAST_MODIFIED/s/[0-9]\{10\}/NNNNNNNNNN/" -e "s/^[0-9]\{10\}$/NNNNNNNNNN/" "$RUN_TMP/masked"; return $st; }
-run newaliases -C .
-run ls
 run newaliases -C "$PWD"
 run ls
 run postalias -c . -q root lmdb:aliases
