@@ -46,10 +46,10 @@ pub fn fatal(text: impl std::fmt::Display) -> ! {
     std::process::exit(1)
 }
 
-/// Command-line options the way Postfix's commands see them: getopt(3)
-/// with GNU permutation (options may follow operands, `--` ends them),
-/// bundled flags (`-nf`), attached or separate values (`-cDIR`, `-c DIR`),
-/// and GNU's wording for mistakes.
+/// Command-line options the way Postfix's commands see them: getopt(3) in
+/// POSIX mode (options end at the first operand or `--`, as Postfix asks
+/// with its "+" prefix), bundled flags (`-nf`), attached or separate values
+/// (`-cDIR`, `-c DIR`), and glibc's wording for mistakes.
 #[derive(Debug)]
 pub struct Getopt {
     pub options: Vec<(char, Option<std::ffi::OsString>)>,
@@ -83,7 +83,8 @@ impl Getopt {
             }
             if bytes.len() < 2 || bytes[0] != b'-' {
                 out.operands.push(arg);
-                continue;
+                out.operands.extend(args.by_ref());
+                break;
             }
             let mut i = 1;
             while i < bytes.len() {

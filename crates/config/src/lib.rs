@@ -8,6 +8,7 @@
 //! from reading the two files and asking the system for its host name and
 //! interfaces.
 
+pub mod dbms;
 pub mod expand;
 pub mod lines;
 pub mod main_cf;
@@ -88,8 +89,37 @@ impl Config {
 
     /// Loads main.cf (required) and master.cf (a warning when missing).
     pub fn load(cli_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with(cli_dir, false)
+    }
+
+    /// Like [`Config::load`]; with `missing_main_ok` a missing main.cf reads
+    /// as an empty one (postconf works without one, as Postfix's does).
+    pub fn load_with(cli_dir: Option<&Path>, missing_main_ok: bool) -> Result<Config, ConfigError> {
         let (dir, explicit) = Config::directory(cli_dir);
-        let main = MainCf::read(&dir.join("main.cf"))?;
+        // -c DIR sets config_directory before main.cf is read, so a
+        // config_directory line in main.cf overrides it (with a warning).
+        let preset = if explicit {
+            vec![main_cf::Entry {
+                name: "config_directory".to_string(),
+                value: dir.to_string_lossy().into_owned(),
+                line: 0,
+            }]
+        } else {
+            Vec::new()
+        };
+        let path = dir.join("main.cf");
+        let main = match MainCf::read_with(&path, preset.clone()) {
+            Err(MainCfError::Open { source, .. })
+                if missing_main_ok && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                MainCf {
+                    path,
+                    entries: preset,
+                    warnings: Vec::new(),
+                }
+            }
+            other => other?,
+        };
         let mut warnings = main.warnings.clone();
         let master = match MasterCf::read(&dir.join("master.cf")) {
             Ok(m) => Some(m),
@@ -123,16 +153,17 @@ impl Config {
         }
     }
 
-    /// True for built-in and master.cf-implied parameters.
+    /// True for built-in and master.cf-implied parameters, and for the
+    /// names built-in defaults refer to (`virtual_maps`, `stress`, ...),
+    /// which Postfix knows with an empty default but does not list.
     pub fn is_known(&self, name: &str) -> bool {
-        param::spec(name).is_some() || self.service_params.contains_key(name)
+        param::spec(name).is_some()
+            || self.service_params.contains_key(name)
+            || param::is_hidden(name)
     }
 
     /// The raw value in force: main.cf's entry, else the default.
     pub fn raw(&self, name: &str) -> Option<Cow<'_, str>> {
-        if name == "config_directory" && self.explicit_directory {
-            return Some(self.config_directory.to_string_lossy());
-        }
         if let Some(v) = self.main.get(name) {
             return Some(Cow::Borrowed(v));
         }
@@ -148,7 +179,10 @@ impl Config {
                 DefaultValue::Dynamic => Cow::Owned(self.dynamic_default(name, which)),
             });
         }
-        self.service_params.get(name).map(|v| Cow::Borrowed(*v))
+        if let Some(v) = self.service_params.get(name) {
+            return Some(Cow::Borrowed(*v));
+        }
+        param::is_hidden(name).then_some(Cow::Borrowed(""))
     }
 
     fn dynamic_default(&self, name: &str, which: Defaults) -> String {
@@ -285,7 +319,55 @@ impl Config {
                 refs.insert(c.to_string());
             }
         }
+        // A database table named without a path (`mysql:name`) takes its
+        // settings from main.cf as name_hosts, name_user, ...
+        for (kind, name) in self.database_tables() {
+            if !name.contains('/')
+                && let Some(fields) = dbms::fields(&kind)
+            {
+                for f in fields {
+                    refs.insert(format!("{name}_{f}"));
+                }
+            }
+        }
         refs
+    }
+
+    /// Every `type:name` of a database client type (mysql, pgsql, ldap,
+    /// sqlite, memcache) in main.cf values, in file order, proxy: removed.
+    pub fn database_tables(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for e in &self.main.entries {
+            for item in value::split_list(&e.value) {
+                let mut spec = item;
+                while let Some(rest) = spec
+                    .strip_prefix("proxy:")
+                    .or_else(|| spec.strip_prefix("proxywrite:"))
+                {
+                    spec = rest;
+                }
+                if let Some((kind, name)) = spec.split_once(':')
+                    && dbms::fields(kind).is_some()
+                    && !name.is_empty()
+                    && !out.iter().any(|(k, n)| k == kind && n == name)
+                {
+                    out.push((kind.to_string(), name.to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Names referred to with `$name` in main.cf values that nothing
+    /// defines, sorted (postconf's "undefined parameter" warnings).
+    pub fn undefined_references(&self) -> Vec<String> {
+        let mut refs = BTreeSet::new();
+        for e in &self.main.entries {
+            collect_refs(&e.value, &mut refs);
+        }
+        refs.into_iter()
+            .filter(|n| !self.is_known(n) && self.main.get(n).is_none())
+            .collect()
     }
 
     /// main.cf entries that nothing knows or uses, for the "unused
@@ -401,7 +483,7 @@ fn service_params(master: &MasterCf) -> BTreeMap<String, &'static str> {
 }
 
 /// Adds every `$name`, `${name...}` and `$(name...)` reference in `text`.
-fn collect_refs(text: &str, out: &mut BTreeSet<String>) {
+pub(crate) fn collect_refs(text: &str, out: &mut BTreeSet<String>) {
     let b = text.as_bytes();
     let mut i = 0;
     while i < b.len() {

@@ -30,11 +30,10 @@ pub fn logical_lines<S: AsRef<str>>(lines: &[S]) -> Vec<Logical> {
     let mut out: Vec<Logical> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let line = line.as_ref();
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
+        if is_blank_or_comment(line) {
             continue;
         }
-        let continues = line.starts_with(|c: char| c.is_ascii_whitespace());
+        let continues = starts_with_space(line);
         match out.last_mut() {
             Some(l) if continues => {
                 l.text.push_str(line);
@@ -48,10 +47,51 @@ pub fn logical_lines<S: AsRef<str>>(lines: &[S]) -> Vec<Logical> {
         }
     }
     for l in &mut out {
-        let keep = l.text.trim_end().len();
+        let keep = l
+            .text
+            .trim_end_matches(|c: char| c.is_ascii_whitespace())
+            .len();
         l.text.truncate(keep);
     }
     out
+}
+
+/// White space as the C library's isspace() knows it in the C locale: ASCII
+/// only (a no-break space is text, as in Postfix).
+pub fn starts_with_space(line: &str) -> bool {
+    line.starts_with(|c: char| c.is_ascii_whitespace())
+}
+
+/// Empty, white space only, or a `#` comment.
+pub fn is_blank_or_comment(line: &str) -> bool {
+    let t = line.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    t.is_empty() || t.starts_with('#')
+}
+
+/// Physical lines of a file: split at `\n`, a carriage return kept as
+/// part of its line (it is white space to the parsers), and no empty last
+/// line for a final newline.
+pub fn physical_lines(text: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    if lines.last() == Some(&"") {
+        lines.pop();
+    }
+    lines
+}
+
+/// Text as Postfix shows untrusted input in messages: every byte outside
+/// printable ASCII becomes `?`.
+pub fn printable(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -6,26 +6,29 @@
 //! `#` are skipped and do not end a logical line. Physical lines are joined
 //! without their newlines. Each logical line is `name = value`; white space
 //! around the name and the value is dropped. A later entry overrides an
-//! earlier one with a warning; a line without `=` is fatal, as in Postfix.
+//! earlier one (with a warning when the value differs); a line without `=`
+//! is fatal, as in Postfix. White space is ASCII white space only.
 
 use std::path::{Path, PathBuf};
+
+use crate::lines::{
+    is_blank_or_comment, logical_lines, physical_lines, printable, starts_with_space,
+};
 
 /// One `name = value` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub name: String,
     pub value: String,
-    /// 1-based number of the physical line the entry starts on.
+    /// 1-based number of the physical line the entry starts on (0 for the
+    /// setting `-c DIR` makes before the file is read).
     pub line: usize,
-    /// 0-based physical line indexes the entry spans, end exclusive.
-    span: (usize, usize),
 }
 
-/// A parsed main.cf, keeping its physical lines for editing.
+/// A parsed main.cf.
 #[derive(Debug, Clone, Default)]
 pub struct MainCf {
     pub path: PathBuf,
-    lines: Vec<String>,
     /// Entries in file order, duplicates included.
     pub entries: Vec<Entry>,
     /// Non-fatal diagnostics, already worded as Postfix words them.
@@ -51,44 +54,52 @@ pub enum MainCfError {
 impl MainCf {
     /// Reads and parses `path`.
     pub fn read(path: &Path) -> Result<MainCf, MainCfError> {
+        MainCf::read_with(path, Vec::new())
+    }
+
+    /// Reads `path` on top of `preset` entries (the `config_directory` that
+    /// `-c DIR` sets before main.cf is read).
+    pub fn read_with(path: &Path, preset: Vec<Entry>) -> Result<MainCf, MainCfError> {
         let text = std::fs::read(path).map_err(|source| MainCfError::Open {
             path: path.to_path_buf(),
             source,
         })?;
-        MainCf::parse(path, &String::from_utf8_lossy(&text))
+        MainCf::parse_with(path, &String::from_utf8_lossy(&text), preset)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<MainCf, MainCfError> {
+        MainCf::parse_with(path, text, Vec::new())
+    }
+
+    fn parse_with(path: &Path, text: &str, preset: Vec<Entry>) -> Result<MainCf, MainCfError> {
         let mut cf = MainCf {
             path: path.to_path_buf(),
-            lines: text.lines().map(str::to_string).collect(),
-            ..MainCf::default()
+            entries: preset,
+            warnings: Vec::new(),
         };
-        for crate::lines::Logical {
-            text: logical,
-            start,
-            end,
-        } in crate::lines::logical_lines(&cf.lines)
-        {
-            if logical.starts_with(|c: char| c.is_ascii_whitespace()) {
+        let lines = physical_lines(text);
+        for l in logical_lines(&lines) {
+            let shown = printable(l.text.as_bytes());
+            if starts_with_space(&l.text) {
                 cf.warnings.push(format!(
-                    "{}: logical line must not start with whitespace: \"{}\"",
-                    path.display(),
-                    logical
+                    "{}: logical line must not start with whitespace: \"{shown}\"",
+                    path.display()
                 ));
                 continue;
             }
-            let (name, value) = split_nameval(&logical).map_err(|what| MainCfError::Syntax {
+            let (name, value) = split_nameval(&l.text).map_err(|what| MainCfError::Syntax {
                 path: path.to_path_buf(),
-                line: start + 1,
+                line: l.line(),
                 what,
-                text: logical.clone(),
+                text: shown.clone(),
             })?;
-            if let Some(old) = cf.entries.iter().rev().find(|e| e.name == name) {
+            if let Some(old) = cf.entries.iter().rev().find(|e| e.name == name)
+                && old.value != value
+            {
                 cf.warnings.push(format!(
                     "{}, line {}: overriding earlier entry: {}={}",
                     path.display(),
-                    start + 1,
+                    l.line(),
                     old.name,
                     old.value
                 ));
@@ -96,8 +107,7 @@ impl MainCf {
             cf.entries.push(Entry {
                 name: name.to_string(),
                 value: value.to_string(),
-                line: start + 1,
-                span: (start, end),
+                line: l.line(),
             });
         }
         Ok(cf)
@@ -116,115 +126,125 @@ impl MainCf {
     pub fn effective(&self) -> Vec<&Entry> {
         let mut out: Vec<&Entry> = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
-            if let Some(slot) = out.iter_mut().find(|x| x.name == e.name) {
-                *slot = e;
-            } else {
-                out.push(e);
+            match out.iter_mut().find(|x| x.name == e.name) {
+                Some(slot) => *slot = e,
+                None => out.push(e),
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 
-    /// `postconf -e`: sets each `(name, value)`. An existing entry is replaced
-    /// where it stands (its continuation lines go with it, later duplicates
-    /// are removed); a new one is appended at the end.
+    /// Sets values in memory (`postconf -o`, per-service `-o` overrides).
     pub fn set(&mut self, edits: &[(String, String)]) {
         for (name, value) in edits {
-            let new_line = format!("{name} = {value}");
-            let spans: Vec<(usize, usize)> = self
-                .entries
-                .iter()
-                .filter(|e| &e.name == name)
-                .map(|e| e.span)
-                .collect();
-            match spans.split_first() {
-                Some((first, rest)) => {
-                    // Later duplicates go first so that `first` keeps its place.
-                    for span in rest.iter().rev() {
-                        self.replace_span(*span, Vec::new());
-                    }
-                    self.replace_span(*first, vec![new_line]);
-                }
-                None => self.lines.push(new_line),
-            }
-            self.reparse();
-        }
-    }
-
-    /// `postconf -X`: removes the named entries with their continuation lines.
-    pub fn remove(&mut self, names: &[String]) {
-        self.rewrite_entries(names, |_| Vec::new());
-    }
-
-    /// `postconf -#`: comments out the named entries.
-    pub fn comment_out(&mut self, names: &[String]) {
-        self.rewrite_entries(names, |lines| {
-            lines.iter().map(|l| format!("#{l}")).collect()
-        });
-    }
-
-    /// The file's text after edits.
-    pub fn text(&self) -> String {
-        let mut s = String::new();
-        for l in &self.lines {
-            s.push_str(l);
-            s.push('\n');
-        }
-        s
-    }
-
-    /// Writes the edited file: a temporary file beside it, renamed into place.
-    pub fn write(&self) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("cf.tmp");
-        std::fs::write(&tmp, self.text())?;
-        if let Ok(meta) = std::fs::metadata(&self.path) {
-            std::fs::set_permissions(&tmp, meta.permissions())?;
-        }
-        std::fs::rename(&tmp, &self.path)
-    }
-
-    fn rewrite_entries(&mut self, names: &[String], f: impl Fn(&[String]) -> Vec<String>) {
-        let mut spans: Vec<(usize, usize)> = self
-            .entries
-            .iter()
-            .filter(|e| names.contains(&e.name))
-            .map(|e| e.span)
-            .collect();
-        spans.sort();
-        for span in spans.into_iter().rev() {
-            let replacement = f(&self.lines[span.0..span.1]);
-            self.replace_span(span, replacement);
-        }
-        self.reparse();
-    }
-
-    fn replace_span(&mut self, (start, end): (usize, usize), with: Vec<String>) {
-        self.lines.splice(start..end, with);
-    }
-
-    fn reparse(&mut self) {
-        let text = self.text();
-        if let Ok(cf) = MainCf::parse(&self.path, &text) {
-            self.entries = cf.entries;
+            self.entries.push(Entry {
+                name: name.clone(),
+                value: value.clone(),
+                line: 0,
+            });
         }
     }
 }
 
-/// Splits `name = value` the way Postfix's split_nameval does.
+/// What an edit does to the named entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditMode {
+    /// `-e`: replace each entry (continuation lines dropped), append the
+    /// names not found.
+    Set,
+    /// `-X`: remove each entry with its continuation lines.
+    Remove,
+    /// `-#`: comment each entry out, continuation lines included.
+    CommentOut,
+}
+
+/// Edits main.cf text the way `postconf -e/-X/-#` do: lines that are not
+/// part of an edited entry pass through byte for byte (comments and blank
+/// lines inside an edited entry too), every entry of an edited name is
+/// rewritten, and a second entry of the same name draws a warning through
+/// `warn`. `edits` holds `(name, value)`; the value is ignored for -X/-#.
+pub fn edit_text(
+    text: &str,
+    mode: EditMode,
+    edits: &[(String, String)],
+    warn: &mut dyn FnMut(String),
+) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut found = vec![0usize; edits.len()];
+    let mut interesting = false;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest.find('\n').map_or(rest.len(), |i| i + 1);
+        let line = &rest[..end];
+        rest = &rest[end..];
+        if is_blank_or_comment(line) {
+            out.push_str(line);
+            continue;
+        }
+        if starts_with_space(line) {
+            match (interesting, mode) {
+                (false, _) => out.push_str(line),
+                (true, EditMode::CommentOut) => {
+                    out.push('#');
+                    out.push_str(line);
+                }
+                (true, _) => {}
+            }
+            continue;
+        }
+        let key_len = line
+            .find([' ', '\t', '\r', '\n', '='])
+            .unwrap_or(line.len());
+        let key = &line[..key_len];
+        let Some(i) = edits.iter().position(|(n, _)| n == key) else {
+            interesting = false;
+            out.push_str(line);
+            continue;
+        };
+        interesting = true;
+        found[i] += 1;
+        if found[i] == 2 {
+            warn(format!("multiple entries for \"{key}\""));
+        }
+        match mode {
+            EditMode::Set => out.push_str(&format!("{key} = {}\n", edits[i].1)),
+            EditMode::CommentOut => {
+                out.push('#');
+                out.push_str(line);
+            }
+            EditMode::Remove => {}
+        }
+    }
+    if mode == EditMode::Set {
+        for (i, (name, value)) in edits.iter().enumerate() {
+            if found[i] == 0 {
+                // Unlike Postfix, never glue a new entry onto a last line
+                // that lacks its newline.
+                if !out.is_empty() && !out.ends_with('\n') {
+                    out.push('\n');
+                }
+                out.push_str(&format!("{name} = {value}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// Splits `name = value` the way Postfix's split_nameval does (ASCII white
+/// space only).
 pub fn split_nameval(text: &str) -> Result<(&str, &str), &'static str> {
-    let text = text.trim_start();
-    let name_end = text
-        .find(|c: char| c.is_ascii_whitespace() || c == '=')
-        .unwrap_or(text.len());
+    let ws = |c: char| c.is_ascii_whitespace();
+    let text = text.trim_start_matches(ws);
+    let name_end = text.find(|c: char| ws(c) || c == '=').unwrap_or(text.len());
     if name_end == 0 {
         return Err("missing attribute name");
     }
-    let rest = text[name_end..].trim_start();
+    let rest = text[name_end..].trim_start_matches(ws);
     let Some(value) = rest.strip_prefix('=') else {
         return Err("missing '=' after attribute name");
     };
-    Ok((&text[..name_end], value.trim()))
+    Ok((&text[..name_end], value.trim_matches(ws)))
 }
 
 #[cfg(test)]
@@ -237,7 +257,7 @@ mod tests {
 
     #[test]
     fn continuation_lines_skip_comments_and_blank_lines() {
-        let cf = parse("a_b = x,\n   y\n#c\n   z\n\n  w\nmydestination=  foo   bar  \n");
+        let cf = parse("a_b = x,\n   y\n#c\n   z\n\n  w\nmydestination=  foo   bar  \r\n");
         assert_eq!(cf.get("a_b"), Some("x,   y   z  w"));
         assert_eq!(cf.get("mydestination"), Some("foo   bar"));
         assert_eq!(cf.entries[1].line, 7);
@@ -245,11 +265,11 @@ mod tests {
 
     #[test]
     fn errors_and_warnings_as_postfix_words_them() {
-        let cf = parse("  leading = 1\nmyorigin = x\nmyorigin = y\n");
+        let cf = parse("\tleading = 1\nmyorigin = x\nmyorigin = y\nmyorigin = y\n");
         assert_eq!(
             cf.warnings,
             [
-                "./main.cf: logical line must not start with whitespace: \"  leading = 1\"",
+                "./main.cf: logical line must not start with whitespace: \"?leading = 1\"",
                 "./main.cf, line 3: overriding earlier entry: myorigin=x"
             ]
         );
@@ -264,25 +284,55 @@ mod tests {
             err.to_string(),
             "./main.cf, line 1: missing attribute name: \"=bar\""
         );
+        // A no-break space is not white space: this is a new logical line.
+        let err = MainCf::parse(Path::new("./main.cf"), "a = 1\n\u{a0}b\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "./main.cf, line 2: missing '=' after attribute name: \"??b\""
+        );
     }
 
     #[test]
     fn edits_keep_comments_and_order() {
-        let mut cf = parse("# top\nmyorigin = x\n  y\n# mid\nrelayhost = a\nmyorigin = z\n");
-        cf.set(&[
-            ("myorigin".into(), "new".into()),
-            ("extra".into(), "1 2".into()),
-        ]);
-        assert_eq!(
-            cf.text(),
-            "# top\nmyorigin = new\n# mid\nrelayhost = a\nextra = 1 2\n"
+        let text = "# top\nmyorigin = x\n  y\n# mid\nrelayhost = a\nmyorigin = z\n";
+        let mut warnings = Vec::new();
+        let edited = edit_text(
+            text,
+            EditMode::Set,
+            &[
+                ("myorigin".into(), "new".into()),
+                ("extra".into(), "1 2".into()),
+            ],
+            &mut |w| warnings.push(w),
         );
-        cf.comment_out(&["relayhost".into()]);
         assert_eq!(
-            cf.text(),
-            "# top\nmyorigin = new\n# mid\n#relayhost = a\nextra = 1 2\n"
+            edited,
+            "# top\nmyorigin = new\n# mid\nrelayhost = a\nmyorigin = new\nextra = 1 2\n"
         );
-        cf.remove(&["myorigin".into()]);
-        assert_eq!(cf.text(), "# top\n# mid\n#relayhost = a\nextra = 1 2\n");
+        assert_eq!(warnings, ["multiple entries for \"myorigin\""]);
+        let out = edit_text(
+            text,
+            EditMode::CommentOut,
+            &[("myorigin".into(), String::new())],
+            &mut |_| {},
+        );
+        assert_eq!(
+            out,
+            "# top\n#myorigin = x\n#  y\n# mid\nrelayhost = a\n#myorigin = z\n"
+        );
+        let out = edit_text(
+            text,
+            EditMode::Remove,
+            &[("myorigin".into(), String::new())],
+            &mut |_| {},
+        );
+        assert_eq!(out, "# top\n# mid\nrelayhost = a\n");
+        let out = edit_text(
+            "a = 1",
+            EditMode::Set,
+            &[("b".into(), "2".into())],
+            &mut |_| {},
+        );
+        assert_eq!(out, "a = 1\nb = 2\n");
     }
 }

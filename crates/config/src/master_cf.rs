@@ -148,6 +148,64 @@ pub enum MasterCfError {
         line: usize,
         what: String,
     },
+    /// A bad column value; the text names the field and quotes the entry.
+    #[error("{0}")]
+    Field(String),
+}
+
+/// Why one entry does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryError {
+    /// Fewer than the eight required fields.
+    FieldCount,
+    /// `invalid <field> field "<value>" in "<entry>"`.
+    Field(String),
+}
+
+/// Parses one logical master.cf line (also a `postconf -Me` value).
+/// `line`/`end` say where it came from (0 for command-line input).
+pub fn parse_entry(text: &str, line: usize, end: usize) -> Result<Service, EntryError> {
+    let words = tokenize(text).map_err(|_| EntryError::FieldCount)?;
+    if words.len() < 8 {
+        return Err(EntryError::FieldCount);
+    }
+    let bad = |field: &str, value: &str| {
+        EntryError::Field(format!("invalid {field} field \"{value}\" in \"{text}\""))
+    };
+    let kind = ServiceType::parse(&words[1]).ok_or_else(|| bad("type", &words[1]))?;
+    for (idx, field) in [(2, "private"), (3, "unprivileged"), (4, "chroot")] {
+        if !matches!(words[idx].as_str(), "y" | "n" | "-") {
+            return Err(bad(field, &words[idx]));
+        }
+    }
+    let wakeup = words[5].strip_suffix('?').unwrap_or(&words[5]);
+    if wakeup != "-" && wakeup.parse::<u32>().is_err() {
+        return Err(bad("wakeup", &words[5]));
+    }
+    if words[6] != "-" && words[6].parse::<u32>().is_err() {
+        return Err(bad("process_limit", &words[6]));
+    }
+    let mut it = normalize_options(words).into_iter();
+    let mut next = || it.next().unwrap_or_default();
+    let name = next();
+    next();
+    let service = Service {
+        name,
+        kind,
+        private: next(),
+        unpriv: next(),
+        chroot: next(),
+        wakeup: next(),
+        maxproc: next(),
+        command: next(),
+        args: Vec::new(),
+        line,
+        end,
+    };
+    Ok(Service {
+        args: it.collect(),
+        ..service
+    })
 }
 
 /// A parsed master.cf.
@@ -168,66 +226,18 @@ impl MasterCf {
 
     pub fn parse(path: &Path, text: &str) -> Result<MasterCf, MasterCfError> {
         let mut services = Vec::new();
-        let lines: Vec<&str> = text.lines().collect();
+        let lines = crate::lines::physical_lines(text);
         for l in crate::lines::logical_lines(&lines) {
             let (line, end) = (l.line(), l.end);
-            let text = l.text;
-            let err = |what: String| MasterCfError::Syntax {
-                path: path.to_path_buf(),
-                line,
-                what,
-            };
-            let words = tokenize(&text).map_err(|w| err(w.to_string()))?;
-            if words.len() < 8 {
-                return Err(err(format!(
-                    "field \"{}\": missing field",
-                    FIELDS[words.len().min(7)]
-                )));
-            }
-            let kind = ServiceType::parse(&words[1])
-                .ok_or_else(|| err(format!("field \"type\": bad value: \"{}\"", words[1])))?;
-            for (idx, field) in [(2, "private"), (3, "unprivileged"), (4, "chroot")] {
-                if !matches!(words[idx].as_str(), "y" | "n" | "-") {
-                    return Err(err(format!(
-                        "field \"{field}\": bad value: \"{}\"",
-                        words[idx]
-                    )));
-                }
-            }
-            let wakeup = words[5].trim_end_matches('?');
-            if wakeup != "-" && wakeup.parse::<u32>().is_err() {
-                return Err(err(format!(
-                    "field \"wakeup\": bad value: \"{}\"",
-                    words[5]
-                )));
-            }
-            if words[6] != "-" && words[6].parse::<u32>().is_err() {
-                return Err(err(format!(
-                    "field \"process_limit\": bad value: \"{}\"",
-                    words[6]
-                )));
-            }
-            let words = normalize_options(words);
-            let mut it = words.into_iter();
-            let mut next = || it.next().unwrap_or_default();
-            let service = Service {
-                name: next(),
-                kind,
-                private: {
-                    next();
-                    next()
+            let service = parse_entry(&l.text, line, end).map_err(|e| match e {
+                EntryError::FieldCount => MasterCfError::Syntax {
+                    path: path.to_path_buf(),
+                    line,
+                    what: "bad field count".to_string(),
                 },
-                unpriv: next(),
-                chroot: next(),
-                wakeup: next(),
-                maxproc: next(),
-                command: next(),
-                args: Vec::new(),
-                line,
-                end,
-            };
-            let args: Vec<String> = it.collect();
-            services.push(Service { args, ..service });
+                EntryError::Field(what) => MasterCfError::Field(what),
+            })?;
+            services.push(service);
         }
         Ok(MasterCf {
             path: path.to_path_buf(),
@@ -253,17 +263,42 @@ pub fn quote_arg(a: &str) -> String {
     }
 }
 
-/// `-o { name = value }` becomes `-o` `name=value`: white space around the
-/// `=` of an override is not part of the name or the value.
-fn normalize_options(mut words: Vec<String>) -> Vec<String> {
-    for i in 1..words.len() {
-        if words[i - 1] == "-o"
-            && let Some((n, v)) = words[i].split_once('=')
-        {
-            words[i] = format!("{}={}", n.trim(), v.trim());
+/// Daemon options as Postfix normalises them: `-oname=value` becomes `-o`
+/// `name=value`, and `-o { name = value }` loses the white space around
+/// its `=`. Only the options before the first non-option argument count.
+fn normalize_options(words: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(words.len() + 2);
+    let mut in_options = true;
+    let mut words = words.into_iter().enumerate();
+    while let Some((i, w)) = words.next() {
+        if i < 8 || !in_options {
+            out.push(w);
+            continue;
+        }
+        if !w.starts_with('-') || w == "--" {
+            in_options = false;
+            out.push(w);
+            continue;
+        }
+        let setting = if w == "-o" {
+            out.push(w);
+            match words.next() {
+                Some((_, v)) => v,
+                None => continue,
+            }
+        } else if let Some(attached) = w.strip_prefix("-o") {
+            out.push("-o".to_string());
+            attached.to_string()
+        } else {
+            out.push(w);
+            continue;
+        };
+        match setting.split_once('=') {
+            Some((n, v)) => out.push(format!("{}={}", n.trim(), v.trim())),
+            None => out.push(setting),
         }
     }
-    words
+    out
 }
 
 /// Splits on white space; `{ ... }` (balanced) is one token without its
@@ -372,15 +407,27 @@ dovecot   unix -        n       n       -       -       pipe
     #[test]
     fn bad_lines_name_file_and_line() {
         let err = MasterCf::parse(Path::new("master.cf"), "smtp inet n - n - -\n").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "file master.cf: line 1: field \"command\": missing field"
-        );
+        assert_eq!(err.to_string(), "file master.cf: line 1: bad field count");
         let err =
             MasterCf::parse(Path::new("master.cf"), "\nsmtp tcp n - n - - smtpd\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "file master.cf: line 2: field \"type\": bad value: \"tcp\""
+            "invalid type field \"tcp\" in \"smtp tcp n - n - - smtpd\""
+        );
+        let err =
+            MasterCf::parse(Path::new("master.cf"), "p unix n - y 60?? 1 pickup\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid wakeup field \"60??\" in \"p unix n - y 60?? 1 pickup\""
+        );
+        let cf = MasterCf::parse(
+            Path::new("m"),
+            "o unix - - n - - smtp -v -omail_name=x -x extra -oa=b\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cf.services[0].args,
+            ["-v", "-o", "mail_name=x", "-x", "extra", "-oa=b"]
         );
     }
 }

@@ -64,6 +64,26 @@ pub fn spec(name: &str) -> Option<&'static ParamSpec> {
         .map(|i| &PARAMS[i])
 }
 
+/// Names that built-in defaults refer to but that have no entry of their
+/// own (`$virtual_maps`, `${stress?...}`): Postfix knows them, with an
+/// empty default, and does not list them.
+pub fn is_hidden(name: &str) -> bool {
+    static HIDDEN: std::sync::OnceLock<std::collections::BTreeSet<String>> =
+        std::sync::OnceLock::new();
+    HIDDEN
+        .get_or_init(|| {
+            let mut refs = std::collections::BTreeSet::new();
+            for p in PARAMS {
+                if let DefaultValue::Static(text) = p.default {
+                    crate::collect_refs(text, &mut refs);
+                }
+            }
+            refs.retain(|n| spec(n).is_none());
+            refs
+        })
+        .contains(name)
+}
+
 /// Every built-in parameter, sorted by name.
 pub fn all() -> &'static [ParamSpec] {
     PARAMS

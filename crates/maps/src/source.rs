@@ -28,20 +28,7 @@ fn logical(text: &str) -> Vec<Logical> {
     logical_lines(&lines)
 }
 
-/// `text` with every byte outside printable ASCII shown as `?`, as
-/// Postfix's printable() shows bad input in warnings.
-pub fn printable(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| {
-            if (0x20..0x7f).contains(&b) || b == b'\t' {
-                b as char
-            } else {
-                '?'
-            }
-        })
-        .collect()
-}
+pub use rostfix_config::lines::printable;
 
 /// Splits off the first white-space-delimited token; double quotes group
 /// white space into the token and stay part of it (`"a b" value` has the

@@ -1,6 +1,7 @@
-# CR is whitespace to the parser: it is trimmed from values; a missing final
-# newline is fine. -e gives the last line its newline before appending, and
-# rewrites only the edited lines (with LF); the others keep their CR.
+# CR is whitespace to the parser: it is trimmed from values. -e rewrites
+# only the edited lines (with LF); the others keep their CR. (Postfix appends
+# a new entry to a last line that lacks its newline, gluing the two; Rostfix
+# adds the newline, so this case's file ends with one.)
 run postconf -c . -n
 run postconf -c . -h relayhost
 run postconf -c . -h mail_name
