@@ -165,7 +165,9 @@ pub fn main() -> i32 {
     let list: Option<&[&str]> = if o.maps {
         Some(rostfix_maps::TYPES)
     } else if o.sasl_server {
-        Some(&["cyrus", "dovecot", "rostfix"])
+        // The server types smtpd_sasl_type accepts (they arrive with the
+        // submission issue; the list is what main.cf may name).
+        Some(&["cyrus", "dovecot"])
     } else if o.sasl_client {
         Some(&["cyrus"])
     } else if o.locks {
@@ -196,7 +198,9 @@ pub fn main() -> i32 {
 /// Loads the configuration the way postconf does: a missing main.cf reads
 /// as empty, a missing master.cf is a warning (fatal in master.cf modes).
 fn load(o: &Opts, need_master: bool) -> Config {
-    let mut cf = Config::load_with(o.dir.as_deref(), true).unwrap_or_else(|e| fatal(e));
+    // main.cf may be missing for defaults and for master.cf work only.
+    let lenient = o.defaults || need_master;
+    let mut cf = Config::load_with(o.dir.as_deref(), lenient).unwrap_or_else(|e| fatal(e));
     if need_master && cf.master.is_none() {
         let path = cf.config_directory.join("master.cf");
         if let Err(e) = MasterCf::read(&path) {
@@ -261,6 +265,7 @@ fn check_expansions(cf: &Config) {
     }
     for e in cf.main.effective() {
         if cf.is_known(&e.name)
+            && !rostfix_config::param::is_raw(&e.name)
             && let Err(err) = cf.expand_text(&e.value)
         {
             expansion_fatal(err, false);
@@ -276,14 +281,18 @@ fn expansion_fatal(e: rostfix_config::ExpandError, early: bool) -> ! {
     fatal("macro processing error")
 }
 
-fn warn_unused(cf: &Config) {
-    for e in cf.unused_main_parameters() {
-        warning(&format!(
-            "{}: unused parameter: {}={}",
-            cf.main.path.display(),
-            e.name,
-            e.value
-        ));
+/// "unused parameter" warnings: main.cf's only in parameter modes,
+/// master.cf's always.
+fn warn_unused(cf: &Config, main_too: bool) {
+    if main_too {
+        for e in cf.unused_main_parameters() {
+            warning(&format!(
+                "{}: unused parameter: {}={}",
+                cf.main.path.display(),
+                e.name,
+                e.value
+            ));
+        }
     }
     if let Some(master) = &cf.master {
         for (_, n, v) in cf.unused_master_parameters() {
@@ -324,13 +333,20 @@ fn print_parameters(o: &Opts) -> i32 {
         Defaults::Effective
     };
     let listed: BTreeSet<String> = cf.all_names(which);
+    let in_main =
+        |name: &str| cf.main.get(name).is_some() && (listed.contains(name) || cf.is_known(name));
     let names: Vec<String> = if !o.args.is_empty() {
-        o.args.clone()
+        // -n with names shows only those that main.cf sets.
+        o.args
+            .iter()
+            .filter(|n| !o.non_default || in_main(n))
+            .cloned()
+            .collect()
     } else if o.non_default {
         cf.main
             .effective()
             .iter()
-            .filter(|e| listed.contains(&e.name))
+            .filter(|e| in_main(&e.name))
             .map(|e| e.name.clone())
             .collect()
     } else {
@@ -376,7 +392,7 @@ fn print_parameters(o: &Opts) -> i32 {
     }
     print!("{out}");
     if !o.defaults {
-        warn_unused(&cf);
+        warn_unused(&cf, true);
     }
     0
 }
@@ -632,6 +648,7 @@ fn show_master(o: &Opts) -> i32 {
             warning(&format!("unmatched request: \"{raw}\""));
         }
     }
+    warn_unused(&cf, false);
     0
 }
 

@@ -247,11 +247,15 @@ impl Config {
             .collect()
     }
 
-    /// `name` fully expanded; `Ok(None)` for an unknown name.
+    /// `name` fully expanded (raw parameters as they are); `Ok(None)` for
+    /// an unknown name.
     pub fn expanded(&self, name: &str) -> Result<Option<String>, ExpandError> {
         let Some(raw) = self.raw(name) else {
             return Ok(None);
         };
+        if param::is_raw(name) {
+            return Ok(Some(raw.into_owned()));
+        }
         self.expand_text(&raw).map(Some)
     }
 
@@ -363,7 +367,9 @@ impl Config {
     pub fn undefined_references(&self) -> Vec<String> {
         let mut refs = BTreeSet::new();
         for e in &self.main.entries {
-            collect_refs(&e.value, &mut refs);
+            if !param::is_raw(&e.name) {
+                collect_refs(&e.value, &mut refs);
+            }
         }
         refs.into_iter()
             .filter(|n| !self.is_known(n) && self.main.get(n).is_none())

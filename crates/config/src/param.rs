@@ -84,6 +84,25 @@ pub fn is_hidden(name: &str) -> bool {
         .contains(name)
 }
 
+/// Parameters whose values are not `$name`-expanded when read: they hold
+/// text with macros of their own (`$SENDER`, `$rbl_code`, `$user`...) that
+/// the component using them fills in.
+pub const RAW: &[&str] = &[
+    "command_execution_directory",
+    "default_rbl_reply",
+    "forward_path",
+    "luser_relay",
+    "mailbox_command",
+    "postscreen_expansion_filter",
+    "postscreen_reject_footer",
+    "smtpd_expansion_filter",
+    "smtpd_reject_footer",
+];
+
+pub fn is_raw(name: &str) -> bool {
+    RAW.contains(&name)
+}
+
 /// Every built-in parameter, sorted by name.
 pub fn all() -> &'static [ParamSpec] {
     PARAMS

@@ -4,14 +4,19 @@
 age() { touch -d '1 hour ago' main.cf master.cf; }
 
 # postconf -e: an existing setting is replaced in place (continuation lines
-# dropped, comment lines kept), new ones are appended, sorted by name.
+# dropped, comment lines kept), new ones are appended at the end. (Several
+# new names in one -e are appended in hash-table order, which varies from
+# run to run: each command here adds at most one new name.)
 run postconf -c . -e 'relayhost = [new.example.com]'
 age
 run cat main.cf
 run postconf -c . -e 'mydestination = $myhostname, localhost'
 age
 run cat main.cf
-run postconf -c . -e 'smtpd_banner = $myhostname ESMTP' 'home_mailbox = Maildir/' 'myorigin=example.org'
+run postconf -c . -e 'smtpd_banner = $myhostname ESMTP' 'myorigin=example.org'
+age
+run cat main.cf
+run postconf -c . -e 'home_mailbox = Maildir/'
 age
 run cat main.cf
 run postconf -c . -e '  smtpd_helo_restrictions   =   permit_mynetworks,   reject_invalid_helo_hostname  '
