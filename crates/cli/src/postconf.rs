@@ -182,7 +182,9 @@ pub fn main() -> i32 {
         return 0;
     }
     let master_mode = o.master || o.fields || o.service_params;
-    if o.edit || o.remove || o.comment {
+    // name=value operands are an edit even without -e.
+    let implied_edit = !o.args.is_empty() && !o.defaults && o.args.iter().all(|a| a.contains('='));
+    if o.edit || o.remove || o.comment || implied_edit {
         return if master_mode {
             edit_master(&o)
         } else {
@@ -198,9 +200,12 @@ pub fn main() -> i32 {
 /// Loads the configuration the way postconf does: a missing main.cf reads
 /// as empty, a missing master.cf is a warning (fatal in master.cf modes).
 fn load(o: &Opts, need_master: bool) -> Config {
-    // main.cf may be missing for defaults and for master.cf work only.
-    let lenient = o.defaults || need_master;
-    let mut cf = Config::load_with(o.dir.as_deref(), lenient).unwrap_or_else(|e| fatal(e));
+    // Defaults never read main.cf; master.cf work may do without one.
+    let mut cf = if o.defaults {
+        Config::load_defaults(o.dir.as_deref()).unwrap_or_else(|e| fatal(e))
+    } else {
+        Config::load_with(o.dir.as_deref(), need_master).unwrap_or_else(|e| fatal(e))
+    };
     if need_master && cf.master.is_none() {
         let path = cf.config_directory.join("master.cf");
         if let Err(e) = MasterCf::read(&path) {
@@ -405,7 +410,7 @@ fn fold_words(value: &str, head: &str, fold: bool) -> String {
     let mut line = head.to_string();
     for word in value.split_ascii_whitespace() {
         let at_start = line.is_empty() || line.len() == INDENT.len() && line == INDENT;
-        if fold && !at_start && line.len() + 1 + word.len() >= LINE_LIMIT {
+        if fold && !at_start && line.len() + 1 + word.len() > LINE_LIMIT {
             out.push_str(&line);
             out.push('\n');
             line = format!("{INDENT}{word}");
@@ -431,8 +436,15 @@ fn edit_main(o: &Opts) -> i32 {
     if o.args.is_empty() {
         match mode {
             EditMode::Set => fatal("-e requires name=value argument"),
-            _ => fatal("-X or -# requires name argument"),
+            _ => fatal("missing service argument"),
         }
+    }
+    if mode != EditMode::Set && o.args.iter().any(|a| a.contains('=')) {
+        fatal(if o.remove {
+            "specify one of -e -X"
+        } else {
+            "specify one of -e -#"
+        });
     }
     let mut edits: Vec<(String, String)> = Vec::new();
     for a in &o.args {

@@ -92,6 +92,26 @@ impl Config {
         Config::load_with(cli_dir, false)
     }
 
+    /// The built-in configuration of a directory: master.cf (for the
+    /// parameters its services imply) but not main.cf (`postconf -d`).
+    pub fn load_defaults(cli_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        let (dir, explicit) = Config::directory(cli_dir);
+        let main = MainCf {
+            path: dir.join("main.cf"),
+            ..MainCf::default()
+        };
+        let mut warnings = Vec::new();
+        let master = match MasterCf::read(&dir.join("master.cf")) {
+            Ok(m) => Some(m),
+            Err(MasterCfError::Open { path, source }) => {
+                warnings.push(format!("open {}: {}", path.display(), io_text(&source)));
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Config::from_parts(dir, explicit, main, master, warnings))
+    }
+
     /// Like [`Config::load`]; with `missing_main_ok` a missing main.cf reads
     /// as an empty one (postconf works without one, as Postfix's does).
     pub fn load_with(cli_dir: Option<&Path>, missing_main_ok: bool) -> Result<Config, ConfigError> {
