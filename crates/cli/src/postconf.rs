@@ -311,10 +311,10 @@ fn warn_unused(cf: &Config, main_too: bool) {
 
 /// The class of a known parameter name.
 fn class_of(cf: &Config, name: &str) -> Class {
-    if rostfix_config::param::spec(name).is_some() {
-        Class::Builtin
-    } else if cf.is_known(name) {
+    if cf.is_service_param(name) {
         Class::Service
+    } else if cf.is_known(name) {
+        Class::Builtin
     } else {
         Class::User
     }
@@ -344,7 +344,7 @@ fn print_parameters(o: &Opts) -> i32 {
         // -n with names shows only those that main.cf sets.
         o.args
             .iter()
-            .filter(|n| !o.non_default || in_main(n))
+            .filter(|n| !o.non_default || in_main(n) || !cf.is_known(n))
             .cloned()
             .collect()
     } else if o.non_default {
@@ -994,16 +994,22 @@ fn edit_master(o: &Opts) -> i32 {
             }
         }
         if let Some(s) = new_entry {
-            out.push_str(&master_entry(&s, true));
-            // The old entry's continuation lines are replaced; comments
-            // among them stay.
-            for l in continuation.split_inclusive('\n') {
-                if rostfix_config::lines::is_blank_or_comment(l) {
-                    out.push_str(l);
+            if o.master {
+                // -Me: the new entry takes the old one's place; the old
+                // continuation lines are dropped as the loop meets them.
+                out.push_str(&master_entry(&s, true));
+            } else {
+                // -Fe/-Pe read the whole old entry first, so comments among
+                // its lines come out before the rewritten entry.
+                for l in continuation.split_inclusive('\n') {
+                    if rostfix_config::lines::is_blank_or_comment(l) {
+                        out.push_str(l);
+                    }
                 }
+                out.push_str(&master_entry(&s, true));
+                rest = &rest[taken..];
+                matched_entry = false;
             }
-            rest = &rest[taken..];
-            matched_entry = false;
         } else if !matched_entry {
             out.push_str(line);
         } else if o.comment {

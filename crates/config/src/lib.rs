@@ -173,6 +173,11 @@ impl Config {
         }
     }
 
+    /// True for names that master.cf's services imply.
+    pub fn is_service_param(&self, name: &str) -> bool {
+        self.service_params.contains_key(name)
+    }
+
     /// True for built-in and master.cf-implied parameters, and for the
     /// names built-in defaults refer to (`virtual_maps`, `stress`, ...),
     /// which Postfix knows with an empty default but does not list.
@@ -484,25 +489,19 @@ impl Config {
 }
 
 /// The parameters master.cf's delivery services imply (postconf(5):
-/// `transport_destination_concurrency_limit` and friends).
+/// `transport_destination_concurrency_limit` and friends), with their
+/// defaults; some of them are built-in parameters too (local_...), whose
+/// built-in default then applies.
 fn service_params(master: &MasterCf) -> BTreeMap<String, &'static str> {
     let mut out = BTreeMap::new();
     for s in &master.services {
-        let agent = param::DELIVERY_AGENTS.contains(&s.command.as_str());
-        let runner = param::COMMAND_RUNNERS.contains(&s.command.as_str());
-        if agent {
+        if param::DELIVERY_AGENTS.contains(&s.command.as_str()) {
             for (suffix, default) in param::PER_TRANSPORT_PARAMS {
-                let name = format!("{}_{}", s.name, suffix);
-                if param::spec(&name).is_none() {
-                    out.insert(name, *default);
-                }
+                out.insert(format!("{}_{}", s.name, suffix), *default);
             }
         }
-        if runner {
-            let name = format!("{}_time_limit", s.name);
-            if param::spec(&name).is_none() {
-                out.insert(name, "$command_time_limit");
-            }
+        if param::COMMAND_RUNNERS.contains(&s.command.as_str()) {
+            out.insert(format!("{}_time_limit", s.name), "$command_time_limit");
         }
     }
     out

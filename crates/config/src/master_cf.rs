@@ -80,20 +80,20 @@ impl Service {
         format!("{}/{}", self.name, self.kind.as_str())
     }
 
-    /// The `-o name=value` overrides, in order.
+    /// The `-o name=value` overrides, in order: those among the daemon
+    /// options, before the first non-option argument.
     pub fn options(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         let mut it = self.args.iter();
         while let Some(arg) = it.next() {
-            let setting = if arg == "-o" {
-                it.next().map(String::as_str)
-            } else {
-                arg.strip_prefix("-o").filter(|s| !s.is_empty())
-            };
-            if let Some(setting) = setting
+            if !arg.starts_with('-') || arg == "--" {
+                break;
+            }
+            if arg == "-o"
+                && let Some(setting) = it.next()
                 && let Some((n, v)) = setting.split_once('=')
             {
-                out.push((n.trim().to_string(), v.trim().to_string()));
+                out.push((n.to_string(), v.to_string()));
             }
         }
         out
