@@ -161,7 +161,7 @@ fn check_conflicts(o: &Opts) {
 
 pub fn main() -> i32 {
     crate::msg::init("postconf");
-    let o = parse_args();
+    let mut o = parse_args();
     let list: Option<&[&str]> = if o.maps {
         Some(rostfix_maps::TYPES)
     } else if o.sasl_server {
@@ -183,8 +183,15 @@ pub fn main() -> i32 {
     }
     let master_mode = o.master || o.fields || o.service_params;
     // name=value operands are an edit even without -e.
-    let implied_edit = !o.args.is_empty() && !o.defaults && o.args.iter().all(|a| a.contains('='));
-    if o.edit || o.remove || o.comment || implied_edit {
+    if !o.args.is_empty()
+        && !o.defaults
+        && !o.remove
+        && !o.comment
+        && o.args.iter().all(|a| a.contains('='))
+    {
+        o.edit = true;
+    }
+    if o.edit || o.remove || o.comment {
         return if master_mode {
             edit_master(&o)
         } else {
@@ -840,7 +847,11 @@ fn edit_master(o: &Opts) -> i32 {
             }
         } else {
             if t.contains('=') {
-                fatal("-X or -# requires names without value");
+                fatal(if o.remove {
+                    "specify one of -e -X"
+                } else {
+                    "specify one of -e -#"
+                });
             }
             (t.trim_end().to_string(), None)
         };

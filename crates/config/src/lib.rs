@@ -102,7 +102,10 @@ impl Config {
         };
         let mut warnings = Vec::new();
         let master = match MasterCf::read(&dir.join("master.cf")) {
-            Ok(m) => Some(m),
+            Ok(m) => {
+                warnings.extend(m.warnings.iter().cloned());
+                Some(m)
+            }
             Err(MasterCfError::Open { path, source }) => {
                 warnings.push(format!("open {}: {}", path.display(), io_text(&source)));
                 None
@@ -142,7 +145,10 @@ impl Config {
         };
         let mut warnings = main.warnings.clone();
         let master = match MasterCf::read(&dir.join("master.cf")) {
-            Ok(m) => Some(m),
+            Ok(m) => {
+                warnings.extend(m.warnings.iter().cloned());
+                Some(m)
+            }
             Err(MasterCfError::Open { path, source }) => {
                 warnings.push(format!("open {}: {}", path.display(), io_text(&source)));
                 None

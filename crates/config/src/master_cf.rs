@@ -92,6 +92,7 @@ impl Service {
             if arg == "-o"
                 && let Some(setting) = it.next()
                 && let Some((n, v)) = setting.split_once('=')
+                && !n.is_empty()
             {
                 out.push((n.to_string(), v.to_string()));
             }
@@ -165,7 +166,17 @@ pub enum EntryError {
 /// Parses one logical master.cf line (also a `postconf -Me` value).
 /// `line`/`end` say where it came from (0 for command-line input).
 pub fn parse_entry(text: &str, line: usize, end: usize) -> Result<Service, EntryError> {
-    let words = tokenize(text).map_err(|_| EntryError::FieldCount)?;
+    parse_entry_noting(text, line, end, &mut |_| {})
+}
+
+/// [`parse_entry`], reporting recoverable oddities (an unclosed `{`).
+pub fn parse_entry_noting(
+    text: &str,
+    line: usize,
+    end: usize,
+    note: &mut dyn FnMut(String),
+) -> Result<Service, EntryError> {
+    let words = tokenize(text, note);
     if words.len() < 8 {
         return Err(EntryError::FieldCount);
     }
@@ -213,6 +224,8 @@ pub fn parse_entry(text: &str, line: usize, end: usize) -> Result<Service, Entry
 pub struct MasterCf {
     pub path: PathBuf,
     pub services: Vec<Service>,
+    /// Non-fatal diagnostics, worded as Postfix words them.
+    pub warnings: Vec<String>,
 }
 
 impl MasterCf {
@@ -226,10 +239,26 @@ impl MasterCf {
 
     pub fn parse(path: &Path, text: &str) -> Result<MasterCf, MasterCfError> {
         let mut services = Vec::new();
+        let mut warnings = Vec::new();
         let lines = crate::lines::physical_lines(text);
         for l in crate::lines::logical_lines(&lines) {
             let (line, end) = (l.line(), l.end);
-            let service = parse_entry(&l.text, line, end).map_err(|e| match e {
+            if crate::lines::starts_with_space(&l.text) {
+                warnings.push(format!(
+                    "{}: logical line must not start with whitespace: \"{}\"",
+                    path.display(),
+                    crate::lines::printable(l.text.as_bytes())
+                ));
+                continue;
+            }
+            let file = path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let service = parse_entry_noting(&l.text, line, end, &mut |w| {
+                warnings.push(format!("{file}: {w}"))
+            })
+            .map_err(|e| match e {
                 EntryError::FieldCount => MasterCfError::Syntax {
                     path: path.to_path_buf(),
                     line,
@@ -242,6 +271,7 @@ impl MasterCf {
         Ok(MasterCf {
             path: path.to_path_buf(),
             services,
+            warnings,
         })
     }
 
@@ -302,8 +332,9 @@ fn normalize_options(words: Vec<String>) -> Vec<String> {
 }
 
 /// Splits on white space; `{ ... }` (balanced) is one token without its
-/// braces and the white space just inside them.
-pub fn tokenize(text: &str) -> Result<Vec<String>, &'static str> {
+/// braces and the white space just inside them. An unclosed `{` takes the
+/// rest of the line, with a note.
+pub fn tokenize(text: &str, note: &mut dyn FnMut(String)) -> Vec<String> {
     let mut out = Vec::new();
     let bytes = text.as_bytes();
     let mut i = 0;
@@ -313,8 +344,8 @@ pub fn tokenize(text: &str) -> Result<Vec<String>, &'static str> {
             continue;
         }
         if bytes[i] == b'{' {
-            let mut level = 0usize;
             let start = i;
+            let mut level = 0usize;
             let mut end = None;
             for (j, &b) in bytes.iter().enumerate().skip(start) {
                 if b == b'{' {
@@ -327,11 +358,25 @@ pub fn tokenize(text: &str) -> Result<Vec<String>, &'static str> {
                     }
                 }
             }
-            let end = end.ok_or("missing '}'")?;
-            out.push(text[start + 1..end].trim().to_string());
-            i = end + 1;
-            if i < bytes.len() && !bytes[i].is_ascii_whitespace() {
-                return Err("garbage after '}'");
+            match end {
+                Some(end) => {
+                    out.push(
+                        text[start + 1..end]
+                            .trim_matches(|c: char| c.is_ascii_whitespace())
+                            .to_string(),
+                    );
+                    i = end + 1;
+                }
+                None => {
+                    let rest = text[start..].trim_end_matches(|c: char| c.is_ascii_whitespace());
+                    note(format!("missing '}}' in \"{rest}\""));
+                    out.push(
+                        rest[1..]
+                            .trim_matches(|c: char| c.is_ascii_whitespace())
+                            .to_string(),
+                    );
+                    i = bytes.len();
+                }
             }
         } else {
             let start = i;
@@ -341,7 +386,7 @@ pub fn tokenize(text: &str) -> Result<Vec<String>, &'static str> {
             out.push(text[start..i].to_string());
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
