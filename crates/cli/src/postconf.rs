@@ -286,7 +286,17 @@ fn check_expansions(cf: &Config) {
 }
 
 fn expansion_fatal(e: rostfix_config::ExpandError, early: bool) -> ! {
-    warning(&e.to_string());
+    // Postfix scans a value twice before it gives up on a syntax error,
+    // and says so each time.
+    if let rostfix_config::ExpandError::Nesting(_, partial) = &e
+        && !partial.is_empty()
+    {
+        warning(&format!("unreasonable macro call nesting: \"{partial}\""));
+    }
+    let times = if e.is_syntax() { 2 } else { 1 };
+    for _ in 0..times {
+        warning(&e.to_string());
+    }
     if early {
         fatal("dictionary mail_dict: macro processing error")
     }

@@ -17,10 +17,33 @@ pub const MAX_NESTING: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExpandError {
+    /// A reference loop: the name whose expansion went too deep, and what
+    /// the expansion it appeared in had produced so far (Postfix reports
+    /// that first when it is not empty).
     #[error("unreasonable macro call nesting: \"{0}\"")]
-    Nesting(String),
+    Nesting(String, String),
+    /// `${bad-name}`: the text before and after the bad character.
+    #[error("attribute name syntax error at: \"...{0}>>>{1}\"")]
+    NameSyntax(String, String),
+    #[error("truncated macro reference: \"{0}\"")]
+    Truncated(String),
+    #[error("empty macro name: \"{0}\"")]
+    EmptyName(String),
+    #[error(
+        "\"==\" or \"!=\"\" or \"<\"\" or \"<=\"\" or \">=\"\" or \">\" expected at: \"...{0}>>>{1}\""
+    )]
+    Operator(String, String),
+    #[error("\"{{expression}}\" expected at: \"...{0}>>>{1}\"")]
+    Expression(String, String),
     #[error("syntax error in \"{0}\": {1}")]
     Syntax(String, &'static str),
+}
+
+impl ExpandError {
+    /// Errors in the text itself, as opposed to a reference loop.
+    pub fn is_syntax(&self) -> bool {
+        !matches!(self, ExpandError::Nesting(..))
+    }
 }
 
 /// Expands `text`; `lookup` returns the raw (unexpanded) value of a name, or
@@ -57,7 +80,8 @@ impl Expander<'_> {
                 break;
             };
             out.push_str(&text[i..i + off]);
-            i += off + 1;
+            let dollar = i + off;
+            i = dollar + 1;
             match bytes.get(i) {
                 Some(b'$') => {
                     out.push('$');
@@ -65,9 +89,8 @@ impl Expander<'_> {
                 }
                 Some(&open @ (b'{' | b'(')) => {
                     let close = if open == b'{' { b'}' } else { b')' };
-                    let end = matching(bytes, i, open, close).ok_or_else(|| {
-                        ExpandError::Syntax(text.to_string(), "unbalanced brackets")
-                    })?;
+                    let end = matching(bytes, i, open, close)
+                        .ok_or_else(|| ExpandError::Truncated(text[dollar..].to_string()))?;
                     self.braced(&text[i + 1..end], depth, out)?;
                     i = end + 1;
                 }
@@ -76,10 +99,18 @@ impl Expander<'_> {
                     while i < bytes.len() && is_name_byte(bytes[i]) {
                         i += 1;
                     }
-                    self.reference(&text[start..i], depth, out)?;
+                    if let Err(ExpandError::Nesting(name, partial)) =
+                        self.reference(&text[start..i], depth, out)
+                    {
+                        let partial = if partial.is_empty() {
+                            out.clone()
+                        } else {
+                            partial
+                        };
+                        return Err(ExpandError::Nesting(name, partial));
+                    }
                 }
-                // A lone `$` (at the end, or before punctuation) stays literal.
-                _ => out.push('$'),
+                _ => return Err(ExpandError::EmptyName(text.to_string())),
             }
         }
         Ok(())
@@ -87,8 +118,8 @@ impl Expander<'_> {
 
     /// The value of `name`, expanded.
     fn value(&mut self, name: &str, depth: usize) -> Result<String, ExpandError> {
-        if depth >= MAX_NESTING {
-            return Err(ExpandError::Nesting(name.to_string()));
+        if depth > MAX_NESTING {
+            return Err(ExpandError::Nesting(name.to_string(), String::new()));
         }
         match (self.lookup)(name) {
             Some(raw) => {
@@ -114,14 +145,11 @@ impl Expander<'_> {
         let err = |why| ExpandError::Syntax(format!("${{{inner}}}"), why);
         let trimmed = inner.trim_start();
         if trimmed.starts_with('{') {
-            return self.logical(trimmed, depth, out).map_err(|e| match e {
-                ExpandError::Syntax(_, why) => err(why),
-                other => other,
-            });
+            return self.logical(trimmed, depth, out);
         }
         let name_len = inner.bytes().take_while(|&b| is_name_byte(b)).count();
         if name_len == 0 {
-            return Err(err("missing parameter name"));
+            return Err(ExpandError::NameSyntax(String::new(), inner.to_string()));
         }
         let name = &inner[..name_len];
         let rest = &inner[name_len..];
@@ -129,7 +157,7 @@ impl Expander<'_> {
             return self.reference(name, depth, out);
         };
         if op != '?' && op != ':' {
-            return Err(err("bad character after parameter name"));
+            return Err(ExpandError::NameSyntax(name.to_string(), rest.to_string()));
         }
         let nonempty = !self.value(name, depth)?.is_empty();
         let arg = &rest[1..];
@@ -160,13 +188,29 @@ impl Expander<'_> {
     fn logical(&mut self, text: &str, depth: usize, out: &mut String) -> Result<(), ExpandError> {
         let syntax = |why| ExpandError::Syntax(text.to_string(), why);
         let (left, rest) = take_braced(text).ok_or(syntax("unbalanced brackets"))?;
+        let after_left = text.len() - rest.len();
         let rest = rest.trim_start();
         let op_len = rest
             .bytes()
             .take_while(|b| !b.is_ascii_whitespace() && *b != b'{')
             .count();
         let op = &rest[..op_len];
-        let (right, rest) = take_braced(&rest[op_len..]).ok_or(syntax("missing right operand"))?;
+        if !is_operator(op) {
+            // Postfix shows the rest without the expression's last brace.
+            let shown = rest.strip_suffix('}').unwrap_or(rest);
+            return Err(ExpandError::Operator(
+                format!("{left}}}"),
+                shown.to_string(),
+            ));
+        }
+        let Some((right, rest)) = take_braced(&rest[op_len..]) else {
+            let at = text.len() - rest.len() + op_len;
+            let _ = after_left;
+            return Err(ExpandError::Expression(
+                text[..at].to_string(),
+                text[at..].to_string(),
+            ));
+        };
         let rest = rest.trim_start();
         let rest = rest.strip_prefix('?').ok_or(syntax("missing '?'"))?;
         let (then, rest) = take_braced(rest).ok_or(syntax("missing {value} after '?'"))?;
@@ -193,6 +237,13 @@ impl Expander<'_> {
         }
         Ok(())
     }
+}
+
+fn is_operator(op: &str) -> bool {
+    matches!(
+        op,
+        "==" | "!=" | "<" | "<=" | ">" | ">=" | "<level" | "<=level" | ">level" | ">=level"
+    )
 }
 
 fn compare(op: &str, l: &str, r: &str) -> Option<bool> {
@@ -290,7 +341,10 @@ mod tests {
         assert_eq!(ex("$a ${a} $(a) $$a", &v).unwrap(), "A A A $a");
         assert_eq!(ex("x$b.y", &v).unwrap(), "x[A].y");
         assert_eq!(ex("$undefined|", &v).unwrap(), "|");
-        assert_eq!(ex("cost $", &v).unwrap(), "cost $");
+        assert_eq!(
+            ex("cost $", &v),
+            Err(ExpandError::EmptyName("cost $".into()))
+        );
     }
 
     #[test]
@@ -347,16 +401,20 @@ mod tests {
     fn loops_and_syntax_errors() {
         assert!(matches!(
             ex("$a", &[("a", "$b"), ("b", "$a")]),
-            Err(ExpandError::Nesting(_))
+            Err(ExpandError::Nesting(..))
         ));
         assert!(matches!(
             ex("$a", &[("a", "$a")]),
-            Err(ExpandError::Nesting(_))
+            Err(ExpandError::Nesting(..))
         ));
-        assert!(matches!(ex("${a", &[]), Err(ExpandError::Syntax(..))));
+        assert_eq!(ex("x ${a", &[]), Err(ExpandError::Truncated("${a".into())));
+        assert_eq!(
+            ex("${my-origin}", &[]).unwrap_err().to_string(),
+            "attribute name syntax error at: \"...my>>>-origin\""
+        );
         assert!(matches!(
             ex("${{a} ~ {b} ? {c}}", &[]),
-            Err(ExpandError::Syntax(..))
+            Err(ExpandError::Operator(..))
         ));
     }
 

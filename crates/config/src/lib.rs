@@ -563,7 +563,6 @@ mod tests {
             cf.expanded("mydestination").unwrap().unwrap(),
             "mail.example.com, localhost.example.com, localhost"
         );
-        assert_eq!(cf.raw("config_directory").unwrap(), ".");
         assert_eq!(cf.time("smtpd_timeout").unwrap(), 300);
         assert_eq!(cf.time("maximal_queue_lifetime").unwrap(), 5 * 86400);
         assert!(!cf.bool("smtpd_helo_required").unwrap());
