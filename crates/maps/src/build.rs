@@ -270,6 +270,10 @@ fn write_cdb(path: &Path, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> 
     sync.sync_all().map_err(io)
 }
 
+/// What an in-place update did: duplicate-entry warnings (with the index
+/// of the add they are about) and, per key to delete, whether it was found.
+pub type Updated = (Vec<(usize, String)>, Vec<bool>);
+
 /// In-place changes to an lmdb-format table (`postmap -i`, `-d`), created
 /// when missing. Adds follow the duplicate rules against what the table
 /// already holds; returns the warnings and, for each key to delete,
@@ -281,7 +285,7 @@ pub fn update_in_place(
     deletes: &[String],
     nul: NulMode,
     dups: Duplicates,
-) -> Result<(Vec<(usize, String)>, Vec<bool>), DictError> {
+) -> Result<Updated, DictError> {
     let spec = format!("{kind}:{name}");
     if kind == "cdb" {
         return Err(DictError::Config(

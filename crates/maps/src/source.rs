@@ -268,14 +268,16 @@ pub fn normalize_address_list(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     let mut prev: Option<&Token> = None;
     for t in &tokens {
-        let space = match (prev, t) {
-            (Some(Token::Special(',')), _) => true,
-            (
-                Some(Token::Word(_) | Token::Comment(_) | Token::Special(')' | '>')),
-                Token::Word(_) | Token::Comment(_) | Token::Special('<'),
-            ) => true,
-            _ => false,
-        };
+        // A space after every comma, and between two words (a comment, a
+        // closing bracket, an opening angle bracket count as words here).
+        let space = matches!(
+            (prev, t),
+            (Some(Token::Special(',')), _)
+                | (
+                    Some(Token::Word(_) | Token::Comment(_) | Token::Special(')' | '>')),
+                    Token::Word(_) | Token::Comment(_) | Token::Special('<'),
+                )
+        );
         if space {
             out.push(' ');
         }
