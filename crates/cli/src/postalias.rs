@@ -9,8 +9,8 @@
 use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
+use rostfix_maps::Dict;
 use rostfix_maps::build::{BuildOptions, TableWriter};
-use rostfix_maps::{Dict, Duplicates};
 
 use crate::msg::{fatal, warning};
 use crate::postmap::{
@@ -114,7 +114,7 @@ pub(crate) fn build_aliases(kind: &str, name: &str, opts: &BuildOptions, myhostn
     for w in writer.add_source(src, opts) {
         warning(&w);
     }
-    writer.put("@", "@", Duplicates::Ignore);
+    writer.put("@", "@");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

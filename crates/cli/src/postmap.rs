@@ -356,9 +356,9 @@ pub(crate) fn add_in_place(kind: &str, name: &str, o: &Opts, src: rostfix_maps::
             let key = if o.open.fold {
                 rostfix_maps::fold(&e.key, o.open.utf8).into_owned()
             } else {
-                e.key.clone()
+                e.key.to_string()
             };
-            (key, e.value.clone())
+            (key, e.value.to_string())
         })
         .collect();
     let (dups, _) = update_in_place(kind, name, &adds, &[], o.open.nul, o.open.duplicates)

@@ -6,17 +6,20 @@
 //! line. Physical lines are joined as they are, without their newlines, and
 //! trailing white space is dropped.
 
-/// One logical line.
+use std::borrow::Cow;
+
+/// One logical line; borrowed from the input unless continuation lines had
+/// to be joined (the common one-line case allocates nothing).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Logical {
-    pub text: String,
+pub struct Logical<'a> {
+    pub text: Cow<'a, str>,
     /// 0-based index of the first physical line.
     pub start: usize,
     /// 0-based index just past the last physical line it uses.
     pub end: usize,
 }
 
-impl Logical {
+impl Logical<'_> {
     /// The 1-based line number Postfix reports for this logical line.
     pub fn line(&self) -> usize {
         self.start + 1
@@ -26,21 +29,20 @@ impl Logical {
 /// Splits physical lines into logical lines. A first line that starts with
 /// white space becomes a logical line of its own; callers decide whether
 /// that is an error (main.cf warns, tables warn).
-pub fn logical_lines<S: AsRef<str>>(lines: &[S]) -> Vec<Logical> {
-    let mut out: Vec<Logical> = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let line = line.as_ref();
+pub fn logical_lines<'a>(lines: &[&'a str]) -> Vec<Logical<'a>> {
+    let mut out: Vec<Logical<'a>> = Vec::new();
+    for (i, &line) in lines.iter().enumerate() {
         if is_blank_or_comment(line) {
             continue;
         }
         let continues = starts_with_space(line);
         match out.last_mut() {
             Some(l) if continues => {
-                l.text.push_str(line);
+                l.text.to_mut().push_str(line);
                 l.end = i + 1;
             }
             _ => out.push(Logical {
-                text: line.to_string(),
+                text: Cow::Borrowed(line),
                 start: i,
                 end: i + 1,
             }),
@@ -51,7 +53,10 @@ pub fn logical_lines<S: AsRef<str>>(lines: &[S]) -> Vec<Logical> {
             .text
             .trim_end_matches(|c: char| c.is_ascii_whitespace())
             .len();
-        l.text.truncate(keep);
+        match &mut l.text {
+            Cow::Borrowed(t) => *t = &t[..keep],
+            Cow::Owned(t) => t.truncate(keep),
+        }
     }
     out
 }

@@ -7,7 +7,6 @@
 //! a warning (default), last one kept silently (`-r`), first kept silently
 //! (`-w`).
 
-use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -42,16 +41,27 @@ impl Default for BuildOptions {
     }
 }
 
-/// The on-disk form of a table being written.
+/// A table being written: every key and value in one arena (a million
+/// entries are a million slices, not two million allocations), deduplicated
+/// by sorting, then written in key order (lmdb) or input order (cdb).
 #[derive(Debug)]
 pub struct TableWriter {
     kind: String,
     name: String,
     path: PathBuf,
     nul: bool,
-    /// Raw (key, value) pairs in insertion order, NUL already applied.
-    records: Vec<(Vec<u8>, Vec<u8>)>,
-    index: HashMap<Vec<u8>, usize>,
+    arena: Vec<u8>,
+    records: Vec<Record>,
+}
+
+/// One entry: spans of the arena (NUL included when the convention wants
+/// it), the source line, and whether a duplicate rule dropped it.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    key: (u32, u32),
+    value: (u32, u32),
+    line: u32,
+    alive: bool,
 }
 
 /// Types postmap and postalias can write.
@@ -81,8 +91,8 @@ impl TableWriter {
             name: name.to_string(),
             path: file_path(kind, name),
             nul,
+            arena: Vec::new(),
             records: Vec::new(),
-            index: HashMap::new(),
         })
     }
 
@@ -101,61 +111,123 @@ impl TableWriter {
         }
     }
 
+    fn span(&mut self, bytes: &[u8], nul: bool) -> (u32, u32) {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(bytes);
+        if nul {
+            self.arena.push(0);
+        }
+        (start as u32, (self.arena.len() - start) as u32)
+    }
+
+    fn push(&mut self, key: &[u8], value: &[u8], line: usize, nul: bool) {
+        let key = self.span(key, nul);
+        let value = self.span(value, nul);
+        self.records.push(Record {
+            key,
+            value,
+            line: line as u32,
+            alive: true,
+        });
+    }
+
+    fn bytes(&self, (start, len): (u32, u32)) -> &[u8] {
+        &self.arena[start as usize..(start + len) as usize]
+    }
+
     /// Adds the entries of a parsed source file under the duplicate rules;
     /// returns the source's warnings and the duplicate warnings, in line
     /// order, as Postfix prints them while it reads.
-    pub fn add_source(&mut self, source: Source, opts: &BuildOptions) -> Vec<String> {
+    pub fn add_source(&mut self, source: Source<'_>, opts: &BuildOptions) -> Vec<String> {
         let mut warnings = source.warnings;
-        for e in source.entries {
+        let first = self.records.len();
+        self.arena.reserve(
+            source
+                .entries
+                .iter()
+                .map(|e| e.key.len() + e.value.len() + 2)
+                .sum(),
+        );
+        self.records.reserve(source.entries.len());
+        for e in &source.entries {
             let key = if opts.fold {
-                fold(&e.key, opts.utf8).into_owned()
+                fold(&e.key, opts.utf8)
             } else {
-                e.key
+                std::borrow::Cow::Borrowed(&*e.key)
             };
-            if let Some(w) = self.put(&key, &e.value, opts.duplicates) {
-                warnings.push((e.line, w));
-            }
+            self.push(key.as_bytes(), e.value.as_bytes(), e.line, self.nul);
         }
+        warnings.extend(self.dedupe(first, opts.duplicates));
         warnings.sort_by_key(|(line, _)| *line);
         warnings.into_iter().map(|(_, w)| w).collect()
     }
 
-    /// Adds one entry; a duplicate is handled per `dups` and may produce a
-    /// warning.
-    pub fn put(&mut self, key: &str, value: &str, dups: Duplicates) -> Option<String> {
-        let k = self.encode(key.as_bytes());
-        let v = self.encode(value.as_bytes());
-        match self.index.get(&k) {
-            Some(&i) => match dups {
-                Duplicates::Warn => Some(format!("{}: duplicate entry: \"{key}\"", self.label())),
-                Duplicates::Replace => {
-                    self.records[i].1 = v;
-                    None
-                }
-                Duplicates::Ignore => None,
-            },
-            None => {
-                self.index.insert(k.clone(), self.records.len());
-                self.records.push((k, v));
-                None
-            }
-        }
+    /// Adds one entry under the writer's NUL convention; a key already
+    /// present keeps its first value.
+    pub fn put(&mut self, key: &str, value: &str) {
+        self.push(key.as_bytes(), value.as_bytes(), usize::MAX >> 32, self.nul);
     }
 
     /// Adds one record exactly as given (postalias's YP entries carry no
     /// NUL whatever the convention).
     pub fn add_raw(&mut self, key: &[u8], value: &[u8]) {
-        self.index.insert(key.to_vec(), self.records.len());
-        self.records.push((key.to_vec(), value.to_vec()));
+        self.push(key, value, usize::MAX >> 32, false);
     }
 
-    fn encode(&self, bytes: &[u8]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(bytes.len() + 1);
-        v.extend_from_slice(bytes);
-        if self.nul {
-            v.push(0);
+    /// Indexes of live records sorted by key, equal keys in input order.
+    fn sorted(&self) -> Vec<u32> {
+        let mut idx: Vec<u32> = (0..self.records.len() as u32)
+            .filter(|&i| self.records[i as usize].alive)
+            .collect();
+        idx.sort_by(|&a, &b| {
+            self.bytes(self.records[a as usize].key)
+                .cmp(self.bytes(self.records[b as usize].key))
+        });
+        idx
+    }
+
+    /// Applies `dups` to records from `first` on that repeat a key seen
+    /// before them; returns (line, warning) pairs.
+    fn dedupe(&mut self, first: usize, dups: Duplicates) -> Vec<(usize, String)> {
+        let idx = self.sorted();
+        let mut warnings = Vec::new();
+        let mut run_start = 0;
+        while run_start < idx.len() {
+            let key = self.records[idx[run_start] as usize].key;
+            let mut run_end = run_start + 1;
+            while run_end < idx.len()
+                && self.bytes(self.records[idx[run_end] as usize].key) == self.bytes(key)
+            {
+                run_end += 1;
+            }
+            if run_end - run_start > 1 {
+                let keep = match dups {
+                    Duplicates::Replace => idx[run_end - 1],
+                    Duplicates::Warn | Duplicates::Ignore => idx[run_start],
+                };
+                for &i in &idx[run_start..run_end] {
+                    if i == keep {
+                        continue;
+                    }
+                    let r = self.records[i as usize];
+                    if dups == Duplicates::Warn && i as usize >= first {
+                        let shown = self.bytes(r.key);
+                        let shown = shown.strip_suffix(b"\0").unwrap_or(shown);
+                        warnings.push((
+                            r.line as usize,
+                            format!(
+                                "{}: duplicate entry: \"{}\"",
+                                self.label(),
+                                String::from_utf8_lossy(shown)
+                            ),
+                        ));
+                    }
+                    self.records[i as usize].alive = false;
+                }
+            }
+            run_start = run_end;
         }
-        v
+        warnings
     }
 
     /// Writes the file: temporary name, sync, rename over the old one. The
@@ -175,14 +247,24 @@ impl TableWriter {
                 _ => 0o644,
             },
         };
-        if self.kind != "cdb" {
+        // Entries added one by one (postalias's @) yield to earlier ones.
+        self.dedupe(self.records.len(), Duplicates::Ignore);
+        let order: Vec<u32> = if self.kind == "cdb" {
+            (0..self.records.len() as u32)
+                .filter(|&i| self.records[i as usize].alive)
+                .collect()
+        } else {
             // LMDB's fastest load is in key order with APPEND.
-            self.records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        }
+            self.sorted()
+        };
+        let pairs = order.iter().map(|&i| {
+            let r = self.records[i as usize];
+            (self.bytes(r.key), self.bytes(r.value))
+        });
         let tmp = temp_path(&self.path);
         let written = match self.kind.as_str() {
-            "cdb" => write_cdb(&tmp, &self.records),
-            _ => write_lmdb(&tmp, &self.records),
+            "cdb" => write_cdb(&tmp, pairs),
+            _ => write_lmdb(&tmp, pairs.collect(), self.arena.len()),
         };
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
@@ -219,23 +301,18 @@ fn sync_parent(path: &Path) {
     }
 }
 
-fn write_lmdb(path: &Path, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
-    let payload: usize = records.iter().map(|(k, v)| k.len() + v.len() + 16).sum();
-    let mut map_size = payload * 2 + (8 << 20);
+fn write_lmdb(path: &Path, records: Vec<(&[u8], &[u8])>, payload: usize) -> Result<(), String> {
+    let mut map_size = payload * 2 + records.len() * 32 + (8 << 20);
     loop {
         let _ = fs::remove_file(path);
-        match try_write_lmdb(path, records, map_size) {
+        match try_write_lmdb(path, &records, map_size) {
             Err(heed::Error::Mdb(heed::MdbError::MapFull)) => map_size *= 2,
             other => return other.map_err(|e| heed_text(&e)),
         }
     }
 }
 
-fn try_write_lmdb(
-    path: &Path,
-    records: &[(Vec<u8>, Vec<u8>)],
-    map_size: usize,
-) -> heed::Result<()> {
+fn try_write_lmdb(path: &Path, records: &[(&[u8], &[u8])], map_size: usize) -> heed::Result<()> {
     let env = open_env(path, true, map_size)?;
     let wtxn = env.write_txn()?;
     let db = env
@@ -253,11 +330,13 @@ fn try_write_lmdb(
     }
     // Commit syncs the data file (LMDB's default durability).
     wtxn.commit()?;
-    env.force_sync()?;
     Ok(())
 }
 
-fn write_cdb(path: &Path, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+fn write_cdb<'r>(
+    path: &Path,
+    records: impl Iterator<Item = (&'r [u8], &'r [u8])>,
+) -> Result<(), String> {
     let io = |e: std::io::Error| rostfix_config::io_text(&e);
     let file = fs::File::create(path).map_err(io)?;
     let mut sync = file.try_clone().map_err(io)?;
@@ -367,14 +446,14 @@ mod tests {
     use crate::source::SourceEntry;
     use crate::{Dict, indexed::CdbDict, indexed::LmdbDict};
 
-    fn entries(pairs: &[(&str, &str)]) -> Source {
+    fn entries(pairs: &[(&str, &str)]) -> Source<'static> {
         Source {
             entries: pairs
                 .iter()
                 .enumerate()
                 .map(|(i, (k, v))| SourceEntry {
-                    key: k.to_string(),
-                    value: v.to_string(),
+                    key: k.to_string().into(),
+                    value: v.to_string().into(),
                     line: i + 1,
                 })
                 .collect(),

@@ -114,7 +114,7 @@ impl CidrDict {
         let mut rules = Vec::new();
         let mut open_ifs: Vec<(usize, usize)> = Vec::new();
         for l in logical_lines(&lines) {
-            let t = l.text.as_str();
+            let t: &str = &l.text;
             let (first, rest) = match t.find(char::is_whitespace) {
                 Some(i) => (&t[..i], t[i..].trim()),
                 None => (t, ""),

@@ -36,16 +36,37 @@ pub(crate) fn heed_text(e: &heed::Error) -> String {
     }
 }
 /// Which key forms a reader tries: with NUL, then without (Auto), or one.
-fn key_forms(key: &str, nul: NulMode, nul_first: bool) -> Vec<Vec<u8>> {
-    let plain = key.as_bytes().to_vec();
-    let mut with = plain.clone();
-    with.push(0);
-    match (nul, nul_first) {
-        (NulMode::With, _) => vec![with],
-        (NulMode::Without, _) => vec![plain],
-        (NulMode::Auto, true) => vec![with, plain],
-        (NulMode::Auto, false) => vec![plain, with],
+/// Looks `key` up in the forms `nul` allows, the NUL-terminated form first
+/// when `nul_first` (the type's own convention first). Keys up to 255
+/// bytes get their NUL on the stack: lookups allocate nothing.
+fn find_forms<T>(
+    key: &str,
+    nul: NulMode,
+    nul_first: bool,
+    mut get: impl FnMut(&[u8]) -> Result<Option<T>, DictError>,
+) -> Result<Option<T>, DictError> {
+    let mut stack = [0u8; 256];
+    let heap: Vec<u8>;
+    let plain = key.as_bytes();
+    let with: &[u8] = if plain.len() < stack.len() {
+        stack[..plain.len()].copy_from_slice(plain);
+        &stack[..=plain.len()]
+    } else {
+        heap = [plain, b"\0"].concat();
+        &heap
+    };
+    let forms: &[&[u8]] = match (nul, nul_first) {
+        (NulMode::With, _) => &[with],
+        (NulMode::Without, _) => &[plain],
+        (NulMode::Auto, true) => &[with, plain],
+        (NulMode::Auto, false) => &[plain, with],
+    };
+    for k in forms {
+        if let Some(v) = get(k)? {
+            return Ok(Some(v));
+        }
     }
+    Ok(None)
 }
 
 /// Postfix warns when a table is older than the text it was built from.
@@ -169,16 +190,13 @@ impl Dict for LmdbDict {
             .env
             .read_txn()
             .map_err(|e| DictError::retry(&self.name, e))?;
-        for k in key_forms(key, self.nul, true) {
-            if let Some(v) = self
+        find_forms(key, self.nul, true, |k| {
+            let v = self
                 .db
-                .get(&rtxn, &k)
-                .map_err(|e| DictError::retry(&self.name, e))?
-            {
-                return Ok(Some(text(v)));
-            }
-        }
-        Ok(None)
+                .get(&rtxn, k)
+                .map_err(|e| DictError::retry(&self.name, e))?;
+            Ok(v.map(text))
+        })
     }
 
     fn sequence(&self) -> Result<Vec<(String, String)>, DictError> {
@@ -248,13 +266,10 @@ impl Dict for CdbDict {
     }
 
     fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
-        for k in key_forms(key, self.nul, false) {
-            match self.cdb.get(&k) {
-                Some(Ok(v)) => return Ok(Some(text(&v))),
-                Some(Err(e)) => return Err(DictError::retry(&self.name, e)),
-                None => {}
-            }
-        }
-        Ok(None)
+        find_forms(key, self.nul, false, |k| match self.cdb.get(k) {
+            Some(Ok(v)) => Ok(Some(text(&v))),
+            Some(Err(e)) => Err(DictError::retry(&self.name, e)),
+            None => Ok(None),
+        })
     }
 }

@@ -198,7 +198,7 @@ impl<M: Matcher> Rules<M> {
             |line: usize, msg: &str| crate::warn(&format!("{kind} map {path}, line {line}: {msg}"));
         for l in logical_lines(&lines) {
             let line = l.line();
-            let t = l.text.as_str();
+            let t: &str = &l.text;
             if t.starts_with(|c: char| c.is_whitespace()) {
                 warn(
                     line,

@@ -34,7 +34,7 @@ impl TextHash {
             let key = if opts.fold {
                 fold(&e.key, opts.utf8).into_owned()
             } else {
-                e.key.clone()
+                e.key.to_string()
             };
             if let Some(old) = map.get_mut(&key) {
                 match opts.duplicates {
@@ -43,13 +43,13 @@ impl TextHash {
                         "{path}, line {}: duplicate entry: \"{}\"",
                         e.line, e.key
                     )),
-                    Duplicates::Replace => *old = e.value,
+                    Duplicates::Replace => *old = e.value.into_owned(),
                     Duplicates::Ignore => {}
                 }
                 continue;
             }
             order.push(key.clone());
-            map.insert(key, e.value);
+            map.insert(key, e.value.into_owned());
         }
         Ok(TextHash { name, map, order })
     }

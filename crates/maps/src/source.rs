@@ -5,27 +5,43 @@
 //! where the name may be quoted (`"a b": x`). Bad lines are skipped with a
 //! warning naming file and line, as Postfix does.
 
+use std::borrow::Cow;
+
 use rostfix_config::lines::{Logical, logical_lines};
 
-/// One `key value` pair and the line it came from.
+/// One `key value` pair and the line it came from, borrowed from the input
+/// where possible (a million-line table should not cost two million
+/// allocations).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceEntry {
-    pub key: String,
-    pub value: String,
+pub struct SourceEntry<'a> {
+    pub key: Cow<'a, str>,
+    pub value: Cow<'a, str>,
     pub line: usize,
 }
 
 /// Parsed input: entries in file order, and warnings with the line they
 /// are about (so callers can merge their own warnings in file order).
 #[derive(Debug, Default)]
-pub struct Source {
-    pub entries: Vec<SourceEntry>,
+pub struct Source<'a> {
+    pub entries: Vec<SourceEntry<'a>>,
     pub warnings: Vec<(usize, String)>,
 }
 
-fn logical(text: &str) -> Vec<Logical> {
+fn logical(text: &str) -> Vec<Logical<'_>> {
     let lines: Vec<&str> = text.lines().collect();
     logical_lines(&lines)
+}
+
+/// `part` (a slice of `whole`'s text) with `whole`'s lifetime when `whole`
+/// borrows the input, else copied.
+fn sub<'a>(whole: &Cow<'a, str>, part: &str) -> Cow<'a, str> {
+    match whole {
+        Cow::Borrowed(t) => {
+            let start = part.as_ptr() as usize - t.as_ptr() as usize;
+            Cow::Borrowed(&t[start..start + part.len()])
+        }
+        Cow::Owned(_) => Cow::Owned(part.to_string()),
+    }
 }
 
 pub use rostfix_config::lines::printable;
@@ -55,14 +71,47 @@ pub enum Reader {
 /// Parses postmap input (also texthash files). With `utf8`, lines that are
 /// not valid UTF-8 are skipped with a warning, as Postfix does when
 /// smtputf8_enable is on.
-pub fn parse_table(path: &str, bytes: &[u8], utf8: bool, reader: Reader) -> Source {
+pub fn parse_table<'a>(path: &str, bytes: &'a [u8], utf8: bool, reader: Reader) -> Source<'a> {
+    match String::from_utf8_lossy(bytes) {
+        Cow::Borrowed(text) => parse_table_text(path, text, bytes, utf8, reader),
+        Cow::Owned(text) => {
+            // Invalid UTF-8 somewhere: entries cannot borrow the input.
+            let src = parse_table_text(path, &text, bytes, utf8, reader);
+            Source {
+                entries: src
+                    .entries
+                    .into_iter()
+                    .map(|e| SourceEntry {
+                        key: Cow::Owned(e.key.into_owned()),
+                        value: Cow::Owned(e.value.into_owned()),
+                        line: e.line,
+                    })
+                    .collect(),
+                warnings: src.warnings,
+            }
+        }
+    }
+}
+
+fn parse_table_text<'a>(
+    path: &str,
+    text: &'a str,
+    bytes: &[u8],
+    utf8: bool,
+    reader: Reader,
+) -> Source<'a> {
     let mut src = Source::default();
     let mut warned_alias_format = false;
-    let text = String::from_utf8_lossy(bytes);
-    let raw_lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
-    for l in logical(&text) {
+    // Only input that is not valid UTF-8 as a whole needs the per-line check.
+    let check_utf8 = utf8 && std::str::from_utf8(bytes).is_err();
+    let raw_lines: Vec<&[u8]> = if check_utf8 {
+        bytes.split(|&b| b == b'\n').collect()
+    } else {
+        Vec::new()
+    };
+    for l in logical(text) {
         let line = l.line();
-        if utf8
+        if check_utf8
             && raw_lines[l.start..l.end]
                 .iter()
                 .any(|r| std::str::from_utf8(r).is_err())
@@ -127,8 +176,8 @@ pub fn parse_table(path: &str, bytes: &[u8], utf8: bool, reader: Reader) -> Sour
             continue;
         }
         src.entries.push(SourceEntry {
-            key: key.to_string(),
-            value: value.to_string(),
+            key: sub(&l.text, key),
+            value: sub(&l.text, value),
             line,
         });
     }
@@ -136,7 +185,7 @@ pub fn parse_table(path: &str, bytes: &[u8], utf8: bool, reader: Reader) -> Sour
 }
 
 /// Parses aliases(5) input.
-pub fn parse_aliases(path: &str, bytes: &[u8]) -> Source {
+pub fn parse_aliases(path: &str, bytes: &[u8]) -> Source<'static> {
     let mut src = Source::default();
     let text = String::from_utf8_lossy(bytes);
     for l in logical(&text) {
@@ -164,8 +213,8 @@ pub fn parse_aliases(path: &str, bytes: &[u8]) -> Source {
                     continue;
                 }
                 src.entries.push(SourceEntry {
-                    key: name,
-                    value: normalize_address_list(value),
+                    key: Cow::Owned(name),
+                    value: Cow::Owned(normalize_address_list(value)),
                     line: l.line(),
                 });
             }
@@ -339,10 +388,7 @@ mod tests {
         assert_eq!(src.entries[2].key, "\"a b\"");
         assert_eq!(src.entries[0].key, "Key1");
         assert_eq!(src.entries[0].value, "Value one    continued");
-        assert_eq!(
-            (src.entries[1].key.as_str(), src.entries[1].line),
-            ("k2", 5)
-        );
+        assert_eq!((&*src.entries[1].key, src.entries[1].line), ("k2", 5));
         assert_eq!(
             src.warnings,
             [
@@ -393,11 +439,7 @@ mod tests {
             "aliases",
             b"root: d.mazzocchio@kernel-panic.it\nMAILER-DAEMON: postmaster\n\"a b\": x,\n  y\nbad line\nowner-x:\t|/bin/cmd arg\n",
         );
-        let got: Vec<(&str, &str)> = src
-            .entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_str()))
-            .collect();
+        let got: Vec<(&str, &str)> = src.entries.iter().map(|e| (&*e.key, &*e.value)).collect();
         assert_eq!(
             got,
             [
