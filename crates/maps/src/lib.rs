@@ -135,14 +135,19 @@ pub enum Duplicates {
 
 /// A key folded to lower case: Unicode rules with `utf8`, else ASCII only.
 pub fn fold(key: &str, utf8: bool) -> Cow<'_, str> {
-    if key.is_ascii() || !utf8 {
-        if key.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Owned(key.to_ascii_lowercase())
-        } else {
-            Cow::Borrowed(key)
+    // One pass decides: nothing to do (the common case), ASCII folding, or
+    // Unicode folding.
+    let mut upper = false;
+    for &b in key.as_bytes() {
+        if b >= 0x80 && utf8 {
+            return Cow::Owned(key.to_lowercase());
         }
+        upper |= b.is_ascii_uppercase();
+    }
+    if upper {
+        Cow::Owned(key.to_ascii_lowercase())
     } else {
-        Cow::Owned(key.to_lowercase())
+        Cow::Borrowed(key)
     }
 }
 

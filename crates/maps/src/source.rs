@@ -50,11 +50,13 @@ pub use rostfix_config::lines::printable;
 /// white space into the token and stay part of it (`"a b" value` has the
 /// key `"a b"`). `None` for an unbalanced quote.
 fn split_key(text: &str) -> Option<(&str, &str)> {
+    // Bytes suffice: the delimiters are ASCII, and a UTF-8 sequence never
+    // contains an ASCII byte.
     let mut quoted = false;
-    for (i, c) in text.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            c if c.is_whitespace() && !quoted => return Some((&text[..i], &text[i..])),
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b if b.is_ascii_whitespace() && !quoted => return Some((&text[..i], &text[i..])),
             _ => {}
         }
     }
@@ -73,9 +75,10 @@ pub enum Reader {
 /// smtputf8_enable is on.
 pub fn parse_table<'a>(path: &str, bytes: &'a [u8], utf8: bool, reader: Reader) -> Source<'a> {
     match String::from_utf8_lossy(bytes) {
-        Cow::Borrowed(text) => parse_table_text(path, text, bytes, utf8, reader),
+        Cow::Borrowed(text) => parse_table_text(path, text, bytes, false, reader),
         Cow::Owned(text) => {
-            // Invalid UTF-8 somewhere: entries cannot borrow the input.
+            // Invalid UTF-8 somewhere: entries cannot borrow the input, and
+            // with smtputf8 the offending lines are skipped.
             let src = parse_table_text(path, &text, bytes, utf8, reader);
             Source {
                 entries: src
@@ -93,17 +96,16 @@ pub fn parse_table<'a>(path: &str, bytes: &'a [u8], utf8: bool, reader: Reader) 
     }
 }
 
+/// `check_utf8`: skip (with a warning) lines that are not valid UTF-8.
 fn parse_table_text<'a>(
     path: &str,
     text: &'a str,
     bytes: &[u8],
-    utf8: bool,
+    check_utf8: bool,
     reader: Reader,
 ) -> Source<'a> {
     let mut src = Source::default();
     let mut warned_alias_format = false;
-    // Only input that is not valid UTF-8 as a whole needs the per-line check.
-    let check_utf8 = utf8 && std::str::from_utf8(bytes).is_err();
     let raw_lines: Vec<&[u8]> = if check_utf8 {
         bytes.split(|&b| b == b'\n').collect()
     } else {
