@@ -6,6 +6,8 @@ run postconf -c nonexistent -d mail_name
 run postconf -c nonexistent -M
 run postconf -c nonexistent -e relayhost=x
 run postconf -c nonexistent -a
+run postconf -c nonexistent -l
+run postconf -c nonexistent -m
 run postconf -c /nonexistent/dir -n
 run postconf -c main.cf -n
 mkdir empty

@@ -3,6 +3,7 @@
 run postconf -c . -n
 run postconf -c . relayhost
 run postconf -c . -x myorigin
+run postconf -c . -M smtp/inet
 run postconf -c . -d myorigin
 cp -p user-loop.cf main.cf
 run postconf -c . -n

@@ -16,4 +16,5 @@ run_sorted postconf -c . mail_name
 run_sorted postconf -c . -x mail_name
 run_sorted postconf -c . -h -x relay_domains
 run_sorted postconf -c . -x myorigin
+run_sorted postconf -c . -M smtp/inet
 run_sorted postconf -c . -d mail_name

@@ -8,3 +8,5 @@ run postconf -c . -Px relay
 run postconf -c . -Ph relay/unix/smtp_helo_timeout
 run postconf -c . -P relay/unix/nonexist
 run postconf -c . -P smtp
+run postconf -c . -P dup
+run postconf -c . -M dup

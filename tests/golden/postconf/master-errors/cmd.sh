@@ -23,6 +23,8 @@ cp -p leading-ws.cf master.cf
 run postconf -c . -M
 cp -p bad-o.cf master.cf
 run postconf -c . -M
+cp -p dup-entry.cf master.cf
+run postconf -c . -M
 cp -p third-line.cf master.cf
 run postconf -c . -M
 cp -p bad-o.cf master.cf
