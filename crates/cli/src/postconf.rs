@@ -162,6 +162,11 @@ fn check_conflicts(o: &Opts) {
 pub fn main() -> i32 {
     crate::msg::init("postconf");
     let mut o = parse_args();
+    if o.maps {
+        // Postfix reads (and checks) main.cf even to list table types.
+        let cf = load(&o, false);
+        check_main(&cf);
+    }
     let list: Option<&[&str]> = if o.maps {
         Some(rostfix_maps::TYPES)
     } else if o.sasl_server {
@@ -229,6 +234,20 @@ fn load(o: &Opts, need_master: bool) -> Config {
         warning(w);
     }
     cf
+}
+
+/// What postconf checks in main.cf whenever it reads it: database table
+/// files, `$name` expansion (loops and syntax errors are fatal), and
+/// references to parameters that exist nowhere.
+fn check_main(cf: &Config) {
+    check_database_files(cf);
+    check_expansions(cf);
+    for name in cf.undefined_references() {
+        warning(&format!(
+            "{}: undefined parameter: {name}",
+            cf.main.path.display()
+        ));
+    }
 }
 
 /// Warnings for database table configuration files that main.cf names, in
@@ -584,7 +603,7 @@ fn field_index(name: &str) -> Option<usize> {
 
 fn show_master(o: &Opts) -> i32 {
     let cf = load(o, true);
-    check_database_files(&cf);
+    check_main(&cf);
     let Some(master) = &cf.master else {
         return 0;
     };
@@ -637,7 +656,12 @@ fn show_master(o: &Opts) -> i32 {
                 }
                 any
             } else {
-                let mut params = s.options();
+                // A name given twice shows once, with its last value.
+                let mut params: Vec<(String, String)> = Vec::new();
+                for (n, v) in s.options() {
+                    params.retain(|(p, _)| *p != n);
+                    params.push((n, v));
+                }
                 params.sort_by(|a, b| a.0.cmp(&b.0));
                 let mut any = false;
                 for (n, v) in params {
