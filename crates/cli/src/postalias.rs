@@ -6,16 +6,13 @@
 //! `YP_LAST_MODIFIED` and `YP_MASTER_NAME` (stored without NUL, as Postfix
 //! stores them).
 
-use std::io::{BufRead, Read, Write};
+use std::io::Read;
 use std::path::Path;
 
-use rostfix_maps::Dict;
 use rostfix_maps::build::{BuildOptions, TableWriter};
 
 use crate::msg::{fatal, warning};
-use crate::postmap::{
-    Opts, configure, delete, die, dump, lookup_or_die, open_or_die, parse, with_type,
-};
+use crate::postmap::{Opts, configure, delete, die, dump, open_or_die, parse, with_type};
 
 const USAGE: &str = "[-Nfinoprsuvw] [-c config_dir] [-d key] [-q key] [map_type:]file...";
 const OPTIONS: &str = "Nc:d:finopq:rsuUvw";
@@ -33,7 +30,7 @@ pub fn main() -> i32 {
         .map(|f| with_type(f, &default_type))
         .collect();
     if let Some(key) = o.query_key() {
-        return query(&o, key, &tables);
+        return crate::postmap::query(&o, key, &tables, ":\t");
     }
     if let Some(keys) = o.delete_keys() {
         return delete(&o, keys, &tables);
@@ -73,36 +70,6 @@ fn incremental(kind: &str, name: &str, o: &Opts) {
     }
     let src = rostfix_maps::source::parse_aliases("stdin", &bytes);
     crate::postmap::add_in_place(kind, name, o, src);
-}
-
-fn query(o: &Opts, key: &[u8], tables: &[(String, String)]) -> i32 {
-    let dicts: Vec<Box<dyn Dict>> = tables
-        .iter()
-        .map(|(k, n)| open_or_die(k, n, &o.open))
-        .collect();
-    let find = |key: &str| dicts.iter().find_map(|d| lookup_or_die(d.as_ref(), key));
-    if key != b"-" {
-        return match find(&String::from_utf8_lossy(key)) {
-            Some(v) => {
-                println!("{v}");
-                0
-            }
-            None => 1,
-        };
-    }
-    let mut found = false;
-    let mut out = std::io::stdout().lock();
-    for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-        let k = line.trim();
-        if k.is_empty() {
-            continue;
-        }
-        if let Some(v) = find(k) {
-            found = true;
-            let _ = writeln!(out, "{k}:\t{v}");
-        }
-    }
-    if found { 0 } else { 1 }
 }
 
 /// Builds one alias table from its source file `name`.

@@ -261,7 +261,7 @@ pub fn main() -> i32 {
         .map(|f| with_type(f, &default_type))
         .collect();
     match &o.action {
-        Action::Query(key) => query(&o, key, &tables),
+        Action::Query(key) => query(&o, key, &tables, "\t"),
         Action::Delete(keys) => delete(&o, keys, &tables),
         Action::Dump => {
             // Postfix lists the first table only.
@@ -373,7 +373,9 @@ pub(crate) fn add_in_place(kind: &str, name: &str, o: &Opts, src: rostfix_maps::
     }
 }
 
-fn query(o: &Opts, key: &[u8], tables: &[(String, String)]) -> i32 {
+/// `-q KEY` or `-q -` over `tables`; `separator` goes between key and value
+/// in `-q -` output (postalias prints `key:<TAB>value`).
+pub(crate) fn query(o: &Opts, key: &[u8], tables: &[(String, String)], separator: &str) -> i32 {
     let dicts: Vec<Box<dyn Dict>> = tables
         .iter()
         .map(|(k, n)| open_or_die(k, n, &o.open))
@@ -404,7 +406,7 @@ fn query(o: &Opts, key: &[u8], tables: &[(String, String)]) -> i32 {
         for line in message_lines(&String::from_utf8_lossy(&text), o.header, o.body, o.mime) {
             if let Some(v) = find(&line) {
                 found = true;
-                let _ = writeln!(out, "{line}\t{v}");
+                let _ = writeln!(out, "{line}{separator}{v}");
             }
         }
     } else {
@@ -412,7 +414,7 @@ fn query(o: &Opts, key: &[u8], tables: &[(String, String)]) -> i32 {
             let k = line.trim();
             if let Some(v) = find(k) {
                 found = true;
-                let _ = writeln!(out, "{k}\t{v}");
+                let _ = writeln!(out, "{k}{separator}{v}");
             }
         }
     }

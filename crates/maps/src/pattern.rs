@@ -6,7 +6,7 @@
 
 use rostfix_config::lines::logical_lines;
 
-use crate::DictError;
+use crate::{Dict, DictError};
 
 /// A compiled pattern of either engine.
 pub trait Matcher: Send + Sync {
@@ -336,6 +336,47 @@ impl<M: Matcher> Rules<M> {
             i += 1;
         }
         None
+    }
+}
+
+/// A pattern table of either engine: `regexp:` or `pcre:`.
+pub struct PatternDict<M> {
+    name: String,
+    rules: Rules<M>,
+}
+
+impl<M> std::fmt::Debug for PatternDict<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatternDict")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<M: Matcher> PatternDict<M> {
+    pub(crate) fn open(
+        kind: &str,
+        path: &str,
+        compile: impl Fn(&Pattern, &mut dyn FnMut(&str)) -> Result<M, CompileError>,
+    ) -> Result<PatternDict<M>, DictError> {
+        Ok(PatternDict {
+            name: format!("{kind}:{path}"),
+            rules: Rules::read(kind, path, compile)?,
+        })
+    }
+}
+
+impl<M: Matcher> Dict for PatternDict<M> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
+        Ok(self.rules.lookup(key))
+    }
+
+    fn is_fixed(&self) -> bool {
+        false
     }
 }
 

@@ -3,8 +3,8 @@
 //! `s` dot-all, `x` extended, `A` anchored, `U` ungreedy; `E` and `X` are
 //! accepted (PCRE2 has no separate switch for them here).
 
-use crate::pattern::{CompileError, Matcher, Pattern, Rules};
-use crate::{Dict, DictError};
+use crate::DictError;
+use crate::pattern::{CompileError, Matcher, Pattern, PatternDict};
 
 /// A compiled PCRE2 pattern.
 #[derive(Debug)]
@@ -120,45 +120,17 @@ fn end_only_dollars(pattern: &str) -> String {
 }
 
 /// A `pcre:/path` table.
-pub struct PcreDict {
-    name: String,
-    rules: Rules<PcreRegex>,
-}
+pub type PcreDict = PatternDict<PcreRegex>;
 
-impl std::fmt::Debug for PcreDict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PcreDict")
-            .field("name", &self.name)
-            .finish()
-    }
-}
-
-impl PcreDict {
-    pub fn open(path: &str) -> Result<PcreDict, DictError> {
-        Ok(PcreDict {
-            name: format!("pcre:{path}"),
-            rules: Rules::read("pcre", path, compile)?,
-        })
-    }
-}
-
-impl Dict for PcreDict {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
-        Ok(self.rules.lookup(key))
-    }
-
-    fn is_fixed(&self) -> bool {
-        false
-    }
+/// Opens a `pcre:/path` table.
+pub fn open(path: &str) -> Result<PcreDict, DictError> {
+    PatternDict::open("pcre", path, compile)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Dict;
 
     #[test]
     fn lookaround_and_captures() {
@@ -169,7 +141,7 @@ mod tests {
             "/^(?!admin)(\\w+)@example\\.com$/ user $1\n/^admin@/ REJECT\n",
         )
         .unwrap();
-        let d = PcreDict::open(path.to_str().unwrap()).unwrap();
+        let d = open(path.to_str().unwrap()).unwrap();
         assert_eq!(
             d.lookup("Joe@Example.COM").unwrap().as_deref(),
             Some("user Joe")

@@ -7,8 +7,8 @@
 use std::ffi::CString;
 use std::mem::MaybeUninit;
 
-use crate::pattern::{CompileError, Matcher, Pattern, Rules};
-use crate::{Dict, DictError};
+use crate::DictError;
+use crate::pattern::{CompileError, Matcher, Pattern, PatternDict};
 
 /// A compiled POSIX regular expression.
 pub struct PosixRegex {
@@ -152,45 +152,17 @@ pub fn compile(p: &Pattern, _note: &mut dyn FnMut(&str)) -> Result<PosixRegex, C
 }
 
 /// A `regexp:/path` table.
-pub struct RegexpDict {
-    name: String,
-    rules: Rules<PosixRegex>,
-}
+pub type RegexpDict = PatternDict<PosixRegex>;
 
-impl std::fmt::Debug for RegexpDict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegexpDict")
-            .field("name", &self.name)
-            .finish()
-    }
-}
-
-impl RegexpDict {
-    pub fn open(path: &str) -> Result<RegexpDict, DictError> {
-        Ok(RegexpDict {
-            name: format!("regexp:{path}"),
-            rules: Rules::read("regexp", path, compile)?,
-        })
-    }
-}
-
-impl Dict for RegexpDict {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn lookup(&self, key: &str) -> Result<Option<String>, DictError> {
-        Ok(self.rules.lookup(key))
-    }
-
-    fn is_fixed(&self) -> bool {
-        false
-    }
+/// Opens a `regexp:/path` table.
+pub fn open(path: &str) -> Result<RegexpDict, DictError> {
+    PatternDict::open("regexp", path, compile)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Dict;
 
     fn pat(text: &str, flags: &str) -> PosixRegex {
         compile(
@@ -228,7 +200,7 @@ mod tests {
             "if /@example\\.com$/\n/^postmaster@/ pm\n/^(.+)\\+(.+)@/ $1 and $2\nendif\n!/@/ local\n/./ other\n",
         )
         .unwrap();
-        let d = RegexpDict::open(path.to_str().unwrap()).unwrap();
+        let d = open(path.to_str().unwrap()).unwrap();
         assert_eq!(
             d.lookup("postmaster@example.com").unwrap().as_deref(),
             Some("pm")
