@@ -62,6 +62,10 @@ fn find_forms<T>(
         (NulMode::Auto, false) => &[plain, with],
     };
     for k in forms {
+        // LMDB refuses empty keys; no table holds one.
+        if k.is_empty() {
+            continue;
+        }
         if let Some(v) = get(k)? {
             return Ok(Some(v));
         }
