@@ -1,0 +1,186 @@
+//! ESMTP parameters of MAIL FROM and RCPT TO: SIZE, BODY, RET, ENVID,
+//! SMTPUTF8, AUTH (RFC 1870, 6152, 3461, 6531, 4954) and NOTIFY, ORCPT
+//! (RFC 3461). Values are checked here; what they mean is smtpd's business.
+
+/// MAIL FROM parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailParams {
+    pub size: Option<u64>,
+    pub body: Option<Body>,
+    pub ret: Option<Ret>,
+    pub envid: Option<String>,
+    pub smtputf8: bool,
+    pub auth: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    SevenBit,
+    EightBitMime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ret {
+    Full,
+    Hdrs,
+}
+
+/// RCPT TO parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RcptParams {
+    /// NOTIFY: never, or any of success/failure/delay.
+    pub notify: Option<Notify>,
+    /// ORCPT as `type;xtext`, decoded.
+    pub orcpt: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Notify {
+    pub never: bool,
+    pub success: bool,
+    pub failure: bool,
+    pub delay: bool,
+}
+
+/// A parameter that cannot be accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamError {
+    /// An unknown keyword, or a known one with no meaning here.
+    Unsupported(String),
+    /// A known keyword with a bad value.
+    Invalid(String),
+}
+
+fn split(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    text.split_ascii_whitespace()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (p, None),
+        })
+}
+
+/// Decodes RFC 3461 xtext (`+XX` hex escapes).
+pub fn decode_xtext(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => {
+                let hex = text.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            c if (33..=126).contains(&c) && c != b'=' => {
+                out.push(c);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+pub fn parse_mail(text: &str) -> Result<MailParams, ParamError> {
+    let mut p = MailParams::default();
+    for (key, value) in split(text) {
+        let invalid = || ParamError::Invalid(key.to_string());
+        match (key.to_ascii_uppercase().as_str(), value) {
+            ("SIZE", Some(v)) => p.size = Some(v.parse().map_err(|_| invalid())?),
+            ("BODY", Some(v)) => {
+                p.body = Some(match v.to_ascii_uppercase().as_str() {
+                    "7BIT" => Body::SevenBit,
+                    "8BITMIME" => Body::EightBitMime,
+                    _ => return Err(invalid()),
+                })
+            }
+            ("RET", Some(v)) => {
+                p.ret = Some(match v.to_ascii_uppercase().as_str() {
+                    "FULL" => Ret::Full,
+                    "HDRS" => Ret::Hdrs,
+                    _ => return Err(invalid()),
+                })
+            }
+            ("ENVID", Some(v)) => p.envid = Some(decode_xtext(v).ok_or_else(invalid)?),
+            ("SMTPUTF8", None) => p.smtputf8 = true,
+            ("AUTH", Some(v)) => p.auth = Some(v.to_string()),
+            _ => return Err(ParamError::Unsupported(key.to_string())),
+        }
+    }
+    Ok(p)
+}
+
+pub fn parse_rcpt(text: &str) -> Result<RcptParams, ParamError> {
+    let mut p = RcptParams::default();
+    for (key, value) in split(text) {
+        let invalid = || ParamError::Invalid(key.to_string());
+        match (key.to_ascii_uppercase().as_str(), value) {
+            ("NOTIFY", Some(v)) => {
+                let mut n = Notify::default();
+                for word in v.split(',') {
+                    match word.to_ascii_uppercase().as_str() {
+                        "NEVER" => n.never = true,
+                        "SUCCESS" => n.success = true,
+                        "FAILURE" => n.failure = true,
+                        "DELAY" => n.delay = true,
+                        _ => return Err(invalid()),
+                    }
+                }
+                if n.never && (n.success || n.failure || n.delay) {
+                    return Err(invalid());
+                }
+                p.notify = Some(n);
+            }
+            ("ORCPT", Some(v)) => {
+                let (kind, addr) = v.split_once(';').ok_or_else(invalid)?;
+                if kind.is_empty() {
+                    return Err(invalid());
+                }
+                p.orcpt = Some(format!(
+                    "{kind};{}",
+                    decode_xtext(addr).ok_or_else(invalid)?
+                ));
+            }
+            _ => return Err(ParamError::Unsupported(key.to_string())),
+        }
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mail_params() {
+        let p = parse_mail("SIZE=5000 BODY=8BITMIME RET=HDRS ENVID=QQ+2Bx SMTPUTF8").unwrap();
+        assert_eq!(p.size, Some(5000));
+        assert_eq!(p.body, Some(Body::EightBitMime));
+        assert_eq!(p.ret, Some(Ret::Hdrs));
+        assert_eq!(p.envid.as_deref(), Some("QQ+x"));
+        assert!(p.smtputf8);
+        assert_eq!(
+            parse_mail("SIZE=abc"),
+            Err(ParamError::Invalid("SIZE".into()))
+        );
+        assert_eq!(
+            parse_mail("FOO=1"),
+            Err(ParamError::Unsupported("FOO".into()))
+        );
+        assert_eq!(
+            parse_mail("BODY=BINARYMIME"),
+            Err(ParamError::Invalid("BODY".into()))
+        );
+    }
+
+    #[test]
+    fn rcpt_params() {
+        let p = parse_rcpt("NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+40b@c").unwrap();
+        assert!(p.notify.unwrap().success && p.notify.unwrap().failure);
+        assert_eq!(p.orcpt.as_deref(), Some("rfc822;a@b@c"));
+        assert_eq!(
+            parse_rcpt("NOTIFY=NEVER,DELAY"),
+            Err(ParamError::Invalid("NOTIFY".into()))
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! Envelope addresses in MAIL FROM and RCPT TO (RFC 5321 section 4.1.2),
+//! parsed as leniently as Postfix's smtpd is with the default
+//! `strict_rfc821_envelopes = no`: `<addr>`, bare `addr`, white space after
+//! the colon, source routes (`<@a,@b:user@d>`, the route dropped), and
+//! quoted local parts, which are unquoted into the internal form
+//! (`"a b"@d` becomes `a b@d`) that the rest of the system works with.
+
+/// A parsed path and what follows it on the line (the ESMTP parameters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path<'a> {
+    /// The address in internal form; empty for the null sender `<>`.
+    pub address: String,
+    /// Whether the client wrote the address in angle brackets.
+    pub bracketed: bool,
+    /// The rest of the command line after the path.
+    pub rest: &'a str,
+}
+
+/// Why a path is unacceptable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathError {
+    /// Nothing where the address should be.
+    Missing,
+    /// Unbalanced `<`, `>` or quotes, or bytes that are not allowed.
+    Syntax,
+    /// `<addr>` required (`strict_rfc821_envelopes = yes`).
+    NotBracketed,
+}
+
+/// Parses the text after `FROM:` or `TO:`.
+pub fn parse(text: &str, strict: bool) -> Result<Path<'_>, PathError> {
+    let text = text.trim_start_matches([' ', '\t']);
+    if text.is_empty() {
+        return Err(PathError::Missing);
+    }
+    let (inner, rest, bracketed) = if let Some(body) = text.strip_prefix('<') {
+        let end = closing_bracket(body).ok_or(PathError::Syntax)?;
+        (&body[..end], &body[end + 1..], true)
+    } else {
+        if strict {
+            return Err(PathError::NotBracketed);
+        }
+        let end = token_end(text).ok_or(PathError::Syntax)?;
+        (&text[..end], &text[end..], false)
+    };
+    if !rest.is_empty() && !rest.starts_with([' ', '\t']) {
+        return Err(PathError::Syntax);
+    }
+    let address = internal_form(strip_route(inner))?;
+    Ok(Path {
+        address,
+        bracketed,
+        rest: rest.trim_start_matches([' ', '\t']),
+    })
+}
+
+/// The index of the `>` that closes the path (quotes respected).
+fn closing_bracket(body: &str) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            '>' if !quoted => return Some(i),
+            '<' if !quoted => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The end of a bare address: white space outside quotes.
+fn token_end(text: &str) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ' ' | '\t' if !quoted => return Some(i),
+            '<' | '>' if !quoted => return None,
+            _ => {}
+        }
+    }
+    (!quoted).then_some(text.len())
+}
+
+/// `@a,@b:user@d` is `user@d`: RFC 5321 says to ignore source routes.
+fn strip_route(addr: &str) -> &str {
+    if addr.starts_with('@')
+        && let Some(colon) = addr.find(':')
+    {
+        return &addr[colon + 1..];
+    }
+    addr
+}
+
+/// Unquotes the local part (`"a b"@d` to `a b@d`, `\x` to `x`) and refuses
+/// control characters.
+fn internal_form(addr: &str) -> Result<String, PathError> {
+    if addr.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(PathError::Syntax);
+    }
+    let mut out = String::with_capacity(addr.len());
+    let mut quoted = false;
+    let mut chars = addr.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => quoted = !quoted,
+            '\\' => match chars.next() {
+                Some(n) => out.push(n),
+                None => return Err(PathError::Syntax),
+            },
+            _ => out.push(c),
+        }
+    }
+    if quoted {
+        return Err(PathError::Syntax);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> Result<(String, bool, &str), PathError> {
+        parse(text, false).map(|p| (p.address, p.bracketed, p.rest))
+    }
+
+    #[test]
+    fn forms_postfix_accepts() {
+        assert_eq!(addr("<a@b>").unwrap(), ("a@b".into(), true, ""));
+        assert_eq!(
+            addr(" <a@b> SIZE=10").unwrap(),
+            ("a@b".into(), true, "SIZE=10")
+        );
+        assert_eq!(
+            addr("someone@somedomain.org").unwrap(),
+            ("someone@somedomain.org".into(), false, "")
+        );
+        assert_eq!(addr("<>").unwrap(), (String::new(), true, ""));
+        assert_eq!(
+            addr("<@relay.a,@relay.b:user@d.example>").unwrap().0,
+            "user@d.example"
+        );
+        assert_eq!(
+            addr("<\"user@outside.example\"@example.test>").unwrap().0,
+            "user@outside.example@example.test"
+        );
+        assert_eq!(addr("<\"a b\"@d>").unwrap().0, "a b@d");
+        assert_eq!(addr("<a\\@b@d>").unwrap().0, "a@b@d");
+    }
+
+    #[test]
+    fn forms_refused() {
+        assert_eq!(addr(""), Err(PathError::Missing));
+        assert_eq!(addr("<a@b"), Err(PathError::Syntax));
+        assert_eq!(addr("<a@b>x"), Err(PathError::Syntax));
+        assert_eq!(addr("<\"a@b>"), Err(PathError::Syntax));
+        assert_eq!(addr("<a\u{1}b@c>"), Err(PathError::Syntax));
+        assert_eq!(parse("a@b", true), Err(PathError::NotBracketed));
+    }
+}
