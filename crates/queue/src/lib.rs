@@ -1,5 +1,16 @@
-//! The mail queue: the queue-file format (typed, append-only records), queue
-//! IDs, the queue directories, durable hand-off with group commit, crash
-//! recovery, and the rendering `postcat` prints.
+//! The mail queue (DESIGN.md section 4): queue IDs, the queue-file format,
+//! durable writing, and the scan that recovers after a crash.
 //!
-//! Filled in with the receive path (issue 3).
+//! A queue file is a sequence of typed records: the envelope first (so qmgr
+//! reads it without the body), then the content, then an end record that
+//! makes the file complete. A file without a valid end record was never
+//! acknowledged with 250 and is removed on recovery; a complete file is
+//! delivered. Marking a recipient done rewrites one status byte in place.
+
+pub mod file;
+pub mod id;
+pub mod record;
+
+pub use file::{QueueFile, QueueReader};
+pub use id::QueueId;
+pub use record::{Record, RecordType};

@@ -1,0 +1,454 @@
+//! Writing and reading queue files.
+//!
+//! Durability (DESIGN.md section 4): [`QueueFile::finish`] writes the end
+//! record and makes the file and its directory entry durable before it
+//! returns; only then may smtpd answer 250. [`sync_batch`] does the same for
+//! many files at once (group commit): one fdatasync per file, issued
+//! together, and a single fsync of the directory for all their names.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::id::QueueId;
+use crate::record::{self, DecodeError, HEADER_LEN, RCPT_DONE, RCPT_PENDING, RecordType};
+
+/// Size of the end record: header and an 8-byte length.
+const END_LEN: u64 = HEADER_LEN as u64 + 8;
+
+/// A queue file being written.
+#[derive(Debug)]
+pub struct QueueFile {
+    file: File,
+    path: PathBuf,
+    id: QueueId,
+    buf: Vec<u8>,
+    written: u64,
+}
+
+impl QueueFile {
+    /// Creates a new queue file in `dir` named by its queue ID.
+    pub fn create(dir: &Path, long_ids: bool) -> io::Result<QueueFile> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".new-{}-{}", std::process::id(), now.as_nanos()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let inode = file.metadata()?.ino();
+        let mut micros = now.subsec_micros();
+        loop {
+            let id = if long_ids {
+                QueueId::long(now.as_secs(), micros, inode)
+            } else {
+                QueueId::short(micros, inode)
+            };
+            let path = dir.join(id.as_str());
+            // A name still taken (an old file on a reused inode) moves the
+            // time part on; rename over it would lose mail.
+            if path.exists() {
+                micros = micros.wrapping_add(1) % 1_000_000;
+                continue;
+            }
+            fs::rename(&tmp, &path)?;
+            let mut qf = QueueFile {
+                file,
+                path,
+                id,
+                buf: Vec::with_capacity(64 * 1024),
+                written: 0,
+            };
+            let mut t = now.as_secs().to_le_bytes().to_vec();
+            t.extend_from_slice(&now.subsec_micros().to_le_bytes());
+            qf.record(RecordType::Time, &t);
+            return Ok(qf);
+        }
+    }
+
+    pub fn id(&self) -> &QueueId {
+        &self.id
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn record(&mut self, kind: RecordType, payload: &[u8]) {
+        record::encode(kind, payload, &mut self.buf);
+    }
+
+    pub fn sender(&mut self, sender: &str) {
+        self.record(RecordType::Sender, sender.as_bytes());
+    }
+
+    pub fn attr(&mut self, name: &str, value: &str) {
+        let payload = format!("{name}={value}");
+        self.record(RecordType::Attr, payload.as_bytes());
+    }
+
+    /// A recipient: the address to deliver to and the one the client gave.
+    pub fn recipient(&mut self, address: &str, original: &str) {
+        let mut p = Vec::with_capacity(address.len() + original.len() + 2);
+        p.push(RCPT_PENDING);
+        p.extend_from_slice(address.as_bytes());
+        p.push(0);
+        p.extend_from_slice(original.as_bytes());
+        self.record(RecordType::Recipient, &p);
+    }
+
+    /// Ends the envelope; content lines follow.
+    pub fn content(&mut self) {
+        self.record(RecordType::Content, b"");
+    }
+
+    /// One content line, without its newline.
+    pub fn line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.record(RecordType::Line, line);
+        if self.buf.len() >= 60 * 1024 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.write_all(&self.buf)?;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes the end record without syncing; the caller syncs (alone with
+    /// [`QueueFile::finish`], or many together with [`sync_batch`]).
+    pub fn complete(mut self) -> io::Result<Completed> {
+        let total = self.written + self.buf.len() as u64;
+        self.record(RecordType::End, &total.to_le_bytes());
+        self.flush()?;
+        Ok(Completed {
+            file: self.file,
+            path: self.path,
+            id: self.id,
+        })
+    }
+
+    /// Completes the file and makes it durable, directory entry included.
+    pub fn finish(self) -> io::Result<QueueId> {
+        let dir = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let done = self.complete()?;
+        sync_batch(&[&done], &dir)?;
+        Ok(done.id)
+    }
+
+    /// Abandons the file (the message was refused).
+    pub fn discard(self) -> io::Result<()> {
+        fs::remove_file(&self.path)
+    }
+}
+
+/// A complete queue file that may not be durable yet.
+#[derive(Debug)]
+pub struct Completed {
+    pub file: File,
+    pub path: PathBuf,
+    pub id: QueueId,
+}
+
+/// Makes complete files durable together: their data, then their names.
+pub fn sync_batch(files: &[&Completed], dir: &Path) -> io::Result<()> {
+    // The data syncs run side by side so the file system can fold them into
+    // one journal commit.
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .iter()
+            .map(|f| s.spawn(|| f.file.sync_data()))
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(io::Error::other("sync thread panicked")))
+        })
+    })?;
+    File::open(dir)?.sync_all()
+}
+
+/// A recipient as the envelope holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub address: String,
+    pub original: String,
+    pub done: bool,
+    /// Where the status byte is, for [`mark_done`].
+    pub status_offset: u64,
+}
+
+/// The envelope of a queue file, read without its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub id: QueueId,
+    /// Arrival time: seconds and microseconds since the epoch.
+    pub time: (u64, u32),
+    pub sender: String,
+    pub attrs: Vec<(String, String)>,
+    pub recipients: Vec<Recipient>,
+    /// Offset of the first content record.
+    pub content_offset: u64,
+    /// Bytes of content (lines with their newlines).
+    pub content_size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// No valid end record: the file was being written when the system
+    /// stopped, and no 250 was given for it.
+    #[error("incomplete queue file")]
+    Incomplete,
+    #[error("corrupt queue file: {0}")]
+    Corrupt(String),
+}
+
+/// Reads queue files.
+#[derive(Debug)]
+pub struct QueueReader;
+
+impl QueueReader {
+    /// Whether `path` holds a complete queue file.
+    pub fn is_complete(path: &Path) -> io::Result<bool> {
+        let mut f = File::open(path)?;
+        let len = f.metadata()?.len();
+        if len < END_LEN {
+            return Ok(false);
+        }
+        let mut end = [0u8; END_LEN as usize];
+        f.seek(SeekFrom::Start(len - END_LEN))?;
+        f.read_exact(&mut end)?;
+        let (r, _) = match record::decode(&end, len - END_LEN) {
+            Ok(r) => r,
+            Err(_) => return Ok(false),
+        };
+        Ok(r.kind == RecordType::End && r.payload == (len - END_LEN).to_le_bytes())
+    }
+
+    /// Reads the envelope (and sizes the content) of a complete file.
+    pub fn envelope(path: &Path) -> Result<Envelope, QueueError> {
+        if !QueueReader::is_complete(path)? {
+            return Err(QueueError::Incomplete);
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let id =
+            QueueId::parse(&name).ok_or_else(|| QueueError::Corrupt(format!("bad name {name}")))?;
+        let data = fs::read(path)?;
+        let mut env = Envelope {
+            id,
+            time: (0, 0),
+            sender: String::new(),
+            attrs: Vec::new(),
+            recipients: Vec::new(),
+            content_offset: 0,
+            content_size: 0,
+        };
+        let mut pos = 0usize;
+        let mut in_content = false;
+        while pos < data.len() {
+            let (r, used) = record::decode(&data[pos..], pos as u64).map_err(|e| match e {
+                DecodeError::Truncated => QueueError::Incomplete,
+                DecodeError::BadType(b) => {
+                    QueueError::Corrupt(format!("record type {b:#x} at {pos}"))
+                }
+            })?;
+            pos += used;
+            let text = || String::from_utf8_lossy(&r.payload).into_owned();
+            match r.kind {
+                RecordType::Time if r.payload.len() == 12 => {
+                    let secs = u64::from_le_bytes(r.payload[..8].try_into().unwrap_or_default());
+                    let micros = u32::from_le_bytes(r.payload[8..].try_into().unwrap_or_default());
+                    env.time = (secs, micros);
+                }
+                RecordType::Sender => env.sender = text(),
+                RecordType::Attr => {
+                    let t = text();
+                    let (n, v) = t.split_once('=').unwrap_or((&t, ""));
+                    env.attrs.push((n.to_string(), v.to_string()));
+                }
+                RecordType::Recipient => {
+                    let (status, rest) = r
+                        .payload
+                        .split_first()
+                        .ok_or_else(|| QueueError::Corrupt("empty recipient".into()))?;
+                    let t = String::from_utf8_lossy(rest);
+                    let (address, original) = t.split_once('\0').unwrap_or((&t, ""));
+                    env.recipients.push(Recipient {
+                        address: address.to_string(),
+                        original: original.to_string(),
+                        done: *status == RCPT_DONE,
+                        status_offset: r.offset + HEADER_LEN as u64,
+                    });
+                }
+                RecordType::Content => {
+                    in_content = true;
+                    env.content_offset = pos as u64;
+                }
+                RecordType::Line if in_content => env.content_size += r.payload.len() as u64 + 1,
+                RecordType::End => break,
+                _ => {
+                    return Err(QueueError::Corrupt(format!(
+                        "unexpected {:?} record at {}",
+                        r.kind, r.offset
+                    )));
+                }
+            }
+        }
+        Ok(env)
+    }
+
+    /// The content lines of a file, each without its newline.
+    pub fn content(path: &Path, env: &Envelope) -> Result<Vec<Vec<u8>>, QueueError> {
+        let data = fs::read(path)?;
+        let mut pos = env.content_offset as usize;
+        let mut lines = Vec::new();
+        while pos < data.len() {
+            let (r, used) =
+                record::decode(&data[pos..], pos as u64).map_err(|_| QueueError::Incomplete)?;
+            pos += used;
+            match r.kind {
+                RecordType::Line => lines.push(r.payload),
+                RecordType::End => break,
+                other => return Err(QueueError::Corrupt(format!("{other:?} record in content"))),
+            }
+        }
+        Ok(lines)
+    }
+}
+
+/// Marks a recipient delivered: one byte rewritten in place. The caller
+/// syncs the file (alone or in a batch) before it relies on the mark.
+pub fn mark_done(file: &File, recipient: &Recipient) -> io::Result<()> {
+    file.write_all_at(&[RCPT_DONE], recipient.status_offset)
+}
+
+/// Removes incomplete files from a queue directory (after a crash) and
+/// returns the complete ones to deliver, oldest name first.
+pub fn recover(dir: &Path) -> io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let mut complete = Vec::new();
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with(".new-") || !QueueReader::is_complete(&path)? {
+            fs::remove_file(&path)?;
+            removed.push(path);
+        } else {
+            complete.push(path);
+        }
+    }
+    complete.sort();
+    if !removed.is_empty() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok((complete, removed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(dir: &Path) -> QueueId {
+        let mut q = QueueFile::create(dir, false).unwrap();
+        q.sender("someone@somedomain.org");
+        q.attr("client_address", "127.0.0.1");
+        q.recipient(
+            "d.mazzocchio@kernel-panic.it",
+            "d.mazzocchio@kernel-panic.it",
+        );
+        q.recipient("info@kernel-panic.it", "abuse@kernel-panic.it");
+        q.content();
+        q.line(b"Subject: Test mail").unwrap();
+        q.line(b"").unwrap();
+        q.line(b"It works!").unwrap();
+        q.finish().unwrap()
+    }
+
+    #[test]
+    fn write_read_mark_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = sample(dir.path());
+        let path = dir.path().join(id.as_str());
+        assert!(QueueReader::is_complete(&path).unwrap());
+        let env = QueueReader::envelope(&path).unwrap();
+        assert_eq!(env.id, id);
+        assert_eq!(env.sender, "someone@somedomain.org");
+        assert_eq!(
+            env.attrs,
+            [("client_address".to_string(), "127.0.0.1".to_string())]
+        );
+        assert_eq!(env.recipients.len(), 2);
+        assert_eq!(env.recipients[1].original, "abuse@kernel-panic.it");
+        assert_eq!(
+            env.content_size,
+            "Subject: Test mail\n\nIt works!\n".len() as u64
+        );
+        let lines = QueueReader::content(&path, &env).unwrap();
+        assert_eq!(
+            lines,
+            [
+                b"Subject: Test mail".to_vec(),
+                Vec::new(),
+                b"It works!".to_vec()
+            ]
+        );
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        mark_done(&f, &env.recipients[0]).unwrap();
+        let env = QueueReader::envelope(&path).unwrap();
+        assert!(env.recipients[0].done && !env.recipients[1].done);
+        assert!(
+            QueueReader::is_complete(&path).unwrap(),
+            "marking keeps the file complete"
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_incomplete_and_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = sample(dir.path());
+        let path = dir.path().join(id.as_str());
+        let full = fs::read(&path).unwrap();
+        for cut in 0..full.len() {
+            fs::write(&path, &full[..cut]).unwrap();
+            assert!(!QueueReader::is_complete(&path).unwrap(), "cut at {cut}");
+            assert!(matches!(
+                QueueReader::envelope(&path),
+                Err(QueueError::Incomplete)
+            ));
+        }
+        fs::write(&path, &full).unwrap();
+        let other = dir.path().join("ABCDEF");
+        fs::write(&other, &full[..full.len() / 2]).unwrap();
+        let (complete, removed) = recover(dir.path()).unwrap();
+        assert_eq!(complete, [path]);
+        assert_eq!(removed, [other]);
+    }
+
+    #[test]
+    fn ids_are_unique_for_many_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let q = QueueFile::create(dir.path(), false).unwrap();
+            assert!(seen.insert(q.id().clone()));
+        }
+    }
+}
