@@ -1,5 +1,165 @@
-//! Log lines in Postfix's format, one function per event, written through
-//! syslog(3), `maillog_file` or stderr. Log lines are an interface:
-//! pflogsumm and fail2ban read them.
+//! Log lines in Postfix's format, which pflogsumm and fail2ban read:
+//! `Dec 16 15:26:35 mail postfix/smtpd[29212]: connect from host[addr]`.
+//! The time stamp is local time in syslog's shape, the host is the first
+//! label of `myhostname`, the program is `syslog_name/service`.
 //!
-//! Filled in with the receive path (issue 3).
+//! Sinks: `maillog_file` (one append write per line, so lines from
+//! concurrent writers never interleave), stderr (`postfix start-fg`), or
+//! syslog through /dev/log (facility mail). Event wording lives with the
+//! components that log (one function per event there); this crate owns the
+//! line format and the transport.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rostfix_message::date;
+
+/// Where lines go.
+#[derive(Debug)]
+enum Sink {
+    File(Mutex<File>),
+    Stderr,
+    Syslog(UnixDatagram),
+}
+
+/// Severity, as Postfix prefixes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warning,
+    Fatal,
+    Panic,
+}
+
+impl Level {
+    fn prefix(self) -> &'static str {
+        match self {
+            Level::Info => "",
+            Level::Warning => "warning: ",
+            Level::Fatal => "fatal: ",
+            Level::Panic => "panic: ",
+        }
+    }
+
+    /// syslog(3) priority: LOG_MAIL with info, warning, crit, emerg.
+    fn priority(self) -> u8 {
+        let severity = match self {
+            Level::Info => 6,
+            Level::Warning => 4,
+            Level::Fatal => 2,
+            Level::Panic => 0,
+        };
+        2 * 8 + severity
+    }
+}
+
+/// A log writer for one process.
+#[derive(Debug)]
+pub struct Logger {
+    sink: Sink,
+    host: String,
+}
+
+impl Logger {
+    /// Lines to `maillog_file`.
+    pub fn to_file(path: &Path, myhostname: &str) -> io::Result<Logger> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Logger {
+            sink: Sink::File(Mutex::new(file)),
+            host: short_host(myhostname),
+        })
+    }
+
+    /// Lines to standard error.
+    pub fn to_stderr(myhostname: &str) -> Logger {
+        Logger {
+            sink: Sink::Stderr,
+            host: short_host(myhostname),
+        }
+    }
+
+    /// Lines to the local syslog daemon.
+    pub fn to_syslog(myhostname: &str) -> io::Result<Logger> {
+        let socket = UnixDatagram::unbound()?;
+        socket.connect("/dev/log")?;
+        Ok(Logger {
+            sink: Sink::Syslog(socket),
+            host: short_host(myhostname),
+        })
+    }
+
+    /// Writes one line for `program` (`postfix/smtpd`) and `pid`.
+    pub fn log(&self, level: Level, program: &str, pid: u32, text: &str) {
+        let stamp = date::syslog_stamp(&date::local(date::now()));
+        let line = format!(
+            "{stamp} {} {program}[{pid}]: {}{text}\n",
+            self.host,
+            level.prefix()
+        );
+        match &self.sink {
+            Sink::File(f) => {
+                if let Ok(mut f) = f.lock() {
+                    let _ = f.write_all(line.as_bytes());
+                }
+            }
+            Sink::Stderr => {
+                let _ = io::stderr().write_all(line.as_bytes());
+            }
+            Sink::Syslog(s) => {
+                let msg = format!(
+                    "<{}>{stamp} {program}[{pid}]: {}{text}",
+                    level.priority(),
+                    level.prefix()
+                );
+                let _ = s.send(msg.as_bytes());
+            }
+        }
+    }
+}
+
+/// The first label of `myhostname`, as syslog shows a host.
+fn short_host(myhostname: &str) -> String {
+    myhostname
+        .split('.')
+        .next()
+        .unwrap_or(myhostname)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_lines_have_postfix_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("maillog");
+        let log = Logger::to_file(&path, "mail.kernel-panic.it").unwrap();
+        log.log(
+            Level::Info,
+            "postfix/smtpd",
+            29212,
+            "connect from unknown[127.0.0.1]",
+        );
+        log.log(Level::Warning, "postfix/smtpd", 29212, "something odd");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        // "Dec 16 15:26:35 mail postfix/smtpd[29212]: connect from ..."
+        let (stamp, rest) = lines[0].split_at(15);
+        assert!(
+            stamp.as_bytes()[3] == b' '
+                && stamp.as_bytes()[6] == b' '
+                && stamp.as_bytes()[9] == b':',
+            "{stamp}"
+        );
+        assert_eq!(
+            rest,
+            " mail postfix/smtpd[29212]: connect from unknown[127.0.0.1]"
+        );
+        assert!(lines[1].ends_with(" mail postfix/smtpd[29212]: warning: something odd"));
+    }
+}

@@ -1,5 +1,7 @@
-//! RFC 5321/5322 addresses (quoting, source routes, `%` and `!` forms),
-//! headers, the MIME walk for header/body checks, Received and DSN building.
+//! Message-level formats: RFC 5322 dates (`date`), and (with the receive
+//! path) addresses, headers, the MIME walk for header/body checks, and the
+//! Received and DSN builders.
 //!
-//! Pure code, no I/O. Filled in with the receive path (issue 3); the crate
-//! exists now so that the workspace has the layout of DESIGN.md section 8.
+//! Pure code apart from asking the C library for the local time zone.
+
+pub mod date;
