@@ -12,6 +12,7 @@ pub mod data;
 pub mod params;
 pub mod path;
 pub mod reply;
+pub mod session;
 
 pub use command::{Command, CommandError};
 pub use data::{BareNewline, DataEvent, DataReceiver};

@@ -45,10 +45,13 @@ pub struct Notify {
 /// A parameter that cannot be accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParamError {
-    /// An unknown keyword, or a known one with no meaning here.
+    /// An unknown keyword, or a value the keyword cannot have here
+    /// (`BODY=BINARYMIME`, `SMTPUTF8=yes`): the parameter as written.
     Unsupported(String),
-    /// A known keyword with a bad value.
-    Invalid(String),
+    /// A known keyword with a malformed value (or given twice).
+    BadSyntax(&'static str),
+    /// A SIZE too large to represent.
+    SizeOverflow,
 }
 
 fn split(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
@@ -81,30 +84,51 @@ pub fn decode_xtext(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The parameter as the client wrote it, for "Unsupported option".
+fn as_written(key: &str, value: Option<&str>) -> String {
+    match value {
+        Some(v) => format!("{key}={v}"),
+        None => key.to_string(),
+    }
+}
+
 pub fn parse_mail(text: &str) -> Result<MailParams, ParamError> {
     let mut p = MailParams::default();
     for (key, value) in split(text) {
-        let invalid = || ParamError::Invalid(key.to_string());
+        let unsupported = || ParamError::Unsupported(as_written(key, value));
         match (key.to_ascii_uppercase().as_str(), value) {
-            ("SIZE", Some(v)) => p.size = Some(v.parse().map_err(|_| invalid())?),
+            ("SIZE", Some(v)) => {
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(ParamError::BadSyntax("SIZE"));
+                }
+                p.size = Some(v.parse().map_err(|_| ParamError::SizeOverflow)?);
+            }
             ("BODY", Some(v)) => {
                 p.body = Some(match v.to_ascii_uppercase().as_str() {
                     "7BIT" => Body::SevenBit,
                     "8BITMIME" => Body::EightBitMime,
-                    _ => return Err(invalid()),
+                    _ => return Err(unsupported()),
                 })
             }
             ("RET", Some(v)) => {
+                if p.ret.is_some() {
+                    return Err(ParamError::BadSyntax("RET"));
+                }
                 p.ret = Some(match v.to_ascii_uppercase().as_str() {
                     "FULL" => Ret::Full,
                     "HDRS" => Ret::Hdrs,
-                    _ => return Err(invalid()),
+                    _ => return Err(ParamError::BadSyntax("RET")),
                 })
             }
-            ("ENVID", Some(v)) => p.envid = Some(decode_xtext(v).ok_or_else(invalid)?),
+            ("ENVID", Some(v)) => {
+                if p.envid.is_some() {
+                    return Err(ParamError::BadSyntax("ENVID"));
+                }
+                p.envid = Some(decode_xtext(v).ok_or(ParamError::BadSyntax("ENVID"))?)
+            }
             ("SMTPUTF8", None) => p.smtputf8 = true,
             ("AUTH", Some(v)) => p.auth = Some(v.to_string()),
-            _ => return Err(ParamError::Unsupported(key.to_string())),
+            _ => return Err(unsupported()),
         }
     }
     Ok(p)
@@ -113,8 +137,9 @@ pub fn parse_mail(text: &str) -> Result<MailParams, ParamError> {
 pub fn parse_rcpt(text: &str) -> Result<RcptParams, ParamError> {
     let mut p = RcptParams::default();
     for (key, value) in split(text) {
-        let invalid = || ParamError::Invalid(key.to_string());
-        match (key.to_ascii_uppercase().as_str(), value) {
+        let upper = key.to_ascii_uppercase();
+        let invalid = || ParamError::BadSyntax(if upper == "NOTIFY" { "NOTIFY" } else { "ORCPT" });
+        match (upper.as_str(), value) {
             ("NOTIFY", Some(v)) => {
                 let mut n = Notify::default();
                 for word in v.split(',') {
@@ -141,7 +166,7 @@ pub fn parse_rcpt(text: &str) -> Result<RcptParams, ParamError> {
                     decode_xtext(addr).ok_or_else(invalid)?
                 ));
             }
-            _ => return Err(ParamError::Unsupported(key.to_string())),
+            _ => return Err(ParamError::Unsupported(as_written(key, value))),
         }
     }
     Ok(p)
@@ -159,17 +184,26 @@ mod tests {
         assert_eq!(p.ret, Some(Ret::Hdrs));
         assert_eq!(p.envid.as_deref(), Some("QQ+x"));
         assert!(p.smtputf8);
+        assert_eq!(parse_mail("SIZE=abc"), Err(ParamError::BadSyntax("SIZE")));
         assert_eq!(
-            parse_mail("SIZE=abc"),
-            Err(ParamError::Invalid("SIZE".into()))
+            parse_mail("SIZE=99999999999999999999"),
+            Err(ParamError::SizeOverflow)
         );
         assert_eq!(
             parse_mail("FOO=1"),
-            Err(ParamError::Unsupported("FOO".into()))
+            Err(ParamError::Unsupported("FOO=1".into()))
         );
         assert_eq!(
             parse_mail("BODY=BINARYMIME"),
-            Err(ParamError::Invalid("BODY".into()))
+            Err(ParamError::Unsupported("BODY=BINARYMIME".into()))
+        );
+        assert_eq!(
+            parse_mail("SMTPUTF8=yes"),
+            Err(ParamError::Unsupported("SMTPUTF8=yes".into()))
+        );
+        assert_eq!(
+            parse_mail("RET=FULL RET=HDRS"),
+            Err(ParamError::BadSyntax("RET"))
         );
     }
 
@@ -180,7 +214,11 @@ mod tests {
         assert_eq!(p.orcpt.as_deref(), Some("rfc822;a@b@c"));
         assert_eq!(
             parse_rcpt("NOTIFY=NEVER,DELAY"),
-            Err(ParamError::Invalid("NOTIFY".into()))
+            Err(ParamError::BadSyntax("NOTIFY"))
+        );
+        assert_eq!(
+            parse_rcpt("ORCPT=bogus"),
+            Err(ParamError::BadSyntax("ORCPT"))
         );
     }
 }

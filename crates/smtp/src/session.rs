@@ -1,0 +1,612 @@
+//! The server session state machine: what is legal now, and the reply for
+//! everything that needs no outside knowledge. Decisions that need tables
+//! or policy (may this sender send, is this recipient known, is relaying
+//! allowed, what does VRFY say) are handed to the driver as [`Event`]s and
+//! come back through [`Session::mail_accepted`], [`Session::rcpt_accepted`]
+//! and friends. Reply texts are Postfix 3.7's, as recorded in
+//! tests/dialog (each defined once, in [`text`]).
+
+use crate::command::{self, Command, CommandError};
+use crate::params::{MailParams, ParamError, RcptParams};
+use crate::path::PathError;
+use crate::reply::Reply;
+
+/// What the session needs from main.cf, resolved once per service.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub myhostname: String,
+    /// `smtpd_banner`, expanded.
+    pub banner: String,
+    pub helo_required: bool,
+    pub message_size_limit: u64,
+    pub recipient_limit: usize,
+    pub disable_vrfy: bool,
+    pub strict_rfc821: bool,
+    pub soft_error_limit: u32,
+    pub hard_error_limit: u32,
+}
+
+/// The reply texts, one place each.
+pub mod text {
+    use crate::reply::Reply;
+
+    pub fn ok() -> Reply {
+        Reply::new(250, "2.0.0 Ok")
+    }
+    pub fn sender_ok() -> Reply {
+        Reply::new(250, "2.1.0 Ok")
+    }
+    pub fn recipient_ok() -> Reply {
+        Reply::new(250, "2.1.5 Ok")
+    }
+    pub fn start_data() -> Reply {
+        Reply::new(354, "End data with <CR><LF>.<CR><LF>")
+    }
+    pub fn queued(id: &str) -> Reply {
+        Reply::new(250, format!("2.0.0 Ok: queued as {id}"))
+    }
+    pub fn bye() -> Reply {
+        Reply::new(221, "2.0.0 Bye")
+    }
+    pub fn not_recognized() -> Reply {
+        Reply::new(500, "5.5.2 Error: command not recognized")
+    }
+    pub fn bad_syntax() -> Reply {
+        Reply::new(500, "5.5.2 Error: bad syntax")
+    }
+    pub fn syntax(usage: &str) -> Reply {
+        Reply::new(501, format!("5.5.4 Syntax: {usage}"))
+    }
+    /// HELO/EHLO syntax errors carry no enhanced code in Postfix.
+    pub fn helo_syntax(verb: &str) -> Reply {
+        Reply::new(501, format!("Syntax: {verb} hostname"))
+    }
+    pub fn bad_sender() -> Reply {
+        Reply::new(501, "5.1.7 Bad sender address syntax")
+    }
+    pub fn bad_recipient() -> Reply {
+        Reply::new(501, "5.1.3 Bad recipient address syntax")
+    }
+    pub fn unsupported_option(option: &str) -> Reply {
+        Reply::new(555, format!("5.5.4 Unsupported option: {option}"))
+    }
+    pub fn need_helo() -> Reply {
+        Reply::new(503, "5.5.1 Error: send HELO/EHLO first")
+    }
+    pub fn need_mail() -> Reply {
+        Reply::new(503, "5.5.1 Error: need MAIL command")
+    }
+    pub fn need_rcpt() -> Reply {
+        Reply::new(503, "5.5.1 Error: need RCPT command")
+    }
+    pub fn nested_mail() -> Reply {
+        Reply::new(503, "5.5.1 Error: nested MAIL command")
+    }
+    pub fn no_valid_recipients() -> Reply {
+        Reply::new(554, "5.5.1 Error: no valid recipients")
+    }
+    pub fn too_many_recipients() -> Reply {
+        Reply::new(452, "4.5.3 Error: too many recipients")
+    }
+    pub fn size_exceeded() -> Reply {
+        Reply::new(552, "5.3.4 Message size exceeds fixed limit")
+    }
+    /// A malformed ESMTP parameter value.
+    pub fn bad_parameter(keyword: &str) -> Reply {
+        match keyword {
+            "SIZE" => Reply::new(501, "5.5.4 Bad message size syntax"),
+            "NOTIFY" | "ORCPT" => {
+                Reply::new(501, format!("5.5.4 Error: Bad {keyword} parameter syntax"))
+            }
+            _ => Reply::new(501, format!("5.5.4 Bad {keyword} parameter syntax")),
+        }
+    }
+    pub fn size_overflow() -> Reply {
+        Reply::new(552, "5.3.4 Message size exceeds file system imposed limit")
+    }
+    pub fn vrfy_disabled() -> Reply {
+        Reply::new(502, "5.5.1 VRFY command is disabled")
+    }
+    pub fn too_many_errors(myhostname: &str) -> Reply {
+        Reply::new(421, format!("4.7.0 {myhostname} Error: too many errors"))
+    }
+    pub fn bare_lf(myhostname: &str) -> Reply {
+        Reply::new(550, format!("5.5.2 {myhostname} Error: bare <LF> received"))
+    }
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Send this reply and read on.
+    Reply(Reply),
+    /// Decide on a sender (restrictions), then call `mail_accepted` or
+    /// `rejected`.
+    CheckMail { from: String, params: MailParams },
+    /// Decide on a recipient, then call `rcpt_accepted` or `rejected`.
+    CheckRcpt { to: String, params: RcptParams },
+    /// Send 354 (the reply is included) and receive the message.
+    StartData(Reply),
+    /// Answer VRFY for this address (lookups), then call `replied`.
+    Vrfy(String),
+    /// Send this reply and close the connection.
+    Close(Reply),
+}
+
+/// The accepted parts of the current transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transaction {
+    pub from: String,
+    pub params: MailParams,
+    pub recipients: Vec<(String, RcptParams)>,
+}
+
+/// Per-command counts for the `disconnect from` log line.
+#[derive(Debug, Clone, Default)]
+struct Counters {
+    /// (name, accepted, total), in order of first use.
+    by_name: Vec<(&'static str, u32, u32)>,
+}
+
+impl Counters {
+    fn count(&mut self, name: &'static str, ok: bool) {
+        match self.by_name.iter_mut().find(|(n, _, _)| *n == name) {
+            Some(slot) => {
+                slot.1 += u32::from(ok);
+                slot.2 += 1;
+            }
+            None => self.by_name.push((name, u32::from(ok), 1)),
+        }
+    }
+
+    /// `ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4`.
+    fn summary(&self) -> String {
+        let mut out = String::new();
+        let (mut ok, mut total) = (0, 0);
+        for (name, good, all) in &self.by_name {
+            ok += good;
+            total += all;
+            out.push_str(&fraction(name, *good, *all));
+            out.push(' ');
+        }
+        out.push_str(&fraction("commands", ok, total));
+        out
+    }
+}
+
+fn fraction(name: &str, ok: u32, total: u32) -> String {
+    if ok == total {
+        format!("{name}={ok}")
+    } else {
+        format!("{name}={ok}/{total}")
+    }
+}
+
+/// One SMTP server session.
+#[derive(Debug)]
+pub struct Session {
+    cfg: SessionConfig,
+    helo: Option<String>,
+    esmtp: bool,
+    tx: Option<Transaction>,
+    errors: u32,
+    counters: Counters,
+    /// The command whose outcome the driver is deciding.
+    pending: Option<&'static str>,
+}
+
+impl Session {
+    pub fn new(cfg: SessionConfig) -> Session {
+        Session {
+            cfg,
+            helo: None,
+            esmtp: false,
+            tx: None,
+            errors: 0,
+            counters: Counters::default(),
+            pending: None,
+        }
+    }
+
+    /// The 220 greeting.
+    pub fn greeting(&self) -> Reply {
+        Reply::new(220, self.cfg.banner.clone())
+    }
+
+    pub fn helo_name(&self) -> Option<&str> {
+        self.helo.as_deref()
+    }
+
+    pub fn is_esmtp(&self) -> bool {
+        self.esmtp
+    }
+
+    pub fn transaction(&self) -> Option<&Transaction> {
+        self.tx.as_ref()
+    }
+
+    /// Errors so far (the driver sleeps `smtpd_error_sleep_time` after each
+    /// error once this passes `smtpd_soft_error_limit`).
+    pub fn errors(&self) -> u32 {
+        self.errors
+    }
+
+    pub fn should_sleep(&self) -> bool {
+        self.errors > self.cfg.soft_error_limit
+    }
+
+    /// `ehlo=1 mail=1 ... commands=N` for the disconnect log line.
+    pub fn summary(&self) -> String {
+        self.counters.summary()
+    }
+
+    /// Counts a reply: 4xx/5xx are errors; past the hard limit the session
+    /// ends with 421.
+    fn answer(&mut self, name: &'static str, reply: Reply) -> Event {
+        let failed = reply.code >= 400;
+        self.counters.count(name, !failed);
+        if failed {
+            self.errors += 1;
+            if self.errors >= self.cfg.hard_error_limit {
+                return Event::Close(text::too_many_errors(&self.cfg.myhostname));
+            }
+        }
+        Event::Reply(reply)
+    }
+
+    /// Handles one command line (without CRLF).
+    pub fn command(&mut self, line: &str) -> Event {
+        let cmd = match command::parse(line, self.cfg.strict_rfc821) {
+            Ok(c) => c,
+            Err(e) => return self.parse_error(e),
+        };
+        match cmd {
+            Command::Helo(name) | Command::Ehlo(name) if name.is_empty() => {
+                unreachable_syntax(self)
+            }
+            Command::Helo(name) => {
+                self.helo = Some(name);
+                self.esmtp = false;
+                self.tx = None;
+                let r = Reply::new(250, self.cfg.myhostname.clone());
+                self.answer("helo", r)
+            }
+            Command::Ehlo(name) => {
+                self.helo = Some(name);
+                self.esmtp = true;
+                self.tx = None;
+                let r = Reply::multi(250, self.ehlo_lines());
+                self.answer("ehlo", r)
+            }
+            Command::Mail { from, params } => {
+                if self.cfg.helo_required && self.helo.is_none() {
+                    return self.answer("mail", text::need_helo());
+                }
+                if self.tx.is_some() {
+                    return self.answer("mail", text::nested_mail());
+                }
+                if let Some(size) = params.size
+                    && self.cfg.message_size_limit > 0
+                    && size > self.cfg.message_size_limit
+                {
+                    return self.answer("mail", text::size_exceeded());
+                }
+                self.pending = Some("mail");
+                Event::CheckMail { from, params }
+            }
+            Command::Rcpt { to, params } => {
+                let Some(tx) = &self.tx else {
+                    return self.answer("rcpt", text::need_mail());
+                };
+                if tx.recipients.len() >= self.cfg.recipient_limit {
+                    return self.answer("rcpt", text::too_many_recipients());
+                }
+                self.pending = Some("rcpt");
+                Event::CheckRcpt { to, params }
+            }
+            Command::Data => match &self.tx {
+                None => self.answer("data", text::need_rcpt()),
+                Some(tx) if tx.recipients.is_empty() => {
+                    self.answer("data", text::no_valid_recipients())
+                }
+                Some(_) => {
+                    self.pending = Some("data");
+                    Event::StartData(text::start_data())
+                }
+            },
+            Command::Rset => {
+                self.tx = None;
+                self.answer("rset", text::ok())
+            }
+            Command::Noop => self.answer("noop", text::ok()),
+            Command::Quit => {
+                self.counters.count("quit", true);
+                Event::Close(text::bye())
+            }
+            Command::Vrfy(arg) => {
+                if self.cfg.disable_vrfy {
+                    return self.answer("vrfy", text::vrfy_disabled());
+                }
+                self.pending = Some("vrfy");
+                Event::Vrfy(arg)
+            }
+            Command::Etrn(_)
+            | Command::Bdat { .. }
+            | Command::Starttls
+            | Command::Auth(_)
+            | Command::Help
+            | Command::Expn(_) => {
+                // Not offered yet: Postfix answers these only when enabled.
+                self.answer("unknown", text::not_recognized())
+            }
+        }
+    }
+
+    fn parse_error(&mut self, e: CommandError) -> Event {
+        let (name, reply): (&'static str, Reply) = match e {
+            CommandError::Empty => ("unknown", text::bad_syntax()),
+            CommandError::Unknown(_) => ("unknown", text::not_recognized()),
+            CommandError::Syntax("HELO") => ("helo", text::helo_syntax("HELO")),
+            CommandError::Syntax("EHLO") => ("ehlo", text::helo_syntax("EHLO")),
+            CommandError::Syntax("MAIL") => ("mail", text::syntax("MAIL FROM:<address>")),
+            CommandError::Syntax("RCPT") => ("rcpt", text::syntax("RCPT TO:<address>")),
+            CommandError::Syntax(verb) => (lower(verb), text::syntax(verb)),
+            CommandError::Address {
+                verb: "MAIL",
+                error,
+            } => (
+                "mail",
+                match error {
+                    PathError::Missing => text::syntax("MAIL FROM:<address>"),
+                    _ => text::bad_sender(),
+                },
+            ),
+            CommandError::Address { error, .. } => (
+                "rcpt",
+                match error {
+                    PathError::Missing => text::syntax("RCPT TO:<address>"),
+                    _ => text::bad_recipient(),
+                },
+            ),
+            CommandError::Param { verb, error } => (
+                lower(verb),
+                match error {
+                    ParamError::Unsupported(o) => text::unsupported_option(&o),
+                    ParamError::BadSyntax(k) => text::bad_parameter(k),
+                    ParamError::SizeOverflow => text::size_overflow(),
+                },
+            ),
+        };
+        // Postfix checks the order of commands before their arguments.
+        if name == "mail" && self.tx.is_some() {
+            return self.answer("mail", text::nested_mail());
+        }
+        if name == "rcpt" && self.tx.is_none() {
+            return self.answer("rcpt", text::need_mail());
+        }
+        self.answer(name, reply)
+    }
+
+    fn ehlo_lines(&self) -> Vec<String> {
+        let mut lines = vec![self.cfg.myhostname.clone(), "PIPELINING".to_string()];
+        lines.push(if self.cfg.message_size_limit > 0 {
+            format!("SIZE {}", self.cfg.message_size_limit)
+        } else {
+            "SIZE".to_string()
+        });
+        if !self.cfg.disable_vrfy {
+            lines.push("VRFY".to_string());
+        }
+        for k in [
+            "ETRN",
+            "ENHANCEDSTATUSCODES",
+            "8BITMIME",
+            "DSN",
+            "SMTPUTF8",
+            "CHUNKING",
+        ] {
+            lines.push(k.to_string());
+        }
+        lines
+    }
+
+    /// The driver accepted the sender.
+    pub fn mail_accepted(&mut self, from: String, params: MailParams) -> Event {
+        self.pending = None;
+        self.tx = Some(Transaction {
+            from,
+            params,
+            recipients: Vec::new(),
+        });
+        self.answer("mail", text::sender_ok())
+    }
+
+    /// The driver accepted a recipient.
+    pub fn rcpt_accepted(&mut self, to: String, params: RcptParams) -> Event {
+        self.pending = None;
+        if let Some(tx) = &mut self.tx {
+            tx.recipients.push((to, params));
+        }
+        self.answer("rcpt", text::recipient_ok())
+    }
+
+    /// The driver refused what it was asked about, with this reply.
+    pub fn rejected(&mut self, reply: Reply) -> Event {
+        let name = self.pending.take().unwrap_or("unknown");
+        self.answer(name, reply)
+    }
+
+    /// The driver answered a question (VRFY) with this reply.
+    pub fn replied(&mut self, reply: Reply) -> Event {
+        let name = self.pending.take().unwrap_or("unknown");
+        self.answer(name, reply)
+    }
+
+    /// The message ended: `result` is the reply (250 queued, or a refusal).
+    /// The transaction is over either way.
+    pub fn data_done(&mut self, result: Reply) -> Event {
+        self.pending = None;
+        self.tx = None;
+        self.answer("data", result)
+    }
+}
+
+fn lower(verb: &str) -> &'static str {
+    match verb {
+        "DATA" => "data",
+        "BDAT" => "bdat",
+        "RSET" => "rset",
+        "VRFY" => "vrfy",
+        "ETRN" => "etrn",
+        "MAIL" => "mail",
+        "RCPT" => "rcpt",
+        "STARTTLS" => "starttls",
+        _ => "unknown",
+    }
+}
+
+fn unreachable_syntax(s: &mut Session) -> Event {
+    // command::parse refuses HELO/EHLO without a name.
+    s.answer("unknown", text::bad_syntax())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> SessionConfig {
+        SessionConfig {
+            myhostname: "mail.example.test".into(),
+            banner: "mail.example.test ESMTP Rostfix".into(),
+            helo_required: false,
+            message_size_limit: 10240000,
+            recipient_limit: 1000,
+            disable_vrfy: false,
+            strict_rfc821: false,
+            soft_error_limit: 10,
+            hard_error_limit: 20,
+        }
+    }
+
+    /// Drives a session where every sender and recipient is accepted.
+    fn run(s: &mut Session, line: &str) -> Reply {
+        match s.command(line) {
+            Event::Reply(r) | Event::Close(r) | Event::StartData(r) => r,
+            Event::CheckMail { from, params } => match s.mail_accepted(from, params) {
+                Event::Reply(r) => r,
+                other => panic!("{other:?}"),
+            },
+            Event::CheckRcpt { to, params } => match s.rcpt_accepted(to, params) {
+                Event::Reply(r) => r,
+                other => panic!("{other:?}"),
+            },
+            Event::Vrfy(a) => match s.replied(Reply::new(252, format!("2.0.0 {a}"))) {
+                Event::Reply(r) => r,
+                other => panic!("{other:?}"),
+            },
+        }
+    }
+
+    fn lines(r: &Reply) -> String {
+        String::from_utf8(r.to_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_seed_000_transcript() {
+        let mut s = Session::new(cfg());
+        assert_eq!(
+            lines(&s.greeting()),
+            "220 mail.example.test ESMTP Rostfix\r\n"
+        );
+        assert_eq!(
+            lines(&run(&mut s, "HELO somedomain.org")),
+            "250 mail.example.test\r\n"
+        );
+        assert_eq!(
+            lines(&run(&mut s, "mail from: someone@somedomain.org")),
+            "250 2.1.0 Ok\r\n"
+        );
+        assert_eq!(
+            lines(&run(&mut s, "rcpt to: d.mazzocchio@kernel-panic.it")),
+            "250 2.1.5 Ok\r\n"
+        );
+        assert_eq!(
+            lines(&run(&mut s, "DATA")),
+            "354 End data with <CR><LF>.<CR><LF>\r\n"
+        );
+        let Event::Reply(r) = s.data_done(text::queued("548D7286")) else {
+            panic!()
+        };
+        assert_eq!(lines(&r), "250 2.0.0 Ok: queued as 548D7286\r\n");
+        assert_eq!(lines(&run(&mut s, "QUIT")), "221 2.0.0 Bye\r\n");
+        assert_eq!(s.summary(), "helo=1 mail=1 rcpt=1 data=1 quit=1 commands=5");
+    }
+
+    #[test]
+    fn ehlo_capabilities_as_postfix_37() {
+        let mut s = Session::new(cfg());
+        assert_eq!(
+            lines(&run(&mut s, "EHLO client.example")),
+            "250-mail.example.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n\
+             250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
+        );
+        assert_eq!(lines(&run(&mut s, "EHLO")), "501 Syntax: EHLO hostname\r\n");
+    }
+
+    #[test]
+    fn order_errors() {
+        let mut s = Session::new(SessionConfig {
+            helo_required: true,
+            ..cfg()
+        });
+        assert_eq!(
+            lines(&run(&mut s, "MAIL FROM:<a@b>")),
+            "503 5.5.1 Error: send HELO/EHLO first\r\n"
+        );
+        assert_eq!(
+            lines(&run(&mut s, "RCPT TO:<a@b>")),
+            "503 5.5.1 Error: need MAIL command\r\n"
+        );
+        assert_eq!(
+            lines(&run(&mut s, "DATA")),
+            "503 5.5.1 Error: need RCPT command\r\n"
+        );
+        run(&mut s, "EHLO x");
+        assert_eq!(lines(&run(&mut s, "MAIL FROM:<a@b>")), "250 2.1.0 Ok\r\n");
+        assert_eq!(
+            lines(&run(&mut s, "MAIL FROM:<c@d>")),
+            "503 5.5.1 Error: nested MAIL command\r\n"
+        );
+        assert_eq!(
+            lines(&run(&mut s, "DATA")),
+            "554 5.5.1 Error: no valid recipients\r\n"
+        );
+        assert_eq!(
+            lines(&run(&mut s, "FOO")),
+            "500 5.5.2 Error: command not recognized\r\n"
+        );
+        assert_eq!(lines(&run(&mut s, "")), "500 5.5.2 Error: bad syntax\r\n");
+        assert_eq!(
+            lines(&run(&mut s, "RCPT TO:<a@b> FOO=bar")),
+            "555 5.5.4 Unsupported option: FOO=bar\r\n"
+        );
+        assert_eq!(
+            s.summary(),
+            "mail=1/3 rcpt=0/2 data=0/2 ehlo=1 unknown=0/2 commands=2/10"
+        );
+    }
+
+    #[test]
+    fn hard_error_limit_closes_with_421() {
+        let mut s = Session::new(SessionConfig {
+            hard_error_limit: 3,
+            ..cfg()
+        });
+        assert!(matches!(s.command("FOO"), Event::Reply(_)));
+        assert!(matches!(s.command("FOO"), Event::Reply(_)));
+        assert_eq!(
+            s.command("FOO"),
+            Event::Close(text::too_many_errors("mail.example.test"))
+        );
+    }
+}
