@@ -7,6 +7,7 @@
 pub mod msg;
 pub mod postalias;
 pub mod postconf;
+pub mod postfix;
 pub mod postmap;
 pub mod sendmail;
 pub mod unimplemented;

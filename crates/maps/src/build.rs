@@ -261,6 +261,7 @@ impl TableWriter {
             let r = self.records[i as usize];
             (self.bytes(r.key), self.bytes(r.value))
         });
+        crate::indexed::forget_reader(&self.path);
         let tmp = temp_path(&self.path);
         let written = match self.kind.as_str() {
             "cdb" => write_cdb(&tmp, pairs),
@@ -378,6 +379,7 @@ pub fn update_in_place(
         )));
     }
     let path = file_path(kind, name);
+    crate::indexed::forget_reader(&path);
     let with_nul = nul != NulMode::Without;
     let fail = |e: String| DictError::retry(&spec, e);
     let size = fs::metadata(&path).map(|m| m.len() as usize).unwrap_or(0);

@@ -86,6 +86,19 @@ fn warn_if_stale(db: &Path, source: &str) {
     }
 }
 
+/// Environments open for reading, by file.
+static READERS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<PathBuf, (Env, Database<'static, Bytes, Bytes>)>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Forgets the shared environment of `path` (before a writer replaces or
+/// updates the file in this process).
+pub(crate) fn forget_reader(path: &Path) {
+    if let Ok(mut r) = READERS.lock() {
+        r.remove(path);
+    }
+}
+
 /// An lmdb file opened for reading.
 pub struct LmdbDict {
     name: String,
@@ -144,6 +157,18 @@ impl LmdbDict {
                 rostfix_config::io_text(&e)
             ))
         })?;
+        // heed allows one environment per file in a process: tables named
+        // by several parameters or services share it.
+        let shared = READERS.lock().ok().and_then(|r| r.get(&path).cloned());
+        if let Some((env, db)) = shared {
+            warn_if_stale(&path, name);
+            return Ok(LmdbDict {
+                name: spec,
+                env,
+                db,
+                nul,
+            });
+        }
         let env = open_env(&path, false, meta.len() as usize).map_err(|e| {
             fail(format!(
                 "open database {}: {}",
@@ -174,6 +199,9 @@ impl LmdbDict {
                 )));
             }
         };
+        if let Ok(mut r) = READERS.lock() {
+            r.insert(path.clone(), (env.clone(), db));
+        }
         warn_if_stale(&path, name);
         Ok(LmdbDict {
             name: spec,

@@ -159,11 +159,20 @@ impl Counters {
         }
     }
 
-    /// `ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4`.
+    /// `ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4`, in Postfix's fixed
+    /// order of commands.
     fn summary(&self) -> String {
+        const ORDER: [&str; 14] = [
+            "helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
+            "vrfy", "etrn", "quit", "unknown",
+        ];
         let mut out = String::new();
         let (mut ok, mut total) = (0, 0);
-        for (name, good, all) in &self.by_name {
+        let mut sorted = self.by_name.clone();
+        sorted.sort_by_key(|(name, _, _)| {
+            ORDER.iter().position(|n| n == name).unwrap_or(ORDER.len())
+        });
+        for (name, good, all) in &sorted {
             ok += good;
             total += all;
             out.push_str(&fraction(name, *good, *all));
@@ -592,7 +601,7 @@ mod tests {
         );
         assert_eq!(
             s.summary(),
-            "mail=1/3 rcpt=0/2 data=0/2 ehlo=1 unknown=0/2 commands=2/10"
+            "ehlo=1 mail=1/3 rcpt=0/2 data=0/2 unknown=0/2 commands=2/10"
         );
     }
 

@@ -1,6 +1,3 @@
 fn main() {
-    std::process::exit(rostfix_cli::unimplemented::main(
-        "postfix",
-        "the receive path (issue 3)",
-    ));
+    std::process::exit(rostfix_cli::postfix::main());
 }

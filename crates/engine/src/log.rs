@@ -1,0 +1,74 @@
+//! The engine's log: one [`Logger`] for every component, each writing
+//! under its Postfix program name (`postfix/smtpd`, `postfix/qmgr`, ...).
+
+use std::sync::Arc;
+
+use rostfix_maillog::{Level, Logger};
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    logger: Arc<Logger>,
+    syslog_name: String,
+    pid: u32,
+}
+
+impl Log {
+    pub fn new(logger: Logger, syslog_name: &str) -> Log {
+        Log {
+            logger: Arc::new(logger),
+            syslog_name: syslog_name.to_string(),
+            pid: std::process::id(),
+        }
+    }
+
+    pub fn info(&self, service: &str, text: &str) {
+        self.logger.log(
+            Level::Info,
+            &format!("{}/{service}", self.syslog_name),
+            self.pid,
+            text,
+        );
+    }
+
+    pub fn warning(&self, service: &str, text: &str) {
+        self.logger.log(
+            Level::Warning,
+            &format!("{}/{service}", self.syslog_name),
+            self.pid,
+            text,
+        );
+    }
+}
+
+/// Postfix's delay figures: two significant digits below ten seconds
+/// (`0.08`, `1.2`), whole seconds above.
+pub fn delay(secs: f64) -> String {
+    if secs >= 10.0 {
+        format!("{}", secs.round() as u64)
+    } else if secs >= 1.0 {
+        trim(format!("{secs:.1}"))
+    } else if secs >= 0.01 {
+        trim(format!("{secs:.2}"))
+    } else {
+        "0".to_string()
+    }
+}
+
+fn trim(s: String) -> String {
+    let t = s.trim_end_matches('0').trim_end_matches('.');
+    t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays() {
+        assert_eq!(delay(15.4), "15");
+        assert_eq!(delay(0.28), "0.28");
+        assert_eq!(delay(0.001), "0");
+        assert_eq!(delay(1.25), "1.2");
+        assert_eq!(delay(0.1), "0.1");
+    }
+}

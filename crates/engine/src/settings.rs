@@ -1,0 +1,204 @@
+//! Typed, immutable views of the configuration that the daemons use,
+//! resolved once at start (DESIGN.md section 5): no component reads raw
+//! parameter strings or opens a table while it handles a message.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rostfix_config::{Config, ConfigError, value};
+use rostfix_maps::order::{Maps, OrderContext};
+use rostfix_maps::{DictError, OpenOptions};
+use rostfix_smtp::data::BareNewline;
+use rostfix_smtp::session::SessionConfig;
+
+/// Everything the engine needs, shared by its tasks.
+#[derive(Debug)]
+pub struct Settings {
+    pub myhostname: String,
+    pub mail_name: String,
+    pub syslog_name: String,
+    pub queue_directory: PathBuf,
+    pub long_queue_ids: bool,
+    pub session: SessionConfig,
+    pub bare_newline: BareNewline,
+    pub mynetworks: Vec<Network>,
+    pub inet_interface_addrs: Vec<IpAddr>,
+    pub mydestination: Vec<String>,
+    pub virtual_mailbox_domains: Vec<String>,
+    pub relay_domains: Vec<String>,
+    pub relay_restrictions: Vec<String>,
+    pub recipient_restrictions: Vec<String>,
+    pub virtual_mailbox_maps: Maps,
+    pub virtual_mailbox_base: PathBuf,
+    pub virtual_alias_maps: Maps,
+    pub always_add_missing_headers: bool,
+    pub order: OrderContext,
+}
+
+/// An address block of mynetworks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Network {
+    pub fn parse(text: &str) -> Option<Network> {
+        let t = text.trim_start_matches('[');
+        let (a, p) = match t.split_once('/') {
+            Some((a, p)) => (a.trim_end_matches(']'), Some(p)),
+            None => (t.trim_end_matches(']'), None),
+        };
+        let addr: IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Network { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.prefix))
+                };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.prefix))
+                };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+fn list(cf: &Config, name: &str) -> Result<Vec<String>, ConfigError> {
+    Ok(value::split_list(&cf.string(name)?)
+        .into_iter()
+        .map(str::to_string)
+        .collect())
+}
+
+/// Domains compared case-insensitively and without a trailing dot.
+fn domains(cf: &Config, name: &str) -> Result<Vec<String>, ConfigError> {
+    Ok(list(cf, name)?
+        .into_iter()
+        .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+        .collect())
+}
+
+fn maps(cf: &Config, name: &str) -> Result<Maps, String> {
+    let v = cf.string(name).map_err(|e| e.to_string())?;
+    Maps::open(name, &v, &OpenOptions::default()).map_err(|e: DictError| format!("{name}: {e}"))
+}
+
+impl Settings {
+    /// Resolves the configuration (with a service's `-o` overrides applied).
+    pub fn resolve(cf: &Config) -> Result<Arc<Settings>, String> {
+        let e = |e: ConfigError| e.to_string();
+        let myhostname = cf.string("myhostname").map_err(e)?;
+        let mut mynetworks = Vec::new();
+        for n in list(cf, "mynetworks").map_err(e)? {
+            match Network::parse(&n) {
+                Some(net) => mynetworks.push(net),
+                None => return Err(format!("mynetworks: bad network: {n}")),
+            }
+        }
+        let interfaces = list(cf, "inet_interfaces").map_err(e)?;
+        let inet_interface_addrs = if interfaces.iter().any(|i| i.eq_ignore_ascii_case("all")) {
+            rostfix_config::system::interface_addrs()
+                .into_iter()
+                .map(|a| a.addr)
+                .collect()
+        } else {
+            interfaces
+                .iter()
+                .filter_map(|i| match i.as_str() {
+                    "localhost" | "loopback-only" => {
+                        Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+                    }
+                    other => other
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse()
+                        .ok(),
+                })
+                .collect()
+        };
+        let session = SessionConfig {
+            myhostname: myhostname.clone(),
+            banner: cf.string("smtpd_banner").map_err(e)?,
+            helo_required: cf.bool("smtpd_helo_required").map_err(e)?,
+            message_size_limit: cf.int("message_size_limit").map_err(e)?.max(0) as u64,
+            recipient_limit: cf.int("smtpd_recipient_limit").map_err(e)?.max(1) as usize,
+            disable_vrfy: cf.bool("disable_vrfy_command").map_err(e)?,
+            strict_rfc821: cf.bool("strict_rfc821_envelopes").map_err(e)?,
+            soft_error_limit: cf.int("smtpd_soft_error_limit").map_err(e)?.max(0) as u32,
+            hard_error_limit: cf.int("smtpd_hard_error_limit").map_err(e)?.max(1) as u32,
+        };
+        let bare = cf.string("smtpd_forbid_bare_newline").map_err(e)?;
+        let bare_newline = BareNewline::parse(&bare)
+            .ok_or_else(|| format!("smtpd_forbid_bare_newline: bad value: {bare}"))?;
+        Ok(Arc::new(Settings {
+            mail_name: cf.string("mail_name").map_err(e)?,
+            syslog_name: cf.string("syslog_name").map_err(e)?,
+            queue_directory: PathBuf::from(cf.string("queue_directory").map_err(e)?),
+            long_queue_ids: cf.bool("enable_long_queue_ids").map_err(e)?,
+            session,
+            bare_newline,
+            mynetworks,
+            inet_interface_addrs,
+            mydestination: domains(cf, "mydestination").map_err(e)?,
+            virtual_mailbox_domains: domains(cf, "virtual_mailbox_domains").map_err(e)?,
+            relay_domains: domains(cf, "relay_domains").map_err(e)?,
+            relay_restrictions: list(cf, "smtpd_relay_restrictions").map_err(e)?,
+            recipient_restrictions: list(cf, "smtpd_recipient_restrictions").map_err(e)?,
+            virtual_mailbox_maps: maps(cf, "virtual_mailbox_maps")?,
+            virtual_mailbox_base: PathBuf::from(cf.string("virtual_mailbox_base").map_err(e)?),
+            virtual_alias_maps: maps(cf, "virtual_alias_maps")?,
+            always_add_missing_headers: cf.bool("always_add_missing_headers").map_err(e)?,
+            order: OrderContext {
+                recipient_delimiter: cf.string("recipient_delimiter").map_err(e)?,
+                parent_matches_subdomains: false,
+            },
+            myhostname,
+        }))
+    }
+
+    pub fn in_mynetworks(&self, ip: IpAddr) -> bool {
+        self.mynetworks.iter().any(|n| n.contains(ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks() {
+        let n = Network::parse("127.0.0.0/8").unwrap();
+        assert!(n.contains("127.1.2.3".parse().unwrap()));
+        assert!(n.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!n.contains("10.0.0.1".parse().unwrap()));
+        assert!(
+            Network::parse("[::1]/128")
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
+        assert!(Network::parse("127.0.0.1/33").is_none());
+    }
+}

@@ -1,0 +1,333 @@
+//! smtpd(8): the driver around `rostfix_smtp::session`. It owns the socket,
+//! the recipient and relay policy (smtpd_relay_restrictions and
+//! smtpd_recipient_restrictions with permit_mynetworks,
+//! reject/defer_unauth_destination, permit, reject), recipient validation
+//! against virtual_mailbox_maps, and hands the message to cleanup.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rostfix_maps::order;
+use rostfix_smtp::data::{DataEvent, DataReceiver};
+use rostfix_smtp::reply::Reply;
+use rostfix_smtp::session::{Event, Session, text};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::cleanup::{Cleanup, Envelope};
+use crate::log::Log;
+use crate::resolve::{Class, resolve};
+use crate::settings::Settings;
+
+/// Longest command line read (Postfix's line_length_limit).
+const LINE_LIMIT: usize = 2048;
+
+/// Accepts connections for one smtpd service until the runtime stops.
+pub async fn serve(
+    listener: TcpListener,
+    s: Arc<Settings>,
+    log: Log,
+    queued: mpsc::UnboundedSender<String>,
+) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let (s, log, queued) = (s.clone(), log.clone(), queued.clone());
+        tokio::spawn(async move {
+            let client = format!("unknown[{}]", peer.ip());
+            log.info("smtpd", &format!("connect from {client}"));
+            let summary = session(stream, peer, &s, &log, &queued).await;
+            log.info("smtpd", &format!("disconnect from {client} {summary}"));
+        });
+    }
+}
+
+/// The outcome of a recipient check.
+fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Reply> {
+    let r = resolve(s, given);
+    let shown = format!("<{given}>");
+    // smtpd_relay_restrictions, then smtpd_recipient_restrictions: the
+    // first permit or reject decides each list.
+    for list in [&s.relay_restrictions, &s.recipient_restrictions] {
+        for item in list.iter() {
+            let authorized = matches!(r.class, Class::Local | Class::Virtual | Class::Relay);
+            match item.as_str() {
+                "permit_mynetworks" if s.in_mynetworks(client) => break,
+                "permit_mynetworks" | "permit_sasl_authenticated" => {}
+                "reject_unauth_destination" if !authorized => {
+                    return Err(Reply::new(
+                        554,
+                        format!("5.7.1 {shown}: Relay access denied"),
+                    ));
+                }
+                "defer_unauth_destination" if !authorized => {
+                    return Err(Reply::new(
+                        454,
+                        format!("4.7.1 {shown}: Relay access denied"),
+                    ));
+                }
+                "reject_unauth_destination" | "defer_unauth_destination" => {}
+                "permit" => break,
+                "reject" => {
+                    return Err(Reply::new(
+                        554,
+                        format!("5.7.1 {shown}: Recipient address rejected: Access denied"),
+                    ));
+                }
+                other => {
+                    return Err(Reply::new(
+                        451,
+                        format!(
+                            "4.3.5 {shown}: Server configuration error ({other} is not supported yet)"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    // smtpd_reject_unlisted_recipient: a virtual mailbox must be listed.
+    if r.class == Class::Virtual {
+        let keys = order::address_keys(&r.address, &s.order, false);
+        match s.virtual_mailbox_maps.find_first(&keys) {
+            Ok(Some(_)) => {}
+            Ok(None) if crate::cleanup::expand_aliases(s, &r.address) != [r.address.clone()] => {}
+            Ok(None) => {
+                return Err(Reply::new(
+                    550,
+                    format!(
+                        "5.1.1 {shown}: Recipient address rejected: User unknown in virtual mailbox table"
+                    ),
+                ));
+            }
+            Err(_) => {
+                return Err(Reply::new(
+                    451,
+                    format!("4.3.0 {shown}: Temporary lookup failure"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn session(
+    stream: TcpStream,
+    peer: SocketAddr,
+    s: &Arc<Settings>,
+    log: &Log,
+    queued: &mpsc::UnboundedSender<String>,
+) -> String {
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::with_capacity(16 * 1024, rd);
+    let mut session = Session::new(s.session.clone());
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    session.greeting().write_to(&mut out);
+    let client_name = "unknown".to_string();
+    let client = format!("{client_name}[{}]", peer.ip());
+    let mut line = Vec::with_capacity(256);
+    loop {
+        // Replies to pipelined commands go out together, when the input
+        // buffer runs dry (RFC 2920).
+        if rd.buffer().is_empty() && !out.is_empty() {
+            if wr.write_all(&out).await.is_err() {
+                break;
+            }
+            out.clear();
+        }
+        line.clear();
+        let read =
+            tokio::time::timeout(Duration::from_secs(300), read_line(&mut rd, &mut line)).await;
+        let Ok(Ok(true)) = read else {
+            break;
+        };
+        let text = String::from_utf8_lossy(&line).into_owned();
+        let mut event = session.command(&text);
+        loop {
+            event = match event {
+                Event::Reply(r) => {
+                    r.write_to(&mut out);
+                    break;
+                }
+                Event::Close(r) => {
+                    r.write_to(&mut out);
+                    let _ = wr.write_all(&out).await;
+                    return session.summary();
+                }
+                Event::CheckMail { from, params } => session.mail_accepted(from, params),
+                Event::CheckRcpt { to, params } => match check_recipient(s, peer.ip(), &to) {
+                    Ok(()) => session.rcpt_accepted(to, params),
+                    Err(reply) => {
+                        let from = session
+                            .transaction()
+                            .map(|t| t.from.clone())
+                            .unwrap_or_default();
+                        log.info(
+                            "smtpd",
+                            &format!(
+                                "NOQUEUE: reject: RCPT from {client}: {}; from=<{from}> to=<{to}> proto={} helo=<{}>",
+                                reply.to_string().trim_end(),
+                                if session.is_esmtp() { "ESMTP" } else { "SMTP" },
+                                session.helo_name().unwrap_or("")
+                            ),
+                        );
+                        session.rejected(reply)
+                    }
+                },
+                Event::Vrfy(arg) => session.replied(Reply::new(252, format!("2.0.0 {arg}"))),
+                Event::StartData(r) => {
+                    r.write_to(&mut out);
+                    if wr.write_all(&out).await.is_err() {
+                        return session.summary();
+                    }
+                    out.clear();
+                    let reply =
+                        receive(&mut rd, &session, s, log, peer, &client_name, queued).await;
+                    match reply {
+                        Some(r) => session.data_done(r),
+                        None => return session.summary(),
+                    }
+                }
+            };
+        }
+    }
+    session.summary()
+}
+
+/// Reads one line up to LF into `line` (without CRLF); longer lines are
+/// cut at LINE_LIMIT and the rest read and dropped. `false` at EOF.
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+    rd: &mut R,
+    line: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    loop {
+        let buf = rd.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(!line.is_empty());
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = LINE_LIMIT.saturating_sub(line.len());
+        line.extend_from_slice(&buf[..take.min(room)]);
+        rd.consume(take);
+        if done {
+            while matches!(line.last(), Some(b'\n' | b'\r')) {
+                line.pop();
+            }
+            return Ok(true);
+        }
+    }
+}
+
+/// Receives DATA into cleanup; the reply to send, or `None` when the
+/// client went away.
+async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
+    rd: &mut R,
+    session: &Session,
+    s: &Arc<Settings>,
+    log: &Log,
+    peer: SocketAddr,
+    client_name: &str,
+    queued: &mpsc::UnboundedSender<String>,
+) -> Option<Reply> {
+    let tx = session.transaction()?;
+    let env = Envelope {
+        client_name: client_name.to_string(),
+        client_addr: peer.ip().to_string(),
+        helo: session.helo_name().map(str::to_string),
+        esmtp: session.is_esmtp(),
+        sender: tx.from.clone(),
+        recipients: tx.recipients.iter().map(|(r, _)| r.clone()).collect(),
+        // local_header_rewrite_clients = permit_inet_interfaces
+        rewrite_headers: s.inet_interface_addrs.contains(&peer.ip()),
+    };
+    let mut cleanup = match Cleanup::start(s, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            log.warning("cleanup", &format!("queue file: {e}"));
+            // Read to the end of the data, then refuse.
+            let mut rx = DataReceiver::new(s.bare_newline, 0);
+            drain(rd, &mut rx).await?;
+            return Some(Reply::new(451, "4.3.0 Error: queue file write error"));
+        }
+    };
+    log.info(
+        "smtpd",
+        &format!("{}: client={client_name}[{}]", cleanup.id(), peer.ip()),
+    );
+    let mut rx = DataReceiver::new(s.bare_newline, s.session.message_size_limit);
+    let mut content = Vec::with_capacity(64 * 1024);
+    let mut failed = false;
+    loop {
+        let buf = rd.fill_buf().await.ok()?;
+        if buf.is_empty() {
+            cleanup.abandon();
+            return None;
+        }
+        let (used, ev) = rx.feed(buf, &mut content);
+        rd.consume(used);
+        // Hand whole lines to cleanup as they come.
+        let mut start = 0;
+        while let Some(nl) = content[start..].iter().position(|&b| b == b'\n') {
+            if !failed && cleanup.line(s, &content[start..start + nl]).is_err() {
+                failed = true;
+            }
+            start += nl + 1;
+        }
+        content.drain(..start);
+        if ev == DataEvent::Done {
+            break;
+        }
+    }
+    if rx.too_big() {
+        cleanup.abandon();
+        return Some(text::size_exceeded());
+    }
+    if failed {
+        cleanup.abandon();
+        return Some(Reply::new(451, "4.3.0 Error: queue file write error"));
+    }
+    let id = cleanup.id().clone();
+    // The durability rule: the file and its name are on disk before 250.
+    let s2 = s.clone();
+    let done = tokio::task::spawn_blocking(move || cleanup.finish(&s2))
+        .await
+        .ok()?;
+    match done {
+        Ok((id, message_id, _size)) => {
+            if let Some(mid) = message_id {
+                log.info("cleanup", &format!("{id}: message-id={mid}"));
+            }
+            let _ = queued.send(id.to_string());
+            Some(text::queued(id.as_str()))
+        }
+        Err(e) => {
+            log.warning("cleanup", &format!("{id}: {e}"));
+            Some(Reply::new(451, "4.3.0 Error: queue file write error"))
+        }
+    }
+}
+
+async fn drain<R: tokio::io::AsyncBufRead + Unpin>(
+    rd: &mut R,
+    rx: &mut DataReceiver,
+) -> Option<()> {
+    let mut sink = Vec::new();
+    loop {
+        let buf = rd.fill_buf().await.ok()?;
+        if buf.is_empty() {
+            return None;
+        }
+        let (used, ev) = rx.feed(buf, &mut sink);
+        rd.consume(used);
+        sink.clear();
+        if ev == DataEvent::Done {
+            return Some(());
+        }
+    }
+}
