@@ -62,12 +62,14 @@ impl Cleanup {
         }
         file.content();
         let id = file.id().clone();
-        let helo = env.helo.clone().unwrap_or_else(|| s.myhostname.clone());
+        let helo = env.helo.clone().unwrap_or_else(|| env.client_name.clone());
         let now = date::rfc5322(&date::local(date::now()));
         let protocol = if env.esmtp { "ESMTP" } else { "SMTP" };
-        let received_for = match env.recipients.as_slice() {
-            [one] => format!("\tfor <{one}>; {now}"),
-            _ => format!("\t; {now}"),
+        // One recipient is named in a "for" clause; otherwise the date
+        // moves to a line of its own.
+        let (by_end, last) = match env.recipients.as_slice() {
+            [one] => ("", format!("\tfor <{one}>; {now}")),
+            _ => (";", format!("\t{now}")),
         };
         let mut c = Cleanup {
             file,
@@ -87,12 +89,12 @@ impl Cleanup {
         )?;
         c.write(
             format!(
-                "\tby {} ({}) with {protocol} id {id}",
+                "\tby {} ({}) with {protocol} id {id}{by_end}",
                 s.myhostname, s.mail_name
             )
             .as_bytes(),
         )?;
-        c.write(received_for.as_bytes())?;
+        c.write(last.as_bytes())?;
         Ok(c)
     }
 

@@ -50,11 +50,19 @@ pub async fn serve(
 fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Reply> {
     let r = resolve(s, given);
     let shown = format!("<{given}>");
+    // Sender-specified routing (`user%elsewhere@`, `user!elsewhere@`,
+    // `user@elsewhere@`) is never an authorized destination.
+    let local_part = r
+        .address
+        .rsplit_once('@')
+        .map_or(r.address.as_str(), |(l, _)| l);
+    let routed = local_part.contains(['@', '%', '!']);
     // smtpd_relay_restrictions, then smtpd_recipient_restrictions: the
     // first permit or reject decides each list.
     for list in [&s.relay_restrictions, &s.recipient_restrictions] {
         for item in list.iter() {
-            let authorized = matches!(r.class, Class::Local | Class::Virtual | Class::Relay);
+            let authorized =
+                !routed && matches!(r.class, Class::Local | Class::Virtual | Class::Relay);
             match item.as_str() {
                 "permit_mynetworks" if s.in_mynetworks(client) => break,
                 "permit_mynetworks" | "permit_sasl_authenticated" => {}
@@ -177,7 +185,16 @@ async fn session(
                         session.rejected(reply)
                     }
                 },
-                Event::Vrfy(arg) => session.replied(Reply::new(252, format!("2.0.0 {arg}"))),
+                Event::Vrfy(arg) => {
+                    let addr = arg
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string();
+                    match check_recipient(s, peer.ip(), &addr) {
+                        Ok(()) => session.replied(Reply::new(252, format!("2.0.0 {addr}"))),
+                        Err(reply) => session.replied(reply),
+                    }
+                }
                 Event::StartData(r) => {
                     r.write_to(&mut out);
                     if wr.write_all(&out).await.is_err() {

@@ -108,6 +108,13 @@ pub fn parse(line: &str, strict: bool) -> Result<Command, CommandError> {
                 verb: "RCPT",
                 error,
             })?;
+            // The null address is a sender, never a recipient.
+            if p.address.is_empty() {
+                return Err(CommandError::Address {
+                    verb: "RCPT",
+                    error: PathError::Syntax,
+                });
+            }
             let params = params::parse_rcpt(p.rest).map_err(|error| CommandError::Param {
                 verb: "RCPT",
                 error,
@@ -147,7 +154,7 @@ pub fn parse(line: &str, strict: bool) -> Result<Command, CommandError> {
             if args.is_empty() {
                 return Err(CommandError::Syntax("ETRN"));
             }
-            Ok(Command::Etrn(args.to_string()))
+            Ok(Command::Etrn(args.trim_start_matches('#').to_string()))
         }
         "STARTTLS" => no_args(Command::Starttls, "STARTTLS"),
         "AUTH" => Ok(Command::Auth(args.to_string())),

@@ -35,7 +35,12 @@ pub fn parse(text: &str, strict: bool) -> Result<Path<'_>, PathError> {
     }
     let (inner, rest, bracketed) = if let Some(body) = text.strip_prefix('<') {
         let end = closing_bracket(body).ok_or(PathError::Syntax)?;
-        (&body[..end], &body[end + 1..], true)
+        // `<<addr>>` is `addr`, as Postfix's parser has it.
+        let mut inner = &body[..end];
+        while let Some(i) = inner.strip_prefix('<').and_then(|i| i.strip_suffix('>')) {
+            inner = i;
+        }
+        (inner, &body[end + 1..], true)
     } else {
         if strict {
             return Err(PathError::NotBracketed);
@@ -54,10 +59,12 @@ pub fn parse(text: &str, strict: bool) -> Result<Path<'_>, PathError> {
     })
 }
 
-/// The index of the `>` that closes the path (quotes respected).
+/// The index of the `>` that closes the path (quotes respected, nested
+/// brackets balanced).
 fn closing_bracket(body: &str) -> Option<usize> {
     let mut quoted = false;
     let mut escaped = false;
+    let mut depth = 0usize;
     for (i, c) in body.char_indices() {
         if escaped {
             escaped = false;
@@ -66,8 +73,9 @@ fn closing_bracket(body: &str) -> Option<usize> {
         match c {
             '\\' => escaped = true,
             '"' => quoted = !quoted,
-            '>' if !quoted => return Some(i),
-            '<' if !quoted => return None,
+            '<' if !quoted => depth += 1,
+            '>' if !quoted && depth == 0 => return Some(i),
+            '>' if !quoted => depth -= 1,
             _ => {}
         }
     }
@@ -159,6 +167,7 @@ mod tests {
         );
         assert_eq!(addr("<\"a b\"@d>").unwrap().0, "a b@d");
         assert_eq!(addr("<a\\@b@d>").unwrap().0, "a@b@d");
+        assert_eq!(addr("<<a@b>>").unwrap().0, "a@b");
     }
 
     #[test]

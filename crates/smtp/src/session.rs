@@ -359,6 +359,7 @@ impl Session {
             CommandError::Syntax("EHLO") => ("ehlo", text::helo_syntax("EHLO")),
             CommandError::Syntax("MAIL") => ("mail", text::syntax("MAIL FROM:<address>")),
             CommandError::Syntax("RCPT") => ("rcpt", text::syntax("RCPT TO:<address>")),
+            CommandError::Syntax("ETRN") => ("etrn", Reply::new(500, "Syntax: ETRN domain")),
             CommandError::Syntax(verb) => (lower(verb), text::syntax(verb)),
             CommandError::Address {
                 verb: "MAIL",
