@@ -58,8 +58,8 @@ fn postconf_lists_the_table_types_rostfix_implements() {
     assert_eq!(
         types,
         [
-            "btree", "cdb", "cidr", "dbm", "fail", "hash", "inline", "lmdb", "pcre", "pipemap",
-            "proxy", "regexp", "static", "texthash", "unionmap", "unix"
+            "btree", "cdb", "cidr", "dbm", "fail", "hash", "inline", "lmdb", "nis", "pcre",
+            "pipemap", "proxy", "regexp", "static", "texthash", "unionmap", "unix"
         ]
     );
 }

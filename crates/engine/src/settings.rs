@@ -32,6 +32,8 @@ pub struct Settings {
     pub virtual_mailbox_maps: Maps,
     pub virtual_mailbox_base: PathBuf,
     pub virtual_alias_maps: Maps,
+    /// `local_recipient_maps`; `None` when empty (no validation).
+    pub local_recipient_maps: Option<Maps>,
     pub always_add_missing_headers: bool,
     pub order: OrderContext,
 }
@@ -101,9 +103,23 @@ fn domains(cf: &Config, name: &str) -> Result<Vec<String>, ConfigError> {
         .collect())
 }
 
+/// The tables of a parameter. A table that cannot be opened now (a
+/// missing file) answers every lookup with a temporary failure, so mail
+/// waits instead of bouncing; a misconfigured one stops the start.
 fn maps(cf: &Config, name: &str) -> Result<Maps, String> {
     let v = cf.string(name).map_err(|e| e.to_string())?;
-    Maps::open(name, &v, &OpenOptions::default()).map_err(|e: DictError| format!("{name}: {e}"))
+    let mut tables: Vec<Box<dyn rostfix_maps::Dict>> = Vec::new();
+    for spec in value::split_list(&v) {
+        match rostfix_maps::open(spec, &OpenOptions::default()) {
+            Ok(t) => tables.push(t),
+            Err(DictError::Retry { table, reason }) => {
+                eprintln!("warning: {name}: table {table}: {reason}; lookups will be deferred");
+                tables.push(Box::new(rostfix_maps::simple::Fail::new(spec)));
+            }
+            Err(e) => return Err(format!("{name}: {e}")),
+        }
+    }
+    Ok(Maps::from_tables(name, tables))
 }
 
 impl Settings {
@@ -170,6 +186,10 @@ impl Settings {
             virtual_mailbox_maps: maps(cf, "virtual_mailbox_maps")?,
             virtual_mailbox_base: PathBuf::from(cf.string("virtual_mailbox_base").map_err(e)?),
             virtual_alias_maps: maps(cf, "virtual_alias_maps")?,
+            local_recipient_maps: {
+                let m = maps(cf, "local_recipient_maps")?;
+                (!m.is_empty()).then_some(m)
+            },
             always_add_missing_headers: cf.bool("always_add_missing_headers").map_err(e)?,
             order: OrderContext {
                 recipient_delimiter: cf.string("recipient_delimiter").map_err(e)?,

@@ -97,6 +97,31 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
             }
         }
     }
+    // smtpd_reject_unlisted_recipient: a local user must exist.
+    if r.class == Class::Local {
+        let local = r
+            .address
+            .rsplit_once('@')
+            .map_or(r.address.as_str(), |(l, _)| l);
+        let keys = order::alias_keys(local, &s.order);
+        match s.local_recipient_maps.as_ref().map(|m| m.find_first(&keys)) {
+            None | Some(Ok(Some(_))) => {}
+            Some(Ok(None)) => {
+                return Err(Reply::new(
+                    550,
+                    format!(
+                        "5.1.1 {shown}: Recipient address rejected: User unknown in local recipient table"
+                    ),
+                ));
+            }
+            Some(Err(_)) => {
+                return Err(Reply::new(
+                    451,
+                    format!("4.3.0 {shown}: Temporary lookup failure"),
+                ));
+            }
+        }
+    }
     // smtpd_reject_unlisted_recipient: a virtual mailbox must be listed.
     if r.class == Class::Virtual {
         let keys = order::address_keys(&r.address, &s.order, false);
@@ -277,7 +302,14 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
         "smtpd",
         &format!("{}: client={client_name}[{}]", cleanup.id(), peer.ip()),
     );
-    let mut rx = DataReceiver::new(s.bare_newline, s.session.message_size_limit);
+    // smtpd_forbid_bare_newline_exclusions (default $mynetworks) keep the
+    // old behaviour for trusted clients.
+    let mode = if s.in_mynetworks(peer.ip()) {
+        rostfix_smtp::data::BareNewline::Allow
+    } else {
+        s.bare_newline
+    };
+    let mut rx = DataReceiver::new(mode, s.session.message_size_limit);
     let mut content = Vec::with_capacity(64 * 1024);
     let mut failed = false;
     loop {
@@ -304,6 +336,10 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
     if rx.too_big() {
         cleanup.abandon();
         return Some(text::size_exceeded());
+    }
+    if mode == rostfix_smtp::data::BareNewline::Reject && rx.saw_bare_lf() {
+        cleanup.abandon();
+        return Some(text::bare_lf(&s.myhostname));
     }
     if failed {
         cleanup.abandon();

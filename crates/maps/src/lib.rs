@@ -191,6 +191,7 @@ pub fn open(spec: &str, opts: &OpenOptions) -> Result<Box<dyn Dict>, DictError> 
         "inline" => Box::new(simple::Inline::open(name, opts)?),
         "static" => Box::new(simple::Static::new(name)?),
         "fail" => Box::new(simple::Fail::new(name)),
+        "nis" => Box::new(simple::Nis::new(name)),
         "regexp" => Box::new(regexp::open(name)?),
         "pcre" => Box::new(pcre::open(name)?),
         "cidr" => Box::new(cidr::CidrDict::open(name)?),

@@ -339,8 +339,21 @@ impl Session {
                 self.pending = Some("vrfy");
                 Event::Vrfy(arg)
             }
-            Command::Etrn(_)
-            | Command::Bdat { .. }
+            Command::Etrn(domain) => {
+                if self.tx.is_some() {
+                    return self.answer(
+                        "etrn",
+                        Reply::new(503, "Error: MAIL transaction in progress"),
+                    );
+                }
+                // No fast-flush service yet: every domain is "unavailable",
+                // the answer Postfix gives for domains it does not flush.
+                self.answer(
+                    "etrn",
+                    Reply::new(459, format!("<{domain}>: service unavailable")),
+                )
+            }
+            Command::Bdat { .. }
             | Command::Starttls
             | Command::Auth(_)
             | Command::Help
