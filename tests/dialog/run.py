@@ -835,7 +835,8 @@ def main(argv):
         for name, _ in found:
             print(name)
         return 0
-    passed = failed = 0
+    known = known_failures() if subject == "rostfix" else {}
+    passed = failed = skipped = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = []
         for name, path in found:
@@ -852,12 +853,33 @@ def main(argv):
                 passed += 1
                 if verbose or (keep == "all" and msg):
                     print(f"ok {name} ({seconds:.1f} s) {msg.strip()}".rstrip())
+                if name in known:
+                    print(f"note: {name} passes now: take it out of KNOWN_FAILURES")
+            elif name in known:
+                skipped += 1
+                if verbose:
+                    print(f"known failure {name}: {known[name]}")
             else:
                 failed += 1
                 print(f"FAIL {name}" + (f" ({seconds:.1f} s)" if verbose else ""))
                 print(msg)
-    print(f"dialog ({subject}): {passed} passed, {failed} failed")
+    tail = f", {skipped} skipped" if skipped else ""
+    print(f"dialog ({subject}): {passed} passed, {failed} failed{tail}")
     return 1 if failed else 0
+
+
+def known_failures():
+    """Dialogs Rostfix does not pass yet (KNOWN_FAILURES: `name  reason`),
+    reported as skipped so that CI holds everything else to account."""
+    path = os.path.join(HERE, "KNOWN_FAILURES")
+    out = {}
+    if os.path.exists(path):
+        for line in open(path, encoding="utf-8"):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                name, _, why = line.partition(" ")
+                out[name] = why.strip()
+    return out
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ pub struct Cleanup {
     skipping: bool,
     seen_message_id: Option<String>,
     seen_date: bool,
+    seen_from: bool,
+    sender: String,
     rewrite_headers: bool,
     size: u64,
 }
@@ -77,6 +79,8 @@ impl Cleanup {
             skipping: false,
             seen_message_id: None,
             seen_date: false,
+            seen_from: false,
+            sender: env.sender.clone(),
             rewrite_headers: env.rewrite_headers || s.always_add_missing_headers,
             size: 0,
         };
@@ -133,6 +137,7 @@ impl Cleanup {
                             Some(String::from_utf8_lossy(&line[i + 1..]).trim().to_string());
                     }
                     self.seen_date |= name == "date";
+                    self.seen_from |= name == "from";
                     return self.write(line);
                 }
                 None => {
@@ -161,6 +166,14 @@ impl Cleanup {
         }
         if !self.seen_date {
             self.write(format!("Date: {}", date::rfc5322(&date::local(date::now()))).as_bytes())?;
+        }
+        if !self.seen_from {
+            let from = if self.sender.is_empty() {
+                "MAILER-DAEMON".to_string()
+            } else {
+                self.sender.clone()
+            };
+            self.write(format!("From: {from}").as_bytes())?;
         }
         Ok(())
     }

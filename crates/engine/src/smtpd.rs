@@ -97,8 +97,10 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
             }
         }
     }
-    // smtpd_reject_unlisted_recipient: a local user must exist.
-    if r.class == Class::Local {
+    // smtpd_reject_unlisted_recipient: a local user must exist (postmaster
+    // always does: RFC 5321 section 4.5.1).
+    let postmaster = local_part.eq_ignore_ascii_case("postmaster");
+    if r.class == Class::Local && !postmaster {
         let local = r
             .address
             .rsplit_once('@')
@@ -216,7 +218,7 @@ async fn session(
                         .trim_end_matches('>')
                         .to_string();
                     match check_recipient(s, peer.ip(), &addr) {
-                        Ok(()) => session.replied(Reply::new(252, format!("2.0.0 {addr}"))),
+                        Ok(()) => session.replied(Reply::new(252, format!("2.0.0 {arg}"))),
                         Err(reply) => session.replied(reply),
                     }
                 }
@@ -353,9 +355,8 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
         .ok()?;
     match done {
         Ok((id, message_id, _size)) => {
-            if let Some(mid) = message_id {
-                log.info("cleanup", &format!("{id}: message-id={mid}"));
-            }
+            let mid = message_id.unwrap_or_else(|| "<>".to_string());
+            log.info("cleanup", &format!("{id}: message-id={mid}"));
             let _ = queued.send(id.to_string());
             Some(text::queued(id.as_str()))
         }

@@ -368,6 +368,9 @@ impl Session {
         let (name, reply): (&'static str, Reply) = match e {
             CommandError::Empty => ("unknown", text::bad_syntax()),
             CommandError::Unknown(_) => ("unknown", text::not_recognized()),
+            CommandError::Syntax("VRFY") if self.cfg.disable_vrfy => {
+                ("vrfy", text::vrfy_disabled())
+            }
             CommandError::Syntax("HELO") => ("helo", text::helo_syntax("HELO")),
             CommandError::Syntax("EHLO") => ("ehlo", text::helo_syntax("EHLO")),
             CommandError::Syntax("MAIL") => ("mail", text::syntax("MAIL FROM:<address>")),
