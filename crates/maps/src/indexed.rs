@@ -86,10 +86,12 @@ fn warn_if_stale(db: &Path, source: &str) {
     }
 }
 
+/// An open environment and its main database.
+type Reader = (Env, Database<'static, Bytes, Bytes>);
+
 /// Environments open for reading, by file.
-static READERS: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<PathBuf, (Env, Database<'static, Bytes, Bytes>)>>,
-> = std::sync::LazyLock::new(Default::default);
+static READERS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<PathBuf, Reader>>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// Forgets the shared environment of `path` (before a writer replaces or
 /// updates the file in this process).
