@@ -165,8 +165,8 @@ pub enum NulMode {
 
 /// The table types this build supports, for `postconf -m`.
 pub const TYPES: &[&str] = &[
-    "btree", "cdb", "cidr", "dbm", "fail", "hash", "inline", "lmdb", "pcre", "pipemap", "proxy",
-    "regexp", "static", "texthash", "unionmap", "unix",
+    "btree", "cdb", "cidr", "dbm", "fail", "hash", "inline", "lmdb", "nis", "pcre", "pipemap",
+    "proxy", "regexp", "static", "texthash", "unionmap", "unix",
 ];
 
 /// Splits `type:name`.
