@@ -34,10 +34,58 @@ pub async fn run(s: Arc<Settings>, log: Log, mut queued: mpsc::UnboundedReceiver
             }
         }
     }
-    while let Some(id) = queued.recv().await {
-        let path = s.queue_directory.join("incoming").join(&id);
-        process(&s, &log, &path).await;
+    let mut scan = tokio::time::interval(std::time::Duration::from_secs(s.queue_run_delay.max(1)));
+    loop {
+        tokio::select! {
+            id = queued.recv() => {
+                let Some(id) = id else { break };
+                let path = s.queue_directory.join("incoming").join(&id);
+                process(&s, &log, &path).await;
+            }
+            _ = scan.tick() => {
+                for path in due(&s.queue_directory.join("deferred")) {
+                    process(&s, &log, &path).await;
+                }
+            }
+        }
     }
+}
+
+/// Deferred files whose retry time (kept as their mtime, as Postfix keeps
+/// it) has come.
+fn due(dir: &Path) -> Vec<PathBuf> {
+    let now = SystemTime::now();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t <= now)
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// When to try a deferred message again: its age so far, bounded by
+/// minimal_backoff_time and maximal_backoff_time (so the wait roughly
+/// doubles each time), counted from now.
+fn next_attempt(s: &Settings, arrival_secs: u64) -> SystemTime {
+    let now = SystemTime::now();
+    let age = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .saturating_sub(arrival_secs);
+    let wait = age.clamp(
+        s.minimal_backoff_time,
+        s.maximal_backoff_time.max(s.minimal_backoff_time),
+    );
+    now + std::time::Duration::from_secs(wait)
 }
 
 async fn process(s: &Arc<Settings>, log: &Log, incoming: &Path) {
@@ -160,6 +208,10 @@ fn deliver_file(s: &Settings, log: &Log, path: &PathBuf) {
         }
     } else {
         let deferred = s.queue_directory.join("deferred").join(id.as_str());
-        let _ = std::fs::rename(path, deferred);
+        if std::fs::rename(path, &deferred).is_ok()
+            && let Ok(f) = std::fs::File::options().write(true).open(&deferred)
+        {
+            let _ = f.set_modified(next_attempt(s, env.time.0));
+        }
     }
 }

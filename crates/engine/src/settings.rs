@@ -35,6 +35,10 @@ pub struct Settings {
     /// `local_recipient_maps`; `None` when empty (no validation).
     pub local_recipient_maps: Option<Maps>,
     pub always_add_missing_headers: bool,
+    /// Deferred mail: retry backoff bounds and how often the queue is scanned.
+    pub minimal_backoff_time: u64,
+    pub maximal_backoff_time: u64,
+    pub queue_run_delay: u64,
     pub order: OrderContext,
 }
 
@@ -191,6 +195,9 @@ impl Settings {
                 (!m.is_empty()).then_some(m)
             },
             always_add_missing_headers: cf.bool("always_add_missing_headers").map_err(e)?,
+            minimal_backoff_time: cf.time("minimal_backoff_time").map_err(e)?,
+            maximal_backoff_time: cf.time("maximal_backoff_time").map_err(e)?,
+            queue_run_delay: cf.time("queue_run_delay").map_err(e)?,
             order: OrderContext {
                 recipient_delimiter: cf.string("recipient_delimiter").map_err(e)?,
                 parent_matches_subdomains: false,
