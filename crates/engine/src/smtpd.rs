@@ -164,6 +164,8 @@ async fn session(
     let client_name = "unknown".to_string();
     let client = format!("{client_name}[{}]", peer.ip());
     let mut line = Vec::with_capacity(256);
+    // The last command, for "lost connection after X".
+    let mut last = "CONNECT".to_string();
     loop {
         // Replies to pipelined commands go out together, when the input
         // buffer runs dry (RFC 2920).
@@ -177,9 +179,14 @@ async fn session(
         let read =
             tokio::time::timeout(Duration::from_secs(300), read_line(&mut rd, &mut line)).await;
         let Ok(Ok(true)) = read else {
+            log.info(
+                "smtpd",
+                &format!("lost connection after {last} from {client}"),
+            );
             break;
         };
         let text = String::from_utf8_lossy(&line).into_owned();
+        last = verb_of(&text);
         let mut event = session.command(&text);
         loop {
             event = match event {
@@ -192,7 +199,27 @@ async fn session(
                     let _ = wr.write_all(&out).await;
                     return session.summary();
                 }
-                Event::CheckMail { from, params } => session.mail_accepted(from, params),
+                Event::CheckMail { from, params } => {
+                    let limit = s.session.message_size_limit;
+                    if let Some(size) = params.size
+                        && limit > 0
+                        && size > limit
+                    {
+                        let reply = text::size_exceeded();
+                        log.info(
+                            "smtpd",
+                            &format!(
+                                "NOQUEUE: reject: MAIL from {client}: {}; from=<{from}> proto={} helo=<{}>",
+                                reply.to_string().trim_end(),
+                                if session.is_esmtp() { "ESMTP" } else { "SMTP" },
+                                session.helo_name().unwrap_or("")
+                            ),
+                        );
+                        session.rejected(reply)
+                    } else {
+                        session.mail_accepted(from, params)
+                    }
+                }
                 Event::CheckRcpt { to, params } => match check_recipient(s, peer.ip(), &to) {
                     Ok(()) => session.rcpt_accepted(to, params),
                     Err(reply) => {
@@ -219,7 +246,18 @@ async fn session(
                         .to_string();
                     match check_recipient(s, peer.ip(), &addr) {
                         Ok(()) => session.replied(Reply::new(252, format!("2.0.0 {arg}"))),
-                        Err(reply) => session.replied(reply),
+                        Err(reply) => {
+                            log.info(
+                                "smtpd",
+                                &format!(
+                                    "NOQUEUE: reject: VRFY from {client}: {}; to=<{addr}> proto={} helo=<{}>",
+                                    reply.to_string().trim_end(),
+                                    if session.is_esmtp() { "ESMTP" } else { "SMTP" },
+                                    session.helo_name().unwrap_or("")
+                                ),
+                            );
+                            session.replied(reply)
+                        }
                     }
                 }
                 Event::StartData(r) => {
@@ -239,6 +277,25 @@ async fn session(
         }
     }
     session.summary()
+}
+
+/// The verb of a command line as Postfix names it in log lines: known verbs
+/// in upper case, anything else as UNKNOWN.
+fn verb_of(line: &str) -> String {
+    let verb = line
+        .split_ascii_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    const KNOWN: &[&str] = &[
+        "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "VRFY", "ETRN", "QUIT",
+        "STARTTLS", "AUTH",
+    ];
+    if KNOWN.contains(&verb.as_str()) {
+        verb
+    } else {
+        "UNKNOWN".to_string()
+    }
 }
 
 /// Reads one line up to LF into `line` (without CRLF); longer lines are
@@ -336,8 +393,12 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
         }
     }
     if rx.too_big() {
+        log.warning(
+            "smtpd",
+            &format!("{}: queue file size limit exceeded", cleanup.id()),
+        );
         cleanup.abandon();
-        return Some(text::size_exceeded());
+        return Some(text::message_file_too_big());
     }
     if mode == rostfix_smtp::data::BareNewline::Reject && rx.saw_bare_lf() {
         cleanup.abandon();

@@ -104,6 +104,10 @@ pub mod text {
     pub fn size_overflow() -> Reply {
         Reply::new(552, "5.3.4 Message size exceeds file system imposed limit")
     }
+    /// DATA went over message_size_limit (cleanup's wording).
+    pub fn message_file_too_big() -> Reply {
+        Reply::new(552, "5.3.4 Error: message file too big")
+    }
     pub fn vrfy_disabled() -> Reply {
         Reply::new(502, "5.5.1 VRFY command is disabled")
     }
@@ -294,12 +298,8 @@ impl Session {
                 if self.tx.is_some() {
                     return self.answer("mail", text::nested_mail());
                 }
-                if let Some(size) = params.size
-                    && self.cfg.message_size_limit > 0
-                    && size > self.cfg.message_size_limit
-                {
-                    return self.answer("mail", text::size_exceeded());
-                }
+                // SIZE= against message_size_limit is the driver's decision
+                // (it logs the reject).
                 self.pending = Some("mail");
                 Event::CheckMail { from, params }
             }
@@ -371,6 +371,7 @@ impl Session {
             CommandError::Syntax("VRFY") if self.cfg.disable_vrfy => {
                 ("vrfy", text::vrfy_disabled())
             }
+            CommandError::Syntax("VRFY") => ("vrfy", text::syntax("VRFY address [SMTPUTF8]")),
             CommandError::Syntax("HELO") => ("helo", text::helo_syntax("HELO")),
             CommandError::Syntax("EHLO") => ("ehlo", text::helo_syntax("EHLO")),
             CommandError::Syntax("MAIL") => ("mail", text::syntax("MAIL FROM:<address>")),
