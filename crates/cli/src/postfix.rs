@@ -32,9 +32,8 @@ fn script_fatal(text: &str) -> ! {
 
 /// The running master's pid, if its pid file names a live process.
 fn running(queue_directory: &Path) -> Option<Pid> {
-    let text = std::fs::read_to_string(rostfix_engine::pid_file(queue_directory)).ok()?;
-    let pid = Pid::from_raw(text.trim().parse().ok()?);
-    kill(pid, None).ok().map(|_| pid)
+    let pid = rostfix_engine::running(queue_directory)?;
+    Some(Pid::from_raw(i32::try_from(pid).ok()?))
 }
 
 pub fn main() -> i32 {
@@ -74,7 +73,7 @@ pub fn main() -> i32 {
             say(words);
             let _ = kill(pid, signal);
             let deadline = Instant::now() + Duration::from_secs(30);
-            while kill(pid, None).is_ok() && Instant::now() < deadline {
+            while running(&queue_directory).is_some() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
             if command == "abort" {

@@ -14,10 +14,13 @@ pub mod settings;
 pub mod smtpd;
 pub mod virtual_agent;
 
+use std::fs::File;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nix::fcntl::{Flock, FlockArg};
 use rostfix_config::{Config, ServiceType};
 use rostfix_maillog::Logger;
 
@@ -27,6 +30,40 @@ use crate::settings::Settings;
 /// The pid file, as Postfix keeps it.
 pub fn pid_file(queue_directory: &Path) -> PathBuf {
     queue_directory.join("pid").join("master.pid")
+}
+
+/// Takes the pid file's lock and writes this process's pid into it. The
+/// lock, not the pid, says the mail system runs: it goes away with the
+/// process however that dies, where a pid can outlive it (a zombie nobody
+/// reaps) or be reused.
+fn lock_pid_file(queue_directory: &Path) -> Result<Flock<File>, String> {
+    let path = pid_file(queue_directory);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("open {}: {e}", path.display()))?;
+    let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+        .map_err(|_| "the Postfix mail system is already running".to_string())?;
+    lock.set_len(0)
+        .and_then(|()| lock.write_all(format!("{:>10}\n", std::process::id()).as_bytes()))
+        .map_err(|e| format!("write {}: {e}", path.display()))?;
+    Ok(lock)
+}
+
+/// The pid of the running mail system, if one holds the pid file's lock.
+pub fn running(queue_directory: &Path) -> Option<u32> {
+    let file = File::open(pid_file(queue_directory)).ok()?;
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_) => None,
+        Err((mut file, _)) => {
+            let mut text = String::new();
+            file.read_to_string(&mut text).ok()?;
+            text.trim().parse().ok()
+        }
+    }
 }
 
 /// A listening smtpd service.
@@ -99,6 +136,8 @@ pub fn run(
     let log = Log::new(logger, &base.syslog_name);
     cleanup::make_queue_dirs(&base.queue_directory)
         .map_err(|e| format!("{}: {e}", base.queue_directory.display()))?;
+    // Held until the process ends.
+    let pid_lock = lock_pid_file(&base.queue_directory)?;
     let master = cf
         .master
         .as_ref()
@@ -126,8 +165,7 @@ pub fn run(
                 bound.push((sock, l.settings.clone()));
             }
         }
-        std::fs::write(pid_file(&base.queue_directory), format!("{:>10}\n", std::process::id()))
-            .map_err(|e| format!("write pid file: {e}"))?;
+        let recovered = qmgr::recover(&base, &log);
         log.info(
             "master",
             &format!(
@@ -137,7 +175,7 @@ pub fn run(
             ),
         );
         ready();
-        tokio::spawn(qmgr::run(base.clone(), log.clone(), rx));
+        tokio::spawn(qmgr::run(base.clone(), log.clone(), recovered, rx));
         for (sock, settings) in bound {
             tokio::spawn(smtpd::serve(sock, settings, log.clone(), tx.clone()));
         }
@@ -157,6 +195,7 @@ pub fn run(
         }
         log.info("master", "terminating on signal 15");
         let _ = std::fs::remove_file(pid_file(&base.queue_directory));
+        drop(pid_lock);
         Ok::<(), String>(())
     })
 }

@@ -17,22 +17,41 @@ use crate::resolve::{Class, resolve};
 use crate::settings::Settings;
 use crate::virtual_agent::{self, Failure};
 
-/// Runs until the channel closes.
-pub async fn run(s: Arc<Settings>, log: Log, mut queued: mpsc::UnboundedReceiver<String>) {
-    // Anything left from before (a crash or a stop) goes first.
+/// Clears the queue of what a crash left half-written and returns the
+/// complete files still to deliver. It must run before any smtpd accepts
+/// mail: a file smtpd is still writing looks incomplete, and removing it
+/// would lose a message that is about to get 250.
+pub fn recover(s: &Settings, log: &Log) -> Vec<PathBuf> {
+    let mut todo = Vec::new();
     for dir in ["active", "incoming"] {
         let path = s.queue_directory.join(dir);
-        if let Ok((complete, removed)) = rostfix_queue::file::recover(&path) {
-            for r in removed {
-                log.warning(
-                    "qmgr",
-                    &format!("removed incomplete queue file {}", r.display()),
-                );
+        match rostfix_queue::file::recover(&path) {
+            Ok((complete, removed)) => {
+                for r in removed {
+                    log.warning(
+                        "qmgr",
+                        &format!("removed incomplete queue file {}", r.display()),
+                    );
+                }
+                todo.extend(complete);
             }
-            for f in complete {
-                process(&s, &log, &f).await;
-            }
+            Err(e) => log.warning("qmgr", &format!("{}: {e}", path.display())),
         }
+    }
+    todo
+}
+
+/// Delivers `recovered` (from [`recover`]), then each new queue file as
+/// smtpd reports it and deferred mail as it comes due, until the channel
+/// closes.
+pub async fn run(
+    s: Arc<Settings>,
+    log: Log,
+    recovered: Vec<PathBuf>,
+    mut queued: mpsc::UnboundedReceiver<String>,
+) {
+    for f in recovered {
+        process(&s, &log, &f).await;
     }
     let mut scan = tokio::time::interval(std::time::Duration::from_secs(s.queue_run_delay.max(1)));
     loop {
