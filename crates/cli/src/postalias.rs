@@ -12,7 +12,7 @@ use std::path::Path;
 use rostfix_maps::build::{BuildOptions, TableWriter};
 
 use crate::msg::{fatal, warning};
-use crate::postmap::{Opts, configure, delete, die, dump, open_or_die, parse, with_type};
+use crate::postmap::{Opts, configure, delete, die, dump, open_or_die, parse};
 
 const USAGE: &str = "[-Nfinoprsuvw] [-c config_dir] [-d key] [-q key] [map_type:]file...";
 const OPTIONS: &str = "Nc:d:finopq:rsuUvw";
@@ -20,15 +20,7 @@ const OPTIONS: &str = "Nc:d:finopq:rsuUvw";
 pub fn main() -> i32 {
     crate::msg::init("postalias");
     let mut o = parse(OPTIONS, USAGE);
-    let cf = configure(&mut o);
-    let default_type = cf
-        .string("default_database_type")
-        .unwrap_or_else(|e| fatal(e));
-    let tables: Vec<(String, String)> = o
-        .files
-        .iter()
-        .map(|f| with_type(f, &default_type))
-        .collect();
+    let (cf, tables) = configure(&mut o);
     if let Some(key) = o.query_key() {
         return crate::postmap::query(&o, key, &tables, ":\t");
     }

@@ -147,13 +147,22 @@ pub(crate) fn parse(options: &str, usage: &str) -> Opts {
     o
 }
 
-/// Loads main.cf and settles what depends on it: the default table type
-/// and, unless -u/-U said otherwise, Unicode folding from smtputf8_enable.
-pub(crate) fn configure(o: &mut Opts) -> Config {
+/// Loads main.cf and settles what depends on it: each table operand as
+/// `(type, name)` with default_database_type filled in and, unless -u/-U
+/// said otherwise, Unicode folding from smtputf8_enable.
+pub(crate) fn configure(o: &mut Opts) -> (Config, Vec<(String, String)>) {
     let cf = Config::load(o.dir.as_deref()).unwrap_or_else(|e| fatal(e));
     // -U cannot turn on what smtputf8_enable leaves off; -u turns it off.
     o.open.utf8 = o.utf8_flag != Some(false) && cf.bool("smtputf8_enable").unwrap_or(false);
-    cf
+    let default_type = cf
+        .string("default_database_type")
+        .unwrap_or_else(|e| fatal(e));
+    let tables = o
+        .files
+        .iter()
+        .map(|f| with_type(f, &default_type))
+        .collect();
+    (cf, tables)
 }
 
 /// `type:name` with the configured default type filled in.
@@ -251,15 +260,7 @@ pub(crate) fn delete(o: &Opts, keys: &[String], tables: &[(String, String)]) -> 
 pub fn main() -> i32 {
     crate::msg::init("postmap");
     let mut o = parse(OPTIONS, USAGE);
-    let cf = configure(&mut o);
-    let default_type = cf
-        .string("default_database_type")
-        .unwrap_or_else(|e| fatal(e));
-    let tables: Vec<(String, String)> = o
-        .files
-        .iter()
-        .map(|f| with_type(f, &default_type))
-        .collect();
+    let (_, tables) = configure(&mut o);
     match &o.action {
         Action::Query(key) => query(&o, key, &tables, "\t"),
         Action::Delete(keys) => delete(&o, keys, &tables),

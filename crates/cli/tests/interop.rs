@@ -61,6 +61,17 @@ fn write_table(dir: &Path) -> PathBuf {
     path
 }
 
+/// Builds `kind:vmailbox` with one postmap and looks `key` up with the
+/// other: the files must be interchangeable.
+fn build_then_query(builder: &str, reader: &str, dir: &Path, kind: &str, key: &str) {
+    let table = format!("{kind}:vmailbox");
+    let built = run(builder, dir, &[&table]);
+    assert!(built.status.success(), "{kind}: {built:?}");
+    let q = run(reader, dir, &["-q", key, &table]);
+    assert!(q.status.success(), "{kind}: {q:?}");
+    assert_eq!(stdout(&q), "kernel-panic.it/d.mazzocchio/\n", "{kind}");
+}
+
 #[test]
 fn tables_built_by_postfix_answer_rostfix() {
     if !postfix_available() {
@@ -70,19 +81,13 @@ fn tables_built_by_postfix_answer_rostfix() {
     let dir = cfg.path();
     write_table(dir);
     for kind in ["lmdb", "cdb"] {
-        let built = run(POSTFIX_POSTMAP, dir, &[&format!("{kind}:vmailbox")]);
-        assert!(built.status.success(), "{kind}: {built:?}");
-        let q = run(
+        build_then_query(
+            POSTFIX_POSTMAP,
             ROSTFIX_POSTMAP,
             dir,
-            &[
-                "-q",
-                "d.mazzocchio@kernel-panic.it",
-                &format!("{kind}:vmailbox"),
-            ],
+            kind,
+            "d.mazzocchio@kernel-panic.it",
         );
-        assert!(q.status.success(), "{kind}: {q:?}");
-        assert_eq!(stdout(&q), "kernel-panic.it/d.mazzocchio/\n", "{kind}");
         let miss = run(
             ROSTFIX_POSTMAP,
             dir,
@@ -106,19 +111,13 @@ fn tables_built_by_rostfix_answer_postfix() {
     let dir = cfg.path();
     write_table(dir);
     for kind in ["lmdb", "cdb"] {
-        let built = run(ROSTFIX_POSTMAP, dir, &[&format!("{kind}:vmailbox")]);
-        assert!(built.status.success(), "{kind}: {built:?}");
-        let q = run(
+        build_then_query(
+            ROSTFIX_POSTMAP,
             POSTFIX_POSTMAP,
             dir,
-            &[
-                "-q",
-                "D.MAZZOCCHIO@kernel-panic.it",
-                &format!("{kind}:vmailbox"),
-            ],
+            kind,
+            "D.MAZZOCCHIO@kernel-panic.it",
         );
-        assert!(q.status.success(), "{kind}: {q:?}");
-        assert_eq!(stdout(&q), "kernel-panic.it/d.mazzocchio/\n", "{kind}");
     }
     let dump = run(POSTFIX_POSTMAP, dir, &["-s", "lmdb:vmailbox"]);
     assert_eq!(
