@@ -46,6 +46,14 @@ pub fn fatal(text: impl std::fmt::Display) -> ! {
     std::process::exit(1)
 }
 
+/// An option's argument as text (empty for a flag without one).
+pub fn option_text(value: &Option<std::ffi::OsString>) -> String {
+    value
+        .as_ref()
+        .map(|v| v.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Command-line options the way Postfix's commands see them: getopt(3) in
 /// POSIX mode (options end at the first operand or `--`, as Postfix asks
 /// with its "+" prefix), bundled flags (`-nf`), attached or separate values

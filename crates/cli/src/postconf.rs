@@ -72,12 +72,7 @@ fn parse_args() -> Opts {
     );
     let mut o = Opts::default();
     for (c, value) in g.options {
-        let text = || {
-            value
-                .as_ref()
-                .map(|v| v.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
+        let text = || crate::msg::option_text(&value);
         match c {
             'c' => o.dir = value.map(PathBuf::from),
             'C' => o.classes = Some(parse_classes(&text())),

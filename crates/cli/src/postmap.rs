@@ -90,12 +90,7 @@ pub(crate) fn parse(options: &str, usage: &str) -> Opts {
     };
     let mut deletes = Vec::new();
     for (c, value) in g.options {
-        let text = || {
-            value
-                .as_ref()
-                .map(|v| v.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
+        let text = || crate::msg::option_text(&value);
         match c {
             'c' => o.dir = value.map(PathBuf::from),
             'd' => {

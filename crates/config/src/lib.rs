@@ -101,17 +101,7 @@ impl Config {
             ..MainCf::default()
         };
         let mut warnings = Vec::new();
-        let master = match MasterCf::read(&dir.join("master.cf")) {
-            Ok(m) => {
-                warnings.extend(m.warnings.iter().cloned());
-                Some(m)
-            }
-            Err(MasterCfError::Open { path, source }) => {
-                warnings.push(format!("open {}: {}", path.display(), io_text(&source)));
-                None
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let master = read_master(&dir, &mut warnings)?;
         Ok(Config::from_parts(dir, explicit, main, master, warnings))
     }
 
@@ -144,17 +134,7 @@ impl Config {
             other => other?,
         };
         let mut warnings = main.warnings.clone();
-        let master = match MasterCf::read(&dir.join("master.cf")) {
-            Ok(m) => {
-                warnings.extend(m.warnings.iter().cloned());
-                Some(m)
-            }
-            Err(MasterCfError::Open { path, source }) => {
-                warnings.push(format!("open {}: {}", path.display(), io_text(&source)));
-                None
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let master = read_master(&dir, &mut warnings)?;
         Ok(Config::from_parts(dir, explicit, main, master, warnings))
     }
 
@@ -542,6 +522,22 @@ pub fn io_text(e: &std::io::Error) -> String {
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
         None => s,
+    }
+}
+
+/// master.cf of `dir`; a missing one is a warning, not an error, so that
+/// commands that only need main.cf still work.
+fn read_master(dir: &Path, warnings: &mut Vec<String>) -> Result<Option<MasterCf>, ConfigError> {
+    match MasterCf::read(&dir.join("master.cf")) {
+        Ok(m) => {
+            warnings.extend(m.warnings.iter().cloned());
+            Ok(Some(m))
+        }
+        Err(MasterCfError::Open { path, source }) => {
+            warnings.push(format!("open {}: {}", path.display(), io_text(&source)));
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
