@@ -6,13 +6,12 @@
 //! `YP_LAST_MODIFIED` and `YP_MASTER_NAME` (stored without NUL, as Postfix
 //! stores them).
 
-use std::io::Read;
 use std::path::Path;
 
 use rostfix_maps::build::{BuildOptions, TableWriter};
 
 use crate::msg::{fatal, warning};
-use crate::postmap::{Opts, configure, delete, die, dump, open_or_die, parse};
+use crate::postmap::{configure, delete, die, dump, open_or_die, parse};
 
 const USAGE: &str = "[-Nfinoprsuvw] [-c config_dir] [-d key] [-q key] [map_type:]file...";
 const OPTIONS: &str = "Nc:d:finopq:rsuUvw";
@@ -34,7 +33,9 @@ pub fn main() -> i32 {
     }
     if o.incremental {
         let (kind, name) = &tables[0];
-        incremental(kind, name, &o);
+        crate::postmap::incremental(kind, name, &o, |bytes| {
+            rostfix_maps::source::parse_aliases("stdin", bytes)
+        });
         return 0;
     }
     let myhostname = cf.string("myhostname").unwrap_or_else(|e| fatal(e));
@@ -50,18 +51,6 @@ pub fn main() -> i32 {
         build_aliases(kind, name, &opts, &myhostname);
     }
     0
-}
-
-fn incremental(kind: &str, name: &str, o: &Opts) {
-    if let Err(e) = TableWriter::new(kind, name, o.open.nul) {
-        die(e);
-    }
-    let mut bytes = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
-        fatal(format!("read standard input: {e}"));
-    }
-    let src = rostfix_maps::source::parse_aliases("stdin", &bytes);
-    crate::postmap::add_in_place(kind, name, o, src);
 }
 
 /// Builds one alias table from its source file `name`.

@@ -267,7 +267,9 @@ pub fn main() -> i32 {
         }
         Action::Build if o.incremental => {
             let (kind, name) = &tables[0];
-            incremental(kind, name, &o);
+            incremental(kind, name, &o, |bytes| {
+                rostfix_maps::source::parse_table("stdin", bytes, o.open.utf8, Reader::Postmap)
+            });
             0
         }
         Action::Build => {
@@ -329,7 +331,13 @@ fn build_table(kind: &str, name: &str, o: &Opts) {
     }
 }
 
-fn incremental(kind: &str, name: &str, o: &Opts) {
+/// `-i`: adds what standard input holds, parsed by `parse`, to the table.
+pub(crate) fn incremental(
+    kind: &str,
+    name: &str,
+    o: &Opts,
+    parse: impl FnOnce(&[u8]) -> rostfix_maps::source::Source,
+) {
     // Refuse before reading input, as Postfix does.
     if let Err(e) = TableWriter::new(kind, name, o.open.nul) {
         die(e);
@@ -338,8 +346,7 @@ fn incremental(kind: &str, name: &str, o: &Opts) {
     if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
         fatal(format!("read standard input: {e}"));
     }
-    let src = rostfix_maps::source::parse_table("stdin", &bytes, o.open.utf8, Reader::Postmap);
-    add_in_place(kind, name, o, src);
+    add_in_place(kind, name, o, parse(&bytes));
 }
 
 /// Adds parsed entries to an existing table under the duplicate rules,
