@@ -2,13 +2,13 @@
 //!
 //! Durability (DESIGN.md section 4): [`QueueFile::finish`] writes the end
 //! record and makes the file and its directory entry durable before it
-//! returns; only then may smtpd answer 250. [`sync_batch`] does the same for
-//! many files at once (group commit): one fdatasync per file, issued
-//! together, and a single fsync of the directory for all their names.
+//! returns; only then may smtpd answer 250. [`QueueFile::commit`] does the
+//! same through the group committer ([`crate::Syncer`]), sharing one sync
+//! with every other file finished at the same moment.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,33 +29,37 @@ pub struct QueueFile {
 }
 
 impl QueueFile {
-    /// Creates a new queue file in `dir` named by its queue ID.
+    /// Creates a new queue file in `dir` named by its queue ID. The name
+    /// is taken with O_EXCL, so an ID is never reused while its file
+    /// exists, and the file is made under its final name (no rename).
     pub fn create(dir: &Path, long_ids: bool) -> io::Result<QueueFile> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let tmp = dir.join(format!(".new-{}-{}", std::process::id(), now.as_nanos()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        let inode = file.metadata()?.ino();
         let mut micros = now.subsec_micros();
         loop {
+            let serial = next_serial();
             let id = if long_ids {
-                QueueId::long(now.as_secs(), micros, inode)
+                QueueId::long(now.as_secs(), micros, serial)
             } else {
-                QueueId::short(micros, inode)
+                QueueId::short(micros, serial)
             };
             let path = dir.join(id.as_str());
-            // A name still taken (an old file on a reused inode) moves the
-            // time part on; rename over it would lose mail.
-            if path.exists() {
-                micros = micros.wrapping_add(1) % 1_000_000;
-                continue;
-            }
-            fs::rename(&tmp, &path)?;
+            let file = match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(f) => f,
+                // Taken (another process, or a file from an earlier run):
+                // move the time part on and try the next serial.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    micros = (micros + 1) % 1_000_000;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let mut qf = QueueFile {
                 file,
                 path,
@@ -147,10 +151,27 @@ impl QueueFile {
         Ok(done.id)
     }
 
+    /// Completes the file and waits until `syncer`'s group commit has made
+    /// it durable with whatever else is being committed at the moment.
+    pub fn commit(self, syncer: &crate::Syncer) -> io::Result<QueueId> {
+        let done = self.complete()?;
+        syncer.wait(&done.file)?;
+        Ok(done.id)
+    }
+
     /// Abandons the file (the message was refused).
     pub fn discard(self) -> io::Result<()> {
         fs::remove_file(&self.path)
     }
+}
+
+/// The second part of a queue ID: a counter per process, started from the
+/// pid so that processes rarely meet (and O_EXCL settles it when they do).
+fn next_serial() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+    (u64::from(std::process::id()) << 12).wrapping_add(n) & 0xff_ffff
 }
 
 /// A complete queue file that may not be durable yet.
@@ -239,9 +260,12 @@ impl QueueReader {
 
     /// Reads the envelope (and sizes the content) of a complete file.
     pub fn envelope(path: &Path) -> Result<Envelope, QueueError> {
-        if !QueueReader::is_complete(path)? {
-            return Err(QueueError::Incomplete);
-        }
+        Ok(QueueReader::read(path)?.envelope)
+    }
+
+    /// Reads a complete file with one read: its envelope, and its content
+    /// for [`Queued::lines`].
+    pub fn read(path: &Path) -> Result<Queued, QueueError> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -249,6 +273,9 @@ impl QueueReader {
         let id =
             QueueId::parse(&name).ok_or_else(|| QueueError::Corrupt(format!("bad name {name}")))?;
         let data = fs::read(path)?;
+        if !ends_complete(&data) {
+            return Err(QueueError::Incomplete);
+        }
         let mut env = Envelope {
             id,
             time: (0, 0),
@@ -261,18 +288,20 @@ impl QueueReader {
         let mut pos = 0usize;
         let mut in_content = false;
         while pos < data.len() {
-            let (r, used) = record::decode(&data[pos..], pos as u64).map_err(|e| match e {
-                DecodeError::Truncated => QueueError::Incomplete,
-                DecodeError::BadType(b) => {
-                    QueueError::Corrupt(format!("record type {b:#x} at {pos}"))
-                }
-            })?;
+            let offset = pos as u64;
+            let (kind, payload, used) =
+                record::decode_borrowed(&data[pos..]).map_err(|e| match e {
+                    DecodeError::Truncated => QueueError::Incomplete,
+                    DecodeError::BadType(b) => {
+                        QueueError::Corrupt(format!("record type {b:#x} at {pos}"))
+                    }
+                })?;
             pos += used;
-            let text = || String::from_utf8_lossy(&r.payload).into_owned();
-            match r.kind {
-                RecordType::Time if r.payload.len() == 12 => {
-                    let secs = u64::from_le_bytes(r.payload[..8].try_into().unwrap_or_default());
-                    let micros = u32::from_le_bytes(r.payload[8..].try_into().unwrap_or_default());
+            let text = || String::from_utf8_lossy(payload).into_owned();
+            match kind {
+                RecordType::Time if payload.len() == 12 => {
+                    let secs = u64::from_le_bytes(payload[..8].try_into().unwrap_or_default());
+                    let micros = u32::from_le_bytes(payload[8..].try_into().unwrap_or_default());
                     env.time = (secs, micros);
                 }
                 RecordType::Sender => env.sender = text(),
@@ -282,8 +311,7 @@ impl QueueReader {
                     env.attrs.push((n.to_string(), v.to_string()));
                 }
                 RecordType::Recipient => {
-                    let (status, rest) = r
-                        .payload
+                    let (status, rest) = payload
                         .split_first()
                         .ok_or_else(|| QueueError::Corrupt("empty recipient".into()))?;
                     let t = String::from_utf8_lossy(rest);
@@ -292,42 +320,81 @@ impl QueueReader {
                         address: address.to_string(),
                         original: original.to_string(),
                         done: *status == RCPT_DONE,
-                        status_offset: r.offset + HEADER_LEN as u64,
+                        status_offset: offset + HEADER_LEN as u64,
                     });
                 }
                 RecordType::Content => {
                     in_content = true;
                     env.content_offset = pos as u64;
                 }
-                RecordType::Line if in_content => env.content_size += r.payload.len() as u64 + 1,
+                RecordType::Line if in_content => env.content_size += payload.len() as u64 + 1,
                 RecordType::End => break,
                 _ => {
                     return Err(QueueError::Corrupt(format!(
-                        "unexpected {:?} record at {}",
-                        r.kind, r.offset
+                        "unexpected {kind:?} record at {offset}"
                     )));
                 }
             }
         }
-        Ok(env)
+        Ok(Queued {
+            envelope: env,
+            data,
+        })
     }
+}
 
-    /// The content lines of a file, each without its newline.
-    pub fn content(path: &Path, env: &Envelope) -> Result<Vec<Vec<u8>>, QueueError> {
-        let data = fs::read(path)?;
-        let mut pos = env.content_offset as usize;
-        let mut lines = Vec::new();
-        while pos < data.len() {
-            let (r, used) =
-                record::decode(&data[pos..], pos as u64).map_err(|_| QueueError::Incomplete)?;
-            pos += used;
-            match r.kind {
-                RecordType::Line => lines.push(r.payload),
-                RecordType::End => break,
-                other => return Err(QueueError::Corrupt(format!("{other:?} record in content"))),
+/// Whether `data` ends with a valid end record.
+fn ends_complete(data: &[u8]) -> bool {
+    let len = data.len() as u64;
+    if len < END_LEN {
+        return false;
+    }
+    let start = (len - END_LEN) as usize;
+    match record::decode(&data[start..], len - END_LEN) {
+        Ok((r, _)) => r.kind == RecordType::End && r.payload == (len - END_LEN).to_le_bytes(),
+        Err(_) => false,
+    }
+}
+
+/// A complete queue file in memory.
+#[derive(Debug)]
+pub struct Queued {
+    pub envelope: Envelope,
+    data: Vec<u8>,
+}
+
+impl Queued {
+    /// The content lines, each without its newline, borrowed from the
+    /// file's bytes. The file was checked complete when read, so only a
+    /// corrupt record can end the iteration early (with an error).
+    pub fn lines(&self) -> impl Iterator<Item = Result<&[u8], QueueError>> {
+        let mut pos = self.envelope.content_offset as usize;
+        std::iter::from_fn(move || {
+            if pos >= self.data.len() {
+                return None;
             }
-        }
-        Ok(lines)
+            let (kind, payload, used) = match record::decode_borrowed(&self.data[pos..]) {
+                Ok(r) => r,
+                Err(_) => {
+                    pos = self.data.len();
+                    return Some(Err(QueueError::Incomplete));
+                }
+            };
+            pos += used;
+            match kind {
+                RecordType::Line => Some(Ok(payload)),
+                RecordType::End => {
+                    pos = self.data.len();
+                    None
+                }
+                other => {
+                    pos = self.data.len();
+                    Some(Err(QueueError::Corrupt(format!(
+                        "{other:?} record in content"
+                    ))))
+                }
+            }
+        })
     }
 }
 
@@ -344,11 +411,7 @@ pub fn recover(dir: &Path) -> io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut removed = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if name.starts_with(".new-") || !QueueReader::is_complete(&path)? {
+        if !QueueReader::is_complete(&path)? {
             fs::remove_file(&path)?;
             removed.push(path);
         } else {
@@ -401,7 +464,8 @@ mod tests {
             env.content_size,
             "Subject: Test mail\n\nIt works!\n".len() as u64
         );
-        let lines = QueueReader::content(&path, &env).unwrap();
+        let queued = QueueReader::read(&path).unwrap();
+        let lines: Vec<Vec<u8>> = queued.lines().map(|l| l.unwrap().to_vec()).collect();
         assert_eq!(
             lines,
             [

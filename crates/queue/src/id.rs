@@ -1,10 +1,11 @@
 //! Queue IDs in Postfix's forms. Short (the default): the microseconds of
-//! the arrival time as five hex digits followed by the queue file's inode
-//! number in hex (`548D7286`); unique because no two existing files share
-//! an inode and the time part separates reuses. Long
-//! (`enable_long_queue_ids = yes`): the arrival time (seconds, then
-//! microseconds) in vowel-free base 51, `z`, and the inode in base 51, so
-//! that IDs sort by arrival time and never repeat across file systems.
+//! the arrival time as five hex digits followed by a serial number in hex
+//! (`548D7286`). Long (`enable_long_queue_ids = yes`): the arrival time
+//! (seconds, then microseconds) in vowel-free base 51, `z`, and the serial
+//! in base 51, so that IDs sort by arrival time. Postfix takes the serial
+//! from the file's inode, which needs a rename after the file is made;
+//! Rostfix uses a per-process counter and creates the file under its ID
+//! with O_EXCL, which is what makes the ID unique.
 
 use std::fmt;
 
@@ -15,18 +16,18 @@ pub struct QueueId(String);
 const BASE52: &[u8] = b"0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxy";
 
 impl QueueId {
-    /// The short form from microseconds and an inode number.
-    pub fn short(micros: u32, inode: u64) -> QueueId {
-        QueueId(format!("{:05X}{inode:X}", micros & 0xfffff))
+    /// The short form from microseconds and a serial number.
+    pub fn short(micros: u32, serial: u64) -> QueueId {
+        QueueId(format!("{:05X}{serial:X}", micros & 0xfffff))
     }
 
-    /// The long form from seconds, microseconds and an inode number.
-    pub fn long(secs: u64, micros: u32, inode: u64) -> QueueId {
+    /// The long form from seconds, microseconds and a serial number.
+    pub fn long(secs: u64, micros: u32, serial: u64) -> QueueId {
         let mut s = String::with_capacity(20);
         push_base(&mut s, secs, 51, 6);
         push_base(&mut s, u64::from(micros), 51, 4);
         s.push('z');
-        push_base(&mut s, inode, 51, 1);
+        push_base(&mut s, serial, 51, 1);
         QueueId(s)
     }
 

@@ -10,7 +10,9 @@
 pub mod file;
 pub mod id;
 pub mod record;
+pub mod sync;
 
 pub use file::{QueueFile, QueueReader};
 pub use id::QueueId;
 pub use record::{Record, RecordType};
+pub use sync::Syncer;

@@ -72,6 +72,20 @@ pub enum DecodeError {
 
 /// Decodes the record at the start of `buf`; returns it and its length.
 pub fn decode(buf: &[u8], offset: u64) -> Result<(Record, usize), DecodeError> {
+    let (kind, payload, used) = decode_borrowed(buf)?;
+    Ok((
+        Record {
+            kind,
+            payload: payload.to_vec(),
+            offset,
+        },
+        used,
+    ))
+}
+
+/// Decodes the record at the start of `buf` without copying: its type,
+/// its payload and its length.
+pub fn decode_borrowed(buf: &[u8]) -> Result<(RecordType, &[u8], usize), DecodeError> {
     if buf.len() < HEADER_LEN {
         return Err(DecodeError::Truncated);
     }
@@ -81,14 +95,7 @@ pub fn decode(buf: &[u8], offset: u64) -> Result<(Record, usize), DecodeError> {
     if buf.len() < end {
         return Err(DecodeError::Truncated);
     }
-    Ok((
-        Record {
-            kind,
-            payload: buf[HEADER_LEN..end].to_vec(),
-            offset,
-        },
-        end,
-    ))
+    Ok((kind, &buf[HEADER_LEN..end], end))
 }
 
 #[cfg(test)]
