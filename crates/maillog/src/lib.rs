@@ -3,9 +3,12 @@
 //! The time stamp is local time in syslog's shape, the host is the first
 //! label of `myhostname`, the program is `syslog_name/service`.
 //!
-//! Sinks: `maillog_file` (one append write per line, so lines from
-//! concurrent writers never interleave), stderr (`postfix start-fg`), or
-//! syslog through /dev/log (facility mail). Event wording lives with the
+//! Sinks: `maillog_file`, stderr (`postfix start-fg`), or syslog through
+//! /dev/log (facility mail). The file is written by a thread of its own:
+//! callers append whole lines to a buffer and go on, and the thread
+//! writes everything gathered with one append write. A write to a file
+//! that the group commit is syncing can stall for milliseconds, and the
+//! threads that serve SMTP sessions must not stall with it. Event wording lives with the
 //! components that log (one function per event there); this crate owns the
 //! line format and the transport.
 
@@ -13,14 +16,15 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use rostfix_message::date;
 
 /// Where lines go.
 #[derive(Debug)]
 enum Sink {
-    File(Mutex<File>),
+    File(FileWriter),
     Stderr,
     Syslog(UnixDatagram),
 }
@@ -68,7 +72,7 @@ impl Logger {
     pub fn to_file(path: &Path, myhostname: &str) -> io::Result<Logger> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(Logger {
-            sink: Sink::File(Mutex::new(file)),
+            sink: Sink::File(FileWriter::start(file)?),
             host: short_host(myhostname),
         })
     }
@@ -100,11 +104,7 @@ impl Logger {
             level.prefix()
         );
         match &self.sink {
-            Sink::File(f) => {
-                if let Ok(mut f) = f.lock() {
-                    let _ = f.write_all(line.as_bytes());
-                }
-            }
+            Sink::File(f) => f.append(line.as_bytes()),
             Sink::Stderr => {
                 let _ = io::stderr().write_all(line.as_bytes());
             }
@@ -116,6 +116,93 @@ impl Logger {
                 );
                 let _ = s.send(msg.as_bytes());
             }
+        }
+    }
+
+    /// Returns when every line logged so far is written.
+    pub fn flush(&self) {
+        if let Sink::File(f) = &self.sink {
+            f.flush();
+        }
+    }
+}
+
+/// Lines waiting for the writer thread.
+#[derive(Debug, Default)]
+struct Pending {
+    buf: Vec<u8>,
+    /// Lines appended and lines written, for [`FileWriter::flush`].
+    appended: u64,
+    written: u64,
+    closing: bool,
+}
+
+#[derive(Debug)]
+struct FileWriter {
+    shared: Arc<(Mutex<Pending>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FileWriter {
+    fn start(mut file: File) -> io::Result<FileWriter> {
+        let shared: Arc<(Mutex<Pending>, Condvar)> = Arc::default();
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("maillog".into())
+            .spawn(move || {
+                let (lock, cond) = &*worker;
+                let mut spare = Vec::new();
+                loop {
+                    let mut p = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                    while p.buf.is_empty() && !p.closing {
+                        p = cond.wait(p).unwrap_or_else(PoisonError::into_inner);
+                    }
+                    if p.buf.is_empty() {
+                        return;
+                    }
+                    std::mem::swap(&mut p.buf, &mut spare);
+                    let upto = p.appended;
+                    drop(p);
+                    // A log line that cannot be written has nowhere to go.
+                    let _ = file.write_all(&spare);
+                    spare.clear();
+                    let mut p = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                    p.written = upto;
+                    cond.notify_all();
+                }
+            })?;
+        Ok(FileWriter {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    fn append(&self, line: &[u8]) {
+        let (lock, cond) = &*self.shared;
+        let mut p = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        p.buf.extend_from_slice(line);
+        p.appended += 1;
+        cond.notify_all();
+    }
+
+    fn flush(&self) {
+        let (lock, cond) = &*self.shared;
+        let mut p = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let target = p.appended;
+        while p.written < target && self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+            p = cond.wait(p).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Drop for FileWriter {
+    /// Writes what is left before the process goes on to exit.
+    fn drop(&mut self) {
+        let (lock, cond) = &*self.shared;
+        lock.lock().unwrap_or_else(PoisonError::into_inner).closing = true;
+        cond.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -145,6 +232,7 @@ mod tests {
             "connect from unknown[127.0.0.1]",
         );
         log.log(Level::Warning, "postfix/smtpd", 29212, "something odd");
+        log.flush();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
