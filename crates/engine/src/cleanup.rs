@@ -10,9 +10,17 @@ use std::path::Path;
 
 use rostfix_maps::order;
 use rostfix_message::date;
-use rostfix_queue::{QueueFile, QueueId};
+use rostfix_queue::{QueueFile, QueueId, Syncer};
 
 use crate::settings::Settings;
+
+/// Where finished messages go: the group committer that makes them
+/// durable, then qmgr's inbox (their queue IDs).
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub syncer: Syncer,
+    pub qmgr: tokio::sync::mpsc::UnboundedSender<String>,
+}
 
 /// What smtpd knows about the message.
 #[derive(Debug, Clone)]
@@ -178,15 +186,20 @@ impl Cleanup {
         Ok(())
     }
 
-    /// Ends the message and makes it durable; returns the queue ID, the
-    /// message-id (for the log) and the size.
-    pub fn finish(mut self, s: &Settings) -> io::Result<(QueueId, Option<String>, u64)> {
+    /// Ends the message and makes it durable (in `syncer`'s next group
+    /// commit); returns the queue ID, the message-id (for the log) and the
+    /// size.
+    pub fn finish(
+        mut self,
+        s: &Settings,
+        syncer: &Syncer,
+    ) -> io::Result<(QueueId, Option<String>, u64)> {
         if self.in_headers {
             self.end_headers(s)?;
         }
         let message_id = self.seen_message_id.take();
         let size = self.size;
-        let id = self.file.finish()?;
+        let id = self.file.commit(syncer)?;
         Ok((id, message_id, size))
     }
 

@@ -158,6 +158,8 @@ pub fn run(
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let syncer = rostfix_queue::Syncer::start().map_err(|e| format!("start group commit: {e}"))?;
+        let intake = cleanup::Intake { syncer: syncer.clone(), qmgr: tx };
         let mut bound = Vec::new();
         for l in listeners {
             for addr in &l.addrs {
@@ -175,9 +177,9 @@ pub fn run(
             ),
         );
         ready();
-        tokio::spawn(qmgr::run(base.clone(), log.clone(), recovered, rx));
+        tokio::spawn(qmgr::run(base.clone(), log.clone(), syncer, recovered, rx));
         for (sock, settings) in bound {
-            tokio::spawn(smtpd::serve(sock, settings, log.clone(), tx.clone()));
+            tokio::spawn(smtpd::serve(sock, settings, log.clone(), intake.clone()));
         }
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -195,6 +197,7 @@ pub fn run(
         }
         log.info("master", "terminating on signal 15");
         let _ = std::fs::remove_file(pid_file(&base.queue_directory));
+        log.flush();
         drop(pid_lock);
         Ok::<(), String>(())
     })

@@ -30,6 +30,11 @@ impl Log {
         );
     }
 
+    /// Waits until every line logged so far is written.
+    pub fn flush(&self) {
+        self.logger.flush();
+    }
+
     pub fn warning(&self, service: &str, text: &str) {
         self.logger.log(
             Level::Warning,

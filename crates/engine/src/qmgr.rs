@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rostfix_queue::QueueReader;
+use rostfix_queue::file::Recipient;
 use rostfix_queue::file::mark_done;
-use tokio::sync::mpsc;
+use rostfix_queue::{QueueId, QueueReader, Syncer};
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::log::{Log, delay};
 use crate::resolve::{Class, resolve};
@@ -43,30 +44,69 @@ pub fn recover(s: &Settings, log: &Log) -> Vec<PathBuf> {
 
 /// Delivers `recovered` (from [`recover`]), then each new queue file as
 /// smtpd reports it and deferred mail as it comes due, until the channel
-/// closes.
+/// closes. Up to `s.delivery_concurrency` messages are delivered at once,
+/// so their syncs share group commits.
 pub async fn run(
     s: Arc<Settings>,
     log: Log,
+    syncer: Syncer,
     recovered: Vec<PathBuf>,
     mut queued: mpsc::UnboundedReceiver<String>,
 ) {
+    let q = Qmgr {
+        slots: Arc::new(Semaphore::new(s.delivery_concurrency.max(1))),
+        s,
+        log,
+        syncer,
+    };
     for f in recovered {
-        process(&s, &log, &f).await;
+        q.dispatch(&f).await;
     }
-    let mut scan = tokio::time::interval(std::time::Duration::from_secs(s.queue_run_delay.max(1)));
+    let mut scan =
+        tokio::time::interval(std::time::Duration::from_secs(q.s.queue_run_delay.max(1)));
     loop {
         tokio::select! {
             id = queued.recv() => {
                 let Some(id) = id else { break };
-                let path = s.queue_directory.join("incoming").join(&id);
-                process(&s, &log, &path).await;
+                q.dispatch(&q.s.queue_directory.join("incoming").join(&id)).await;
             }
             _ = scan.tick() => {
-                for path in due(&s.queue_directory.join("deferred")) {
-                    process(&s, &log, &path).await;
+                for path in due(&q.s.queue_directory.join("deferred")) {
+                    q.dispatch(&path).await;
                 }
             }
         }
+    }
+}
+
+/// What delivery tasks share.
+struct Qmgr {
+    s: Arc<Settings>,
+    log: Log,
+    syncer: Syncer,
+    /// Delivery slots: a message holds one while it is delivered.
+    slots: Arc<Semaphore>,
+}
+
+impl Qmgr {
+    /// Moves a queue file into active (so no later scan takes it again)
+    /// and delivers it when a slot is free.
+    async fn dispatch(&self, queued: &Path) {
+        let Some(name) = queued.file_name() else {
+            return;
+        };
+        let active = self.s.queue_directory.join("active").join(name);
+        if queued != active && std::fs::rename(queued, &active).is_err() {
+            return;
+        }
+        let Ok(slot) = self.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (s, log, syncer) = (self.s.clone(), self.log.clone(), self.syncer.clone());
+        tokio::task::spawn_blocking(move || {
+            deliver_file(&s, &log, &syncer, &active);
+            drop(slot);
+        });
     }
 }
 
@@ -107,28 +147,16 @@ fn next_attempt(s: &Settings, arrival_secs: u64) -> SystemTime {
     now + std::time::Duration::from_secs(wait)
 }
 
-async fn process(s: &Arc<Settings>, log: &Log, incoming: &Path) {
-    let Some(name) = incoming.file_name() else {
-        return;
-    };
-    let active = s.queue_directory.join("active").join(name);
-    if incoming != active && std::fs::rename(incoming, &active).is_err() {
-        return;
-    }
-    let (s, log2) = (s.clone(), log.clone());
-    let path = active.clone();
-    let _ = tokio::task::spawn_blocking(move || deliver_file(&s, &log2, &path)).await;
-}
-
-fn deliver_file(s: &Settings, log: &Log, path: &PathBuf) {
+fn deliver_file(s: &Arc<Settings>, log: &Log, syncer: &Syncer, path: &Path) {
     let started = Instant::now();
-    let env = match QueueReader::envelope(path) {
-        Ok(e) => e,
+    let queued = match QueueReader::read(path) {
+        Ok(q) => q,
         Err(e) => {
             log.warning("qmgr", &format!("{}: {e}", path.display()));
             return;
         }
     };
+    let env = &queued.envelope;
     let id = env.id.clone();
     let pending: Vec<_> = env.recipients.iter().filter(|r| !r.done).collect();
     log.info(
@@ -140,13 +168,19 @@ fn deliver_file(s: &Settings, log: &Log, path: &PathBuf) {
             pending.len()
         ),
     );
-    let lines = match QueueReader::content(path, &env) {
-        Ok(l) => l,
-        Err(e) => {
-            log.warning("qmgr", &format!("{id}: {e}"));
-            return;
+    let mut body = Vec::with_capacity(env.content_size as usize);
+    for line in queued.lines() {
+        match line {
+            Ok(l) => {
+                body.extend_from_slice(l);
+                body.push(b'\n');
+            }
+            Err(e) => {
+                log.warning("qmgr", &format!("{id}: {e}"));
+                return;
+            }
         }
-    };
+    }
     let arrival = env.time.0 as f64 + f64::from(env.time.1) / 1e6;
     let now = || {
         SystemTime::now()
@@ -155,15 +189,28 @@ fn deliver_file(s: &Settings, log: &Log, path: &PathBuf) {
             .unwrap_or(0.0)
     };
     let before_active = (now() - arrival - started.elapsed().as_secs_f64()).max(0.0);
-    let file = std::fs::OpenOptions::new().write(true).open(path);
-    let mut all_done = true;
+    let mut settled = Settled {
+        sent: Vec::new(),
+        done: Vec::new(),
+        all_done: true,
+    };
+    // The delivered files, open, to tell the group commit which file
+    // systems their names are on.
+    let mut files = Vec::new();
     for r in pending {
         let t = Instant::now();
         let resolved = resolve(s, &r.address);
         let (relay, outcome) = match resolved.class {
             Class::Virtual => (
                 "virtual",
-                virtual_agent::deliver(s, &env.sender, &resolved.address, &r.original, &lines),
+                virtual_agent::deliver(
+                    s,
+                    syncer,
+                    &env.sender,
+                    &resolved.address,
+                    &r.original,
+                    &body,
+                ),
             ),
             _ => (
                 "none",
@@ -192,17 +239,15 @@ fn deliver_file(s: &Settings, log: &Log, path: &PathBuf) {
             delay(total)
         );
         match outcome {
-            Ok(what) => {
-                log.info(
-                    "virtual",
-                    &format!("{head}, dsn=2.0.0, status=sent ({what})"),
-                );
-                if let Ok(f) = &file {
-                    let _ = mark_done(f, r).and_then(|_| f.sync_data());
-                }
+            Ok((what, file)) => {
+                files.push(file);
+                settled.sent.push((
+                    r.clone(),
+                    format!("{head}, dsn=2.0.0, status=sent ({what})"),
+                ));
             }
             Err(Failure::Defer(dsn, why)) => {
-                all_done = false;
+                settled.all_done = false;
                 log.info(
                     if relay == "none" { "qmgr" } else { "virtual" },
                     &format!("{head}, dsn={dsn}, status=deferred ({why})"),
@@ -215,22 +260,75 @@ fn deliver_file(s: &Settings, log: &Log, path: &PathBuf) {
                     "virtual",
                     &format!("{head}, dsn={dsn}, status=bounced ({why})"),
                 );
-                if let Ok(f) = &file {
-                    let _ = mark_done(f, r).and_then(|_| f.sync_data());
-                }
+                settled.done.push(r.clone());
             }
         }
     }
-    if all_done {
-        if std::fs::remove_file(path).is_ok() {
+    let arrival = env.time.0;
+    if files.is_empty() {
+        settled.apply(s, log, path, &id, arrival);
+        return;
+    }
+    // The Maildir files' data is durable; their names in new/ become
+    // durable with the next group commit, and only then are the
+    // recipients done. Nobody waits for it: the delivery slot is free.
+    let refs: Vec<&std::fs::File> = files.iter().collect();
+    let (s2, log2, path2, id2) = (s.clone(), log.clone(), path.to_path_buf(), id.clone());
+    let then = Box::new(move |synced: Result<(), String>| match synced {
+        Ok(()) => settled.apply(&s2, &log2, &path2, &id2, arrival),
+        Err(e) => {
+            log2.warning("virtual", &format!("{id2}: {e}: delivery will be retried"));
+            defer(&s2, &path2, &id2, arrival);
+        }
+    });
+    if let Err(e) = syncer.then(&refs, then) {
+        log.warning("qmgr", &format!("{id}: group commit: {e}"));
+    }
+}
+
+/// What became of a message's recipients in one delivery attempt.
+struct Settled {
+    /// Delivered, with their log lines: logged and marked done once the
+    /// delivery is durable.
+    sent: Vec<(Recipient, String)>,
+    /// Finished otherwise (bounced): marked done.
+    done: Vec<Recipient>,
+    /// No recipient is left for later.
+    all_done: bool,
+}
+
+impl Settled {
+    /// Logs the deliveries, marks recipients done, and removes the queue
+    /// file or moves it to deferred.
+    fn apply(self, s: &Settings, log: &Log, path: &Path, id: &QueueId, arrival: u64) {
+        // The marks are not synced: a mark lost in a crash costs a second
+        // delivery, never a lost message (DESIGN.md section 4).
+        let file = std::fs::OpenOptions::new().write(true).open(path);
+        for (r, line) in &self.sent {
+            log.info("virtual", line);
+            if let Ok(f) = &file {
+                let _ = mark_done(f, r);
+            }
+        }
+        for r in &self.done {
+            if let Ok(f) = &file {
+                let _ = mark_done(f, r);
+            }
+        }
+        if !self.all_done {
+            defer(s, path, id, arrival);
+        } else if std::fs::remove_file(path).is_ok() {
             log.info("qmgr", &format!("{id}: removed"));
         }
-    } else {
-        let deferred = s.queue_directory.join("deferred").join(id.as_str());
-        if std::fs::rename(path, &deferred).is_ok()
-            && let Ok(f) = std::fs::File::options().write(true).open(&deferred)
-        {
-            let _ = f.set_modified(next_attempt(s, env.time.0));
-        }
+    }
+}
+
+/// Moves a queue file to deferred with its next retry time.
+fn defer(s: &Settings, path: &Path, id: &QueueId, arrival: u64) {
+    let deferred = s.queue_directory.join("deferred").join(id.as_str());
+    if std::fs::rename(path, &deferred).is_ok()
+        && let Ok(f) = std::fs::File::options().write(true).open(&deferred)
+    {
+        let _ = f.set_modified(next_attempt(s, arrival));
     }
 }

@@ -39,6 +39,10 @@ pub struct Settings {
     pub minimal_backoff_time: u64,
     pub maximal_backoff_time: u64,
     pub queue_run_delay: u64,
+    /// Messages qmgr delivers at once: virtual's destination concurrency
+    /// limit (all virtual mailbox domains count as one destination until
+    /// per-destination scheduling comes with outbound SMTP).
+    pub delivery_concurrency: usize,
     pub order: OrderContext,
 }
 
@@ -126,6 +130,17 @@ fn maps(cf: &Config, name: &str) -> Result<Maps, String> {
     Ok(Maps::from_tables(name, tables))
 }
 
+/// A per-transport parameter (`virtual_destination_concurrency_limit`),
+/// else its `default_` form.
+fn transport_int(cf: &Config, transport: &str, suffix: &str) -> Result<i64, String> {
+    match cf.int(&format!("{transport}_{suffix}")) {
+        Ok(v) => Ok(v),
+        Err(_) => cf
+            .int(&format!("default_{suffix}"))
+            .map_err(|e| e.to_string()),
+    }
+}
+
 impl Settings {
     /// Resolves the configuration (with a service's `-o` overrides applied).
     pub fn resolve(cf: &Config) -> Result<Arc<Settings>, String> {
@@ -198,6 +213,8 @@ impl Settings {
             minimal_backoff_time: cf.time("minimal_backoff_time").map_err(e)?,
             maximal_backoff_time: cf.time("maximal_backoff_time").map_err(e)?,
             queue_run_delay: cf.time("queue_run_delay").map_err(e)?,
+            delivery_concurrency: transport_int(cf, "virtual", "destination_concurrency_limit")?
+                .max(1) as usize,
             order: OrderContext {
                 recipient_delimiter: cf.string("recipient_delimiter").map_err(e)?,
                 parent_matches_subdomains: false,

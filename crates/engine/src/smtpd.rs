@@ -14,9 +14,8 @@ use rostfix_smtp::reply::Reply;
 use rostfix_smtp::session::{Event, Session, text};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
-use crate::cleanup::{Cleanup, Envelope};
+use crate::cleanup::{Cleanup, Envelope, Intake};
 use crate::log::Log;
 use crate::resolve::{Class, resolve};
 use crate::settings::Settings;
@@ -25,22 +24,17 @@ use crate::settings::Settings;
 const LINE_LIMIT: usize = 2048;
 
 /// Accepts connections for one smtpd service until the runtime stops.
-pub async fn serve(
-    listener: TcpListener,
-    s: Arc<Settings>,
-    log: Log,
-    queued: mpsc::UnboundedSender<String>,
-) {
+pub async fn serve(listener: TcpListener, s: Arc<Settings>, log: Log, intake: Intake) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let (s, log, queued) = (s.clone(), log.clone(), queued.clone());
+        let (s, log, intake) = (s.clone(), log.clone(), intake.clone());
         tokio::spawn(async move {
             let client = format!("unknown[{}]", peer.ip());
             log.info("smtpd", &format!("connect from {client}"));
-            let summary = session(stream, peer, &s, &log, &queued).await;
+            let summary = session(stream, peer, &s, &log, &intake).await;
             log.info("smtpd", &format!("disconnect from {client} {summary}"));
         });
     }
@@ -154,8 +148,11 @@ async fn session(
     peer: SocketAddr,
     s: &Arc<Settings>,
     log: &Log,
-    queued: &mpsc::UnboundedSender<String>,
+    intake: &Intake,
 ) -> String {
+    // Replies are already gathered into one write per batch of pipelined
+    // commands; Nagle's algorithm would only hold them back.
+    let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(16 * 1024, rd);
     let mut session = Session::new(s.session.clone());
@@ -267,7 +264,7 @@ async fn session(
                     }
                     out.clear();
                     let reply =
-                        receive(&mut rd, &session, s, log, peer, &client_name, queued).await;
+                        receive(&mut rd, &session, s, log, peer, &client_name, intake).await;
                     match reply {
                         Some(r) => session.data_done(r),
                         None => return session.summary(),
@@ -334,7 +331,7 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
     log: &Log,
     peer: SocketAddr,
     client_name: &str,
-    queued: &mpsc::UnboundedSender<String>,
+    intake: &Intake,
 ) -> Option<Reply> {
     let tx = session.transaction()?;
     let env = Envelope {
@@ -347,7 +344,13 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
         // local_header_rewrite_clients = permit_inet_interfaces
         rewrite_headers: s.inet_interface_addrs.contains(&peer.ip()),
     };
-    let mut cleanup = match Cleanup::start(s, &env) {
+    // File system calls run off the threads that serve sessions: one that
+    // waits for the journal (while a group commit runs) must stall only
+    // its own session.
+    let s2 = s.clone();
+    let started = tokio::task::spawn_blocking(move || Cleanup::start(&s2, &env)).await;
+    let started = started.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    let mut cleanup = match started {
         Ok(c) => c,
         Err(e) => {
             log.warning("cleanup", &format!("queue file: {e}"));
@@ -410,15 +413,15 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
     }
     let id = cleanup.id().clone();
     // The durability rule: the file and its name are on disk before 250.
-    let s2 = s.clone();
-    let done = tokio::task::spawn_blocking(move || cleanup.finish(&s2))
+    let (s2, syncer) = (s.clone(), intake.syncer.clone());
+    let done = tokio::task::spawn_blocking(move || cleanup.finish(&s2, &syncer))
         .await
         .ok()?;
     match done {
         Ok((id, message_id, _size)) => {
             let mid = message_id.unwrap_or_else(|| "<>".to_string());
             log.info("cleanup", &format!("{id}: message-id={mid}"));
-            let _ = queued.send(id.to_string());
+            let _ = intake.qmgr.send(id.to_string());
             Some(text::queued(id.as_str()))
         }
         Err(e) => {

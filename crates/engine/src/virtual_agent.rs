@@ -1,8 +1,9 @@
 //! virtual(8): delivery to virtual mailboxes. The table result, under
 //! `virtual_mailbox_base`, is a Maildir when it ends in `/`; the message
 //! gets Return-Path, X-Original-To and Delivered-To prepended, is written to
-//! `tmp/`, synced, and renamed into `new/` (only then is the recipient
-//! done). A result that would leave the base (`..`, absolute paths) is
+//! `tmp/`, synced, renamed into `new/`, and the rename synced (only then
+//! is the recipient done); the syncs are group commits shared with the
+//! deliveries running at the same moment. A result that would leave the base (`..`, absolute paths) is
 //! refused: Rostfix never writes outside `virtual_mailbox_base`.
 //! (mbox files, uid/gid maps and size limits come with the rest of issue 3.)
 
@@ -13,6 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rostfix_maps::order;
+use rostfix_queue::Syncer;
 
 use crate::settings::Settings;
 
@@ -63,14 +65,18 @@ fn mailbox(s: &Settings, recipient: &str) -> Result<PathBuf, Failure> {
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Delivers one message to one recipient. `lines` is the queued content.
+/// Delivers one message to one recipient. `body` is the queued content.
+/// On success the file's data is durable and it is named in `new/`; the
+/// name is durable after the next group commit that covers the returned
+/// file, and only then is the recipient done.
 pub fn deliver(
     s: &Settings,
+    syncer: &Syncer,
     sender: &str,
     recipient: &str,
     original: &str,
-    lines: &[Vec<u8>],
-) -> Result<String, Failure> {
+    body: &[u8],
+) -> Result<(String, fs::File), Failure> {
     let path = mailbox(s, recipient)?;
     let text = path.to_string_lossy();
     if !text.ends_with('/') {
@@ -80,9 +86,6 @@ pub fn deliver(
         ));
     }
     let io_fail = |what: &str, e: io::Error| Failure::Defer("4.2.0".into(), format!("{what}: {e}"));
-    for sub in ["tmp", "new", "cur"] {
-        fs::create_dir_all(path.join(sub)).map_err(|e| io_fail("create maildir", e))?;
-    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -96,29 +99,36 @@ pub fn deliver(
         s.myhostname
     );
     let tmp = path.join("tmp").join(&name);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| io_fail("create maildir file", e))?;
-    let mut buf = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 256);
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+    };
+    // The Maildir is made on first delivery, not checked on every one.
+    let mut f = match create() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            for sub in ["tmp", "new", "cur"] {
+                fs::create_dir_all(path.join(sub)).map_err(|e| io_fail("create maildir", e))?;
+            }
+            create()
+        }
+        other => other,
+    }
+    .map_err(|e| io_fail("create maildir file", e))?;
+    let mut buf = Vec::with_capacity(body.len() + 256);
     buf.extend_from_slice(format!("Return-Path: <{sender}>\n").as_bytes());
     buf.extend_from_slice(format!("X-Original-To: {original}\n").as_bytes());
     buf.extend_from_slice(format!("Delivered-To: {recipient}\n").as_bytes());
-    for l in lines {
-        buf.extend_from_slice(l);
-        buf.push(b'\n');
-    }
-    let written = f.write_all(&buf).and_then(|_| f.sync_all());
-    if let Err(e) = written {
+    buf.extend_from_slice(body);
+    // The data is durable before the name appears in new/, so a crash
+    // never leaves a short file there.
+    if let Err(e) = f.write_all(&buf).and_then(|_| syncer.wait(&f)) {
         let _ = fs::remove_file(&tmp);
         return Err(io_fail("write maildir file", e));
     }
     fs::rename(&tmp, path.join("new").join(&name))
         .map_err(|e| io_fail("rename maildir file", e))?;
-    fs::File::open(path.join("new"))
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_fail("sync maildir", e))?;
-    Ok("delivered to maildir".to_string())
+    Ok(("delivered to maildir".to_string(), f))
 }
