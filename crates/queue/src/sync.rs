@@ -94,9 +94,21 @@ impl Syncer {
     pub fn start() -> io::Result<Syncer> {
         let shared = Arc::new(Shared::default());
         let worker = shared.clone();
+        // Follow-up work runs on a thread of its own, so the next batch
+        // never waits for the last one's follow-ups (file system calls).
+        let (tx, rx) = std::sync::mpsc::channel::<(Vec<Then>, Result<(), String>)>();
+        std::thread::Builder::new()
+            .name("commit-then".into())
+            .spawn(move || {
+                for (then, outcome) in rx {
+                    for t in then {
+                        t(outcome.clone());
+                    }
+                }
+            })?;
         std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || run(&worker))?;
+            .spawn(move || run(&worker, &tx))?;
         Ok(Syncer {
             _owner: Arc::new(Owner(shared.clone())),
             shared,
@@ -128,8 +140,9 @@ impl Syncer {
 impl Syncer {
     /// Runs `then` after the next batch that covers `files` (everything
     /// written to their file systems so far), without blocking: the
-    /// caller goes on, and `then` runs on the sync thread, so it must be
-    /// short and must not wait on the syncer itself.
+    /// caller goes on, and `then` runs on the syncer's follow-up thread,
+    /// one at a time, so it must be short and must not wait on the
+    /// syncer itself.
     pub fn then(&self, files: &[&File], then: Then) -> io::Result<()> {
         self.join(files, Some(then)).map(drop)
     }
@@ -163,7 +176,7 @@ impl Syncer {
     }
 }
 
-fn run(shared: &Shared) {
+fn run(shared: &Shared, follow_up: &std::sync::mpsc::Sender<(Vec<Then>, Result<(), String>)>) {
     loop {
         let (batch, fds) = {
             let mut st = lock(&shared.state);
@@ -199,8 +212,8 @@ fn run(shared: &Shared) {
             shared.done.notify_all();
             std::mem::take(&mut b.then)
         };
-        for t in then {
-            t(failed.clone().map_or(Ok(()), Err));
+        if !then.is_empty() {
+            let _ = follow_up.send((then, failed.map_or(Ok(()), Err)));
         }
     }
 }
