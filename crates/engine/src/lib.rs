@@ -116,6 +116,21 @@ fn bind_addresses(cf: &Config, service: &str) -> Result<Vec<SocketAddr>, String>
     Ok(out)
 }
 
+/// A listening socket with a backlog deep enough for a burst of
+/// connections (the kernel caps it at net.core.somaxconn): one task per
+/// session costs little, so queueing in the kernel is not the limit here
+/// that a process limit is for Postfix.
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(4096)
+}
+
 /// Loads everything and runs until SIGTERM or SIGINT. `ready` is called
 /// once every socket is bound (the parent of `postfix start` waits for it).
 pub fn run(
@@ -163,7 +178,7 @@ pub fn run(
         let mut bound = Vec::new();
         for l in listeners {
             for addr in &l.addrs {
-                let sock = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("bind {addr}: {e}"))?;
+                let sock = listen(*addr).map_err(|e| format!("bind {addr}: {e}"))?;
                 bound.push((sock, l.settings.clone()));
             }
         }

@@ -96,8 +96,13 @@ impl Qmgr {
             return;
         };
         let active = self.s.queue_directory.join("active").join(name);
-        if queued != active && std::fs::rename(queued, &active).is_err() {
-            return;
+        if queued != active {
+            // Off the async threads: a rename can wait for a journal commit.
+            let (from, to) = (queued.to_path_buf(), active.clone());
+            let moved = tokio::task::spawn_blocking(move || std::fs::rename(from, to)).await;
+            if !matches!(moved, Ok(Ok(()))) {
+                return;
+            }
         }
         let Ok(slot) = self.slots.clone().acquire_owned().await else {
             return;
