@@ -16,6 +16,9 @@ use rostfix_smtp::session::SessionConfig;
 #[derive(Debug)]
 pub struct Settings {
     pub myhostname: String,
+    /// The machine's host name as Maildir file names carry it (`/` and
+    /// `:` written as `\057` and `\072`, as the Maildir convention asks).
+    pub maildir_host: String,
     pub mail_name: String,
     pub syslog_name: String,
     pub queue_directory: PathBuf,
@@ -130,6 +133,15 @@ fn maps(cf: &Config, name: &str) -> Result<Maps, String> {
     Ok(Maps::from_tables(name, tables))
 }
 
+fn maildir_host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|s| s.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_string())
+        .replace('/', "\\057")
+        .replace(':', "\\072")
+}
+
 /// A per-transport parameter (`virtual_destination_concurrency_limit`),
 /// else its `default_` form.
 fn transport_int(cf: &Config, transport: &str, suffix: &str) -> Result<i64, String> {
@@ -219,6 +231,7 @@ impl Settings {
                 recipient_delimiter: cf.string("recipient_delimiter").map_err(e)?,
                 parent_matches_subdomains: false,
             },
+            maildir_host: maildir_host(),
             myhostname,
         }))
     }

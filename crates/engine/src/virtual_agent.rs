@@ -9,7 +9,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -89,16 +89,16 @@ pub fn deliver(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let name = format!(
-        "{}.R{}M{}P{}Q{}.{}",
+    // Names as Postfix makes them: `time.Ppid.host` in tmp/ (a serial
+    // added, as one process delivers many at once), and the unique
+    // `time.VdevIino.Mmicros.host` in new/.
+    let tmp = path.join("tmp").join(format!(
+        "{}.P{}Q{}.{}",
         now.as_secs(),
-        now.subsec_nanos(),
-        now.subsec_micros(),
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed),
-        s.myhostname
-    );
-    let tmp = path.join("tmp").join(&name);
+        s.maildir_host
+    ));
     let create = || {
         OpenOptions::new()
             .write(true)
@@ -128,7 +128,15 @@ pub fn deliver(
         let _ = fs::remove_file(&tmp);
         return Err(io_fail("write maildir file", e));
     }
-    fs::rename(&tmp, path.join("new").join(&name))
-        .map_err(|e| io_fail("rename maildir file", e))?;
+    let meta = f.metadata().map_err(|e| io_fail("stat maildir file", e))?;
+    let name = format!(
+        "{}.V{:x}I{:x}M{}.{}",
+        now.as_secs(),
+        meta.dev(),
+        meta.ino(),
+        now.subsec_micros(),
+        s.maildir_host
+    );
+    fs::rename(&tmp, path.join("new").join(name)).map_err(|e| io_fail("rename maildir file", e))?;
     Ok(("delivered to maildir".to_string(), f))
 }
