@@ -12,6 +12,7 @@ Usage: tests/crash/run.py [MESSAGES] [CLIENTS]   (defaults 2000, 20)
 """
 
 import os
+import pwd
 import random
 import signal
 import smtplib
@@ -38,6 +39,17 @@ def free_port():
 def setup(tmp, port):
     etc = os.path.join(tmp, "etc")
     os.makedirs(etc)
+    # As root the mail system drops to mail_owner (postfix) for smtpd and
+    # writes mailboxes as virtual_uid_maps says: give both what they need.
+    os.chmod(tmp, 0o755)
+    if os.geteuid() == 0:
+        owner, vmail = pwd.getpwnam("postfix"), pwd.getpwnam("nobody")
+        mail_owner, uid, gid = "postfix", vmail.pw_uid, vmail.pw_gid
+    else:
+        me = pwd.getpwuid(os.getuid())
+        mail_owner, uid, gid = me.pw_name, me.pw_uid, me.pw_gid
+    os.mkdir(os.path.join(tmp, "vmail"), 0o755)
+    os.chown(os.path.join(tmp, "vmail"), uid, gid)
     with open(os.path.join(etc, "main.cf"), "w") as f:
         f.write(f"""queue_directory = {tmp}/spool
 maillog_file = {tmp}/maillog
@@ -53,6 +65,10 @@ virtual_mailbox_maps = inline:{{ {{alice@example.test = example.test/alice/}} }}
 compatibility_level = 3.6
 queue_run_delay = 1s
 minimal_backoff_time = 1s
+mail_owner = {mail_owner}
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_minimum_uid = {uid}
 """)
     with open(os.path.join(etc, "master.cf"), "w") as f:
         f.write(f"127.0.0.1:{port} inet n - n - - smtpd\n")
@@ -125,7 +141,9 @@ def main(argv):
             time.sleep(0.01)
         pid = master_pid(tmp)
         if pid:
-            os.kill(pid, signal.SIGKILL)
+            # The whole mail system: the master and its children (it leads
+            # its own process group).
+            os.killpg(pid, signal.SIGKILL)
         killed_at = len(acked)
         time.sleep(0.5)
         r = postfix(etc, "start")

@@ -179,6 +179,33 @@ def raw_session(port):
     return codes
 
 
+def serving_uid(port):
+    """The uid of the process holding the server side of a new SMTP
+    connection (not the listener: the session)."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=30)
+    c.recv(512)
+    client_port = c.getsockname()[1]
+    inode = None
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16) == client_port:
+                inode = fields[9]
+    uid = None
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" for fd in fds):
+                for line in open(f"/proc/{pid}/status"):
+                    if line.startswith("Uid:"):
+                        uid = int(line.split()[2])  # effective
+        except OSError:
+            continue
+    c.close()
+    return uid
+
+
 def smtplib_session(port):
     msg = ("From: someone@somedomain.org\r\nTo: d.mazzocchio@kernel-panic.it\r\n"
            "Subject: Test mail\r\n\r\nIt works!\r\n")
@@ -237,6 +264,11 @@ def main():
         codes = raw_session(port)
         check(codes == [c for _, c in SESSION if c is not None],
               f"raw session: the guide's reply codes 220 250 250 250 354 250 221 (got {codes})")
+        if root:
+            session_uid = serving_uid(port)
+            check(session_uid == pwd.getpwnam(owner).pw_uid,
+                  f"the process serving an SMTP session runs as mail_owner {owner}, not root "
+                  f"(uid {session_uid})")
         code, refused = smtplib_session(port)
         check(code == 250 and refused == {}, "smtplib: HELO 250 and the message accepted")
 
@@ -249,6 +281,10 @@ def main():
         for name in files:
             check(re.fullmatch(r"\d+\.V[0-9a-f]+I[0-9a-f]+M\d+\.[^/]+", name) is not None,
                   f"{name}: the guide's Maildir file name shape (time.VdevIino.Mmicros.host)")
+            st = os.stat(os.path.join(new, name))
+            check((st.st_uid, st.st_gid) == (uid, gid),
+                  f"{name}: owned by virtual_uid_maps/virtual_gid_maps {uid}:{gid} "
+                  f"(got {st.st_uid}:{st.st_gid})")
             text = open(os.path.join(new, name), errors="replace").read()
             head, _, body = text.partition("\n\n")
             names = [l.split(":", 1)[0] for l in head.split("\n") if l and l[0] not in " \t"]

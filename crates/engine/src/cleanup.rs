@@ -237,12 +237,15 @@ pub fn expand_aliases(s: &Settings, addr: &str) -> Vec<String> {
     out
 }
 
+/// The queue's directories.
+pub const QUEUE_DIRS: &[&str] = &[
+    "incoming", "active", "deferred", "hold", "corrupt", "pid", "maildrop", "bounce", "defer",
+    "trace",
+];
+
 /// Makes sure the queue directories exist.
 pub fn make_queue_dirs(queue_directory: &Path) -> io::Result<()> {
-    for d in [
-        "incoming", "active", "deferred", "hold", "corrupt", "pid", "maildrop", "bounce", "defer",
-        "trace",
-    ] {
+    for d in QUEUE_DIRS {
         std::fs::create_dir_all(queue_directory.join(d))?;
     }
     Ok(())

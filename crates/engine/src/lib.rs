@@ -4,10 +4,13 @@
 //! This stage runs the receive path of issue 3: smtpd services from
 //! master.cf, cleanup into the durable queue, qmgr, and virtual(8) Maildir
 //! delivery, logging in Postfix's format. `postfix start` forks it into the
-//! background; `postfix start-fg` runs it in the foreground.
+//! background; `postfix start-fg` runs it in the foreground. The process
+//! model (a master and two children, and who runs as whom) is described
+//! in [`master`].
 
 pub mod cleanup;
 pub mod log;
+pub mod master;
 pub mod qmgr;
 pub mod resolve;
 pub mod settings;
@@ -17,14 +20,17 @@ pub mod virtual_agent;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use nix::fcntl::{Flock, FlockArg};
 use rostfix_config::{Config, ServiceType};
 use rostfix_maillog::Logger;
 
+use rostfix_queue::Syncer;
+
 use crate::log::Log;
+use crate::master::{Child, Role};
 use crate::settings::Settings;
 
 /// The pid file, as Postfix keeps it.
@@ -64,13 +70,6 @@ pub fn running(queue_directory: &Path) -> Option<u32> {
             text.trim().parse().ok()
         }
     }
-}
-
-/// A listening smtpd service.
-#[derive(Debug)]
-struct Listener {
-    addrs: Vec<SocketAddr>,
-    settings: Arc<Settings>,
 }
 
 /// The port of a master.cf service name (`smtp`, `2525`, `127.0.0.1:2525`).
@@ -120,19 +119,65 @@ fn bind_addresses(cf: &Config, service: &str) -> Result<Vec<SocketAddr>, String>
 /// connections (the kernel caps it at net.core.somaxconn): one task per
 /// session costs little, so queueing in the kernel is not the limit here
 /// that a process limit is for Postfix.
-fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let sock = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, setsockopt, socket,
+        sockopt,
     };
-    sock.set_reuseaddr(true)?;
-    sock.bind(addr)?;
-    sock.listen(4096)
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    nix::sys::socket::listen(&fd, Backlog::new(4096).unwrap_or(Backlog::MAXCONN))?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
+/// What the master prepares before it starts its children: all of it
+/// plain data and descriptors (tables are opened in each child, after
+/// fork).
+struct Plan {
+    cf: Config,
+    queue_directory: PathBuf,
+    syslog_name: String,
+    myhostname: String,
+    maillog_file: Option<PathBuf>,
+    foreground: bool,
+    owner: Option<master::Owner>,
+    /// smtpd services: their configuration view and listening sockets.
+    services: Vec<(Config, Vec<std::net::TcpListener>)>,
+    /// Complete queue files found at start, for qmgr's first run.
+    recovered: Vec<PathBuf>,
+}
+
+impl Plan {
+    /// The log for a process: `threaded` for the children (a writer
+    /// thread), direct for the master (which must not start threads).
+    fn logger(&self, threaded: bool) -> Result<Logger, String> {
+        let host = &self.myhostname;
+        match &self.maillog_file {
+            Some(path) if threaded => Logger::to_file(path, host),
+            Some(path) => Logger::to_file_direct(path, host),
+            None if self.foreground => return Ok(Logger::to_stderr(host)),
+            None => return Ok(Logger::to_syslog(host).unwrap_or_else(|_| Logger::to_stderr(host))),
+        }
+        .map_err(|e| {
+            format!(
+                "open {}: {e}",
+                self.maillog_file
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            )
+        })
+    }
 }
 
 /// Loads everything and runs until SIGTERM or SIGINT. `ready` is called
-/// once every socket is bound (the parent of `postfix start` waits for it).
+/// once every socket is bound and both children serve (the parent of
+/// `postfix start` waits for it).
 pub fn run(
     config_dir: Option<&Path>,
     foreground: bool,
@@ -140,80 +185,191 @@ pub fn run(
 ) -> Result<(), String> {
     rostfix_maps::set_warning_sink(|_| {});
     let cf = Config::load(config_dir).map_err(|e| e.to_string())?;
-    let base = Settings::resolve(&cf)?;
-    let logger = match cf.string("maillog_file").unwrap_or_default() {
-        path if !path.is_empty() => Logger::to_file(Path::new(&path), &base.myhostname)
-            .map_err(|e| format!("open {path}: {e}"))?,
-        _ if foreground => Logger::to_stderr(&base.myhostname),
-        _ => Logger::to_syslog(&base.myhostname)
-            .unwrap_or_else(|_| Logger::to_stderr(&base.myhostname)),
-    };
-    let log = Log::new(logger, &base.syslog_name);
-    cleanup::make_queue_dirs(&base.queue_directory)
-        .map_err(|e| format!("{}: {e}", base.queue_directory.display()))?;
+    let text = |name: &str| cf.string(name).map_err(|e| e.to_string());
+    let queue_directory = PathBuf::from(text("queue_directory")?);
+    let maillog_file = Some(text("maillog_file")?)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    let owner = master::mail_owner(&cf)?;
+    cleanup::make_queue_dirs(&queue_directory)
+        .map_err(|e| format!("{}: {e}", queue_directory.display()))?;
+    if let Some(o) = &owner {
+        master::chown_queue(&queue_directory, o)?;
+    }
     // Held until the process ends.
-    let pid_lock = lock_pid_file(&base.queue_directory)?;
-    let master = cf
+    let pid_lock = lock_pid_file(&queue_directory)?;
+    let master_cf = cf
         .master
         .as_ref()
         .ok_or("open master.cf: No such file or directory")?;
-    let mut listeners = Vec::new();
-    for svc in &master.services {
+    let mut services = Vec::new();
+    for svc in &master_cf.services {
         if svc.kind == ServiceType::Inet && svc.command == "smtpd" {
             let view = cf.for_service(svc);
-            listeners.push(Listener {
-                addrs: bind_addresses(&view, &svc.name)?,
-                settings: Settings::resolve(&view)?,
-            });
+            let mut socks = Vec::new();
+            for addr in bind_addresses(&view, &svc.name)? {
+                socks.push(listen(addr).map_err(|e| format!("bind {addr}: {e}"))?);
+            }
+            services.push((view, socks));
         }
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let config = format!("configuration {}", cf.config_directory.display());
+    let (syslog_name, myhostname) = (text("syslog_name")?, text("myhostname")?);
+    let mut plan = Plan {
+        syslog_name,
+        myhostname,
+        maillog_file,
+        foreground,
+        owner,
+        services,
+        recovered: Vec::new(),
+        queue_directory: queue_directory.clone(),
+        cf,
+    };
+    let log = Log::new(plan.logger(false)?, &plan.syslog_name);
+    // Before any smtpd accepts: see qmgr::recover.
+    plan.recovered = qmgr::recover(&queue_directory, &log);
+    let keep: Vec<std::os::fd::RawFd> = plan
+        .services
+        .iter()
+        .flat_map(|(_, socks)| socks.iter().map(|s| s.as_raw_fd()))
+        .collect();
+    log.info(
+        "master",
+        &format!(
+            "daemon started -- version {}, {config}",
+            env!("CARGO_PKG_VERSION")
+        ),
+    );
+    let reload = format!("reload -- version {}, {config}", env!("CARGO_PKG_VERSION"));
+    let result = master::supervise(&log, &reload, &keep, ready, &|mut child| {
+        let outcome = match child.role {
+            Role::Smtpd => smtpd_process(&plan, &mut child),
+            Role::Qmgr => qmgr_process(&plan, &mut child),
+        };
+        match outcome {
+            Ok(()) => 0,
+            Err(e) => {
+                child.started(Err(e));
+                1
+            }
+        }
+    });
+    let _ = std::fs::remove_file(pid_file(&queue_directory));
+    log.flush();
+    drop(pid_lock);
+    result
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async move {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let syncer = rostfix_queue::Syncer::start().map_err(|e| format!("start group commit: {e}"))?;
-        let intake = cleanup::Intake { syncer: syncer.clone(), qmgr: tx };
-        let mut bound = Vec::new();
-        for l in listeners {
-            for addr in &l.addrs {
-                let sock = listen(*addr).map_err(|e| format!("bind {addr}: {e}"))?;
-                bound.push((sock, l.settings.clone()));
+        .map_err(|e| e.to_string())
+}
+
+/// Waits for SIGTERM or SIGINT. Reload (SIGHUP) re-reads nothing yet.
+async fn until_stopped(log: &Log, service: &str) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = hup.recv() => {
+                log.warning(service, "reload is not implemented yet: restart to apply changes");
             }
         }
-        let recovered = qmgr::recover(&base, &log);
-        log.info(
-            "master",
-            &format!(
-                "daemon started -- version {}, configuration {}",
-                env!("CARGO_PKG_VERSION"),
-                cf.config_directory.display()
-            ),
-        );
-        ready();
-        tokio::spawn(qmgr::run(base.clone(), log.clone(), syncer, recovered, rx));
-        for (sock, settings) in bound {
+    }
+}
+
+/// The network-facing child: smtpd services, cleanup, the queue's group
+/// commit. Gives up root before it serves.
+fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
+    // The log file is opened while the process may still open it.
+    let logger = plan.logger(true)?;
+    if let Some(o) = &plan.owner {
+        master::drop_privileges(o)?;
+        // Said now, at start, rather than as a 451 to every client.
+        let incoming = plan.queue_directory.join("incoming");
+        nix::unistd::access(
+            &incoming,
+            nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+        )
+        .map_err(|e| {
+            format!(
+                "{}: not writable by mail_owner {}: {e}",
+                incoming.display(),
+                o.name
+            )
+        })?;
+    }
+    let log = Log::new(logger, &plan.syslog_name);
+    let mut listeners = Vec::new();
+    for (view, socks) in &plan.services {
+        let settings = Settings::resolve(view)?;
+        for s in socks {
+            let s = s.try_clone().map_err(|e| e.to_string())?;
+            s.set_nonblocking(true).map_err(|e| e.to_string())?;
+            listeners.push((s, settings.clone()));
+        }
+    }
+    let notify = child.notify.try_clone().map_err(|e| e.to_string())?;
+    notify.set_nonblocking(true).map_err(|e| e.to_string())?;
+    runtime()?.block_on(async {
+        let syncer = Syncer::start().map_err(|e| format!("start group commit: {e}"))?;
+        let notify = tokio::net::UnixDatagram::from_std(notify).map_err(|e| e.to_string())?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        // One datagram per queue ID; while qmgr restarts they wait in the
+        // socket (the master holds its end).
+        tokio::spawn(async move {
+            while let Some(id) = rx.recv().await {
+                let _ = notify.send(id.as_bytes()).await;
+            }
+        });
+        let intake = cleanup::Intake { syncer, qmgr: tx };
+        for (sock, settings) in listeners {
+            let sock = tokio::net::TcpListener::from_std(sock).map_err(|e| e.to_string())?;
             tokio::spawn(smtpd::serve(sock, settings, log.clone(), intake.clone()));
         }
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-        let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-        loop {
-            tokio::select! {
-                _ = term.recv() => break,
-                _ = tokio::signal::ctrl_c() => break,
-                _ = hup.recv() => {
-                    // Re-reading configuration and tables on reload comes
-                    // with the rest of issue 3; until then it is logged.
-                    log.warning("master", "reload is not implemented yet: restart to apply changes");
+        child.started(Ok(()));
+        until_stopped(&log, "smtpd").await
+    })
+}
+
+/// The delivering child: qmgr and the delivery agents.
+fn qmgr_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
+    let log = Log::new(plan.logger(true)?, &plan.syslog_name);
+    if plan.owner.is_some() {
+        // Deliveries switch a thread's file-system uid and gid; no
+        // supplementary group of root's may add to them.
+        nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
+    }
+    let base = Settings::resolve(&plan.cf)?;
+    let todo = if child.first {
+        plan.recovered.clone()
+    } else {
+        qmgr::recover(&base.queue_directory, &log)
+    };
+    let notify = child.notify.try_clone().map_err(|e| e.to_string())?;
+    notify.set_nonblocking(true).map_err(|e| e.to_string())?;
+    runtime()?.block_on(async {
+        let syncer = Syncer::start().map_err(|e| format!("start group commit: {e}"))?;
+        let notify = tokio::net::UnixDatagram::from_std(notify).map_err(|e| e.to_string())?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            while let Ok(n) = notify.recv(&mut buf).await {
+                if let Ok(id) = std::str::from_utf8(&buf[..n])
+                    && tx.send(id.to_string()).is_err()
+                {
+                    break;
                 }
             }
-        }
-        log.info("master", "terminating on signal 15");
-        let _ = std::fs::remove_file(pid_file(&base.queue_directory));
-        log.flush();
-        drop(pid_lock);
-        Ok::<(), String>(())
+        });
+        tokio::spawn(qmgr::run(base.clone(), log.clone(), syncer, todo, rx));
+        child.started(Ok(()));
+        until_stopped(&log, "qmgr").await
     })
 }

@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rostfix_queue::file::Recipient;
 use rostfix_queue::file::mark_done;
 use rostfix_queue::{QueueId, QueueReader, Syncer};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::log::{Log, delay};
 use crate::resolve::{Class, resolve};
@@ -22,10 +22,10 @@ use crate::virtual_agent::{self, Failure};
 /// complete files still to deliver. It must run before any smtpd accepts
 /// mail: a file smtpd is still writing looks incomplete, and removing it
 /// would lose a message that is about to get 250.
-pub fn recover(s: &Settings, log: &Log) -> Vec<PathBuf> {
+pub fn recover(queue_directory: &Path, log: &Log) -> Vec<PathBuf> {
     let mut todo = Vec::new();
     for dir in ["active", "incoming"] {
-        let path = s.queue_directory.join(dir);
+        let path = queue_directory.join(dir);
         match rostfix_queue::file::recover(&path) {
             Ok((complete, removed)) => {
                 for r in removed {
@@ -108,10 +108,7 @@ impl Qmgr {
             return;
         };
         let (s, log, syncer) = (self.s.clone(), self.log.clone(), self.syncer.clone());
-        tokio::task::spawn_blocking(move || {
-            deliver_file(&s, &log, &syncer, &active);
-            drop(slot);
-        });
+        tokio::task::spawn_blocking(move || deliver_file(&s, &log, &syncer, &active, slot));
     }
 }
 
@@ -152,7 +149,16 @@ fn next_attempt(s: &Settings, arrival_secs: u64) -> SystemTime {
     now + std::time::Duration::from_secs(wait)
 }
 
-fn deliver_file(s: &Arc<Settings>, log: &Log, syncer: &Syncer, path: &Path) {
+/// Delivers one queue file. `slot` is held until the message is settled,
+/// follow-up included: that bounds what a crash can deliver twice, and
+/// the work queued behind the group commit.
+fn deliver_file(
+    s: &Arc<Settings>,
+    log: &Log,
+    syncer: &Syncer,
+    path: &Path,
+    slot: OwnedSemaphorePermit,
+) {
     let started = Instant::now();
     let queued = match QueueReader::read(path) {
         Ok(q) => q,
@@ -280,7 +286,10 @@ fn deliver_file(s: &Arc<Settings>, log: &Log, syncer: &Syncer, path: &Path) {
     let refs: Vec<&std::fs::File> = files.iter().collect();
     let (s2, log2, path2, id2) = (s.clone(), log.clone(), path.to_path_buf(), id.clone());
     let then = Box::new(move |synced: Result<(), String>| match synced {
-        Ok(()) => settled.apply(&s2, &log2, &path2, &id2, arrival),
+        Ok(()) => {
+            settled.apply(&s2, &log2, &path2, &id2, arrival);
+            drop(slot);
+        }
         Err(e) => {
             log2.warning("virtual", &format!("{id2}: {e}: delivery will be retried"));
             defer(&s2, &path2, &id2, arrival);

@@ -33,6 +33,13 @@ pub struct Settings {
     pub relay_restrictions: Vec<String>,
     pub recipient_restrictions: Vec<String>,
     pub virtual_mailbox_maps: Maps,
+    /// The owner a virtual mailbox is written as (when the delivering
+    /// process runs as root).
+    pub virtual_uid_maps: Maps,
+    pub virtual_gid_maps: Maps,
+    pub virtual_minimum_uid: u32,
+    /// Whether this process may write as other users (it runs as root).
+    pub privileged: bool,
     pub virtual_mailbox_base: PathBuf,
     pub virtual_alias_maps: Maps,
     /// `local_recipient_maps`; `None` when empty (no validation).
@@ -215,6 +222,11 @@ impl Settings {
             relay_restrictions: list(cf, "smtpd_relay_restrictions").map_err(e)?,
             recipient_restrictions: list(cf, "smtpd_recipient_restrictions").map_err(e)?,
             virtual_mailbox_maps: maps(cf, "virtual_mailbox_maps")?,
+            virtual_uid_maps: maps(cf, "virtual_uid_maps")?,
+            virtual_gid_maps: maps(cf, "virtual_gid_maps")?,
+            virtual_minimum_uid: u32::try_from(cf.int("virtual_minimum_uid").map_err(e)?.max(1))
+                .unwrap_or(u32::MAX),
+            privileged: nix::unistd::geteuid().is_root(),
             virtual_mailbox_base: PathBuf::from(cf.string("virtual_mailbox_base").map_err(e)?),
             virtual_alias_maps: maps(cf, "virtual_alias_maps")?,
             local_recipient_maps: {

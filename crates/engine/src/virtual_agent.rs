@@ -5,11 +5,13 @@
 //! is the recipient done); the syncs are group commits shared with the
 //! deliveries running at the same moment. A result that would leave the base (`..`, absolute paths) is
 //! refused: Rostfix never writes outside `virtual_mailbox_base`.
-//! (mbox files, uid/gid maps and size limits come with the rest of issue 3.)
+//! Run as root, each delivery writes as the mailbox's owner from
+//! virtual_uid_maps/virtual_gid_maps (at least virtual_minimum_uid).
+//! (mbox files and size limits come with the rest of issue 3.)
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -63,6 +65,84 @@ fn mailbox(s: &Settings, recipient: &str) -> Result<PathBuf, Failure> {
     Ok(path)
 }
 
+/// The uid and gid `recipient`'s mailbox is written as, from
+/// virtual_uid_maps and virtual_gid_maps; a uid below
+/// virtual_minimum_uid (root's above all) is a configuration error and
+/// the mail waits.
+fn owner(s: &Settings, recipient: &str) -> Result<(u32, u32), Failure> {
+    let keys = order::address_keys(recipient, &s.order, false);
+    let id = |maps: &rostfix_maps::order::Maps, name: &str| -> Result<u32, Failure> {
+        let broken = |why: String| {
+            Failure::Defer(
+                "4.3.5".into(),
+                format!("mail system configuration error: {name}: {why}"),
+            )
+        };
+        match maps.find_first(&keys) {
+            Ok(Some(f)) => f
+                .value
+                .trim()
+                .parse()
+                .map_err(|_| broken(format!("bad result \"{}\" for {recipient}", f.value))),
+            Ok(None) => Err(broken(format!("no result for {recipient}"))),
+            Err(e) => Err(Failure::Defer(
+                "4.3.0".into(),
+                format!("{name} lookup error: {e}"),
+            )),
+        }
+    };
+    let uid = id(&s.virtual_uid_maps, "virtual_uid_maps")?;
+    let gid = id(&s.virtual_gid_maps, "virtual_gid_maps")?;
+    if uid < s.virtual_minimum_uid {
+        return Err(Failure::Defer(
+            "4.3.5".into(),
+            format!(
+                "mail system configuration error: virtual_uid_maps: uid {uid} for {recipient} is below virtual_minimum_uid {}",
+                s.virtual_minimum_uid
+            ),
+        ));
+    }
+    Ok((uid, gid))
+}
+
+/// The delivering thread's file-system identity, switched for one
+/// delivery and switched back (to root) when dropped. Linux keeps the
+/// fsuid and fsgid per thread, so the other threads of the process keep
+/// theirs; only file access checks and the owner of created files change.
+struct FsIdentity;
+
+impl FsIdentity {
+    fn switch(uid: u32, gid: u32) -> Result<FsIdentity, Failure> {
+        // SAFETY: setfsgid/setfsuid change only this thread's file-system
+        // credentials; they touch no memory. The second call of each
+        // returns the value now in force, which proves the switch.
+        let ok = unsafe {
+            libc::setfsgid(gid);
+            libc::setfsuid(uid);
+            libc::setfsgid(gid) as u32 == gid && libc::setfsuid(uid) as u32 == uid
+        };
+        let identity = FsIdentity;
+        if ok {
+            Ok(identity)
+        } else {
+            Err(Failure::Defer(
+                "4.3.0".into(),
+                format!("cannot write as uid {uid} gid {gid}"),
+            ))
+        }
+    }
+}
+
+impl Drop for FsIdentity {
+    fn drop(&mut self) {
+        // SAFETY: as in `switch`; back to the process's own identity.
+        unsafe {
+            libc::setfsuid(0);
+            libc::setfsgid(0);
+        }
+    }
+}
+
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Delivers one message to one recipient. `body` is the queued content.
@@ -78,6 +158,14 @@ pub fn deliver(
     body: &[u8],
 ) -> Result<(String, fs::File), Failure> {
     let path = mailbox(s, recipient)?;
+    // Written as the mailbox's owner; an unprivileged process writes as
+    // itself.
+    let _identity = if s.privileged {
+        let (uid, gid) = owner(s, recipient)?;
+        Some(FsIdentity::switch(uid, gid)?)
+    } else {
+        None
+    };
     let text = path.to_string_lossy();
     if !text.ends_with('/') {
         return Err(Failure::Defer(
@@ -110,7 +198,12 @@ pub fn deliver(
     let mut f = match create() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             for sub in ["tmp", "new", "cur"] {
-                fs::create_dir_all(path.join(sub)).map_err(|e| io_fail("create maildir", e))?;
+                // Private to the mailbox's owner, as Postfix makes them.
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(path.join(sub))
+                    .map_err(|e| io_fail("create maildir", e))?;
             }
             create()
         }

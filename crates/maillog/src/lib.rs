@@ -25,6 +25,9 @@ use rostfix_message::date;
 #[derive(Debug)]
 enum Sink {
     File(FileWriter),
+    /// Written in the caller's thread: for a process that must stay
+    /// single-threaded (the master, which forks).
+    FileDirect(Mutex<File>),
     Stderr,
     Syslog(UnixDatagram),
 }
@@ -77,6 +80,15 @@ impl Logger {
         })
     }
 
+    /// Lines to `maillog_file`, written without a helper thread.
+    pub fn to_file_direct(path: &Path, myhostname: &str) -> io::Result<Logger> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Logger {
+            sink: Sink::FileDirect(Mutex::new(file)),
+            host: short_host(myhostname),
+        })
+    }
+
     /// Lines to standard error.
     pub fn to_stderr(myhostname: &str) -> Logger {
         Logger {
@@ -105,6 +117,10 @@ impl Logger {
         );
         match &self.sink {
             Sink::File(f) => f.append(line.as_bytes()),
+            Sink::FileDirect(f) => {
+                let mut f = f.lock().unwrap_or_else(PoisonError::into_inner);
+                let _ = f.write_all(line.as_bytes());
+            }
             Sink::Stderr => {
                 let _ = io::stderr().write_all(line.as_bytes());
             }

@@ -1,0 +1,301 @@
+//! master(8): the process `postfix start` leaves running (DESIGN.md
+//! section 2). It holds the pid file's lock and the listening sockets,
+//! starts two children and restarts either when it dies:
+//!
+//! * **smtpd**: the network-facing side (smtpd, cleanup, the queue's
+//!   group commit). Started as root, it drops to `mail_owner` before it
+//!   reads a byte from the network.
+//! * **qmgr**: qmgr and the delivery agents. It keeps root's uid (when
+//!   started as root) so that virtual(8) can write each mailbox as its
+//!   owner, switching only the delivering thread's file-system identity.
+//!
+//! smtpd tells qmgr about each new queue file with one datagram carrying
+//! its queue ID over a socket pair the master keeps, so nothing is lost
+//! while one side restarts. The master itself never starts a thread (its
+//! log lines are written directly), which is what makes fork safe here.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+
+use crate::log::Log;
+
+/// The two children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Smtpd,
+    Qmgr,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Smtpd => "smtpd",
+            Role::Qmgr => "qmgr",
+        }
+    }
+}
+
+/// What a child is given: the descriptors it keeps, and how it reports
+/// that it started (`Ok`) or why it could not.
+#[derive(Debug)]
+pub struct Child<'a> {
+    pub role: Role,
+    /// Its end of the queue-ID socket pair.
+    pub notify: &'a UnixDatagram,
+    /// The first start of qmgr (it takes over the queue the master
+    /// recovered), or a restart.
+    pub first: bool,
+    status: std::io::PipeWriter,
+}
+
+impl Child<'_> {
+    /// Tells the master the child is serving (or why it cannot).
+    pub fn started(&mut self, outcome: Result<(), String>) {
+        let text = match outcome {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e,
+        };
+        let _ = self.status.write_all(text.as_bytes());
+        // Closed by replacing it: the master reads to end of file.
+        if let Ok((_, w)) = std::io::pipe() {
+            self.status = w;
+        }
+    }
+}
+
+/// The signals the master handles synchronously with sigwait.
+fn master_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// Closes every descriptor but the standard ones and `keep`, so a child
+/// holds nothing of the master's it was not given (the pid file, the
+/// pipe `postfix start` waits on, the other child's status pipe).
+fn close_other_fds(keep: &[RawFd]) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<RawFd> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2 && !keep.contains(fd))
+        .collect();
+    for fd in fds {
+        // SAFETY: called in a freshly forked, single-threaded child before
+        // it builds anything that owns these descriptors; closing one it
+        // was not given (the directory listing's own, at worst) cannot
+        // invalidate a live Rust owner that is used afterwards.
+        unsafe {
+            libc::close(fd);
+        }
+    }
+}
+
+/// Runs the master: starts both children (each calls `body` in its own
+/// process and never returns), reports readiness, then supervises until
+/// SIGTERM or SIGINT.
+pub fn supervise(
+    log: &Log,
+    reload_line: &str,
+    keep: &[RawFd],
+    ready: impl FnOnce(),
+    body: &dyn Fn(Child<'_>) -> i32,
+) -> Result<(), String> {
+    let signals = master_signals();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
+        .map_err(|e| format!("sigprocmask: {e}"))?;
+    let (smtpd_end, qmgr_end) = UnixDatagram::pair().map_err(|e| format!("socketpair: {e}"))?;
+    let ends = |role| match role {
+        Role::Smtpd => &smtpd_end,
+        Role::Qmgr => &qmgr_end,
+    };
+    let spawn = |role: Role, first: bool| -> Result<(Pid, std::io::PipeReader), String> {
+        let (reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+        let notify = ends(role);
+        // SAFETY: the master is single-threaded (see the module comment),
+        // so the child may run any code after fork.
+        match unsafe { fork() } {
+            Err(e) => Err(format!("fork: {e}")),
+            Ok(ForkResult::Parent { child }) => Ok((child, reader)),
+            Ok(ForkResult::Child) => {
+                drop(reader);
+                let mut kept: Vec<RawFd> = keep.to_vec();
+                kept.push(notify.as_raw_fd());
+                kept.push(writer.as_raw_fd());
+                close_other_fds(&kept);
+                // A child must not outlive the master (kill -9 of the
+                // master takes the whole mail system with it).
+                // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag
+                // of this process.
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                }
+                if nix::unistd::getppid() == Pid::from_raw(1) {
+                    std::process::exit(1);
+                }
+                let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&signals), None);
+                let code = body(Child {
+                    role,
+                    notify,
+                    first,
+                    status: writer,
+                });
+                std::process::exit(code);
+            }
+        }
+    };
+    let wait_started = |role: Role, mut reader: std::io::PipeReader| -> Result<(), String> {
+        let mut text = String::new();
+        let _ = reader.read_to_string(&mut text);
+        match text.as_str() {
+            "ok" => Ok(()),
+            "" => Err(format!(
+                "the {} process exited before it was ready",
+                role.name()
+            )),
+            e => Err(e.to_string()),
+        }
+    };
+    let mut children: Vec<(Role, Pid)> = Vec::new();
+    let mut outcome = Ok(());
+    for role in [Role::Qmgr, Role::Smtpd] {
+        match spawn(role, true).and_then(|(pid, r)| {
+            children.push((role, pid));
+            wait_started(role, r)
+        }) {
+            Ok(()) => {}
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    if let Err(e) = outcome {
+        stop_children(&children);
+        return Err(e);
+    }
+    ready();
+    loop {
+        let sig = signals.wait().map_err(|e| format!("sigwait: {e}"))?;
+        match sig {
+            Signal::SIGCHLD => loop {
+                let (pid, how) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(pid, code)) => (pid, format!("exit status {code}")),
+                    Ok(WaitStatus::Signaled(pid, s, _)) => (pid, format!("killed by signal {s}")),
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => continue,
+                };
+                let Some(i) = children.iter().position(|(_, p)| *p == pid) else {
+                    continue;
+                };
+                let role = children.remove(i).0;
+                log.warning(
+                    "master",
+                    &format!("process {} pid {pid} {how}", role.name()),
+                );
+                // A child that dies at once must not spin the master.
+                std::thread::sleep(Duration::from_secs(1));
+                match spawn(role, false).and_then(|(pid, r)| {
+                    children.push((role, pid));
+                    wait_started(role, r)
+                }) {
+                    Ok(()) => {}
+                    Err(e) => log.warning("master", &format!("restart {}: {e}", role.name())),
+                }
+            },
+            Signal::SIGHUP => {
+                log.info("master", reload_line);
+                for (_, pid) in &children {
+                    let _ = kill(*pid, Signal::SIGHUP);
+                }
+            }
+            _ => {
+                log.info("master", &format!("terminating on signal {}", sig as i32));
+                stop_children(&children);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Stops the children and waits for them.
+fn stop_children(children: &[(Role, Pid)]) {
+    for (_, pid) in children {
+        let _ = kill(*pid, Signal::SIGTERM);
+    }
+    for (_, pid) in children {
+        let _ = waitpid(*pid, None);
+    }
+}
+
+/// The mail owner a root master hands the network-facing side to.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub name: String,
+    pub uid: nix::unistd::Uid,
+    pub gid: nix::unistd::Gid,
+}
+
+/// `mail_owner`, when this process runs as root (otherwise there is no
+/// privilege to give up and everything runs as the invoking user).
+pub fn mail_owner(cf: &rostfix_config::Config) -> Result<Option<Owner>, String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let name = cf.string("mail_owner").map_err(|e| e.to_string())?;
+    match nix::unistd::User::from_name(&name) {
+        Ok(Some(u)) if u.uid.is_root() => Err(format!(
+            "file {}/main.cf: parameter mail_owner: user {name} has privileged user ID",
+            cf.config_directory.display()
+        )),
+        Ok(Some(u)) => Ok(Some(Owner {
+            name,
+            uid: u.uid,
+            gid: u.gid,
+        })),
+        _ => Err(format!(
+            "file {}/main.cf: parameter mail_owner: unknown user name value: {name}",
+            cf.config_directory.display()
+        )),
+    }
+}
+
+/// Gives up root for good: groups, gid, then uid; and proves it.
+pub fn drop_privileges(owner: &Owner) -> Result<(), String> {
+    nix::unistd::setgroups(&[owner.gid]).map_err(|e| format!("setgroups: {e}"))?;
+    nix::unistd::setgid(owner.gid).map_err(|e| format!("setgid: {e}"))?;
+    nix::unistd::setuid(owner.uid).map_err(|e| format!("setuid: {e}"))?;
+    if nix::unistd::setuid(nix::unistd::Uid::from_raw(0)).is_ok() {
+        return Err("privileges were not dropped: setuid(0) succeeded".into());
+    }
+    Ok(())
+}
+
+/// Makes the queue directories the network-facing side writes its own.
+pub fn chown_queue(queue_directory: &std::path::Path, owner: &Owner) -> Result<(), String> {
+    for d in crate::cleanup::QUEUE_DIRS {
+        if *d == "pid" {
+            continue;
+        }
+        let path: PathBuf = queue_directory.join(d);
+        nix::unistd::chown(&path, Some(owner.uid), Some(owner.gid))
+            .map_err(|e| format!("chown {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
