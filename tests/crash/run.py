@@ -8,7 +8,10 @@ every acknowledged message is in the Maildir. Each message carries a unique
 Message-Id; the report counts acknowledged, delivered, lost and duplicates.
 Exit status 1 if anything acknowledged is lost.
 
-Usage: tests/crash/run.py [MESSAGES] [CLIENTS]   (defaults 2000, 20)
+Usage: tests/crash/run.py [MESSAGES] [CLIENTS] [VICTIM]
+  (defaults 2000, 20, all). VICTIM all kills the master's whole process
+  group and starts the mail system again; smtpd or qmgr kills only that
+  child, and the master must replace it by itself.
 """
 
 import os
@@ -101,9 +104,27 @@ def delivered_ids(tmp):
     return ids
 
 
+def child_pid(master, name):
+    """The pid of the master's child whose command name is `name`."""
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{p}/stat").read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == master and comm == name:
+            return int(p)
+    return None
+
+
 def main(argv):
     messages = int(argv[0]) if argv else 2000
     clients = int(argv[1]) if len(argv) > 1 else 20
+    victim = argv[2] if len(argv) > 2 else "all"
+    if victim not in ("all", "smtpd", "qmgr"):
+        print("victim: all, smtpd or qmgr")
+        return 2
     with tempfile.TemporaryDirectory(prefix="crash-") as tmp:
         port = free_port()
         etc = setup(tmp, port)
@@ -140,16 +161,26 @@ def main(argv):
         while len(acked) < target and time.time() < deadline:
             time.sleep(0.01)
         pid = master_pid(tmp)
-        if pid:
-            # The whole mail system: the master and its children (it leads
-            # its own process group).
-            os.killpg(pid, signal.SIGKILL)
-        killed_at = len(acked)
-        time.sleep(0.5)
-        r = postfix(etc, "start")
-        restarted = r.returncode == 0
-        if not restarted:
-            print("restart failed:", r.stderr.strip())
+        if victim == "all":
+            if pid:
+                # The whole mail system: the master and its children (it
+                # leads its own process group).
+                os.killpg(pid, signal.SIGKILL)
+            killed_at = len(acked)
+            time.sleep(0.5)
+            r = postfix(etc, "start")
+            restarted = r.returncode == 0
+            if not restarted:
+                print("restart failed:", r.stderr.strip())
+        else:
+            # One child; the master must start a new one by itself.
+            child = child_pid(pid, victim) if pid else None
+            restarted = child is not None
+            if child:
+                os.kill(child, signal.SIGKILL)
+            else:
+                print(f"no {victim} process under the master")
+            killed_at = len(acked)
         for t in threads:
             t.join(timeout=300)
         # Wait for the queue to drain.
@@ -168,7 +199,7 @@ def main(argv):
                 print(d, len(os.listdir(os.path.join(tmp, "spool", d))))
         lost = want - set(got)
         dups = len(got) - len(set(got))
-        print(f"crash test: {messages} messages, {clients} clients, killed after {killed_at} acknowledged; "
+        print(f"crash test: {messages} messages, {clients} clients, killed {victim} after {killed_at} acknowledged; "
               f"acknowledged {len(want)}, delivered {len(set(got))}, lost {len(lost)}, duplicates {dups}")
         if lost:
             print("lost:", sorted(lost)[:20])

@@ -117,6 +117,7 @@ pub fn supervise(
     ready: impl FnOnce(),
     body: &dyn Fn(Child<'_>) -> i32,
 ) -> Result<(), String> {
+    set_process_name("master");
     let signals = master_signals();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .map_err(|e| format!("sigprocmask: {e}"))?;
@@ -149,6 +150,7 @@ pub fn supervise(
                 if nix::unistd::getppid() == Pid::from_raw(1) {
                     std::process::exit(1);
                 }
+                set_process_name(role.name());
                 let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&signals), None);
                 let code = body(Child {
                     role,
@@ -231,6 +233,19 @@ pub fn supervise(
                 return Ok(());
             }
         }
+    }
+}
+
+/// The name `ps` and `top` show (the command name, as Postfix's
+/// processes are named `master`, `smtpd`, `qmgr`).
+pub fn set_process_name(name: &str) {
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return;
+    };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16
+    // bytes (longer ones are cut) that `name` keeps alive for the call.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr());
     }
 }
 
