@@ -49,6 +49,8 @@ pub struct Settings {
     pub minimal_backoff_time: u64,
     pub maximal_backoff_time: u64,
     pub queue_run_delay: u64,
+    /// How long smtpd waits for a client's next command or data.
+    pub smtpd_timeout: std::time::Duration,
     /// Messages qmgr delivers at once: virtual's destination concurrency
     /// limit (all virtual mailbox domains count as one destination until
     /// per-destination scheduling comes with outbound SMTP).
@@ -237,6 +239,9 @@ impl Settings {
             minimal_backoff_time: cf.time("minimal_backoff_time").map_err(e)?,
             maximal_backoff_time: cf.time("maximal_backoff_time").map_err(e)?,
             queue_run_delay: cf.time("queue_run_delay").map_err(e)?,
+            smtpd_timeout: std::time::Duration::from_secs(
+                cf.time("smtpd_timeout").map_err(e)?.max(1),
+            ),
             delivery_concurrency: transport_int(cf, "virtual", "destination_concurrency_limit")?
                 .max(1) as usize,
             order: OrderContext {

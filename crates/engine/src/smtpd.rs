@@ -173,15 +173,28 @@ async fn session(
             out.clear();
         }
         line.clear();
-        let read =
-            tokio::time::timeout(Duration::from_secs(300), read_line(&mut rd, &mut line)).await;
-        let Ok(Ok(true)) = read else {
-            log.info(
-                "smtpd",
-                &format!("lost connection after {last} from {client}"),
-            );
-            break;
-        };
+        let read = tokio::time::timeout(s.smtpd_timeout, read_line(&mut rd, &mut line)).await;
+        match read {
+            Err(_) => {
+                timed_out(&mut wr, s, log, &format!("{last} from {client}")).await;
+                break;
+            }
+            Ok(Ok(Line::Complete)) => {}
+            Ok(Ok(Line::TooLong)) => {
+                let shown: String = String::from_utf8_lossy(&line).chars().take(30).collect();
+                log.warning(
+                    "smtpd",
+                    &format!("{client}: request longer than {LINE_LIMIT}: {shown}..."),
+                );
+            }
+            Ok(Ok(Line::Eof) | Err(_)) => {
+                log.info(
+                    "smtpd",
+                    &format!("lost connection after {last} from {client}"),
+                );
+                break;
+            }
+        }
         let text = String::from_utf8_lossy(&line).into_owned();
         last = verb_of(&text);
         let mut event = session.command(&text);
@@ -266,8 +279,21 @@ async fn session(
                     let reply =
                         receive(&mut rd, &session, s, log, peer, &client_name, intake).await;
                     match reply {
-                        Some(r) => session.data_done(r),
-                        None => return session.summary(),
+                        Ok(r) => session.data_done(r),
+                        Err(Gone::Lost(n)) => {
+                            session.data_aborted();
+                            log.info(
+                                "smtpd",
+                                &format!("lost connection after DATA ({n} bytes) from {client}"),
+                            );
+                            return session.summary();
+                        }
+                        Err(Gone::Timeout(n)) => {
+                            session.data_aborted();
+                            let after = format!("DATA ({n} bytes) from {client}");
+                            timed_out(&mut wr, s, log, &after).await;
+                            return session.summary();
+                        }
                     }
                 }
             };
@@ -295,29 +321,78 @@ fn verb_of(line: &str) -> String {
     }
 }
 
+/// What [`read_line`] read.
+enum Line {
+    Complete,
+    /// Longer than LINE_LIMIT: cut there, the rest read and dropped.
+    TooLong,
+    Eof,
+}
+
+/// How a client left in the middle of DATA, and the bytes it had sent.
+enum Gone {
+    Lost(u64),
+    Timeout(u64),
+}
+
+/// smtpd_timeout ran out: Postfix's 421 and log line (`after` is what the
+/// client was doing, and who it is).
+async fn timed_out(wr: &mut tokio::net::tcp::OwnedWriteHalf, s: &Settings, log: &Log, after: &str) {
+    let reply = Reply::new(
+        421,
+        format!("4.4.2 {} Error: timeout exceeded", s.myhostname),
+    );
+    let mut out = Vec::new();
+    reply.write_to(&mut out);
+    let _ = wr.write_all(&out).await;
+    log.info("smtpd", &format!("timeout after {after}"));
+}
+
 /// Reads one line up to LF into `line` (without CRLF); longer lines are
-/// cut at LINE_LIMIT and the rest read and dropped. `false` at EOF.
+/// cut at LINE_LIMIT and the rest read and dropped.
 async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     rd: &mut R,
     line: &mut Vec<u8>,
-) -> std::io::Result<bool> {
+) -> std::io::Result<Line> {
+    // Bytes of the line so far, and whether the last one was CR.
+    let (mut seen, mut cr) = (0usize, false);
     loop {
         let buf = rd.fill_buf().await?;
         if buf.is_empty() {
-            return Ok(!line.is_empty());
+            return Ok(if line.is_empty() {
+                Line::Eof
+            } else {
+                Line::Complete
+            });
         }
         let (take, done) = match buf.iter().position(|&b| b == b'\n') {
             Some(i) => (i + 1, true),
             None => (buf.len(), false),
         };
+        // The byte before this chunk's end (or its LF) ends in CR?
+        let before_end = if done {
+            take.checked_sub(2)
+        } else {
+            take.checked_sub(1)
+        };
+        if let Some(i) = before_end {
+            cr = buf[i] == b'\r';
+        }
         let room = LINE_LIMIT.saturating_sub(line.len());
         line.extend_from_slice(&buf[..take.min(room)]);
         rd.consume(take);
+        seen += take;
         if done {
             while matches!(line.last(), Some(b'\n' | b'\r')) {
                 line.pop();
             }
-            return Ok(true);
+            // The limit counts the line without its CRLF.
+            let body = seen - 1 - usize::from(cr);
+            return Ok(if body > LINE_LIMIT {
+                Line::TooLong
+            } else {
+                Line::Complete
+            });
         }
     }
 }
@@ -332,8 +407,10 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
     peer: SocketAddr,
     client_name: &str,
     intake: &Intake,
-) -> Option<Reply> {
-    let tx = session.transaction()?;
+) -> Result<Reply, Gone> {
+    let Some(tx) = session.transaction() else {
+        return Err(Gone::Lost(0));
+    };
     let env = Envelope {
         client_name: client_name.to_string(),
         client_addr: peer.ip().to_string(),
@@ -356,8 +433,8 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
             log.warning("cleanup", &format!("queue file: {e}"));
             // Read to the end of the data, then refuse.
             let mut rx = DataReceiver::new(s.bare_newline, 0);
-            drain(rd, &mut rx).await?;
-            return Some(Reply::new(451, "4.3.0 Error: queue file write error"));
+            drain(rd, &mut rx, s).await?;
+            return Ok(Reply::new(451, "4.3.0 Error: queue file write error"));
         }
     };
     log.info(
@@ -374,14 +451,18 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
     let mut rx = DataReceiver::new(mode, s.session.message_size_limit);
     let mut content = Vec::with_capacity(64 * 1024);
     let mut failed = false;
+    let mut received = 0u64;
     loop {
-        let buf = rd.fill_buf().await.ok()?;
-        if buf.is_empty() {
-            cleanup.abandon();
-            return None;
-        }
+        let buf = match fill(rd, s, received).await {
+            Ok(buf) => buf,
+            Err(gone) => {
+                cleanup.abandon();
+                return Err(gone);
+            }
+        };
         let (used, ev) = rx.feed(buf, &mut content);
         rd.consume(used);
+        received += used as u64;
         // Hand whole lines to cleanup as they come.
         let mut start = 0;
         while let Some(nl) = content[start..].iter().position(|&b| b == b'\n') {
@@ -401,51 +482,64 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
             &format!("{}: queue file size limit exceeded", cleanup.id()),
         );
         cleanup.abandon();
-        return Some(text::message_file_too_big());
+        return Ok(text::message_file_too_big());
     }
     if mode == rostfix_smtp::data::BareNewline::Reject && rx.saw_bare_lf() {
         cleanup.abandon();
-        return Some(text::bare_lf(&s.myhostname));
+        return Ok(text::bare_lf(&s.myhostname));
     }
     if failed {
         cleanup.abandon();
-        return Some(Reply::new(451, "4.3.0 Error: queue file write error"));
+        return Ok(Reply::new(451, "4.3.0 Error: queue file write error"));
     }
     let id = cleanup.id().clone();
     // The durability rule: the file and its name are on disk before 250.
     let (s2, syncer) = (s.clone(), intake.syncer.clone());
     let done = tokio::task::spawn_blocking(move || cleanup.finish(&s2, &syncer))
         .await
-        .ok()?;
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
     match done {
         Ok((id, message_id, _size)) => {
             let mid = message_id.unwrap_or_else(|| "<>".to_string());
             log.info("cleanup", &format!("{id}: message-id={mid}"));
             let _ = intake.qmgr.send(id.to_string());
-            Some(text::queued(id.as_str()))
+            Ok(text::queued(id.as_str()))
         }
         Err(e) => {
             log.warning("cleanup", &format!("{id}: {e}"));
-            Some(Reply::new(451, "4.3.0 Error: queue file write error"))
+            Ok(Reply::new(451, "4.3.0 Error: queue file write error"))
         }
+    }
+}
+
+/// The next bytes of message data, within smtpd_timeout.
+async fn fill<'a, R: tokio::io::AsyncBufRead + Unpin>(
+    rd: &'a mut R,
+    s: &Settings,
+    received: u64,
+) -> Result<&'a [u8], Gone> {
+    match tokio::time::timeout(s.smtpd_timeout, rd.fill_buf()).await {
+        Err(_) => Err(Gone::Timeout(received)),
+        Ok(Ok(buf)) if !buf.is_empty() => Ok(buf),
+        Ok(_) => Err(Gone::Lost(received)),
     }
 }
 
 async fn drain<R: tokio::io::AsyncBufRead + Unpin>(
     rd: &mut R,
     rx: &mut DataReceiver,
-) -> Option<()> {
+    s: &Settings,
+) -> Result<(), Gone> {
     let mut sink = Vec::new();
+    let mut received = 0u64;
     loop {
-        let buf = rd.fill_buf().await.ok()?;
-        if buf.is_empty() {
-            return None;
-        }
+        let buf = fill(rd, s, received).await?;
         let (used, ev) = rx.feed(buf, &mut sink);
         rd.consume(used);
+        received += used as u64;
         sink.clear();
         if ev == DataEvent::Done {
-            return Some(());
+            return Ok(());
         }
     }
 }

@@ -471,6 +471,14 @@ impl Session {
 
     /// The message ended: `result` is the reply (250 queued, or a refusal).
     /// The transaction is over either way.
+    /// The client went away (or timed out) in the middle of the message
+    /// data: DATA counts as failed and the transaction is gone.
+    pub fn data_aborted(&mut self) {
+        self.pending = None;
+        self.tx = None;
+        self.counters.count("data", false);
+    }
+
     pub fn data_done(&mut self, result: Reply) -> Event {
         self.pending = None;
         self.tx = None;
