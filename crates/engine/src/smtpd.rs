@@ -163,6 +163,8 @@ async fn session(
     let mut line = Vec::with_capacity(256);
     // The last command, for "lost connection after X".
     let mut last = "CONNECT".to_string();
+    // A message arriving in BDAT chunks, between its chunks.
+    let mut chunked: Option<Chunked> = None;
     loop {
         // Replies to pipelined commands go out together, when the input
         // buffer runs dry (RFC 2920).
@@ -205,6 +207,14 @@ async fn session(
                     break;
                 }
                 Event::Close(r) => {
+                    if r.code == 521 && last == "BDAT" {
+                        log.warning(
+                            "smtpd",
+                            &format!(
+                                "NOQUEUE: malformed BDAT command syntax from {client}: {text}"
+                            ),
+                        );
+                    }
                     r.write_to(&mut out);
                     let _ = wr.write_all(&out).await;
                     return session.summary();
@@ -270,6 +280,89 @@ async fn session(
                         }
                     }
                 }
+                Event::Bdat { size, last } => {
+                    if chunked.is_none() {
+                        let cleanup = start_message(&session, s, log, peer, &client_name).await;
+                        chunked = Some(Chunked {
+                            failed: cleanup.is_none(),
+                            cleanup,
+                            partial: Vec::new(),
+                            total: 0,
+                        });
+                    }
+                    let Some(msg) = chunked.as_mut() else {
+                        unreachable!("made above")
+                    };
+                    if let Err(gone) = bdat_chunk(&mut rd, s, msg, size).await {
+                        drop(chunked.take());
+                        session.data_aborted();
+                        match gone {
+                            Gone::Lost(n) => log.info(
+                                "smtpd",
+                                &format!("lost connection after BDAT ({n} bytes) from {client}"),
+                            ),
+                            Gone::Timeout(n) => {
+                                let after = format!("BDAT ({n} bytes) from {client}");
+                                timed_out(&mut wr, s, log, &after).await;
+                            }
+                        }
+                        return session.summary();
+                    }
+                    let limit = s.session.message_size_limit;
+                    let too_big = limit > 0 && msg.total > limit;
+                    if too_big || msg.failed || last {
+                        let Some(mut msg) = chunked.take() else {
+                            unreachable!("checked above")
+                        };
+                        let result = match msg.cleanup.take() {
+                            Some(c) if too_big => {
+                                c.abandon();
+                                Err(text::message_file_too_big())
+                            }
+                            Some(mut c) if !msg.failed => {
+                                // A message not ended by CRLF gets one.
+                                if !msg.partial.is_empty() {
+                                    msg.total += 2;
+                                    if c.line(s, &msg.partial).is_err() {
+                                        msg.failed = true;
+                                    }
+                                }
+                                if msg.failed {
+                                    c.abandon();
+                                    Err(Reply::new(451, "4.3.0 Error: queue file write error"))
+                                } else {
+                                    commit(c, s, log, intake).await.map(|id| {
+                                        Reply::new(
+                                            250,
+                                            format!("2.0.0 Ok: {} bytes queued as {id}", msg.total),
+                                        )
+                                    })
+                                }
+                            }
+                            other => {
+                                if let Some(c) = other {
+                                    c.abandon();
+                                }
+                                Err(Reply::new(451, "4.3.0 Error: queue file write error"))
+                            }
+                        };
+                        session.bdat_done(last, result)
+                    } else {
+                        let reply = Reply::new(250, format!("2.0.0 Ok: {} bytes", msg.total));
+                        session.bdat_done(false, Ok(reply))
+                    }
+                }
+                Event::BdatDiscard { size, reply } => {
+                    if discard(&mut rd, s, size).await.is_err() {
+                        log.info(
+                            "smtpd",
+                            &format!("lost connection after BDAT from {client}"),
+                        );
+                        return session.summary();
+                    }
+                    reply.write_to(&mut out);
+                    break;
+                }
                 Event::StartData(r) => {
                     r.write_to(&mut out);
                     if wr.write_all(&out).await.is_err() {
@@ -297,6 +390,10 @@ async fn session(
                     }
                 }
             };
+        }
+        // RSET, HELO or EHLO ended a BDAT transfer: its message goes.
+        if chunked.is_some() && !session.in_bdat() {
+            chunked = None;
         }
     }
     session.summary()
@@ -408,39 +505,15 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
     client_name: &str,
     intake: &Intake,
 ) -> Result<Reply, Gone> {
-    let Some(tx) = session.transaction() else {
-        return Err(Gone::Lost(0));
-    };
-    let env = Envelope {
-        client_name: client_name.to_string(),
-        client_addr: peer.ip().to_string(),
-        helo: session.helo_name().map(str::to_string),
-        esmtp: session.is_esmtp(),
-        sender: tx.from.clone(),
-        recipients: tx.recipients.iter().map(|(r, _)| r.clone()).collect(),
-        // local_header_rewrite_clients = permit_inet_interfaces
-        rewrite_headers: s.inet_interface_addrs.contains(&peer.ip()),
-    };
-    // File system calls run off the threads that serve sessions: one that
-    // waits for the journal (while a group commit runs) must stall only
-    // its own session.
-    let s2 = s.clone();
-    let started = tokio::task::spawn_blocking(move || Cleanup::start(&s2, &env)).await;
-    let started = started.unwrap_or_else(|e| Err(std::io::Error::other(e)));
-    let mut cleanup = match started {
-        Ok(c) => c,
-        Err(e) => {
-            log.warning("cleanup", &format!("queue file: {e}"));
+    let mut cleanup = match start_message(session, s, log, peer, client_name).await {
+        Some(c) => c,
+        None => {
             // Read to the end of the data, then refuse.
             let mut rx = DataReceiver::new(s.bare_newline, 0);
             drain(rd, &mut rx, s).await?;
             return Ok(Reply::new(451, "4.3.0 Error: queue file write error"));
         }
     };
-    log.info(
-        "smtpd",
-        &format!("{}: client={client_name}[{}]", cleanup.id(), peer.ip()),
-    );
     // smtpd_forbid_bare_newline_exclusions (default $mynetworks) keep the
     // old behaviour for trusted clients.
     let mode = if s.in_mynetworks(peer.ip()) {
@@ -492,8 +565,61 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
         cleanup.abandon();
         return Ok(Reply::new(451, "4.3.0 Error: queue file write error"));
     }
+    Ok(match commit(cleanup, s, log, intake).await {
+        Ok(id) => text::queued(id.as_str()),
+        Err(reply) => reply,
+    })
+}
+
+/// Starts the queue file of the current transaction (cleanup) and logs
+/// `ID: client=`; `None` (logged) when the queue cannot take it.
+async fn start_message(
+    session: &Session,
+    s: &Arc<Settings>,
+    log: &Log,
+    peer: SocketAddr,
+    client_name: &str,
+) -> Option<Cleanup> {
+    let tx = session.transaction()?;
+    let env = Envelope {
+        client_name: client_name.to_string(),
+        client_addr: peer.ip().to_string(),
+        helo: session.helo_name().map(str::to_string),
+        esmtp: session.is_esmtp(),
+        sender: tx.from.clone(),
+        recipients: tx.recipients.iter().map(|(r, _)| r.clone()).collect(),
+        // local_header_rewrite_clients = permit_inet_interfaces
+        rewrite_headers: s.inet_interface_addrs.contains(&peer.ip()),
+    };
+    // File system calls run off the threads that serve sessions: one that
+    // waits for the journal (while a group commit runs) must stall only
+    // its own session.
+    let s2 = s.clone();
+    let started = tokio::task::spawn_blocking(move || Cleanup::start(&s2, &env)).await;
+    match started.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
+        Ok(c) => {
+            log.info(
+                "smtpd",
+                &format!("{}: client={client_name}[{}]", c.id(), peer.ip()),
+            );
+            Some(c)
+        }
+        Err(e) => {
+            log.warning("cleanup", &format!("queue file: {e}"));
+            None
+        }
+    }
+}
+
+/// Ends the message and waits for the group commit (the durability rule:
+/// the file and its name are on disk before 250); tells qmgr.
+async fn commit(
+    cleanup: Cleanup,
+    s: &Arc<Settings>,
+    log: &Log,
+    intake: &Intake,
+) -> Result<rostfix_queue::QueueId, Reply> {
     let id = cleanup.id().clone();
-    // The durability rule: the file and its name are on disk before 250.
     let (s2, syncer) = (s.clone(), intake.syncer.clone());
     let done = tokio::task::spawn_blocking(move || cleanup.finish(&s2, &syncer))
         .await
@@ -503,13 +629,83 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
             let mid = message_id.unwrap_or_else(|| "<>".to_string());
             log.info("cleanup", &format!("{id}: message-id={mid}"));
             let _ = intake.qmgr.send(id.to_string());
-            Ok(text::queued(id.as_str()))
+            Ok(id)
         }
         Err(e) => {
             log.warning("cleanup", &format!("{id}: {e}"));
-            Ok(Reply::new(451, "4.3.0 Error: queue file write error"))
+            Err(Reply::new(451, "4.3.0 Error: queue file write error"))
         }
     }
+}
+
+/// A message arriving in BDAT chunks: the queue file, the line not yet
+/// ended, and the bytes so far.
+struct Chunked {
+    cleanup: Option<Cleanup>,
+    partial: Vec<u8>,
+    total: u64,
+    failed: bool,
+}
+
+impl Drop for Chunked {
+    /// A transfer that ends without LAST (RSET, QUIT, a lost client)
+    /// leaves no half-written queue file behind.
+    fn drop(&mut self) {
+        if let Some(c) = self.cleanup.take() {
+            c.abandon();
+        }
+    }
+}
+
+/// Reads one BDAT chunk of `size` bytes into `msg` (lines end at LF; a CR
+/// before it is dropped, as the queue keeps lines).
+async fn bdat_chunk<R: tokio::io::AsyncBufRead + Unpin>(
+    rd: &mut R,
+    s: &Settings,
+    msg: &mut Chunked,
+    size: u64,
+) -> Result<(), Gone> {
+    let mut left = size;
+    while left > 0 {
+        let buf = fill(rd, s, size - left).await?;
+        let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let mut rest = &buf[..take];
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            msg.partial.extend_from_slice(&rest[..nl]);
+            if msg.partial.last() == Some(&b'\r') {
+                msg.partial.pop();
+            }
+            if let Some(c) = &mut msg.cleanup
+                && !msg.failed
+                && c.line(s, &msg.partial).is_err()
+            {
+                msg.failed = true;
+            }
+            msg.partial.clear();
+            rest = &rest[nl + 1..];
+        }
+        msg.partial.extend_from_slice(rest);
+        rd.consume(take);
+        left -= take as u64;
+    }
+    msg.total += size;
+    Ok(())
+}
+
+/// Reads and drops `size` bytes.
+async fn discard<R: tokio::io::AsyncBufRead + Unpin>(
+    rd: &mut R,
+    s: &Settings,
+    size: u64,
+) -> Result<(), Gone> {
+    let mut left = size;
+    while left > 0 {
+        let buf = fill(rd, s, size - left).await?;
+        let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        rd.consume(take);
+        left -= take as u64;
+    }
+    Ok(())
 }
 
 /// The next bytes of message data, within smtpd_timeout.

@@ -135,6 +135,23 @@ pub enum Event {
     Vrfy(String),
     /// Send this reply and close the connection.
     Close(Reply),
+    /// Read a BDAT chunk of `size` bytes into the message (the first
+    /// chunk starts it), then call `bdat_done`.
+    Bdat { size: u64, last: bool },
+    /// Read a BDAT chunk of `size` bytes and throw it away, then send
+    /// this reply.
+    BdatDiscard { size: u64, reply: Reply },
+}
+
+/// Where a CHUNKING transfer stands (RFC 3030).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bdat {
+    None,
+    /// Chunks are being received.
+    Open,
+    /// A chunk was refused: chunks are thrown away until LAST or RSET,
+    /// and MAIL and DATA are out of order.
+    Failed,
 }
 
 /// The accepted parts of the current transaction.
@@ -206,6 +223,7 @@ pub struct Session {
     counters: Counters,
     /// The command whose outcome the driver is deciding.
     pending: Option<&'static str>,
+    bdat: Bdat,
 }
 
 impl Session {
@@ -218,6 +236,7 @@ impl Session {
             errors: 0,
             counters: Counters::default(),
             pending: None,
+            bdat: Bdat::None,
         }
     }
 
@@ -281,6 +300,7 @@ impl Session {
                 self.helo = Some(name);
                 self.esmtp = false;
                 self.tx = None;
+                self.bdat = Bdat::None;
                 let r = Reply::new(250, self.cfg.myhostname.clone());
                 self.answer("helo", r)
             }
@@ -288,12 +308,16 @@ impl Session {
                 self.helo = Some(name);
                 self.esmtp = true;
                 self.tx = None;
+                self.bdat = Bdat::None;
                 let r = Reply::multi(250, self.ehlo_lines());
                 self.answer("ehlo", r)
             }
             Command::Mail { from, params } => {
                 if self.cfg.helo_required && self.helo.is_none() {
                     return self.answer("mail", text::need_helo());
+                }
+                if self.bdat != Bdat::None {
+                    return self.answer("mail", Reply::new(503, "5.5.1 Error: MAIL after BDAT"));
                 }
                 if self.tx.is_some() {
                     return self.answer("mail", text::nested_mail());
@@ -313,6 +337,9 @@ impl Session {
                 self.pending = Some("rcpt");
                 Event::CheckRcpt { to, params }
             }
+            Command::Data if self.bdat != Bdat::None => {
+                self.answer("data", Reply::new(503, "5.5.1 Error: DATA after BDAT"))
+            }
             Command::Data => match &self.tx {
                 None => self.answer("data", text::need_rcpt()),
                 Some(tx) if tx.recipients.is_empty() => {
@@ -325,6 +352,7 @@ impl Session {
             },
             Command::Rset => {
                 self.tx = None;
+                self.bdat = Bdat::None;
                 self.answer("rset", text::ok())
             }
             Command::Noop => self.answer("noop", text::ok()),
@@ -353,11 +381,42 @@ impl Session {
                     Reply::new(459, format!("<{domain}>: service unavailable")),
                 )
             }
-            Command::Bdat { .. }
-            | Command::Starttls
-            | Command::Auth(_)
-            | Command::Help
-            | Command::Expn(_) => {
+            Command::Bdat { size, last } => {
+                let ready = self.tx.as_ref().is_some_and(|t| !t.recipients.is_empty());
+                match self.bdat {
+                    Bdat::Failed => {
+                        if last {
+                            self.bdat = Bdat::None;
+                        }
+                        let reply = Reply::new(
+                            551,
+                            format!("5.0.0 Discarded {size} bytes after earlier error"),
+                        );
+                        match self.answer("bdat", reply) {
+                            Event::Reply(reply) => Event::BdatDiscard { size, reply },
+                            close => close,
+                        }
+                    }
+                    _ if !ready => {
+                        self.bdat = if last { Bdat::None } else { Bdat::Failed };
+                        let reply = if self.tx.is_none() {
+                            text::need_rcpt()
+                        } else {
+                            text::no_valid_recipients()
+                        };
+                        match self.answer("bdat", reply) {
+                            Event::Reply(reply) => Event::BdatDiscard { size, reply },
+                            close => close,
+                        }
+                    }
+                    _ => {
+                        self.bdat = Bdat::Open;
+                        self.pending = Some("bdat");
+                        Event::Bdat { size, last }
+                    }
+                }
+            }
+            Command::Starttls | Command::Auth(_) | Command::Help | Command::Expn(_) => {
                 // Not offered yet: Postfix answers these only when enabled.
                 self.answer("unknown", text::not_recognized())
             }
@@ -377,6 +436,12 @@ impl Session {
             CommandError::Syntax("MAIL") => ("mail", text::syntax("MAIL FROM:<address>")),
             CommandError::Syntax("RCPT") => ("rcpt", text::syntax("RCPT TO:<address>")),
             CommandError::Syntax("ETRN") => ("etrn", Reply::new(500, "Syntax: ETRN domain")),
+            // The chunk's end is unknowable: nothing after it can be read
+            // as a command.
+            CommandError::Syntax("BDAT") => {
+                self.counters.count("bdat", false);
+                return Event::Close(Reply::new(521, "5.5.4 Syntax: BDAT count [LAST]"));
+            }
             CommandError::Syntax(verb) => (lower(verb), text::syntax(verb)),
             CommandError::Address {
                 verb: "MAIL",
@@ -469,16 +534,43 @@ impl Session {
         self.answer(name, reply)
     }
 
-    /// The message ended: `result` is the reply (250 queued, or a refusal).
-    /// The transaction is over either way.
-    /// The client went away (or timed out) in the middle of the message
-    /// data: DATA counts as failed and the transaction is gone.
-    pub fn data_aborted(&mut self) {
-        self.pending = None;
-        self.tx = None;
-        self.counters.count("data", false);
+    /// Whether a BDAT transfer is under way (its message open).
+    pub fn in_bdat(&self) -> bool {
+        self.bdat == Bdat::Open
     }
 
+    /// The client went away (or timed out) in the middle of the message
+    /// data: DATA (or BDAT) counts as failed and the transaction is gone.
+    pub fn data_aborted(&mut self) {
+        let name = self.pending.take().unwrap_or("data");
+        self.tx = None;
+        self.bdat = Bdat::None;
+        self.counters.count(name, false);
+    }
+
+    /// A BDAT chunk was received: `Ok(reply)` to go on (a non-LAST chunk
+    /// kept, or the message queued by a LAST one), `Err(reply)` when it
+    /// was refused (the transfer fails until LAST or RSET).
+    pub fn bdat_done(&mut self, last: bool, result: Result<Reply, Reply>) -> Event {
+        self.pending = None;
+        match result {
+            Ok(reply) => {
+                if last {
+                    self.tx = None;
+                    self.bdat = Bdat::None;
+                }
+                self.answer("bdat", reply)
+            }
+            Err(reply) => {
+                self.tx = None;
+                self.bdat = if last { Bdat::None } else { Bdat::Failed };
+                self.answer("bdat", reply)
+            }
+        }
+    }
+
+    /// The message ended: `result` is the reply (250 queued, or a refusal).
+    /// The transaction is over either way.
     pub fn data_done(&mut self, result: Reply) -> Event {
         self.pending = None;
         self.tx = None;
@@ -539,7 +631,40 @@ mod tests {
                 Event::Reply(r) => r,
                 other => panic!("{other:?}"),
             },
+            Event::Bdat { last, .. } => match s.bdat_done(last, Ok(Reply::new(250, "2.0.0 Ok"))) {
+                Event::Reply(r) => r,
+                other => panic!("{other:?}"),
+            },
+            Event::BdatDiscard { reply, .. } => reply,
         }
+    }
+
+    #[test]
+    fn bdat_out_of_order_sticks_until_rset() {
+        let mut s = Session::new(cfg());
+        run(&mut s, "EHLO client.example");
+        assert_eq!(
+            run(&mut s, "BDAT 5").to_string(),
+            "503 5.5.1 Error: need RCPT command\r\n"
+        );
+        assert_eq!(
+            run(&mut s, "MAIL FROM:<a@b.example>").to_string(),
+            "503 5.5.1 Error: MAIL after BDAT\r\n"
+        );
+        assert_eq!(
+            run(&mut s, "BDAT 7").to_string(),
+            "551 5.0.0 Discarded 7 bytes after earlier error\r\n"
+        );
+        assert_eq!(
+            run(&mut s, "DATA").to_string(),
+            "503 5.5.1 Error: DATA after BDAT\r\n"
+        );
+        run(&mut s, "RSET");
+        assert_eq!(run(&mut s, "MAIL FROM:<a@b.example>").code, 250);
+        assert_eq!(run(&mut s, "RCPT TO:<c@d.example>").code, 250);
+        assert_eq!(run(&mut s, "BDAT 3 LAST").code, 250);
+        assert!(s.transaction().is_none(), "LAST ends the transaction");
+        assert!(matches!(s.command("BDAT 5 FOO"), Event::Close(r) if r.code == 521));
     }
 
     fn lines(r: &Reply) -> String {
