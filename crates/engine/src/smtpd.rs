@@ -144,7 +144,7 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
 }
 
 async fn session(
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     s: &Arc<Settings>,
     log: &Log,
@@ -153,11 +153,19 @@ async fn session(
     // Replies are already gathered into one write per batch of pipelined
     // commands; Nagle's algorithm would only hold them back.
     let _ = stream.set_nodelay(true);
+    // The greeting goes out at once; input already waiting right after
+    // it was sent before it (a client that did not wait: on any real
+    // network its answer takes a round trip longer than this check).
+    let mut session = Session::new(s.session.clone());
+    let mut greeting = Vec::with_capacity(128);
+    session.greeting().write_to(&mut greeting);
+    if stream.write_all(&greeting).await.is_err() {
+        return session.summary();
+    }
+    let talked_first = unread_bytes(&stream) > 0;
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(16 * 1024, rd);
-    let mut session = Session::new(s.session.clone());
     let mut out: Vec<u8> = Vec::with_capacity(1024);
-    session.greeting().write_to(&mut out);
     let client_name = "unknown".to_string();
     let client = format!("{client_name}[{}]", peer.ip());
     let mut line = Vec::with_capacity(256);
@@ -165,6 +173,19 @@ async fn session(
     let mut last = "CONNECT".to_string();
     // A message arriving in BDAT chunks, between its chunks.
     let mut chunked: Option<Chunked> = None;
+    // "improper command pipelining" was logged.
+    let mut improper = false;
+    if talked_first {
+        let _ = rd.fill_buf().await;
+        improper = true;
+        log.info(
+            "smtpd",
+            &format!(
+                "improper command pipelining after CONNECT from {client}: {}",
+                escape(&rd.buffer()[..rd.buffer().len().min(100)])
+            ),
+        );
+    }
     loop {
         // Replies to pipelined commands go out together, when the input
         // buffer runs dry (RFC 2920).
@@ -199,6 +220,18 @@ async fn session(
         }
         let text = String::from_utf8_lossy(&line).into_owned();
         last = verb_of(&text);
+        // A client that sends more after a command it must wait on (one
+        // that ends a pipelined group, RFC 2920) is logged, once.
+        if !improper && ENDS_GROUP.contains(&last.as_str()) && !rd.buffer().is_empty() {
+            improper = true;
+            log.info(
+                "smtpd",
+                &format!(
+                    "improper command pipelining after {last} from {client}: {}",
+                    escape(&rd.buffer()[..rd.buffer().len().min(100)])
+                ),
+            );
+        }
         let mut event = session.command(&text);
         loop {
             event = match event {
@@ -397,6 +430,40 @@ async fn session(
         }
     }
     session.summary()
+}
+
+/// Bytes the kernel holds for `stream` that nobody has read yet.
+fn unread_bytes(stream: &TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which points
+    // at `n`, alive for the call; the descriptor is the open socket.
+    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if rc == 0 {
+        usize::try_from(n).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+/// Commands after which a client must wait for the reply before it sends
+/// more (the last of a pipelined group, as Postfix counts them).
+const ENDS_GROUP: &[&str] = &["HELO", "EHLO", "STARTTLS", "DATA", "NOOP", "VRFY"];
+
+/// Bytes as C-style escapes, the way Postfix logs client input.
+fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for &b in bytes {
+        match b {
+            b'\r' => out.push_str("\\r"),
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            other => out.push_str(&format!("\\{other:03o}")),
+        }
+    }
+    out
 }
 
 /// The verb of a command line as Postfix names it in log lines: known verbs
