@@ -51,6 +51,8 @@ pub struct Settings {
     pub queue_run_delay: u64,
     /// How long smtpd waits for a client's next command or data.
     pub smtpd_timeout: std::time::Duration,
+    /// How long each reply waits once a client passed the soft error limit.
+    pub smtpd_error_sleep_time: std::time::Duration,
     /// Messages qmgr delivers at once: virtual's destination concurrency
     /// limit (all virtual mailbox domains count as one destination until
     /// per-destination scheduling comes with outbound SMTP).
@@ -205,6 +207,7 @@ impl Settings {
             strict_rfc821: cf.bool("strict_rfc821_envelopes").map_err(e)?,
             soft_error_limit: cf.int("smtpd_soft_error_limit").map_err(e)?.max(0) as u32,
             hard_error_limit: cf.int("smtpd_hard_error_limit").map_err(e)?.max(1) as u32,
+            junk_command_limit: cf.int("smtpd_junk_command_limit").map_err(e)?.max(0) as u32,
         };
         let bare = cf.string("smtpd_forbid_bare_newline").map_err(e)?;
         let bare_newline = BareNewline::parse(&bare)
@@ -241,6 +244,9 @@ impl Settings {
             queue_run_delay: cf.time("queue_run_delay").map_err(e)?,
             smtpd_timeout: std::time::Duration::from_secs(
                 cf.time("smtpd_timeout").map_err(e)?.max(1),
+            ),
+            smtpd_error_sleep_time: std::time::Duration::from_secs(
+                cf.time("smtpd_error_sleep_time").map_err(e)?,
             ),
             delivery_concurrency: transport_int(cf, "virtual", "destination_concurrency_limit")?
                 .max(1) as usize,

@@ -236,6 +236,10 @@ async fn session(
         loop {
             event = match event {
                 Event::Reply(r) => {
+                    // Tarpit a client that keeps making errors.
+                    if session.should_sleep() {
+                        tokio::time::sleep(s.smtpd_error_sleep_time).await;
+                    }
                     r.write_to(&mut out);
                     break;
                 }
@@ -423,6 +427,15 @@ async fn session(
                     }
                 }
             };
+        }
+        if let Some(r) = session.too_many_errors() {
+            r.write_to(&mut out);
+            let _ = wr.write_all(&out).await;
+            log.info(
+                "smtpd",
+                &format!("too many errors after {last} from {client}"),
+            );
+            return session.summary();
         }
         // RSET, HELO or EHLO ended a BDAT transfer: its message goes.
         if chunked.is_some() && !session.in_bdat() {

@@ -24,6 +24,8 @@ pub struct SessionConfig {
     pub strict_rfc821: bool,
     pub soft_error_limit: u32,
     pub hard_error_limit: u32,
+    /// NOOP, VRFY, ETRN and RSET allowed before each counts as an error.
+    pub junk_command_limit: u32,
 }
 
 /// The reply texts, one place each.
@@ -224,6 +226,8 @@ pub struct Session {
     /// The command whose outcome the driver is deciding.
     pending: Option<&'static str>,
     bdat: Bdat,
+    /// Junk commands so far (reset when a message is accepted).
+    junk: u32,
 }
 
 impl Session {
@@ -237,6 +241,7 @@ impl Session {
             counters: Counters::default(),
             pending: None,
             bdat: Bdat::None,
+            junk: 0,
         }
     }
 
@@ -263,8 +268,10 @@ impl Session {
         self.errors
     }
 
+    /// Replies wait smtpd_error_sleep_time while the client has made more
+    /// than smtpd_soft_error_limit errors (and fewer than the hard limit).
     pub fn should_sleep(&self) -> bool {
-        self.errors > self.cfg.soft_error_limit
+        self.errors > self.cfg.soft_error_limit && self.errors < self.cfg.hard_error_limit
     }
 
     /// `ehlo=1 mail=1 ... commands=N` for the disconnect log line.
@@ -272,18 +279,31 @@ impl Session {
         self.counters.summary()
     }
 
-    /// Counts a reply: 4xx/5xx are errors; past the hard limit the session
-    /// ends with 421.
+    /// Counts a reply: 4xx/5xx are errors (see [`Session::too_many_errors`]).
     fn answer(&mut self, name: &'static str, reply: Reply) -> Event {
         let failed = reply.code >= 400;
         self.counters.count(name, !failed);
         if failed {
             self.errors += 1;
-            if self.errors >= self.cfg.hard_error_limit {
-                return Event::Close(text::too_many_errors(&self.cfg.myhostname));
-            }
         }
         Event::Reply(reply)
+    }
+
+    /// A NOOP, VRFY, ETRN or RSET: past smtpd_junk_command_limit each one
+    /// is also an error.
+    fn junk(&mut self) {
+        self.junk += 1;
+        if self.junk > self.cfg.junk_command_limit {
+            self.errors += 1;
+        }
+    }
+
+    /// The 421 to send instead of reading another command, once the errors
+    /// reach smtpd_hard_error_limit (the reply to the last one has gone
+    /// out already).
+    pub fn too_many_errors(&self) -> Option<Reply> {
+        (self.errors >= self.cfg.hard_error_limit)
+            .then(|| text::too_many_errors(&self.cfg.myhostname))
     }
 
     /// Handles one command line (without CRLF).
@@ -292,6 +312,12 @@ impl Session {
             Ok(c) => c,
             Err(e) => return self.parse_error(e),
         };
+        if matches!(
+            cmd,
+            Command::Rset | Command::Noop | Command::Vrfy(_) | Command::Etrn(_)
+        ) {
+            self.junk();
+        }
         match cmd {
             Command::Helo(name) | Command::Ehlo(name) if name.is_empty() => {
                 unreachable_syntax(self)
@@ -558,6 +584,7 @@ impl Session {
                 if last {
                     self.tx = None;
                     self.bdat = Bdat::None;
+                    self.accepted(&reply);
                 }
                 self.answer("bdat", reply)
             }
@@ -574,7 +601,17 @@ impl Session {
     pub fn data_done(&mut self, result: Reply) -> Event {
         self.pending = None;
         self.tx = None;
+        self.accepted(&result);
         self.answer("data", result)
+    }
+
+    /// A message was accepted: the client starts over with a clean slate
+    /// of errors and junk commands, as with Postfix.
+    fn accepted(&mut self, result: &Reply) {
+        if result.code == 250 {
+            self.errors = 0;
+            self.junk = 0;
+        }
     }
 }
 
@@ -612,6 +649,7 @@ mod tests {
             strict_rfc821: false,
             soft_error_limit: 10,
             hard_error_limit: 20,
+            junk_command_limit: 100,
         }
     }
 
@@ -757,16 +795,44 @@ mod tests {
     }
 
     #[test]
+    fn junk_commands_count_as_errors_past_the_limit_and_mail_resets_them() {
+        let mut s = Session::new(SessionConfig {
+            junk_command_limit: 2,
+            hard_error_limit: 3,
+            soft_error_limit: 1,
+            ..cfg()
+        });
+        run(&mut s, "EHLO client.example");
+        for _ in 0..4 {
+            assert_eq!(run(&mut s, "NOOP").code, 250);
+        }
+        assert!(s.should_sleep(), "two errors: past the soft limit of 1");
+        assert_eq!(s.too_many_errors(), None);
+        run(&mut s, "MAIL FROM:<a@b.example>");
+        run(&mut s, "RCPT TO:<c@d.example>");
+        s.data_done(Reply::new(250, "2.0.0 Ok: queued as ABC"));
+        assert!(!s.should_sleep(), "an accepted message clears the errors");
+        for _ in 0..4 {
+            run(&mut s, "NOOP");
+        }
+        assert_eq!(s.too_many_errors(), None, "and the junk count");
+        run(&mut s, "NOOP");
+        assert!(s.too_many_errors().is_some());
+    }
+
+    #[test]
     fn hard_error_limit_closes_with_421() {
         let mut s = Session::new(SessionConfig {
             hard_error_limit: 3,
             ..cfg()
         });
-        assert!(matches!(s.command("FOO"), Event::Reply(_)));
-        assert!(matches!(s.command("FOO"), Event::Reply(_)));
+        for _ in 0..3 {
+            assert_eq!(s.too_many_errors(), None);
+            assert!(matches!(s.command("FOO"), Event::Reply(r) if r.code == 500));
+        }
         assert_eq!(
-            s.command("FOO"),
-            Event::Close(text::too_many_errors("mail.example.test"))
+            s.too_many_errors(),
+            Some(text::too_many_errors("mail.example.test"))
         );
     }
 }
