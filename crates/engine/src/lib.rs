@@ -148,7 +148,7 @@ struct Plan {
     foreground: bool,
     owner: Option<master::Owner>,
     /// smtpd services: their configuration view and listening sockets.
-    services: Vec<(Config, Vec<std::net::TcpListener>)>,
+    services: Vec<(Config, Vec<(SocketAddr, std::net::TcpListener)>)>,
     /// Complete queue files found at start, for qmgr's first run.
     recovered: Vec<PathBuf>,
 }
@@ -175,6 +175,129 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Reads the configuration and binds the smtpd services' sockets;
+    /// those `old` already has for the same address are kept (a reload
+    /// does not close a listening socket that stays).
+    fn load(
+        config_dir: Option<&Path>,
+        foreground: bool,
+        old: Option<&Plan>,
+    ) -> Result<Plan, String> {
+        let cf = Config::load(config_dir).map_err(|e| e.to_string())?;
+        let text = |name: &str| cf.string(name).map_err(|e| e.to_string());
+        let queue_directory = PathBuf::from(text("queue_directory")?);
+        if let Some(old) = old
+            && old.queue_directory != queue_directory
+        {
+            return Err("queue_directory changed: stop and start the mail system".into());
+        }
+        let maillog_file = Some(text("maillog_file")?)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let owner = master::mail_owner(&cf)?;
+        let master_cf = cf
+            .master
+            .as_ref()
+            .ok_or("open master.cf: No such file or directory")?;
+        let mut services = Vec::new();
+        for svc in &master_cf.services {
+            if svc.kind == ServiceType::Inet && svc.command == "smtpd" {
+                let view = cf.for_service(svc);
+                let mut socks = Vec::new();
+                for addr in bind_addresses(&view, &svc.name)? {
+                    let kept = old.and_then(|o| {
+                        o.services
+                            .iter()
+                            .flat_map(|(_, socks)| socks)
+                            .find(|(a, _)| *a == addr)
+                    });
+                    let sock = match kept {
+                        Some((_, s)) => s.try_clone().map_err(|e| format!("{addr}: {e}"))?,
+                        None => listen(addr).map_err(|e| format!("bind {addr}: {e}"))?,
+                    };
+                    socks.push((addr, sock));
+                }
+                services.push((view, socks));
+            }
+        }
+        Ok(Plan {
+            syslog_name: text("syslog_name")?,
+            myhostname: text("myhostname")?,
+            maillog_file,
+            foreground,
+            owner,
+            services,
+            recovered: Vec::new(),
+            queue_directory,
+            cf,
+        })
+    }
+
+    /// `configuration DIR`, as the master's log lines say it.
+    fn configuration(&self) -> String {
+        format!(
+            "version {}, configuration {}",
+            env!("CARGO_PKG_VERSION"),
+            self.cf.config_directory.display()
+        )
+    }
+}
+
+/// The master's view of the mail system: the current plan, and where the
+/// configuration comes from (for reload).
+struct System {
+    plan: Plan,
+    config_dir: Option<PathBuf>,
+}
+
+impl master::Supervised for System {
+    fn keep(&self) -> Vec<std::os::fd::RawFd> {
+        self.plan
+            .services
+            .iter()
+            .flat_map(|(_, socks)| socks.iter().map(|(_, s)| s.as_raw_fd()))
+            .collect()
+    }
+
+    fn child(&self, mut child: Child<'_>) -> i32 {
+        let outcome = match child.role {
+            Role::Smtpd => smtpd_process(&self.plan, &mut child),
+            Role::Qmgr => qmgr_process(&self.plan, &mut child),
+        };
+        match outcome {
+            Ok(()) => 0,
+            Err(e) => {
+                child.started(Err(e));
+                1
+            }
+        }
+    }
+
+    fn reload(&mut self) -> Result<String, String> {
+        let plan = Plan::load(
+            self.config_dir.as_deref(),
+            self.plan.foreground,
+            Some(&self.plan),
+        )?;
+        if let Some(o) = &plan.owner {
+            master::chown_queue(&plan.queue_directory, o)?;
+        }
+        // Checked first (in a child, see master::in_child), so a bad table
+        // or parameter keeps the running configuration instead of failing
+        // the new children.
+        master::in_child(|| {
+            Settings::resolve(&plan.cf)?;
+            for (view, _) in &plan.services {
+                Settings::resolve(view)?;
+            }
+            Ok(())
+        })?;
+        self.plan = plan;
+        Ok(format!("reload -- {}", self.plan.configuration()))
+    }
+}
+
 /// Loads everything and runs until SIGTERM or SIGINT. `ready` is called
 /// once every socket is bound and both children serve (the parent of
 /// `postfix start` waits for it).
@@ -184,77 +307,27 @@ pub fn run(
     ready: impl FnOnce(),
 ) -> Result<(), String> {
     rostfix_maps::set_warning_sink(|_| {});
-    let cf = Config::load(config_dir).map_err(|e| e.to_string())?;
-    let text = |name: &str| cf.string(name).map_err(|e| e.to_string());
-    let queue_directory = PathBuf::from(text("queue_directory")?);
-    let maillog_file = Some(text("maillog_file")?)
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from);
-    let owner = master::mail_owner(&cf)?;
+    let mut plan = Plan::load(config_dir, foreground, None)?;
+    let queue_directory = plan.queue_directory.clone();
     cleanup::make_queue_dirs(&queue_directory)
         .map_err(|e| format!("{}: {e}", queue_directory.display()))?;
-    if let Some(o) = &owner {
+    if let Some(o) = &plan.owner {
         master::chown_queue(&queue_directory, o)?;
     }
     // Held until the process ends.
     let pid_lock = lock_pid_file(&queue_directory)?;
-    let master_cf = cf
-        .master
-        .as_ref()
-        .ok_or("open master.cf: No such file or directory")?;
-    let mut services = Vec::new();
-    for svc in &master_cf.services {
-        if svc.kind == ServiceType::Inet && svc.command == "smtpd" {
-            let view = cf.for_service(svc);
-            let mut socks = Vec::new();
-            for addr in bind_addresses(&view, &svc.name)? {
-                socks.push(listen(addr).map_err(|e| format!("bind {addr}: {e}"))?);
-            }
-            services.push((view, socks));
-        }
-    }
-    let config = format!("configuration {}", cf.config_directory.display());
-    let (syslog_name, myhostname) = (text("syslog_name")?, text("myhostname")?);
-    let mut plan = Plan {
-        syslog_name,
-        myhostname,
-        maillog_file,
-        foreground,
-        owner,
-        services,
-        recovered: Vec::new(),
-        queue_directory: queue_directory.clone(),
-        cf,
-    };
     let log = Log::new(plan.logger(false)?, &plan.syslog_name);
     // Before any smtpd accepts: see qmgr::recover.
     plan.recovered = qmgr::recover(&queue_directory, &log);
-    let keep: Vec<std::os::fd::RawFd> = plan
-        .services
-        .iter()
-        .flat_map(|(_, socks)| socks.iter().map(|s| s.as_raw_fd()))
-        .collect();
     log.info(
         "master",
-        &format!(
-            "daemon started -- version {}, {config}",
-            env!("CARGO_PKG_VERSION")
-        ),
+        &format!("daemon started -- {}", plan.configuration()),
     );
-    let reload = format!("reload -- version {}, {config}", env!("CARGO_PKG_VERSION"));
-    let result = master::supervise(&log, &reload, &keep, ready, &|mut child| {
-        let outcome = match child.role {
-            Role::Smtpd => smtpd_process(&plan, &mut child),
-            Role::Qmgr => qmgr_process(&plan, &mut child),
-        };
-        match outcome {
-            Ok(()) => 0,
-            Err(e) => {
-                child.started(Err(e));
-                1
-            }
-        }
-    });
+    let mut system = System {
+        plan,
+        config_dir: config_dir.map(Path::to_path_buf),
+    };
+    let result = master::supervise(&log, ready, &mut system);
     let _ = std::fs::remove_file(pid_file(&queue_directory));
     log.flush();
     drop(pid_lock);
@@ -268,18 +341,27 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Waits for SIGTERM or SIGINT. Reload (SIGHUP) re-reads nothing yet.
-async fn until_stopped(log: &Log, service: &str) -> Result<(), String> {
+/// How a child is asked to end.
+enum Stop {
+    /// SIGTERM or SIGINT: at once.
+    Now,
+    /// SIGUSR1 (a reload replaces this child): finish what is under way.
+    Drain,
+}
+
+/// Waits for the master to end this child.
+async fn until_stopped() -> Result<Stop, String> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(|e| e.to_string())?;
+    // SIGHUP goes to the master; a child ignores a stray one.
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = hup.recv() => {
-                log.warning(service, "reload is not implemented yet: restart to apply changes");
-            }
+            _ = term.recv() => return Ok(Stop::Now),
+            _ = tokio::signal::ctrl_c() => return Ok(Stop::Now),
+            _ = usr1.recv() => return Ok(Stop::Drain),
+            _ = hup.recv() => {}
         }
     }
 }
@@ -309,7 +391,7 @@ fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
     let mut listeners = Vec::new();
     for (view, socks) in &plan.services {
         let settings = Settings::resolve(view)?;
-        for s in socks {
+        for (_, s) in socks {
             let s = s.try_clone().map_err(|e| e.to_string())?;
             s.set_nonblocking(true).map_err(|e| e.to_string())?;
             listeners.push((s, settings.clone()));
@@ -329,12 +411,32 @@ fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
             }
         });
         let intake = cleanup::Intake { syncer, qmgr: tx };
+        let alive = std::sync::Arc::new(());
+        let mut serving = Vec::new();
         for (sock, settings) in listeners {
             let sock = tokio::net::TcpListener::from_std(sock).map_err(|e| e.to_string())?;
-            tokio::spawn(smtpd::serve(sock, settings, log.clone(), intake.clone()));
+            serving.push(tokio::spawn(smtpd::serve(
+                sock,
+                settings,
+                log.clone(),
+                intake.clone(),
+                alive.clone(),
+            )));
         }
         child.started(Ok(()));
-        until_stopped(&log, "smtpd").await
+        if let Stop::Drain = until_stopped().await? {
+            // Replaced by a reload: take no new sessions, let the ones
+            // under way finish (for a while).
+            for task in &serving {
+                task.abort();
+            }
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+            while std::sync::Arc::strong_count(&alive) > 1 && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
     })
 }
 
@@ -350,7 +452,7 @@ fn qmgr_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
     let todo = if child.first {
         plan.recovered.clone()
     } else {
-        qmgr::recover(&base.queue_directory, &log)
+        qmgr::resume(&base.queue_directory)
     };
     let notify = child.notify.try_clone().map_err(|e| e.to_string())?;
     notify.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -368,8 +470,20 @@ fn qmgr_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
                 }
             }
         });
-        tokio::spawn(qmgr::run(base.clone(), log.clone(), syncer, todo, rx));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let running = tokio::spawn(qmgr::run(
+            base.clone(),
+            log.clone(),
+            syncer,
+            todo,
+            rx,
+            stopped,
+        ));
         child.started(Ok(()));
-        until_stopped(&log, "qmgr").await
+        if let Stop::Drain = until_stopped().await? {
+            let _ = stop.send(true);
+            let _ = running.await;
+        }
+        Ok(())
     })
 }

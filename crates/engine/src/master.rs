@@ -107,36 +107,44 @@ fn close_other_fds(keep: &[RawFd]) {
     }
 }
 
-/// Runs the master: starts both children (each calls `body` in its own
-/// process and never returns), reports readiness, then supervises until
-/// SIGTERM or SIGINT.
-pub fn supervise(
-    log: &Log,
-    reload_line: &str,
-    keep: &[RawFd],
-    ready: impl FnOnce(),
-    body: &dyn Fn(Child<'_>) -> i32,
-) -> Result<(), String> {
-    set_process_name("master");
-    let signals = master_signals();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
-        .map_err(|e| format!("sigprocmask: {e}"))?;
-    let (smtpd_end, qmgr_end) = UnixDatagram::pair().map_err(|e| format!("socketpair: {e}"))?;
-    let ends = |role| match role {
-        Role::Smtpd => &smtpd_end,
-        Role::Qmgr => &qmgr_end,
-    };
-    let spawn = |role: Role, first: bool| -> Result<(Pid, std::io::PipeReader), String> {
-        let (reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
-        let notify = ends(role);
+/// What the master runs: the descriptors its children keep, the body of a
+/// child, and a reload (configuration read again).
+pub trait Supervised {
+    /// Descriptors a child keeps (the listening sockets).
+    fn keep(&self) -> Vec<RawFd>;
+    /// A child's life, in the child process; the exit code.
+    fn child(&self, child: Child<'_>) -> i32;
+    /// Reads the configuration again; the line to log.
+    fn reload(&mut self) -> Result<String, String>;
+}
+
+/// The socket pair smtpd and qmgr talk over, and the signals the master
+/// waits for.
+struct Master<'a> {
+    log: &'a Log,
+    signals: SigSet,
+    smtpd_end: UnixDatagram,
+    qmgr_end: UnixDatagram,
+    children: Vec<(Role, Pid)>,
+}
+
+impl Master<'_> {
+    /// Forks a child for `role` and waits until it serves (or says why it
+    /// cannot).
+    fn spawn(&mut self, what: &dyn Supervised, role: Role, first: bool) -> Result<(), String> {
+        let (mut reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+        let notify = match role {
+            Role::Smtpd => &self.smtpd_end,
+            Role::Qmgr => &self.qmgr_end,
+        };
         // SAFETY: the master is single-threaded (see the module comment),
         // so the child may run any code after fork.
         match unsafe { fork() } {
-            Err(e) => Err(format!("fork: {e}")),
-            Ok(ForkResult::Parent { child }) => Ok((child, reader)),
+            Err(e) => return Err(format!("fork: {e}")),
+            Ok(ForkResult::Parent { child }) => self.children.push((role, child)),
             Ok(ForkResult::Child) => {
                 drop(reader);
-                let mut kept: Vec<RawFd> = keep.to_vec();
+                let mut kept = what.keep();
                 kept.push(notify.as_raw_fd());
                 kept.push(writer.as_raw_fd());
                 close_other_fds(&kept);
@@ -151,8 +159,8 @@ pub fn supervise(
                     std::process::exit(1);
                 }
                 set_process_name(role.name());
-                let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&signals), None);
-                let code = body(Child {
+                let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&self.signals), None);
+                let code = what.child(Child {
                     role,
                     notify,
                     first,
@@ -161,8 +169,7 @@ pub fn supervise(
                 std::process::exit(code);
             }
         }
-    };
-    let wait_started = |role: Role, mut reader: std::io::PipeReader| -> Result<(), String> {
+        drop(writer);
         let mut text = String::new();
         let _ = reader.read_to_string(&mut text);
         match text.as_str() {
@@ -173,63 +180,135 @@ pub fn supervise(
             )),
             e => Err(e.to_string()),
         }
-    };
-    let mut children: Vec<(Role, Pid)> = Vec::new();
-    let mut outcome = Ok(());
-    for role in [Role::Qmgr, Role::Smtpd] {
-        match spawn(role, true).and_then(|(pid, r)| {
-            children.push((role, pid));
-            wait_started(role, r)
-        }) {
-            Ok(()) => {}
-            Err(e) => {
-                outcome = Err(e);
-                break;
+    }
+
+    /// Takes `role`'s child off the list: its exit is expected now.
+    fn retire(&mut self, role: Role) -> Option<Pid> {
+        let i = self.children.iter().position(|(r, _)| *r == role)?;
+        Some(self.children.remove(i).1)
+    }
+
+    /// Reaps exited children and replaces those still wanted.
+    fn reap(&mut self, what: &dyn Supervised) {
+        loop {
+            let (pid, how) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, format!("exit status {code}")),
+                Ok(WaitStatus::Signaled(pid, s, _)) => (pid, format!("killed by signal {s}")),
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(_) => continue,
+            };
+            // A retired child (after reload) is not on the list.
+            let Some(i) = self.children.iter().position(|(_, p)| *p == pid) else {
+                continue;
+            };
+            let role = self.children.remove(i).0;
+            self.log.warning(
+                "master",
+                &format!("process {} pid {pid} {how}", role.name()),
+            );
+            // A child that dies at once must not spin the master.
+            std::thread::sleep(Duration::from_secs(1));
+            if let Err(e) = self.spawn(what, role, false) {
+                self.log
+                    .warning("master", &format!("restart {}: {e}", role.name()));
             }
         }
     }
-    if let Err(e) = outcome {
-        stop_children(&children);
-        return Err(e);
+
+    /// New children for a new configuration: qmgr is stopped first (it
+    /// finishes the deliveries under way, so the new one cannot start
+    /// them again), smtpd is replaced at once and the old one finishes its
+    /// sessions without taking new ones.
+    fn reload(&mut self, what: &mut dyn Supervised) {
+        let line = match what.reload() {
+            Ok(line) => line,
+            Err(e) => {
+                self.log.warning(
+                    "master",
+                    &format!("reload failed, the old configuration stays: {e}"),
+                );
+                return;
+            }
+        };
+        self.log.info("master", &line);
+        if let Some(pid) = self.retire(Role::Qmgr) {
+            let _ = kill(pid, Signal::SIGUSR1);
+            let _ = waitpid(pid, None);
+        }
+        if let Err(e) = self.spawn(what, Role::Qmgr, false) {
+            self.log.warning("master", &format!("reload qmgr: {e}"));
+        }
+        let old = self.retire(Role::Smtpd);
+        if let Err(e) = self.spawn(what, Role::Smtpd, false) {
+            self.log.warning("master", &format!("reload smtpd: {e}"));
+        }
+        if let Some(pid) = old {
+            let _ = kill(pid, Signal::SIGUSR1);
+        }
+    }
+}
+
+/// Runs `check` in a short-lived child and returns its verdict, so that
+/// what it opens (tables above all) never lives in the master, whose
+/// children must start clean.
+pub fn in_child(check: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    let (mut reader, mut writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the master is single-threaded (see the module comment).
+    match unsafe { fork() } {
+        Err(e) => Err(format!("fork: {e}")),
+        Ok(ForkResult::Child) => {
+            drop(reader);
+            let text = match check() {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e,
+            };
+            let _ = writer.write_all(text.as_bytes());
+            std::process::exit(0);
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(writer);
+            let mut text = String::new();
+            let _ = reader.read_to_string(&mut text);
+            let _ = waitpid(child, None);
+            match text.as_str() {
+                "ok" => Ok(()),
+                "" => Err("the configuration check died".into()),
+                e => Err(e.to_string()),
+            }
+        }
+    }
+}
+
+/// Runs the master: starts both children, reports readiness, then
+/// supervises until SIGTERM or SIGINT; SIGHUP reloads.
+pub fn supervise(log: &Log, ready: impl FnOnce(), what: &mut dyn Supervised) -> Result<(), String> {
+    set_process_name("master");
+    let signals = master_signals();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
+        .map_err(|e| format!("sigprocmask: {e}"))?;
+    let (smtpd_end, qmgr_end) = UnixDatagram::pair().map_err(|e| format!("socketpair: {e}"))?;
+    let mut m = Master {
+        log,
+        signals,
+        smtpd_end,
+        qmgr_end,
+        children: Vec::new(),
+    };
+    for role in [Role::Qmgr, Role::Smtpd] {
+        if let Err(e) = m.spawn(what, role, true) {
+            stop_children(&m.children);
+            return Err(e);
+        }
     }
     ready();
     loop {
-        let sig = signals.wait().map_err(|e| format!("sigwait: {e}"))?;
+        let sig = m.signals.wait().map_err(|e| format!("sigwait: {e}"))?;
         match sig {
-            Signal::SIGCHLD => loop {
-                let (pid, how) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(pid, code)) => (pid, format!("exit status {code}")),
-                    Ok(WaitStatus::Signaled(pid, s, _)) => (pid, format!("killed by signal {s}")),
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(_) => continue,
-                };
-                let Some(i) = children.iter().position(|(_, p)| *p == pid) else {
-                    continue;
-                };
-                let role = children.remove(i).0;
-                log.warning(
-                    "master",
-                    &format!("process {} pid {pid} {how}", role.name()),
-                );
-                // A child that dies at once must not spin the master.
-                std::thread::sleep(Duration::from_secs(1));
-                match spawn(role, false).and_then(|(pid, r)| {
-                    children.push((role, pid));
-                    wait_started(role, r)
-                }) {
-                    Ok(()) => {}
-                    Err(e) => log.warning("master", &format!("restart {}: {e}", role.name())),
-                }
-            },
-            Signal::SIGHUP => {
-                log.info("master", reload_line);
-                for (_, pid) in &children {
-                    let _ = kill(*pid, Signal::SIGHUP);
-                }
-            }
+            Signal::SIGCHLD => m.reap(what),
+            Signal::SIGHUP => m.reload(what),
             _ => {
                 log.info("master", &format!("terminating on signal {}", sig as i32));
-                stop_children(&children);
+                stop_children(&m.children);
                 return Ok(());
             }
         }

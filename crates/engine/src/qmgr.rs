@@ -42,6 +42,27 @@ pub fn recover(queue_directory: &Path, log: &Log) -> Vec<PathBuf> {
     todo
 }
 
+/// The queue files a qmgr that starts while smtpd runs (after a reload or
+/// a crash of qmgr alone) takes over: complete files in active and
+/// incoming. Nothing is removed: an incomplete file in incoming may be
+/// one smtpd is writing now.
+pub fn resume(queue_directory: &Path) -> Vec<PathBuf> {
+    let mut todo = Vec::new();
+    for dir in ["active", "incoming"] {
+        let Ok(entries) = std::fs::read_dir(queue_directory.join(dir)) else {
+            continue;
+        };
+        let mut complete: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| QueueReader::is_complete(p).unwrap_or(false))
+            .collect();
+        complete.sort();
+        todo.extend(complete);
+    }
+    todo
+}
+
 /// Delivers `recovered` (from [`recover`]), then each new queue file as
 /// smtpd reports it and deferred mail as it comes due, until the channel
 /// closes. Up to `s.delivery_concurrency` messages are delivered at once,
@@ -52,6 +73,7 @@ pub async fn run(
     syncer: Syncer,
     recovered: Vec<PathBuf>,
     mut queued: mpsc::UnboundedReceiver<String>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let q = Qmgr {
         slots: Arc::new(Semaphore::new(s.delivery_concurrency.max(1))),
@@ -75,8 +97,17 @@ pub async fn run(
                     q.dispatch(&path).await;
                 }
             }
+            _ = stop.changed() => break,
         }
     }
+    // Stopping (reload): the deliveries under way settle, so the next
+    // qmgr finds their files done or deferred, not half-delivered.
+    let all = u32::try_from(q.s.delivery_concurrency.max(1)).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        q.slots.acquire_many(all),
+    )
+    .await;
 }
 
 /// What delivery tasks share.

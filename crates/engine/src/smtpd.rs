@@ -24,14 +24,22 @@ use crate::settings::Settings;
 const LINE_LIMIT: usize = 2048;
 
 /// Accepts connections for one smtpd service until the runtime stops.
-pub async fn serve(listener: TcpListener, s: Arc<Settings>, log: Log, intake: Intake) {
+/// `alive` is cloned into every session, so its count tells how many run.
+pub async fn serve(
+    listener: TcpListener,
+    s: Arc<Settings>,
+    log: Log,
+    intake: Intake,
+    alive: Arc<()>,
+) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let (s, log, intake) = (s.clone(), log.clone(), intake.clone());
+        let (s, log, intake, alive) = (s.clone(), log.clone(), intake.clone(), alive.clone());
         tokio::spawn(async move {
+            let _alive = alive;
             let client = format!("unknown[{}]", peer.ip());
             log.info("smtpd", &format!("connect from {client}"));
             let summary = session(stream, peer, &s, &log, &intake).await;

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""postfix reload: new configuration and tables, no connection refused, no
+session cut.
+
+A private instance knows only alice; main.cf then gains bob and a new
+smtpd_banner, and `postfix reload` runs while a client holds a session
+open. Checked: bob is refused before and accepted (and delivered) after;
+new sessions greet with the new banner; the session opened before the
+reload still completes its message; the master logs `reload -- version
+..., configuration DIR`. Then (Rostfix only, a deliberate difference) a
+reload with a table that cannot be opened keeps the running configuration
+and logs why, where Postfix's daemons would fail on the broken table
+(a table type that does not exist).
+
+SUBJECT=postfix runs the same against Debian's Postfix (root needed).
+"""
+
+import os
+import pwd
+import re
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SUBJECT = os.environ.get("SUBJECT", "rostfix")
+BIN = os.environ.get("ROSTFIX_BIN", os.path.join(ROOT, "target", "release")) \
+    if SUBJECT == "rostfix" else "/usr/sbin"
+
+failures = []
+
+
+def check(ok, what):
+    print(("ok    " if ok else "FAIL  ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def write_main(tmp, users, banner, extra=""):
+    root = os.geteuid() == 0
+    owner = "postfix" if root else pwd.getpwuid(os.getuid()).pw_name
+    vmail = pwd.getpwnam("nobody") if root else pwd.getpwuid(os.getuid())
+    table = ", ".join(f"{{{u}@example.test = example.test/{u}/}}" for u in users)
+    path = os.path.join(tmp, "etc", "main.cf")
+    with open(path, "w") as f:
+        f.write(f"""compatibility_level = 3.6
+queue_directory = {tmp}/queue
+data_directory = {tmp}/data
+mail_owner = {owner}
+maillog_file = {tmp}/maillog
+maillog_file_prefixes = {tmp}
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+smtpd_peername_lookup = no
+myhostname = mail.example.test
+mydestination =
+alias_maps =
+alias_database =
+local_recipient_maps =
+relayhost = [127.0.0.1]:1
+mynetworks = 127.0.0.0/8
+smtpd_banner = {banner}
+virtual_mailbox_domains = example.test
+virtual_mailbox_base = {tmp}/vmail
+virtual_mailbox_maps = inline:{{ {table} }}
+virtual_uid_maps = static:{vmail.pw_uid}
+virtual_gid_maps = static:{vmail.pw_gid}
+virtual_minimum_uid = {vmail.pw_uid}
+{extra}""")
+    past = time.time() - 3600
+    os.utime(path, (past, past))
+    return vmail
+
+
+def postfix(etc, *args):
+    return subprocess.run([os.path.join(BIN, "postfix"), "-c", etc, *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def banner(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    line = s.makefile("rb").readline().decode().strip()
+    s.close()
+    return line
+
+
+def rcpt_code(port, rcpt):
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+        c.ehlo("client.example")
+        c.mail("someone@example.org")
+        return c.rcpt(rcpt)[0]
+
+
+def wait_log(tmp, pattern, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            text = open(os.path.join(tmp, "maillog"), errors="replace").read()
+        except OSError:
+            text = ""
+        if re.search(pattern, text, re.M):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def delivered(tmp, user):
+    new = os.path.join(tmp, "vmail", "example.test", user, "new")
+    return len(os.listdir(new)) if os.path.isdir(new) else 0
+
+
+def main():
+    if SUBJECT == "postfix" and os.geteuid() != 0:
+        print("skip: a private Postfix instance needs root")
+        return
+    tmp = tempfile.mkdtemp(prefix="reload-")
+    os.chmod(tmp, 0o755)
+    for d in ("etc", "queue", "data", "vmail"):
+        os.mkdir(os.path.join(tmp, d), 0o755)
+    etc = os.path.join(tmp, "etc")
+    port = free_port()
+    vmail = write_main(tmp, ["alice"], "$myhostname ESMTP before")
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postfix")
+        os.chown(os.path.join(tmp, "data"), owner.pw_uid, owner.pw_gid)
+        os.chown(os.path.join(tmp, "vmail"), vmail.pw_uid, vmail.pw_gid)
+    with open(os.path.join(etc, "master.cf"), "w") as f:
+        f.write(f"127.0.0.1:{port} inet n - n - - smtpd\n"
+                "cleanup unix n - n - 0 cleanup\nqmgr unix n - n 300 1 qmgr\n"
+                "rewrite unix - - n - - trivial-rewrite\nvirtual unix - n n - - virtual\n"
+                "bounce unix - - n - 0 bounce\ndefer unix - - n - 0 bounce\n"
+                "postlog unix-dgram n - n - 1 postlogd\n")
+    past = time.time() - 3600
+    os.utime(os.path.join(etc, "master.cf"), (past, past))
+    r = postfix(etc, "start")
+    if r.returncode != 0:
+        print("start failed:", r.stderr)
+        sys.exit(1)
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit("nothing listens")
+                time.sleep(0.05)
+        check(banner(port) == "220 mail.example.test ESMTP before", "the first banner")
+        check(rcpt_code(port, "bob@example.test") == 550, "bob is unknown before the reload")
+
+        # A session opened before the reload, finished after it.
+        held = smtplib.SMTP("127.0.0.1", port, timeout=60)
+        held.ehlo("held.example")
+        held.mail("held@example.org")
+        held.rcpt("alice@example.test")
+
+        write_main(tmp, ["alice", "bob"], "$myhostname ESMTP after")
+        r = postfix(etc, "reload")
+        check(r.returncode == 0, f"postfix reload succeeds ({r.stderr.strip()!r})")
+        check(wait_log(tmp, r"postfix/master\[\d+\]: reload -- version [\d.]+, configuration "
+                       + re.escape(etc) + "$"), "the master logs the reload")
+        # New processes come up with the new configuration.
+        deadline = time.time() + 20
+        while time.time() < deadline and banner(port) != "220 mail.example.test ESMTP after":
+            time.sleep(0.2)
+        check(banner(port) == "220 mail.example.test ESMTP after", "the new banner after reload")
+        check(rcpt_code(port, "bob@example.test") == 250, "bob is known after the reload")
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+            c.sendmail("someone@example.org", ["bob@example.test"], "Subject: after\r\n\r\nhi\r\n")
+        code, _ = held.data("Subject: held\r\n\r\nopened before the reload\r\n")
+        check(code == 250, f"the session opened before the reload completes its message ({code})")
+        held.quit()
+        deadline = time.time() + 20
+        while time.time() < deadline and (delivered(tmp, "bob") < 1 or delivered(tmp, "alice") < 1):
+            time.sleep(0.1)
+        check(delivered(tmp, "bob") == 1, "bob's message is delivered")
+        check(delivered(tmp, "alice") == 1, "the held session's message is delivered")
+
+        if SUBJECT == "rostfix":
+            write_main(tmp, ["alice", "bob"], "$myhostname ESMTP broken",
+                       extra="virtual_alias_maps = nosuchtype:/etc/postfix/virtual\n")
+            os.utime(os.path.join(etc, "main.cf"))
+            postfix(etc, "reload")
+            check(wait_log(tmp, r"postfix/master\[\d+\]: warning: reload failed, the old "
+                           r"configuration stays: "),
+                  "a reload that cannot open a table is refused, and says why")
+            check(banner(port) == "220 mail.example.test ESMTP after",
+                  "the running configuration stays after a failed reload")
+    finally:
+        postfix(etc, "stop")
+    if failures:
+        print(f"reload ({SUBJECT}): {len(failures)} failed; kept {tmp}")
+        sys.exit(1)
+    subprocess.run(["rm", "-rf", tmp])
+    print(f"reload ({SUBJECT}): all passed")
+
+
+if __name__ == "__main__":
+    main()
