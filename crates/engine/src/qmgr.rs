@@ -77,6 +77,9 @@ pub async fn run(
 ) {
     let q = Qmgr {
         slots: Arc::new(Semaphore::new(s.delivery_concurrency.max(1))),
+        unsettled: Arc::new(Semaphore::new(
+            UNSETTLED_PER_SLOT * s.delivery_concurrency.max(1),
+        )),
         s,
         log,
         syncer,
@@ -102,13 +105,19 @@ pub async fn run(
     }
     // Stopping (reload): the deliveries under way settle, so the next
     // qmgr finds their files done or deferred, not half-delivered.
-    let all = u32::try_from(q.s.delivery_concurrency.max(1)).unwrap_or(u32::MAX);
+    let all =
+        u32::try_from(UNSETTLED_PER_SLOT * q.s.delivery_concurrency.max(1)).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(
         std::time::Duration::from_secs(30),
-        q.slots.acquire_many(all),
+        q.unsettled.acquire_many(all),
     )
     .await;
 }
+
+/// Messages delivered but waiting for their group commit, per delivery
+/// slot: bounds that backlog (and so what a crash can deliver twice)
+/// without making a slot wait for the commit.
+const UNSETTLED_PER_SLOT: usize = 4;
 
 /// What delivery tasks share.
 struct Qmgr {
@@ -117,6 +126,9 @@ struct Qmgr {
     syncer: Syncer,
     /// Delivery slots: a message holds one while it is delivered.
     slots: Arc<Semaphore>,
+    /// A message holds one of these until it is settled (see
+    /// UNSETTLED_PER_SLOT).
+    unsettled: Arc<Semaphore>,
 }
 
 impl Qmgr {
@@ -135,11 +147,17 @@ impl Qmgr {
                 return;
             }
         }
+        let Ok(unsettled) = self.unsettled.clone().acquire_owned().await else {
+            return;
+        };
         let Ok(slot) = self.slots.clone().acquire_owned().await else {
             return;
         };
         let (s, log, syncer) = (self.s.clone(), self.log.clone(), self.syncer.clone());
-        tokio::task::spawn_blocking(move || deliver_file(&s, &log, &syncer, &active, slot));
+        tokio::task::spawn_blocking(move || {
+            deliver_file(&s, &log, &syncer, &active, unsettled);
+            drop(slot);
+        });
     }
 }
 
@@ -180,15 +198,14 @@ fn next_attempt(s: &Settings, arrival_secs: u64) -> SystemTime {
     now + std::time::Duration::from_secs(wait)
 }
 
-/// Delivers one queue file. `slot` is held until the message is settled,
-/// follow-up included: that bounds what a crash can deliver twice, and
-/// the work queued behind the group commit.
+/// Delivers one queue file. `unsettled` is held until the message is
+/// settled, follow-up included.
 fn deliver_file(
     s: &Arc<Settings>,
     log: &Log,
     syncer: &Syncer,
     path: &Path,
-    slot: OwnedSemaphorePermit,
+    unsettled: OwnedSemaphorePermit,
 ) {
     let started = Instant::now();
     let queued = match QueueReader::read(path) {
@@ -319,7 +336,7 @@ fn deliver_file(
     let then = Box::new(move |synced: Result<(), String>| match synced {
         Ok(()) => {
             settled.apply(&s2, &log2, &path2, &id2, arrival);
-            drop(slot);
+            drop(unsettled);
         }
         Err(e) => {
             log2.warning("virtual", &format!("{id2}: {e}: delivery will be retried"));
