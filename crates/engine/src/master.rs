@@ -52,7 +52,8 @@ pub struct Child<'a> {
     /// The first start of qmgr (it takes over the queue the master
     /// recovered), or a restart.
     pub first: bool,
-    status: std::io::PipeWriter,
+    /// Where the master waits for `started`; closed once said.
+    status: Option<std::io::PipeWriter>,
 }
 
 impl Child<'_> {
@@ -62,10 +63,9 @@ impl Child<'_> {
             Ok(()) => "ok".to_string(),
             Err(e) => e,
         };
-        let _ = self.status.write_all(text.as_bytes());
-        // Closed by replacing it: the master reads to end of file.
-        if let Ok((_, w)) = std::io::pipe() {
-            self.status = w;
+        // Said once; dropping the writer ends what the master reads.
+        if let Some(mut w) = self.status.take() {
+            let _ = w.write_all(text.as_bytes());
         }
     }
 }
@@ -164,7 +164,7 @@ impl Master<'_> {
                     role,
                     notify,
                     first,
-                    status: writer,
+                    status: Some(writer),
                 });
                 std::process::exit(code);
             }
