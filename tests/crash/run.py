@@ -15,28 +15,21 @@ Usage: tests/crash/run.py [MESSAGES] [CLIENTS] [VICTIM]
 """
 
 import os
-import pwd
 import random
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.environ.get("ROSTFIX_BIN", os.path.join(ROOT, "target", "release"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def setup(tmp, port):
@@ -45,12 +38,7 @@ def setup(tmp, port):
     # As root the mail system drops to mail_owner (postfix) for smtpd and
     # writes mailboxes as virtual_uid_maps says: give both what they need.
     os.chmod(tmp, 0o755)
-    if os.geteuid() == 0:
-        owner, vmail = pwd.getpwnam("postfix"), pwd.getpwnam("nobody")
-        mail_owner, uid, gid = "postfix", vmail.pw_uid, vmail.pw_gid
-    else:
-        me = pwd.getpwuid(os.getuid())
-        mail_owner, uid, gid = me.pw_name, me.pw_uid, me.pw_gid
+    mail_owner, uid, gid = common.users()
     os.mkdir(os.path.join(tmp, "vmail"), 0o755)
     os.chown(os.path.join(tmp, "vmail"), uid, gid)
     with open(os.path.join(etc, "main.cf"), "w") as f:
@@ -126,7 +114,7 @@ def main(argv):
         print("victim: all, smtpd or qmgr")
         return 2
     with tempfile.TemporaryDirectory(prefix="crash-") as tmp:
-        port = free_port()
+        port = common.free_port()
         etc = setup(tmp, port)
         r = postfix(etc, "start")
         if r.returncode != 0:

@@ -25,33 +25,20 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SUBJECT = os.environ.get("SUBJECT", "rostfix")
 BIN = os.environ.get("ROSTFIX_BIN", os.path.join(ROOT, "target", "release")) \
     if SUBJECT == "rostfix" else "/usr/sbin"
 
-failures = []
-
-
-def check(ok, what):
-    print(("ok    " if ok else "FAIL  ") + what)
-    if not ok:
-        failures.append(what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+check = common.Checks()
 
 
 def write_main(tmp, users, banner, extra=""):
-    root = os.geteuid() == 0
-    owner = "postfix" if root else pwd.getpwuid(os.getuid()).pw_name
-    vmail = pwd.getpwnam("nobody") if root else pwd.getpwuid(os.getuid())
+    owner, uid, gid = common.users()
     table = ", ".join(f"{{{u}@example.test = example.test/{u}/}}" for u in users)
     path = os.path.join(tmp, "etc", "main.cf")
     with open(path, "w") as f:
@@ -75,13 +62,12 @@ smtpd_banner = {banner}
 virtual_mailbox_domains = example.test
 virtual_mailbox_base = {tmp}/vmail
 virtual_mailbox_maps = inline:{{ {table} }}
-virtual_uid_maps = static:{vmail.pw_uid}
-virtual_gid_maps = static:{vmail.pw_gid}
-virtual_minimum_uid = {vmail.pw_uid}
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_minimum_uid = {uid}
 {extra}""")
     past = time.time() - 3600
     os.utime(path, (past, past))
-    return vmail
 
 
 def postfix(etc, *args):
@@ -130,12 +116,13 @@ def main():
     for d in ("etc", "queue", "data", "vmail"):
         os.mkdir(os.path.join(tmp, d), 0o755)
     etc = os.path.join(tmp, "etc")
-    port = free_port()
-    vmail = write_main(tmp, ["alice"], "$myhostname ESMTP before")
+    port = common.free_port()
+    write_main(tmp, ["alice"], "$myhostname ESMTP before")
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postfix")
         os.chown(os.path.join(tmp, "data"), owner.pw_uid, owner.pw_gid)
-        os.chown(os.path.join(tmp, "vmail"), vmail.pw_uid, vmail.pw_gid)
+        _, uid, gid = common.users()
+        os.chown(os.path.join(tmp, "vmail"), uid, gid)
     with open(os.path.join(etc, "master.cf"), "w") as f:
         f.write(f"127.0.0.1:{port} inet n - n - - smtpd\n"
                 "cleanup unix n - n - 0 cleanup\nqmgr unix n - n 300 1 qmgr\n"
@@ -149,15 +136,8 @@ def main():
         print("start failed:", r.stderr)
         sys.exit(1)
     try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise SystemExit("nothing listens")
-                time.sleep(0.05)
+        if not common.wait_listening(port):
+            raise SystemExit("nothing listens")
         check(banner(port) == "220 mail.example.test ESMTP before", "the first banner")
         check(rcpt_code(port, "bob@example.test") == 550, "bob is unknown before the reload")
 
@@ -201,8 +181,8 @@ def main():
                   "the running configuration stays after a failed reload")
     finally:
         postfix(etc, "stop")
-    if failures:
-        print(f"reload ({SUBJECT}): {len(failures)} failed; kept {tmp}")
+    if check.failures:
+        print(f"reload ({SUBJECT}): {len(check.failures)} failed; kept {tmp}")
         sys.exit(1)
     subprocess.run(["rm", "-rf", tmp])
     print(f"reload ({SUBJECT}): all passed")

@@ -32,6 +32,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SUBJECT = os.environ.get("SUBJECT", "rostfix")
@@ -95,21 +98,7 @@ scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
-failures = []
-
-
-def check(ok, what):
-    print(("ok    " if ok else "FAIL  ") + what)
-    if not ok:
-        failures.append(what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+check = common.Checks()
 
 
 def main_cf(tmp, owner, uid, gid):
@@ -217,16 +206,10 @@ def smtplib_session(port):
 
 def main():
     root = os.geteuid() == 0
-    if root:
-        owner = "postfix"
-        nobody = pwd.getpwnam("nobody")
-        uid, gid = nobody.pw_uid, nobody.pw_gid
-    elif SUBJECT == "postfix":
+    if SUBJECT == "postfix" and not root:
         print("skip: a private Postfix instance needs root")
         return
-    else:
-        me = pwd.getpwuid(os.getuid())
-        owner, uid, gid = me.pw_name, me.pw_uid, me.pw_gid
+    owner, uid, gid = common.users()
     tmp = tempfile.mkdtemp(prefix="seed000-")
     os.chmod(tmp, 0o755)
     etc = os.path.join(tmp, "etc")
@@ -236,7 +219,7 @@ def main():
         postfix_user = pwd.getpwnam("postfix")
         os.chown(os.path.join(tmp, "data"), postfix_user.pw_uid, postfix_user.pw_gid)
         os.chown(os.path.join(tmp, "vmail"), uid, gid)
-    port = free_port()
+    port = common.free_port()
     with open(os.path.join(etc, "main.cf"), "w") as f:
         f.write(main_cf(tmp, owner, uid, gid))
     with open(os.path.join(etc, "master.cf"), "w") as f:
@@ -252,15 +235,8 @@ def main():
     command("postalias", "-c", etc, f"hash:{etc}/aliases")
     command("postfix", "-c", etc, "start")
     try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
-                time.sleep(0.05)
+        if not common.wait_listening(port):
+            raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
         codes = raw_session(port)
         check(codes == [c for _, c in SESSION if c is not None],
               f"raw session: the guide's reply codes 220 250 250 250 354 250 221 (got {codes})")
@@ -351,8 +327,8 @@ def main():
     finally:
         subprocess.run([os.path.join(BIN, "postfix"), "-c", etc, "stop"],
                        capture_output=True, timeout=60)
-    if failures:
-        print(f"seed 000 ({SUBJECT}): {len(failures)} failed; kept {tmp}")
+    if check.failures:
+        print(f"seed 000 ({SUBJECT}): {len(check.failures)} failed; kept {tmp}")
         sys.exit(1)
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"seed 000 ({SUBJECT}): all passed")

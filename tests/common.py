@@ -1,0 +1,57 @@
+"""What the end-to-end test scripts share: ports, users, waiting, checks.
+
+A script in tests/<dir>/ imports it after putting tests/ on sys.path:
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import common
+"""
+
+import os
+import pwd
+import socket
+import time
+
+
+def free_port():
+    """A loopback TCP port nobody listens on now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def users():
+    """(mail_owner, mailbox uid, mailbox gid) for a private instance: as
+    root, Postfix's `postfix` user runs smtpd and `nobody` owns the
+    mailboxes; otherwise everything is the invoking user."""
+    if os.geteuid() == 0:
+        vmail = pwd.getpwnam("nobody")
+        return "postfix", vmail.pw_uid, vmail.pw_gid
+    me = pwd.getpwuid(os.getuid())
+    return me.pw_name, me.pw_uid, me.pw_gid
+
+
+def wait_listening(port, seconds=20):
+    """Waits until something accepts on 127.0.0.1:port; False on timeout."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return True
+        except OSError:
+            if time.time() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+class Checks:
+    """Named checks, printed as they run; `failures` lists those that failed."""
+
+    def __init__(self):
+        self.failures = []
+
+    def __call__(self, ok, what):
+        print(("ok    " if ok else "FAIL  ") + what)
+        if not ok:
+            self.failures.append(what)
