@@ -333,15 +333,21 @@ fn deliver_file(
     // recipients done. Nobody waits for it: the delivery slot is free.
     let refs: Vec<&std::fs::File> = files.iter().collect();
     let (s2, log2, path2, id2) = (s.clone(), log.clone(), path.to_path_buf(), id.clone());
-    let then = Box::new(move |synced: Result<(), String>| match synced {
-        Ok(()) => {
-            settled.apply(&s2, &log2, &path2, &id2, arrival);
-            drop(unsettled);
-        }
-        Err(e) => {
-            log2.warning("virtual", &format!("{id2}: {e}: delivery will be retried"));
-            defer(&s2, &path2, &id2, arrival);
-        }
+    // Settling (an unlink, perhaps marks and a rename) can wait for the
+    // journal; it runs on the blocking pool, many at once, not on the
+    // group commit's one follow-up thread.
+    let pool = tokio::runtime::Handle::current();
+    let then = Box::new(move |synced: Result<(), String>| {
+        pool.spawn_blocking(move || match synced {
+            Ok(()) => {
+                settled.apply(&s2, &log2, &path2, &id2, arrival);
+                drop(unsettled);
+            }
+            Err(e) => {
+                log2.warning("virtual", &format!("{id2}: {e}: delivery will be retried"));
+                defer(&s2, &path2, &id2, arrival);
+            }
+        });
     });
     if let Err(e) = syncer.then(&refs, then) {
         log.warning("qmgr", &format!("{id}: group commit: {e}"));
@@ -363,25 +369,24 @@ impl Settled {
     /// Logs the deliveries, marks recipients done, and removes the queue
     /// file or moves it to deferred.
     fn apply(self, s: &Settings, log: &Log, path: &Path, id: &QueueId, arrival: u64) {
+        for (_, line) in &self.sent {
+            log.info("virtual", line);
+        }
+        if self.all_done {
+            // Nothing left to mark: the file goes.
+            if std::fs::remove_file(path).is_ok() {
+                log.info("qmgr", &format!("{id}: removed"));
+            }
+            return;
+        }
         // The marks are not synced: a mark lost in a crash costs a second
         // delivery, never a lost message (DESIGN.md section 4).
-        let file = std::fs::OpenOptions::new().write(true).open(path);
-        for (r, line) in &self.sent {
-            log.info("virtual", line);
-            if let Ok(f) = &file {
-                let _ = mark_done(f, r);
+        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) {
+            for r in self.sent.iter().map(|(r, _)| r).chain(&self.done) {
+                let _ = mark_done(&f, r);
             }
         }
-        for r in &self.done {
-            if let Ok(f) = &file {
-                let _ = mark_done(f, r);
-            }
-        }
-        if !self.all_done {
-            defer(s, path, id, arrival);
-        } else if std::fs::remove_file(path).is_ok() {
-            log.info("qmgr", &format!("{id}: removed"));
-        }
+        defer(s, path, id, arrival);
     }
 }
 

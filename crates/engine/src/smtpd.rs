@@ -186,13 +186,7 @@ async fn session(
     if talked_first {
         let _ = rd.fill_buf().await;
         improper = true;
-        log.info(
-            "smtpd",
-            &format!(
-                "improper command pipelining after CONNECT from {client}: {}",
-                escape(&rd.buffer()[..rd.buffer().len().min(100)])
-            ),
-        );
+        improper_pipelining(log, "CONNECT", &client, rd.buffer());
     }
     loop {
         // Replies to pipelined commands go out together, when the input
@@ -232,13 +226,7 @@ async fn session(
         // that ends a pipelined group, RFC 2920) is logged, once.
         if !improper && ENDS_GROUP.contains(&last.as_str()) && !rd.buffer().is_empty() {
             improper = true;
-            log.info(
-                "smtpd",
-                &format!(
-                    "improper command pipelining after {last} from {client}: {}",
-                    escape(&rd.buffer()[..rd.buffer().len().min(100)])
-                ),
-            );
+            improper_pipelining(log, &last, &client, rd.buffer());
         }
         let mut event = session.command(&text);
         loop {
@@ -470,6 +458,16 @@ fn unread_bytes(stream: &TcpStream) -> usize {
 /// Commands after which a client must wait for the reply before it sends
 /// more (the last of a pipelined group, as Postfix counts them).
 const ENDS_GROUP: &[&str] = &["HELO", "EHLO", "STARTTLS", "DATA", "NOOP", "VRFY"];
+
+/// Logs a client that did not wait for a reply, with (the start of) what
+/// it sent ahead.
+fn improper_pipelining(log: &Log, after: &str, client: &str, pending: &[u8]) {
+    let shown = escape(&pending[..pending.len().min(100)]);
+    log.info(
+        "smtpd",
+        &format!("improper command pipelining after {after} from {client}: {shown}"),
+    );
+}
 
 /// Bytes as C-style escapes, the way Postfix logs client input.
 fn escape(bytes: &[u8]) -> String {
