@@ -161,16 +161,17 @@ async fn session(
     // Replies are already gathered into one write per batch of pipelined
     // commands; Nagle's algorithm would only hold them back.
     let _ = stream.set_nodelay(true);
-    // The greeting goes out at once; input already waiting right after
-    // it was sent before it (a client that did not wait: on any real
-    // network its answer takes a round trip longer than this check).
+    // Input waiting before the greeting is written came from a client
+    // that did not wait for it. Checked before the write, never after: a
+    // client that answers the greeting at once (loopback, a loaded
+    // machine) must not be taken for one that talked first.
+    let talked_first = unread_bytes(&stream) > 0;
     let mut session = Session::new(s.session.clone());
     let mut greeting = Vec::with_capacity(128);
     session.greeting().write_to(&mut greeting);
     if stream.write_all(&greeting).await.is_err() {
         return session.summary();
     }
-    let talked_first = unread_bytes(&stream) > 0;
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(16 * 1024, rd);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
