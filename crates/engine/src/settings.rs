@@ -208,6 +208,8 @@ impl Settings {
             soft_error_limit: cf.int("smtpd_soft_error_limit").map_err(e)?.max(0) as u32,
             hard_error_limit: cf.int("smtpd_hard_error_limit").map_err(e)?.max(1) as u32,
             junk_command_limit: cf.int("smtpd_junk_command_limit").map_err(e)?.max(0) as u32,
+            recipient_overshoot_limit: cf.int("smtpd_recipient_overshoot_limit").map_err(e)?.max(0)
+                as u32,
         };
         let bare = cf.string("smtpd_forbid_bare_newline").map_err(e)?;
         let bare_newline = BareNewline::parse(&bare)

@@ -26,6 +26,9 @@ pub struct SessionConfig {
     pub hard_error_limit: u32,
     /// NOOP, VRFY, ETRN and RSET allowed before each counts as an error.
     pub junk_command_limit: u32,
+    /// Recipients past smtpd_recipient_limit refused without counting as
+    /// errors (per session).
+    pub recipient_overshoot_limit: u32,
 }
 
 /// The reply texts, one place each.
@@ -228,6 +231,8 @@ pub struct Session {
     bdat: Bdat,
     /// Junk commands so far (reset when a message is accepted).
     junk: u32,
+    /// Recipients refused for smtpd_recipient_limit so far.
+    overshoot: u32,
 }
 
 impl Session {
@@ -242,6 +247,7 @@ impl Session {
             pending: None,
             bdat: Bdat::None,
             junk: 0,
+            overshoot: 0,
         }
     }
 
@@ -358,6 +364,14 @@ impl Session {
                     return self.answer("rcpt", text::need_mail());
                 };
                 if tx.recipients.len() >= self.cfg.recipient_limit {
+                    // The client is to send the rest in another
+                    // transaction: not an error, until it overshoots by
+                    // more than smtpd_recipient_overshoot_limit.
+                    self.overshoot += 1;
+                    if self.overshoot <= self.cfg.recipient_overshoot_limit {
+                        self.counters.count("rcpt", true);
+                        return Event::Reply(text::too_many_recipients());
+                    }
                     return self.answer("rcpt", text::too_many_recipients());
                 }
                 self.pending = Some("rcpt");
@@ -650,6 +664,7 @@ mod tests {
             soft_error_limit: 10,
             hard_error_limit: 20,
             junk_command_limit: 100,
+            recipient_overshoot_limit: 1000,
         }
     }
 
