@@ -96,6 +96,9 @@ pub async fn run(
                 q.dispatch(&q.s.queue_directory.join("incoming").join(&id)).await;
             }
             _ = scan.tick() => {
+                for path in unannounced(&q.s.queue_directory.join("incoming")) {
+                    q.dispatch(&path).await;
+                }
                 for path in due(&q.s.queue_directory.join("deferred")) {
                     q.dispatch(&path).await;
                 }
@@ -159,6 +162,31 @@ impl Qmgr {
             drop(slot);
         });
     }
+}
+
+/// Complete files in incoming that nobody announced: smtpd was killed
+/// between its 250 and telling qmgr, or the datagram was lost. Files
+/// written in the last second are left to their announcement; taking one
+/// twice is harmless (the second move into active fails).
+fn unannounced(dir: &Path) -> Vec<PathBuf> {
+    let Some(settled) = SystemTime::now().checked_sub(std::time::Duration::from_secs(1)) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t <= settled)
+        })
+        .map(|e| e.path())
+        .filter(|p| QueueReader::is_complete(p).unwrap_or(false))
+        .collect();
+    out.sort();
+    out
 }
 
 /// Deferred files whose retry time (kept as their mtime, as Postfix keeps
