@@ -263,10 +263,9 @@ async fn session(
                         log.info(
                             "smtpd",
                             &format!(
-                                "NOQUEUE: reject: MAIL from {client}: {}; from=<{from}> proto={} helo=<{}>",
+                                "NOQUEUE: reject: MAIL from {client}: {}; from=<{from}> {}",
                                 reply.to_string().trim_end(),
-                                if session.is_esmtp() { "ESMTP" } else { "SMTP" },
-                                session.helo_name().unwrap_or("")
+                                proto_helo(&session)
                             ),
                         );
                         session.rejected(reply)
@@ -284,10 +283,9 @@ async fn session(
                         log.info(
                             "smtpd",
                             &format!(
-                                "NOQUEUE: reject: RCPT from {client}: {}; from=<{from}> to=<{to}> proto={} helo=<{}>",
+                                "NOQUEUE: reject: RCPT from {client}: {}; from=<{from}> to=<{to}> {}",
                                 reply.to_string().trim_end(),
-                                if session.is_esmtp() { "ESMTP" } else { "SMTP" },
-                                session.helo_name().unwrap_or("")
+                                proto_helo(&session)
                             ),
                         );
                         session.rejected(reply)
@@ -304,10 +302,9 @@ async fn session(
                             log.info(
                                 "smtpd",
                                 &format!(
-                                    "NOQUEUE: reject: VRFY from {client}: {}; to=<{addr}> proto={} helo=<{}>",
+                                    "NOQUEUE: reject: VRFY from {client}: {}; to=<{addr}> {}",
                                     reply.to_string().trim_end(),
-                                    if session.is_esmtp() { "ESMTP" } else { "SMTP" },
-                                    session.helo_name().unwrap_or("")
+                                    proto_helo(&session)
                                 ),
                             );
                             session.replied(reply)
@@ -454,6 +451,12 @@ fn unread_bytes(stream: &TcpStream) -> usize {
     } else {
         0
     }
+}
+
+/// `proto=ESMTP helo=<name>`, the tail of Postfix's reject log lines.
+fn proto_helo(session: &Session) -> String {
+    let proto = if session.is_esmtp() { "ESMTP" } else { "SMTP" };
+    format!("proto={proto} helo=<{}>", session.helo_name().unwrap_or(""))
 }
 
 /// Commands after which a client must wait for the reply before it sends
@@ -645,7 +648,20 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
         return Ok(text::message_file_too_big());
     }
     if mode == rostfix_smtp::data::BareNewline::Reject && rx.saw_bare_lf() {
+        let id = cleanup.id().clone();
         cleanup.abandon();
+        if let Some(tx) = session.transaction() {
+            let to = tx.recipients.first().map_or("", |(r, _)| r.as_str());
+            log.info(
+                "smtpd",
+                &format!(
+                    "{id}: reject: END-OF-MESSAGE from {client_name}[{}]: bare <LF> received; from=<{}> to=<{to}> {}",
+                    peer.ip(),
+                    tx.from,
+                    proto_helo(session)
+                ),
+            );
+        }
         return Ok(text::bare_lf(&s.myhostname));
     }
     if failed {
