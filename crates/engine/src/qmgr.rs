@@ -172,27 +172,19 @@ fn unannounced(dir: &Path) -> Vec<PathBuf> {
     let Some(settled) = SystemTime::now().checked_sub(std::time::Duration::from_secs(1)) else {
         return Vec::new();
     };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| {
-            e.metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t <= settled)
-        })
-        .map(|e| e.path())
-        .filter(|p| QueueReader::is_complete(p).unwrap_or(false))
-        .collect();
-    out.sort();
+    let mut out = modified_by(dir, settled);
+    out.retain(|p| QueueReader::is_complete(p).unwrap_or(false));
     out
 }
 
 /// Deferred files whose retry time (kept as their mtime, as Postfix keeps
 /// it) has come.
 fn due(dir: &Path) -> Vec<PathBuf> {
-    let now = SystemTime::now();
+    modified_by(dir, SystemTime::now())
+}
+
+/// The files of `dir` last modified at or before `t`, by name.
+fn modified_by(dir: &Path, t: SystemTime) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -201,7 +193,7 @@ fn due(dir: &Path) -> Vec<PathBuf> {
         .filter(|e| {
             e.metadata()
                 .and_then(|m| m.modified())
-                .is_ok_and(|t| t <= now)
+                .is_ok_and(|m| m <= t)
         })
         .map(|e| e.path())
         .collect();

@@ -760,6 +760,25 @@ impl Drop for Chunked {
     }
 }
 
+/// Reads the `size` bytes of a BDAT chunk, handing them to `each` as they
+/// come, within smtpd_timeout per read.
+async fn read_chunk<R: tokio::io::AsyncBufRead + Unpin>(
+    rd: &mut R,
+    s: &Settings,
+    size: u64,
+    mut each: impl FnMut(&[u8]),
+) -> Result<(), Gone> {
+    let mut left = size;
+    while left > 0 {
+        let buf = fill(rd, s, size - left).await?;
+        let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        each(&buf[..take]);
+        rd.consume(take);
+        left -= take as u64;
+    }
+    Ok(())
+}
+
 /// Reads one BDAT chunk of `size` bytes into `msg` (lines end at LF; a CR
 /// before it is dropped, as the queue keeps lines).
 async fn bdat_chunk<R: tokio::io::AsyncBufRead + Unpin>(
@@ -768,11 +787,7 @@ async fn bdat_chunk<R: tokio::io::AsyncBufRead + Unpin>(
     msg: &mut Chunked,
     size: u64,
 ) -> Result<(), Gone> {
-    let mut left = size;
-    while left > 0 {
-        let buf = fill(rd, s, size - left).await?;
-        let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let mut rest = &buf[..take];
+    read_chunk(rd, s, size, |mut rest| {
         while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
             msg.partial.extend_from_slice(&rest[..nl]);
             if msg.partial.last() == Some(&b'\r') {
@@ -788,9 +803,8 @@ async fn bdat_chunk<R: tokio::io::AsyncBufRead + Unpin>(
             rest = &rest[nl + 1..];
         }
         msg.partial.extend_from_slice(rest);
-        rd.consume(take);
-        left -= take as u64;
-    }
+    })
+    .await?;
     msg.total += size;
     Ok(())
 }
@@ -801,14 +815,7 @@ async fn discard<R: tokio::io::AsyncBufRead + Unpin>(
     s: &Settings,
     size: u64,
 ) -> Result<(), Gone> {
-    let mut left = size;
-    while left > 0 {
-        let buf = fill(rd, s, size - left).await?;
-        let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        rd.consume(take);
-        left -= take as u64;
-    }
-    Ok(())
+    read_chunk(rd, s, size, |_| {}).await
 }
 
 /// The next bytes of message data, within smtpd_timeout.
