@@ -11,6 +11,17 @@ import pwd
 import socket
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def subject():
+    """(SUBJECT, the directory of its commands): Rostfix's release build
+    (or ROSTFIX_BIN), or Debian's Postfix with SUBJECT=postfix."""
+    name = os.environ.get("SUBJECT", "rostfix")
+    if name == "rostfix":
+        return name, os.environ.get("ROSTFIX_BIN", os.path.join(ROOT, "target", "release"))
+    return name, "/usr/sbin"
+
 
 def free_port():
     """A loopback TCP port nobody listens on now."""

@@ -28,11 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-SUBJECT = os.environ.get("SUBJECT", "rostfix")
-BIN = os.environ.get("ROSTFIX_BIN", os.path.join(ROOT, "target", "release")) \
-    if SUBJECT == "rostfix" else "/usr/sbin"
+SUBJECT, BIN = common.subject()
 
 check = common.Checks()
 
