@@ -10,6 +10,7 @@ use std::path::Path;
 
 use rostfix_maps::order;
 use rostfix_message::date;
+use rostfix_queue::file::Completed;
 use rostfix_queue::{QueueFile, QueueId, Syncer};
 
 use crate::settings::Settings;
@@ -186,21 +187,15 @@ impl Cleanup {
         Ok(())
     }
 
-    /// Ends the message and makes it durable (in `syncer`'s next group
-    /// commit); returns the queue ID, the message-id (for the log) and the
-    /// size.
-    pub fn finish(
-        mut self,
-        s: &Settings,
-        syncer: &Syncer,
-    ) -> io::Result<(QueueId, Option<String>, u64)> {
+    /// Ends the message: the file is complete but not yet durable (the
+    /// caller waits for a group commit before it may say 250). Returns
+    /// the message-id too, for the log.
+    pub fn complete(mut self, s: &Settings) -> io::Result<(Completed, Option<String>)> {
         if self.in_headers {
             self.end_headers(s)?;
         }
         let message_id = self.seen_message_id.take();
-        let size = self.size;
-        let id = self.file.commit(syncer)?;
-        Ok((id, message_id, size))
+        Ok((self.file.complete()?, message_id))
     }
 
     /// Drops the message (refused after DATA).

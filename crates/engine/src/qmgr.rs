@@ -142,13 +142,10 @@ impl Qmgr {
             return;
         };
         let active = self.s.queue_directory.join("active").join(name);
-        if queued != active {
-            // Off the async threads: a rename can wait for a journal commit.
-            let (from, to) = (queued.to_path_buf(), active.clone());
-            let moved = tokio::task::spawn_blocking(move || std::fs::rename(from, to)).await;
-            if !matches!(moved, Ok(Ok(()))) {
-                return;
-            }
+        // Here, not on the blocking pool: this task only dispatches, and
+        // a hand-off costs more than the rename.
+        if queued != active && std::fs::rename(queued, &active).is_err() {
+            return;
         }
         let Ok(unsettled) = self.unsettled.clone().acquire_owned().await else {
             return;
@@ -273,23 +270,15 @@ fn deliver_file(
         done: Vec::new(),
         all_done: true,
     };
-    // The delivered files, open, to tell the group commit which file
-    // systems their names are on.
-    let mut files = Vec::new();
+    // Written, not yet durable: published after the next group commit.
+    let mut written = Vec::new();
     for r in pending {
         let t = Instant::now();
         let resolved = resolve(s, &r.address);
         let (relay, outcome) = match resolved.class {
             Class::Virtual => (
                 "virtual",
-                virtual_agent::deliver(
-                    s,
-                    syncer,
-                    &env.sender,
-                    &resolved.address,
-                    &r.original,
-                    &body,
-                ),
+                virtual_agent::deliver(s, &env.sender, &resolved.address, &r.original, &body),
             ),
             _ => (
                 "none",
@@ -318,13 +307,7 @@ fn deliver_file(
             delay(total)
         );
         match outcome {
-            Ok((what, file)) => {
-                files.push(file);
-                settled.sent.push((
-                    r.clone(),
-                    format!("{head}, dsn=2.0.0, status=sent ({what})"),
-                ));
-            }
+            Ok(w) => written.push((r.clone(), head, w)),
             Err(Failure::Defer(dsn, why)) => {
                 settled.all_done = false;
                 log.info(
@@ -344,34 +327,68 @@ fn deliver_file(
         }
     }
     let arrival = env.time.0;
-    if files.is_empty() {
+    if written.is_empty() {
         settled.apply(s, log, path, &id, arrival);
         return;
     }
-    // The Maildir files' data is durable; their names in new/ become
-    // durable with the next group commit, and only then are the
-    // recipients done. Nobody waits for it: the delivery slot is free.
-    let refs: Vec<&std::fs::File> = files.iter().collect();
-    let (s2, log2, path2, id2) = (s.clone(), log.clone(), path.to_path_buf(), id.clone());
-    // Settling (an unlink, perhaps marks and a rename) can wait for the
-    // journal; it runs on the blocking pool, many at once, not on the
-    // group commit's one follow-up thread.
-    let pool = tokio::runtime::Handle::current();
-    let then = Box::new(move |synced: Result<(), String>| {
-        pool.spawn_blocking(move || match synced {
-            Ok(()) => {
-                settled.apply(&s2, &log2, &path2, &id2, arrival);
-                drop(unsettled);
+    // Nobody waits for the disk here: the delivery slot is free at once.
+    // After the next group commit the files' data is durable and they
+    // are published; after the one after that their names are, and only
+    // then are the recipients done. Both steps run on the group commit's
+    // follow-up thread, one message after another: they contend for the
+    // same directories anyway, and a hand-off to a pool costs more.
+    let files: Vec<&std::fs::File> = written.iter().map(|(_, _, w)| &w.file).collect();
+    let devices = match syncer.devices(&files) {
+        Ok(d) => d,
+        Err(e) => {
+            log.warning("qmgr", &format!("{id}: group commit: {e}"));
+            return;
+        }
+    };
+    let (s2, log2, path2, syncer2) = (s.clone(), log.clone(), path.to_path_buf(), syncer.clone());
+    let id2 = id.clone();
+    let publish = Box::new(move |synced: Result<(), String>| {
+        let mut published = Vec::new();
+        for (r, head, w) in written {
+            let result = match &synced {
+                Ok(()) => w.publish(),
+                Err(e) => Err(Failure::Defer("4.3.0".into(), format!("group commit: {e}"))),
+            };
+            match result {
+                Ok(()) => {
+                    settled
+                        .sent
+                        .push((r, format!("{head}, dsn=2.0.0, status=sent ({})", w.what)));
+                    published.push(w.file);
+                }
+                Err(Failure::Defer(dsn, why) | Failure::Bounce(dsn, why)) => {
+                    settled.all_done = false;
+                    log2.info(
+                        "virtual",
+                        &format!("{head}, dsn={dsn}, status=deferred ({why})"),
+                    );
+                }
             }
-            Err(e) => {
-                log2.warning("virtual", &format!("{id2}: {e}: delivery will be retried"));
-                defer(&s2, &path2, &id2, arrival);
+        }
+        let log3 = log2.clone();
+        let settle = move |synced: Result<(), String>| {
+            match synced {
+                Ok(()) => settled.apply(&s2, &log2, &path2, &id2, arrival),
+                Err(e) => {
+                    log2.warning("virtual", &format!("{id2}: {e}: delivery will be retried"));
+                    defer(&s2, &path2, &id2, arrival);
+                }
             }
-        });
+            drop(unsettled);
+        };
+        let refs: Vec<&std::fs::File> = published.iter().collect();
+        if refs.is_empty() {
+            settle(Ok(()));
+        } else if let Err(e) = syncer2.then(&refs, Box::new(settle)) {
+            log3.warning("qmgr", &format!("group commit: {e}"));
+        }
     });
-    if let Err(e) = syncer.then(&refs, then) {
-        log.warning("qmgr", &format!("{id}: group commit: {e}"));
-    }
+    syncer.then_on(&devices, publish);
 }
 
 /// What became of a message's recipients in one delivery attempt.

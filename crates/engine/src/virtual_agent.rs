@@ -2,8 +2,8 @@
 //! `virtual_mailbox_base`, is a Maildir when it ends in `/`; the message
 //! gets Return-Path, X-Original-To and Delivered-To prepended, is written to
 //! `tmp/`, synced, renamed into `new/`, and the rename synced (only then
-//! is the recipient done); the syncs are group commits shared with the
-//! deliveries running at the same moment. A result that would leave the base (`..`, absolute paths) is
+//! is the recipient done); the syncs are group commits that qmgr shares
+//! among all deliveries under way. A result that would leave the base (`..`, absolute paths) is
 //! refused: Rostfix never writes outside `virtual_mailbox_base`.
 //! Run as root, each delivery writes as the mailbox's owner from
 //! virtual_uid_maps/virtual_gid_maps (at least virtual_minimum_uid).
@@ -16,7 +16,6 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rostfix_maps::order;
-use rostfix_queue::Syncer;
 
 use crate::settings::Settings;
 
@@ -145,18 +144,40 @@ impl Drop for FsIdentity {
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Delivers one message to one recipient. `body` is the queued content.
-/// On success the file's data is durable and it is named in `new/`; the
-/// name is durable after the next group commit that covers the returned
-/// file, and only then is the recipient done.
+/// A delivery whose data is written but not yet durable. After a group
+/// commit covering `file`, [`Written::publish`] names it in the mailbox;
+/// after the next one the recipient is done.
+#[derive(Debug)]
+pub struct Written {
+    pub file: fs::File,
+    /// What the log says (`delivered to maildir`).
+    pub what: &'static str,
+    /// The Maildir file in tmp/ and the name it takes in new/.
+    tmp: PathBuf,
+    new: PathBuf,
+}
+
+impl Written {
+    /// Moves the (durable) file into new/, where readers see it. Done
+    /// once, as root or as anyone: a rename creates nothing.
+    pub fn publish(&self) -> Result<(), Failure> {
+        fs::rename(&self.tmp, &self.new).map_err(|e| {
+            let _ = fs::remove_file(&self.tmp);
+            Failure::Defer("4.2.0".into(), format!("rename maildir file: {e}"))
+        })
+    }
+}
+
+/// Writes one message for one recipient. `body` is the queued content.
+/// Nothing waits here for the disk: the caller makes the data durable in
+/// a group commit and then calls [`Written::publish`].
 pub fn deliver(
     s: &Settings,
-    syncer: &Syncer,
     sender: &str,
     recipient: &str,
     original: &str,
     body: &[u8],
-) -> Result<(String, fs::File), Failure> {
+) -> Result<Written, Failure> {
     let path = mailbox(s, recipient)?;
     // Written as the mailbox's owner; an unprivileged process writes as
     // itself.
@@ -215,9 +236,7 @@ pub fn deliver(
     buf.extend_from_slice(format!("X-Original-To: {original}\n").as_bytes());
     buf.extend_from_slice(format!("Delivered-To: {recipient}\n").as_bytes());
     buf.extend_from_slice(body);
-    // The data is durable before the name appears in new/, so a crash
-    // never leaves a short file there.
-    if let Err(e) = f.write_all(&buf).and_then(|_| syncer.wait(&f)) {
+    if let Err(e) = f.write_all(&buf) {
         let _ = fs::remove_file(&tmp);
         return Err(io_fail("write maildir file", e));
     }
@@ -230,6 +249,10 @@ pub fn deliver(
         now.subsec_micros(),
         s.maildir_host
     );
-    fs::rename(&tmp, path.join("new").join(name)).map_err(|e| io_fail("rename maildir file", e))?;
-    Ok(("delivered to maildir".to_string(), f))
+    Ok(Written {
+        file: f,
+        what: "delivered to maildir",
+        tmp,
+        new: path.join("new").join(name),
+    })
 }

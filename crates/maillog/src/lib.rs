@@ -150,8 +150,14 @@ struct Pending {
     /// Lines appended and lines written, for [`FileWriter::flush`].
     appended: u64,
     written: u64,
+    /// The writer waits for lines (and must be woken for the next).
+    idle: bool,
     closing: bool,
 }
+
+/// How long the writer gathers lines after a write: under load one write
+/// carries many lines, and a logged line costs no wake-up of the writer.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 #[derive(Debug)]
 struct FileWriter {
@@ -171,7 +177,9 @@ impl FileWriter {
                 loop {
                     let mut p = lock.lock().unwrap_or_else(PoisonError::into_inner);
                     while p.buf.is_empty() && !p.closing {
+                        p.idle = true;
                         p = cond.wait(p).unwrap_or_else(PoisonError::into_inner);
+                        p.idle = false;
                     }
                     if p.buf.is_empty() {
                         return;
@@ -185,6 +193,11 @@ impl FileWriter {
                     let mut p = lock.lock().unwrap_or_else(PoisonError::into_inner);
                     p.written = upto;
                     cond.notify_all();
+                    let closing = p.closing;
+                    drop(p);
+                    if !closing {
+                        std::thread::sleep(GATHER);
+                    }
                 }
             })?;
         Ok(FileWriter {
@@ -198,7 +211,9 @@ impl FileWriter {
         let mut p = lock.lock().unwrap_or_else(PoisonError::into_inner);
         p.buf.extend_from_slice(line);
         p.appended += 1;
-        cond.notify_all();
+        if p.idle || p.closing {
+            cond.notify_all();
+        }
     }
 
     fn flush(&self) {

@@ -31,8 +31,8 @@ pub type Then = Box<dyn FnOnce(Result<(), String>) + Send>;
 struct Batch {
     /// Devices to sync.
     devices: Vec<u64>,
-    /// `None` while it runs; then the error text, if it failed.
-    outcome: Option<Option<String>>,
+    /// Wake-ups, run by the sync thread itself the moment the batch ends.
+    wake: Vec<Then>,
     /// Work that waits for this batch without a thread blocked on it.
     then: Vec<Then>,
 }
@@ -41,7 +41,7 @@ impl std::fmt::Debug for Batch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batch")
             .field("devices", &self.devices)
-            .field("outcome", &self.outcome)
+            .field("wake", &self.wake.len())
             .field("then", &self.then.len())
             .finish()
     }
@@ -61,8 +61,6 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes the sync thread: a batch has waiters.
     work: Condvar,
-    /// Wakes waiters: a batch finished.
-    done: Condvar,
 }
 
 /// The group committer. Cheap to clone; its thread ends with the last
@@ -119,21 +117,30 @@ impl Syncer {
     /// `file` and the directory entries naming it included, is on stable
     /// storage.
     pub fn wait(&self, file: &File) -> io::Result<()> {
-        let batch = self.join(&[file], None)?;
-        let mut st = lock(&self.shared.state);
-        loop {
-            if let Some(outcome) = &lock(&batch).outcome {
-                return match outcome {
-                    None => Ok(()),
-                    Some(e) => Err(io::Error::other(e.clone())),
-                };
-            }
-            st = self
-                .shared
-                .done
-                .wait(st)
-                .unwrap_or_else(PoisonError::into_inner);
+        // Each waiter is woken alone: one wake-up per waiter, none for
+        // the waiters of other batches.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.notify(
+            &[file],
+            Box::new(move |outcome| {
+                let _ = tx.send(outcome);
+            }),
+        )?;
+        match rx.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(io::Error::other(e)),
+            Err(_) => Err(io::Error::other("group commit stopped")),
         }
+    }
+
+    /// Runs `wake` on the sync thread the moment the next batch that
+    /// covers `files` ends. It must only wake someone (send on a
+    /// channel): the next batch waits for it. This is how an async task
+    /// waits for a commit without holding a thread.
+    pub fn notify(&self, files: &[&File], wake: Then) -> io::Result<()> {
+        let devices = self.devices(files)?;
+        self.join(&devices, Some(wake), None);
+        Ok(())
     }
 }
 
@@ -144,37 +151,52 @@ impl Syncer {
     /// one at a time, so it must be short and must not wait on the
     /// syncer itself.
     pub fn then(&self, files: &[&File], then: Then) -> io::Result<()> {
-        self.join(files, Some(then)).map(drop)
+        let devices = self.devices(files)?;
+        self.join(&devices, None, Some(then));
+        Ok(())
     }
 
-    /// Adds `files`' file systems (and `then`) to the batch being gathered.
-    fn join(&self, files: &[&File], then: Option<Then>) -> io::Result<Arc<Mutex<Batch>>> {
+    /// Like [`Syncer::then`], for file systems named beforehand, so the
+    /// files themselves can move into `then`.
+    pub fn then_on(&self, devices: &Devices, then: Then) {
+        self.join(devices, None, Some(then));
+    }
+
+    /// The file systems of `files`, known to the syncer from now on.
+    pub fn devices(&self, files: &[&File]) -> io::Result<Devices> {
         let mut devs = Vec::with_capacity(files.len());
         for f in files {
             devs.push(f.metadata()?.dev());
         }
-        let batch = {
-            let mut st = lock(&self.shared.state);
-            for (f, dev) in files.iter().zip(&devs) {
-                if !st.fds.contains_key(dev) {
-                    st.fds.insert(*dev, Arc::new(f.try_clone()?));
+        let mut st = lock(&self.shared.state);
+        for (f, dev) in files.iter().zip(&devs) {
+            if !st.fds.contains_key(dev) {
+                st.fds.insert(*dev, Arc::new(f.try_clone()?));
+            }
+        }
+        Ok(Devices(devs))
+    }
+
+    /// Adds `devices` (and `wake`, `then`) to the batch being gathered.
+    fn join(&self, devices: &Devices, wake: Option<Then>, then: Option<Then>) {
+        {
+            let st = lock(&self.shared.state);
+            let mut b = lock(&st.next);
+            for dev in &devices.0 {
+                if !b.devices.contains(dev) {
+                    b.devices.push(*dev);
                 }
             }
-            let batch = st.next.clone();
-            let mut b = lock(&batch);
-            for dev in devs {
-                if !b.devices.contains(&dev) {
-                    b.devices.push(dev);
-                }
-            }
+            b.wake.extend(wake);
             b.then.extend(then);
-            drop(b);
-            batch
-        };
+        }
         self.shared.work.notify_one();
-        Ok(batch)
     }
 }
+
+/// File systems a [`Syncer`] knows (see [`Syncer::devices`]).
+#[derive(Debug, Clone)]
+pub struct Devices(Vec<u64>);
 
 fn run(shared: &Shared, follow_up: &std::sync::mpsc::Sender<(Vec<Then>, Result<(), String>)>) {
     loop {
@@ -203,15 +225,14 @@ fn run(shared: &Shared, follow_up: &std::sync::mpsc::Sender<(Vec<Then>, Result<(
                 failed = Some(format!("syncfs: {e}"));
             }
         }
-        // Publish under the state lock so no waiter misses the wake-up
-        // between its check and its wait.
-        let then = {
-            let _st = lock(&shared.state);
+        let (wake, then) = {
             let mut b = lock(&batch);
-            b.outcome = Some(failed.clone());
-            shared.done.notify_all();
-            std::mem::take(&mut b.then)
+            (std::mem::take(&mut b.wake), std::mem::take(&mut b.then))
         };
+        let outcome = failed.clone().map_or(Ok(()), Err);
+        for w in wake {
+            w(outcome.clone());
+        }
         if !then.is_empty() {
             let _ = follow_up.send((then, failed.map_or(Ok(()), Err)));
         }

@@ -1,0 +1,786 @@
+#!/usr/bin/env python3
+"""Delivery runner: what ends up in the mailboxes and the log, for Rostfix
+and real Postfix alike.
+
+A case is a directory tests/delivery/cases/<name>/ holding
+
+    main.cf     lines added to BASE_MAIN_CF (`@ETC@` stands for the
+                instance's configuration directory, `@TMP@` for its
+                temporary directory); `#` comments say what the case shows
+    send        the messages, as SMTP would carry them (format below)
+    expected    what Postfix did, written by --record (do not edit by hand)
+    any other   a lookup table source, copied to TMP/etc/<file>; it is
+    file        built with the subject's own postmap when main.cf names it
+                as hash:/lmdb:/cdb:/btree:/dbm: (a `vmailbox` file replaces
+                the base one)
+
+For every case the runner builds a fresh private mail system in a
+temporary directory TMP (TMP/etc/main.cf and master.cf, TMP/queue,
+TMP/data, TMP/vmail = virtual_mailbox_base, TMP/maillog = maillog_file),
+starts it with `postfix -c TMP/etc start`, sends the messages with
+Python's smtplib (each in its own session, EHLO client.example), waits
+after each message until the mail system has settled (nothing in
+maildrop/, incoming/ or active/ and the maillog quiet for a moment;
+bounded, SETTLE_TIMEOUT), stops it, and writes down what a user would
+check, normalized so that one expected text holds for both subjects:
+
+    == smtp     the reply to MAIL, each RCPT and DATA (or that the session
+                ended before DATA because no recipient was accepted)
+    == log      maillog lines with `to=<...>` (one per recipient delivery
+                attempt) and the bounce daemon's `... notification: ID`
+                lines: program without pid, queue IDs as Q1, Q2... (in the
+                order the maillog first names them), delays as D; grouped
+                by queue ID, sorted inside a group (parallel deliveries
+                finish in any order)
+    == tree     every directory and file under virtual_mailbox_base with
+                its mode and owner (`vmail`: the virtual_uid_maps /
+                virtual_gid_maps user); Maildir file names shown as
+                <maildir-name> once they have the shape time.VdevIino.Mmicros.host
+    == file P   each delivered file, with the path of TMP as @TMP@ (here
+                and in log lines), queue IDs, dates (RFC 5322 and
+                the mbox `From ` line's ctime form), the timestamp of
+                Message-Ids Postfix makes and MIME boundaries replaced.
+                A delivery status notification (Return-Path <>, a
+                multipart/report) is shown as its headers, the
+                `<address>: reason` lines of its text part, its
+                message/delivery-status part, and the returned message or
+                headers; the prose of the text part is not compared.
+
+The `send` file (blank lines and `#` lines outside DATA are ignored):
+
+    EHLO name                   optional, default client.example
+    MAIL FROM:<addr> [PARAM...]
+    RCPT TO:<addr> [PARAM...]   one or more
+    DATA
+    message lines, sent as they are (smtplib adds CRLF and dot-stuffing)
+    .                           ends the message; another MAIL FROM may follow
+
+Deliberate differences (DESIGN.md section 1) are applied to the expected
+text for SUBJECT=rostfix: `(Postfix)` after `by HOST` in Received headers
+becomes `(Rostfix)`.
+
+Usage: run.py [--record] [--list] [--keep|--keep-all] [-j N] [-v] [CASE ...]
+  SUBJECT=postfix (root) runs Debian's Postfix; default SUBJECT=rostfix runs
+  target/release (or $ROSTFIX_BIN). --record (SUBJECT=postfix only) writes
+  each case's `expected` from what Postfix did: it records, it does not
+  judge, so read what it wrote. CASE is a case name or a prefix ending
+  in '*'. --keep keeps TMP of failing cases, --keep-all of every case.
+  KNOWN_FAILURES lists cases Rostfix does not pass yet (reported, not failed).
+"""
+
+import concurrent.futures
+import difflib
+import os
+import pwd
+import re
+import shutil
+import smtplib
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CASES = os.path.join(HERE, "cases")
+
+SETTLE_TIMEOUT = 10.0   # seconds one message may take to settle
+QUIET = 0.4             # seconds without maillog growth that count as settled
+RECHECK = 2.0           # seconds a mismatch is looked at again (late log lines)
+
+BASE_MAIN_CF = """\
+# Written by tests/delivery/run.py: a private instance on loopback.
+compatibility_level = 3.6
+config_directory = {dir}/etc
+queue_directory = {dir}/queue
+data_directory = {dir}/data
+mail_owner = {mail_owner}
+maillog_file = {dir}/maillog
+maillog_file_prefixes = {dir}
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+smtpd_peername_lookup = no
+myhostname = mail.example.test
+mydomain = example.test
+mydestination = localhost
+mynetworks = 127.0.0.1/32
+relayhost = [127.0.0.1]:1
+alias_maps =
+alias_database =
+biff = no
+virtual_mailbox_domains = example.test
+virtual_mailbox_base = {dir}/vmail
+virtual_mailbox_maps = hash:{dir}/etc/vmailbox
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_minimum_uid = {uid}
+"""
+
+# alice, bob and sender have Maildirs, dave an mbox file (only the mbox
+# cases write to dave, so that the others do not depend on mbox support).
+# Postfix's virtual(8) creates missing Maildir directories but not the
+# directory of an mbox file (its dotlock cannot be made: deferred), so
+# dave's is directly in virtual_mailbox_base, which the runner makes and
+# gives to the vmail user.
+BASE_VMAILBOX = """\
+alice@example.test     example.test/alice/
+bob@example.test       example.test/bob/
+dave@example.test      dave
+sender@example.test    example.test/sender/
+"""
+
+# Debian's master.cf, reduced to the services these cases need, nothing
+# chrooted, smtpd on loopback.
+MASTER_CF = """\
+# Written by tests/delivery/run.py from Debian's master.cf.
+# service type  private unpriv  chroot  wakeup  maxproc command + args
+127.0.0.1:{port} inet n -       n       -       -       smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+        -o syslog_name=postfix/$service_name
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+CASE_FILES = {"main.cf", "send", "expected", "README", "NOTES"}
+INDEXED = ("hash", "lmdb", "cdb", "btree", "dbm")
+
+# Deliberate differences, applied to the expected text for Rostfix.
+DEVIATIONS = [
+    (re.compile(r"(\bby \S+) \(Postfix\)"), r"\1 (Rostfix)"),
+]
+
+MAILDIR_NAME = re.compile(r"\d+\.V[0-9a-f]+I[0-9a-f]+M\d+\.[^/:]+")
+LOG_LINE = re.compile(r"^\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ (\S+?)\[\d+\]: (.*)$")
+LOG_QUEUE_ID = re.compile(r"^([0-9A-F]{6,}): ")
+NOTIFICATION_ID = re.compile(r"notification: ([0-9A-F]{6,})$")
+QUEUED_AS = re.compile(r"queued as ([0-9A-F]{6,})")
+DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+RFC5322_DATE = re.compile(DAY + r", +\d{1,2} " + MONTH + r" \d{4} \d\d:\d\d:\d\d [+-]\d{4}"
+                          r"(?: \([A-Za-z0-9+-]+\))?")
+CTIME_DATE = re.compile(DAY + " " + MONTH + r" [ \d]\d \d\d:\d\d:\d\d \d{4}")
+MESSAGE_ID_STAMP = re.compile(r"<\d{14}\.(Q\d+)@")
+
+
+class CaseError(Exception):
+    pass
+
+
+_port_lock = threading.Lock()
+_ports_taken = set()
+
+
+def free_port():
+    """common.free_port(), never the same port twice in this run."""
+    with _port_lock:
+        while True:
+            port = common.free_port()
+            if port not in _ports_taken:
+                _ports_taken.add(port)
+                return port
+
+
+# ---------------------------------------------------------------- the case
+
+class Message:
+    def __init__(self):
+        self.ehlo = "client.example"
+        self.sender = None
+        self.sender_options = []
+        self.recipients = []      # (address, [options])
+        self.data = None
+
+
+def parse_send(path):
+    messages = []
+    cur = Message()
+    data = None
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for n, line in enumerate(lines, 1):
+        if data is not None:
+            if line == ".":
+                cur.data = "\n".join(data) + "\n"
+                messages.append(cur)
+                cur, data = Message(), None
+            else:
+                data.append(line)
+            continue
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = re.match(r"(?i)(EHLO|MAIL FROM:|RCPT TO:)\s*(.*)$", line)
+        if line.upper() == "DATA":
+            if cur.sender is None or not cur.recipients:
+                raise CaseError(f"{path}:{n}: DATA before MAIL FROM and RCPT TO")
+            data = []
+        elif m and m.group(1).upper() == "EHLO":
+            cur.ehlo = m.group(2).strip()
+        elif m:
+            am = re.match(r"<([^>]*)>\s*(.*)$", m.group(2))
+            if not am:
+                raise CaseError(f"{path}:{n}: address must be in <>: {line!r}")
+            address, options = am.group(1), am.group(2).split()
+            if m.group(1).upper() == "MAIL FROM:":
+                cur.sender, cur.sender_options = address, options
+            else:
+                cur.recipients.append((address, options))
+        else:
+            raise CaseError(f"{path}:{n}: cannot parse {line!r}")
+    if data is not None:
+        raise CaseError(f"{path}: message not ended by a '.' line")
+    if cur.sender is not None:
+        raise CaseError(f"{path}: MAIL FROM without DATA at the end")
+    if not messages:
+        raise CaseError(f"{path}: no message")
+    return messages
+
+
+# ---------------------------------------------------------------- instance
+
+class Instance:
+    """A private Postfix or Rostfix in a temporary directory."""
+
+    def __init__(self, subject, bin_dir, tmp, case_dir):
+        self.subject = subject
+        self.bin = bin_dir
+        self.dir = tmp
+        self.etc = os.path.join(tmp, "etc")
+        self.queue = os.path.join(tmp, "queue")
+        self.vmail = os.path.join(tmp, "vmail")
+        self.port = free_port()
+        self.mail_owner, self.uid, self.gid = common.users()
+        self.started = False
+        root = os.geteuid() == 0
+        os.chmod(tmp, 0o755)
+        for d in ("etc", "queue", "data", "vmail"):
+            os.mkdir(os.path.join(tmp, d), 0o755)
+        if root:
+            owner = pwd.getpwnam(self.mail_owner)
+            os.chown(os.path.join(tmp, "data"), owner.pw_uid, owner.pw_gid)
+            os.chown(self.vmail, self.uid, self.gid)
+        extra = ""
+        extra_path = os.path.join(case_dir, "main.cf")
+        if os.path.exists(extra_path):
+            extra = open(extra_path, encoding="utf-8").read()
+            extra = extra.replace("@ETC@", self.etc).replace("@TMP@", tmp)
+        base = BASE_MAIN_CF.format(dir=tmp, mail_owner=self.mail_owner, uid=self.uid,
+                                   gid=self.gid)
+        # A parameter the case sets replaces the base's line (no
+        # "overriding earlier entry" warnings).
+        overridden = set(re.findall(r"^([a-z0-9_]+)\s*=", extra, re.M))
+        base = "".join(l for l in base.splitlines(True)
+                       if not (m := re.match(r"([a-z0-9_]+)\s*=", l)) or m.group(1) not in overridden)
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write(base)
+            if extra:
+                f.write("# from the case\n" + extra)
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(MASTER_CF.format(port=self.port))
+        with open(os.path.join(self.etc, "vmailbox"), "w") as f:
+            f.write(BASE_VMAILBOX)
+        tables = {"vmailbox": "hash"}
+        for name in sorted(os.listdir(case_dir)):
+            if name in CASE_FILES or name.startswith(".") or name.endswith("~"):
+                continue
+            shutil.copyfile(os.path.join(case_dir, name), os.path.join(self.etc, name))
+            m = re.search(r"\b(" + "|".join(INDEXED) + r"):" + re.escape(self.etc) + "/"
+                          + re.escape(name) + r"(?![\w.-])", extra)
+            if m:
+                tables[name] = m.group(1)
+        self.age_files()
+        for name, kind in tables.items():
+            self.command("postmap", "-c", self.etc, f"{kind}:{self.etc}/{name}")
+        self.age_files()
+
+    def age_files(self):
+        # Postfix commands pause when main.cf is younger than a second.
+        past = time.time() - 3600
+        for name in os.listdir(self.etc):
+            os.utime(os.path.join(self.etc, name), (past, past))
+
+    def command(self, name, *args, timeout=60):
+        path = os.path.join(self.bin, name)
+        if not os.path.exists(path):
+            raise CaseError(f"{path} does not exist")
+        env = dict(os.environ)
+        env.pop("MAIL_CONFIG", None)
+        env["LC_ALL"] = "C"
+        proc = subprocess.run([path, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+        out = proc.stdout.decode("utf-8", "replace")
+        if proc.returncode != 0:
+            both = out + proc.stderr.decode("utf-8", "replace")
+            shown = "".join("\n    | " + l for l in both.rstrip("\n").splitlines())
+            raise CaseError(f"{name} {' '.join(args)} exited {proc.returncode}:{shown}")
+        return out
+
+    def start(self):
+        self.started = True
+        self.command("postfix", "-c", self.etc, "start")
+        if not common.wait_listening(self.port, 10):
+            raise CaseError(f"nothing listens on 127.0.0.1:{self.port} 10 s after start")
+
+    def stop(self):
+        if not self.started:
+            return
+        try:
+            self.command("postfix", "-c", self.etc, "stop", timeout=30)
+        except (CaseError, subprocess.TimeoutExpired) as e:
+            pidfile = os.path.join(self.queue, "pid", "master.pid")
+            if not os.path.exists(pidfile):
+                return      # nothing runs; the start error says why
+            # Last resort: the master this case started, by the pid it recorded.
+            try:
+                os.kill(int(open(pidfile).read().split()[0]), 9)
+            except (OSError, ValueError, IndexError):
+                pass
+            raise CaseError(f"stop failed: {e}")
+
+    def maillog(self):
+        try:
+            with open(os.path.join(self.dir, "maillog"), encoding="utf-8",
+                      errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def queue_busy(self):
+        for sub in ("maildrop", "incoming", "active"):
+            for _, _, files in os.walk(os.path.join(self.queue, sub)):
+                if files:
+                    return True
+        return False
+
+    def settle(self):
+        """Waits until nothing is in flight and the maillog is quiet;
+        False after SETTLE_TIMEOUT."""
+        deadline = time.time() + SETTLE_TIMEOUT
+        last, since = None, time.time()
+        while True:
+            size = len(self.maillog())
+            if size != last:
+                last, since = size, time.time()
+            if not self.queue_busy() and time.time() - since >= QUIET:
+                return True
+            if time.time() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- sending
+
+def reply_text(code, text):
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} " + " / ".join(text.splitlines())
+
+
+def send(port, msg):
+    """The SMTP replies of one session, as lines."""
+    out = []
+    with smtplib.SMTP("127.0.0.1", port, local_hostname=msg.ehlo, timeout=30) as c:
+        code, _ = c.ehlo()
+        if code != 250:
+            out.append(f"EHLO {msg.ehlo}: {code}")
+            return out
+        code, text = c.mail(msg.sender, msg.sender_options)
+        out.append(f"MAIL FROM:<{msg.sender}> {' '.join(msg.sender_options)}".rstrip()
+                   + ": " + reply_text(code, text))
+        if code != 250:
+            return out
+        accepted = 0
+        for address, options in msg.recipients:
+            code, text = c.rcpt(address, options)
+            out.append(f"RCPT TO:<{address}> {' '.join(options)}".rstrip()
+                       + ": " + reply_text(code, text))
+            accepted += code in (250, 251)
+        if not accepted:
+            out.append("(no recipient accepted: no DATA)")
+            return out
+        try:
+            # smtplib leaves the line ends of bytes alone: CRLF them here.
+            code, text = c.data(msg.data.replace("\n", "\r\n").encode("utf-8"))
+        except smtplib.SMTPDataError as e:
+            code, text = e.smtp_code, e.smtp_error
+        out.append("DATA: " + reply_text(code, text))
+    return out
+
+
+# ---------------------------------------------------------------- normalizing
+
+class QueueIds:
+    """Queue ID -> Qn, numbered in the order the maillog first names them."""
+
+    def __init__(self, log_text):
+        self.map = {}
+        for line in log_text.splitlines():
+            m = LOG_LINE.match(line)
+            if not m:
+                continue
+            body = m.group(2)
+            for pattern in (LOG_QUEUE_ID, NOTIFICATION_ID):
+                for qid in pattern.findall(body):
+                    self.add(qid)
+
+    def add(self, qid):
+        if qid not in self.map:
+            self.map[qid] = f"Q{len(self.map) + 1}"
+
+    def sub(self, text):
+        if not self.map:
+            return text
+        pattern = re.compile(r"(?<![0-9A-Za-z])(" + "|".join(map(re.escape, self.map))
+                             + r")(?![0-9A-Za-z])")
+        return pattern.sub(lambda m: self.map[m.group(1)], text)
+
+
+def normalize_text(text, ids, tmp):
+    text = text.replace(tmp, "@TMP@")
+    text = ids.sub(text)
+    text = RFC5322_DATE.sub("DATE", text)
+    text = CTIME_DATE.sub("DATE", text)
+    text = MESSAGE_ID_STAMP.sub(r"<TIMESTAMP.\1@", text)
+    return text
+
+
+def log_section(log_text, ids, inst):
+    groups = {}
+    for line in log_text.splitlines():
+        m = LOG_LINE.match(line)
+        if not m:
+            continue
+        program, body = m.group(1), m.group(2)
+        if not (re.match(r"[0-9A-F]{6,}: to=<", body) or NOTIFICATION_ID.search(body)):
+            continue
+        body = re.sub(r"\bdelay=[\d.]+", "delay=D", body)
+        body = re.sub(r"\bdelays=[\d./]+", "delays=D/D/D/D", body)
+        body = normalize_text(body, ids, inst.dir)
+        q = re.match(r"Q(\d+)", body)
+        groups.setdefault(int(q.group(1)) if q else 0, []).append(f"{program}: {body}")
+    out = []
+    for key in sorted(groups):
+        out += sorted(groups[key])
+    return out
+
+
+def owner(st, inst):
+    if (st.st_uid, st.st_gid) == (inst.uid, inst.gid):
+        return "vmail"
+    return f"{st.st_uid}:{st.st_gid}"
+
+
+def shape(rel):
+    parts = rel.split("/")
+    if len(parts) >= 2 and parts[-2] in ("new", "cur", "tmp") and MAILDIR_NAME.fullmatch(
+            parts[-1].split(":")[0]):
+        parts[-1] = "<maildir-name>" + (":" + parts[-1].split(":", 1)[1]
+                                        if ":" in parts[-1] else "")
+    return "/".join(parts)
+
+
+def split_message(text):
+    """(header lines joined with their continuations, body)."""
+    head, sep, body = text.partition("\n\n")
+    if not sep:
+        head, body = text, ""
+    headers = []
+    for line in head.split("\n"):
+        if line[:1] in (" ", "\t") and headers:
+            headers[-1] += "\n" + line
+        else:
+            headers.append(line)
+    return headers, body
+
+
+def header_value(headers, name):
+    for h in headers:
+        if h.lower().startswith(name.lower() + ":"):
+            return h.split(":", 1)[1].strip()
+    return None
+
+
+def is_dsn(text):
+    headers, _ = split_message(text)
+    ctype = header_value(headers, "Content-Type") or ""
+    return (header_value(headers, "Return-Path") == "<>"
+            and ctype.lower().startswith("multipart/report"))
+
+
+def dsn_summary(text):
+    """A delivery status notification without its prose."""
+    headers, body = split_message(text)
+    ctype = header_value(headers, "Content-Type") or ""
+    m = re.search(r'boundary="?([^";\s]+)"?', ctype, re.S)
+    boundary = m.group(1) if m else None
+    out = [h.replace(boundary, "BOUNDARY") if boundary else h for h in headers]
+    out.append("")
+    if not boundary:
+        return "\n".join(out + ["[no boundary]"]) + "\n"
+    parts = body.split("--" + boundary)
+    for part in parts[1:]:
+        if part.startswith("--"):
+            break
+        part = part[1:] if part.startswith("\n") else part
+        pheaders, pbody = split_message(part)
+        ptype = (header_value(pheaders, "Content-Type") or "text/plain").split(";")[0].strip()
+        out.append("[part " + "; ".join(pheaders) + "]")
+        if ptype.lower() == "text/plain":
+            # The prose may differ; the `<address>: reason` lines may not.
+            joined = re.sub(r"\n[ \t]+", " ", pbody)
+            out += [l.rstrip() for l in joined.split("\n") if l.startswith("<")]
+        else:
+            out += pbody.rstrip("\n").split("\n")
+    return "\n".join(out) + "\n"
+
+
+def vmail_sections(inst, ids):
+    tree, files = [], []
+    for root, dirs, names in os.walk(inst.vmail):
+        dirs.sort()
+        for d in dirs:
+            p = os.path.join(root, d)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, inst.vmail)
+            tree.append(f"{shape(rel)}/ {stat.S_IMODE(st.st_mode):04o} {owner(st, inst)}")
+        for n in names:
+            p = os.path.join(root, n)
+            st = os.lstat(p)
+            rel = shape(os.path.relpath(p, inst.vmail))
+            tree.append(f"{rel} {stat.S_IMODE(st.st_mode):04o} {owner(st, inst)}")
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            with open(p, "rb") as f:
+                text = f.read().decode("utf-8", "surrogateescape")
+            text = normalize_text(text, ids, inst.dir)
+            if is_dsn(text):
+                rel += " (delivery status notification: its prose is not compared)"
+                text = dsn_summary(text)
+            files.append((rel, text))
+    tree.sort()
+    files.sort()
+    return tree, files
+
+
+def document(smtp_lines, inst):
+    """The normalized expected/actual text of a case."""
+    log_text = inst.maillog()
+    ids = QueueIds(log_text)
+    for line in smtp_lines:
+        for qid in QUEUED_AS.findall(line):
+            ids.add(qid)
+    out = ["== smtp"]
+    out += [normalize_text(l, ids, inst.dir) for l in smtp_lines]
+    out.append("== log")
+    out += log_section(log_text, ids, inst)
+    tree, files = vmail_sections(inst, ids)
+    out.append("== tree")
+    out += tree
+    text = "\n".join(out) + "\n"
+    for rel, content in files:
+        text += f"== file {rel}\n"
+        if content and not content.endswith("\n"):
+            content += "\n\\ No newline at end of file\n"
+        text += content
+    return text
+
+
+def deviate(text, subject):
+    if subject == "rostfix":
+        for pattern, repl in DEVIATIONS:
+            text = pattern.sub(repl, text)
+    return text
+
+
+HEADER_COMMENT = re.compile(r"^#.*\n")
+
+
+def read_expected(path):
+    text = open(path, encoding="utf-8", errors="surrogateescape").read()
+    while True:
+        m = HEADER_COMMENT.match(text)
+        if not m:
+            return text
+        text = text[m.end():]
+
+
+# ---------------------------------------------------------------- driver
+
+def run_case(subject, bin_dir, name, record, keep):
+    """(ok, message, seconds)"""
+    t0 = time.time()
+    case_dir = os.path.join(CASES, name)
+    tmp = tempfile.mkdtemp(prefix=f"delivery-{name}-")
+    inst = None
+    ok, msg = True, ""
+    try:
+        messages = parse_send(os.path.join(case_dir, "send"))
+        inst = Instance(subject, bin_dir, tmp, case_dir)
+        inst.start()
+        smtp_lines = []
+        unsettled = []
+        for n, m in enumerate(messages, 1):
+            smtp_lines += send(inst.port, m)
+            if not inst.settle():
+                unsettled.append(n)
+        actual = document(smtp_lines, inst)
+        note = ""
+        if unsettled:
+            note = (f"  message {', '.join(map(str, unsettled))}: still in maildrop/incoming/"
+                    f"active or the log still growing {SETTLE_TIMEOUT:.0f} s after it was sent\n")
+        if record:
+            version = inst.command("postconf", "-c", inst.etc, "-h", "mail_version").strip()
+            with open(os.path.join(case_dir, "expected"), "w", encoding="utf-8",
+                      errors="surrogateescape") as f:
+                f.write(f"# Recorded from Postfix {version} by SUBJECT=postfix "
+                        f"tests/delivery/run.py --record {name}\n")
+                f.write(actual)
+            msg = note + "  recorded"
+            ok = not unsettled
+        else:
+            exp_path = os.path.join(case_dir, "expected")
+            if not os.path.exists(exp_path):
+                raise CaseError("no expected file: record it with SUBJECT=postfix --record")
+            expected = deviate(read_expected(exp_path), subject)
+            deadline = time.time() + RECHECK
+            while actual != expected and time.time() < deadline:
+                time.sleep(0.2)
+                actual = document(smtp_lines, inst)
+            if actual != expected:
+                ok = False
+                diff = list(difflib.unified_diff(expected.splitlines(), actual.splitlines(),
+                                                 "expected", "actual", lineterm="", n=2))
+                if len(diff) > 80:
+                    diff = diff[:80] + [f"... ({len(diff) - 80} more diff lines)"]
+                msg = note + "\n".join("    " + l for l in diff)
+    except (CaseError, smtplib.SMTPException, OSError, subprocess.TimeoutExpired) as e:
+        ok, msg = False, f"  {type(e).__name__ if not isinstance(e, CaseError) else ''}{e}"
+    except Exception:
+        import traceback
+        ok, msg = False, "  " + traceback.format_exc().replace("\n", "\n  ")
+    finally:
+        if inst is not None:
+            try:
+                inst.stop()
+            except CaseError as e:
+                ok, msg = False, (msg + "\n" if msg else "") + f"  {e}"
+        if keep == "all" or (not ok and keep):
+            msg += f"\n  kept {tmp}"
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return ok, msg, time.time() - t0
+
+
+def cases(selectors):
+    found = []
+    for name in sorted(os.listdir(CASES)):
+        if not os.path.isfile(os.path.join(CASES, name, "send")):
+            continue
+        if not selectors or any(name == s or (s.endswith("*") and name.startswith(s[:-1]))
+                                for s in selectors):
+            found.append(name)
+    return found
+
+
+def known_failures():
+    """KNOWN_FAILURES: `name  reason` per line, `#` comments."""
+    path = os.path.join(HERE, "KNOWN_FAILURES")
+    out = {}
+    if os.path.exists(path):
+        for line in open(path, encoding="utf-8"):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                name, _, why = line.partition(" ")
+                out[name] = why.strip()
+    return out
+
+
+def main(argv):
+    record = "--record" in argv
+    keep = "all" if "--keep-all" in argv else "--keep" in argv
+    verbose = "-v" in argv
+    jobs = 4
+    selectors = []
+    args = iter(argv)
+    for a in args:
+        if a == "-j":
+            jobs = int(next(args))
+        elif a.startswith("-j") and a[2:].isdigit():
+            jobs = int(a[2:])
+        elif not a.startswith("-"):
+            selectors.append(a)
+    subject, bin_dir = common.subject()
+    if subject not in ("postfix", "rostfix"):
+        sys.exit("SUBJECT must be postfix or rostfix")
+    if record and subject != "postfix":
+        sys.exit("--record records real Postfix: run with SUBJECT=postfix")
+    if subject == "postfix" and os.geteuid() != 0:
+        sys.exit("SUBJECT=postfix needs root (postfix start)")
+    found = cases(selectors)
+    if "--list" in argv:
+        print("\n".join(found))
+        return 0
+    if selectors and not found:
+        sys.exit(f"no case matches {' '.join(selectors)}")
+    known = known_failures() if subject == "rostfix" else {}
+    passed = failed = known_failed = 0
+    t0 = time.time()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [(name, pool.submit(run_case, subject, bin_dir, name, record, keep))
+                   for name in found]
+        for name, fut in futures:
+            ok, msg, seconds = fut.result()
+            timing = f" ({seconds:.1f} s)" if verbose else ""
+            if record:
+                print(f"{'recorded' if ok else 'FAIL'} {name}{timing}")
+                if msg.strip() != "recorded":
+                    print(msg)
+                passed += ok
+                failed += not ok
+            elif ok:
+                passed += 1
+                if name in known:
+                    print(f"passes now {name}{timing}: take it out of KNOWN_FAILURES")
+                elif verbose or keep == "all":
+                    print(f"ok {name}{timing} {msg.strip()}".rstrip())
+            elif name in known:
+                known_failed += 1
+                print(f"known failure {name}{timing}: {known[name]}")
+                if verbose:
+                    print(msg)
+            else:
+                failed += 1
+                print(f"FAIL {name}{timing}")
+                print(msg)
+    tail = f", {known_failed} known failures" if known_failed else ""
+    print(f"delivery ({subject}): {passed} passed, {failed} failed{tail} "
+          f"in {time.time() - t0:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
