@@ -52,7 +52,7 @@ The `send` file (blank lines and `#` lines outside DATA are ignored):
     MAIL FROM:<addr> [PARAM...]
     RCPT TO:<addr> [PARAM...]   one or more
     DATA
-    message lines, sent as they are (smtplib adds CRLF and dot-stuffing)
+    message lines, sent with CRLF line ends (smtplib dot-stuffs them)
     .                           ends the message; another MAIL FROM may follow
 
 Deliberate differences (DESIGN.md section 1) are applied to the expected
@@ -647,6 +647,8 @@ def run_case(subject, bin_dir, name, record, keep):
             smtp_lines += send(inst.port, m)
             if not inst.settle():
                 unsettled.append(n)
+        if record:
+            time.sleep(1.0)     # what is recorded is not looked at again: let late lines land
         actual = document(smtp_lines, inst)
         note = ""
         if unsettled:

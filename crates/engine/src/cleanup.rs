@@ -1,18 +1,20 @@
 //! cleanup(8) for mail from smtpd: the Received header, the header fixes
-//! Postfix makes (Return-Path removed; Message-Id and Date added where
-//! missing for clients that get local header rewriting), virtual alias
-//! expansion of recipients, and the queue file, made durable before the
-//! caller may say 250.
+//! Postfix makes (Return-Path and Bcc removed; Message-Id, Date and From,
+//! or their Resent- forms, added where missing for clients that get local
+//! header rewriting; hopcount_limit), canonical mapping and masquerading
+//! of envelope and header addresses, virtual alias expansion of
+//! recipients, and the queue file, made durable before the caller may say
+//! 250.
 
 use std::collections::HashSet;
 use std::io;
 use std::path::Path;
 
-use rostfix_maps::order;
 use rostfix_message::date;
 use rostfix_queue::file::Completed;
 use rostfix_queue::{QueueFile, QueueId, Syncer};
 
+use crate::rewrite::{self, AddressClass};
 use crate::settings::Settings;
 
 /// Where finished messages go: the group committer that makes them
@@ -36,15 +38,58 @@ pub struct Envelope {
     pub rewrite_headers: bool,
 }
 
+/// Why a message cannot be queued.
+#[derive(Debug)]
+pub enum Refused {
+    /// Writing the queue file (or a table lookup) failed: try again.
+    Io(io::Error),
+    /// More Received/Delivered-To headers than hopcount_limit: a loop.
+    TooManyHops,
+}
+
+impl From<io::Error> for Refused {
+    fn from(e: io::Error) -> Refused {
+        Refused::Io(e)
+    }
+}
+
+/// Headers whose addresses are senders or recipients (canonical and
+/// masquerade classes header_sender / header_recipient).
+const SENDER_HEADERS: &[&str] = &[
+    "from",
+    "sender",
+    "reply-to",
+    "errors-to",
+    "return-receipt-to",
+    "resent-from",
+    "resent-sender",
+    "resent-reply-to",
+];
+const RECIPIENT_HEADERS: &[&str] = &["to", "cc", "apparently-to", "resent-to", "resent-cc"];
+
+/// Which of the headers cleanup adds when missing the message has.
+#[derive(Debug, Default)]
+struct Seen {
+    message_id: Option<String>,
+    date: bool,
+    from: bool,
+    /// Any Resent- header: the Resent- forms are the ones to add.
+    resent: bool,
+    resent_message_id: Option<String>,
+    resent_date: bool,
+    resent_from: bool,
+}
+
 /// A message being received into the queue.
 #[derive(Debug)]
 pub struct Cleanup {
     file: QueueFile,
     in_headers: bool,
-    skipping: bool,
-    seen_message_id: Option<String>,
-    seen_date: bool,
-    seen_from: bool,
+    /// The header being gathered (continuation lines joined by `\n`).
+    header: Vec<u8>,
+    seen: Seen,
+    /// Received and Delivered-To headers, for hopcount_limit.
+    hops: u64,
     sender: String,
     rewrite_headers: bool,
     size: u64,
@@ -52,11 +97,23 @@ pub struct Cleanup {
 
 impl Cleanup {
     /// Starts a queue file in `incoming/` and writes the envelope and the
-    /// Received header.
+    /// Received header. The envelope addresses are rewritten here:
+    /// canonical maps and masquerading, then virtual aliases; a recipient
+    /// reached twice from the same original address is kept once.
     pub fn start(s: &Settings, env: &Envelope) -> io::Result<Cleanup> {
+        let lookup = |e: rostfix_maps::DictError| {
+            io::Error::other(format!("canonical map lookup problem: {e}"))
+        };
+        let sender = if env.sender.is_empty() {
+            String::new()
+        } else {
+            let c =
+                rewrite::canonical(s, &env.sender, AddressClass::EnvelopeSender).map_err(lookup)?;
+            rewrite::masquerade(s, &c, AddressClass::EnvelopeSender)
+        };
         let dir = s.queue_directory.join("incoming");
         let mut file = QueueFile::create(&dir, s.long_queue_ids)?;
-        file.sender(&env.sender);
+        file.sender(&sender);
         file.attr("client_name", &env.client_name);
         file.attr("client_address", &env.client_addr);
         if let Some(h) = &env.helo {
@@ -65,8 +122,16 @@ impl Cleanup {
         file.attr("protocol_name", if env.esmtp { "ESMTP" } else { "SMTP" });
         let mut seen = HashSet::new();
         for rcpt in &env.recipients {
-            for final_addr in expand_aliases(s, rcpt) {
-                if seen.insert(final_addr.to_ascii_lowercase()) {
+            let c = match rewrite::canonical(s, rcpt, AddressClass::EnvelopeRecipient) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = file.discard();
+                    return Err(lookup(e));
+                }
+            };
+            let c = rewrite::masquerade(s, &c, AddressClass::EnvelopeRecipient);
+            for final_addr in rewrite::expand_aliases(s, &c) {
+                if seen.insert((final_addr.to_ascii_lowercase(), rcpt.to_ascii_lowercase())) {
                     file.recipient(&final_addr, rcpt);
                 }
             }
@@ -85,11 +150,10 @@ impl Cleanup {
         let mut c = Cleanup {
             file,
             in_headers: true,
-            skipping: false,
-            seen_message_id: None,
-            seen_date: false,
-            seen_from: false,
-            sender: env.sender.clone(),
+            header: Vec::new(),
+            seen: Seen::default(),
+            hops: 0,
+            sender,
             rewrite_headers: env.rewrite_headers || s.always_add_missing_headers,
             size: 0,
         };
@@ -120,116 +184,189 @@ impl Cleanup {
         self.file.line(line)
     }
 
-    /// One content line from the client (without its newline).
+    /// One content line from the client (without its newline). Headers
+    /// are gathered whole (with their continuation lines) and then
+    /// written, rewritten or dropped.
     pub fn line(&mut self, s: &Settings, line: &[u8]) -> io::Result<()> {
         if self.in_headers {
             let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-            let header_name = line
+            if continuation && !self.header.is_empty() {
+                self.header.push(b'\n');
+                self.header.extend_from_slice(line);
+                return Ok(());
+            }
+            self.flush_header(s)?;
+            let is_header = line
                 .iter()
                 .position(|&b| b == b':')
-                .filter(|&i| i > 0 && line[..i].iter().all(|b| b.is_ascii_graphic()));
-            if continuation && !line.is_empty() {
-                if self.skipping {
-                    return Ok(());
-                }
-                return self.write(line);
+                .is_some_and(|i| i > 0 && line[..i].iter().all(|b| b.is_ascii_graphic()));
+            if is_header {
+                self.header.extend_from_slice(line);
+                return Ok(());
             }
-            match header_name {
-                Some(i) => {
-                    let name = String::from_utf8_lossy(&line[..i]).to_ascii_lowercase();
-                    self.skipping = name == "return-path";
-                    if self.skipping {
-                        return Ok(());
-                    }
-                    if name == "message-id" {
-                        self.seen_message_id =
-                            Some(String::from_utf8_lossy(&line[i + 1..]).trim().to_string());
-                    }
-                    self.seen_date |= name == "date";
-                    self.seen_from |= name == "from";
-                    return self.write(line);
-                }
-                None => {
-                    // The first line that is not a header ends the headers.
-                    self.end_headers(s)?;
-                }
+            if !continuation {
+                // The first line that is not a header ends the headers.
+                self.end_headers(s)?;
             }
         }
         self.write(line)
     }
 
+    /// Writes the gathered header, as cleanup(8) would have it.
+    fn flush_header(&mut self, s: &Settings) -> io::Result<()> {
+        if self.header.is_empty() {
+            return Ok(());
+        }
+        let header = std::mem::take(&mut self.header);
+        let colon = header.iter().position(|&b| b == b':').unwrap_or(0);
+        let name = String::from_utf8_lossy(&header[..colon]).to_ascii_lowercase();
+        let value = || {
+            String::from_utf8_lossy(&header[colon + 1..])
+                .trim()
+                .to_string()
+        };
+        match name.as_str() {
+            // Return-Path is the delivery agent's to add; Bcc must not
+            // reach the recipients.
+            "return-path" | "bcc" | "resent-bcc" => return Ok(()),
+            "received" | "delivered-to" => self.hops += 1,
+            "message-id" => self.seen.message_id = Some(value()),
+            "date" => self.seen.date = true,
+            "from" => self.seen.from = true,
+            "resent-message-id" => self.seen.resent_message_id = Some(value()),
+            "resent-date" => self.seen.resent_date = true,
+            "resent-from" => self.seen.resent_from = true,
+            _ => {}
+        }
+        self.seen.resent |= name.starts_with("resent-");
+        let class = if SENDER_HEADERS.contains(&name.as_str()) {
+            Some(AddressClass::HeaderSender)
+        } else if RECIPIENT_HEADERS.contains(&name.as_str()) {
+            Some(AddressClass::HeaderRecipient)
+        } else {
+            None
+        };
+        let rewritten = match (class, std::str::from_utf8(&header[colon + 1..])) {
+            (Some(class), Ok(v)) if self.rewrite_headers => self.rewrite_addresses(s, v, class)?,
+            _ => None,
+        };
+        let text = match &rewritten {
+            Some(v) => [&header[..=colon], v.as_bytes()].concat(),
+            None => header,
+        };
+        for l in text.split(|&b| b == b'\n') {
+            self.write(l)?;
+        }
+        Ok(())
+    }
+
+    /// The header value with each address in canonical form (`user`
+    /// completed with `@$myorigin`), mapped and masqueraded.
+    fn rewrite_addresses(
+        &self,
+        s: &Settings,
+        value: &str,
+        class: AddressClass,
+    ) -> io::Result<Option<String>> {
+        let mut failed = None;
+        let out = rewrite::rewrite_address_list(value, |addr| {
+            let qualified = if addr.contains('@') {
+                addr.to_string()
+            } else {
+                format!("{addr}@{}", s.myorigin)
+            };
+            match rewrite::canonical(s, &qualified, class) {
+                Ok(c) => Some(rewrite::masquerade(s, &c, class)),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            }
+        });
+        match failed {
+            Some(e) => Err(io::Error::other(format!(
+                "canonical map lookup problem: {e}"
+            ))),
+            None => Ok(out),
+        }
+    }
+
     fn end_headers(&mut self, s: &Settings) -> io::Result<()> {
+        self.flush_header(s)?;
         self.in_headers = false;
         if !self.rewrite_headers {
             return Ok(());
         }
-        if self.seen_message_id.is_none() {
+        // A resent message gets the Resent- forms (RFC 5322 3.6.6).
+        let (message_id, date_seen, from_seen, prefix) = if self.seen.resent {
+            (
+                &self.seen.resent_message_id,
+                self.seen.resent_date,
+                self.seen.resent_from,
+                "Resent-",
+            )
+        } else {
+            (&self.seen.message_id, self.seen.date, self.seen.from, "")
+        };
+        let mut added = Vec::new();
+        if message_id.is_none() {
             let id = format!(
                 "<{}.{}@{}>",
                 date::message_id_stamp(date::now()),
                 self.file.id(),
                 s.myhostname
             );
-            self.write(format!("Message-Id: {id}").as_bytes())?;
-            self.seen_message_id = Some(id);
-        }
-        if !self.seen_date {
-            self.write(format!("Date: {}", date::rfc5322(&date::local(date::now()))).as_bytes())?;
-        }
-        if !self.seen_from {
-            let from = if self.sender.is_empty() {
-                "MAILER-DAEMON".to_string()
+            added.push(format!("{prefix}Message-Id: {id}"));
+            if self.seen.resent {
+                self.seen.resent_message_id = Some(id);
             } else {
-                self.sender.clone()
+                self.seen.message_id = Some(id);
+            }
+        }
+        if !date_seen {
+            added.push(format!(
+                "{prefix}Date: {}",
+                date::rfc5322(&date::local(date::now()))
+            ));
+        }
+        if !from_seen {
+            let from = if self.sender.is_empty() {
+                "MAILER-DAEMON"
+            } else {
+                &self.sender
             };
-            self.write(format!("From: {from}").as_bytes())?;
+            added.push(format!("{prefix}From: {from}"));
+        }
+        for line in added {
+            self.write(line.as_bytes())?;
         }
         Ok(())
     }
 
     /// Ends the message: the file is complete but not yet durable (the
     /// caller waits for a group commit before it may say 250). Returns
-    /// the message-id too, for the log.
-    pub fn complete(mut self, s: &Settings) -> io::Result<(Completed, Option<String>)> {
+    /// what the log names the message by (`message-id=<...>` or
+    /// `resent-message-id=<...>`).
+    pub fn complete(mut self, s: &Settings) -> Result<(Completed, Option<String>), Refused> {
         if self.in_headers {
             self.end_headers(s)?;
         }
-        let message_id = self.seen_message_id.take();
-        Ok((self.file.complete()?, message_id))
+        if self.hops > s.hopcount_limit {
+            let _ = self.file.discard();
+            return Err(Refused::TooManyHops);
+        }
+        let logged = match (&self.seen.message_id, &self.seen.resent_message_id) {
+            (_, Some(r)) => Some(format!("resent-message-id={r}")),
+            (Some(m), None) => Some(format!("message-id={m}")),
+            (None, None) => None,
+        };
+        Ok((self.file.complete()?, logged))
     }
 
     /// Drops the message (refused after DATA).
     pub fn abandon(self) {
         let _ = self.file.discard();
     }
-}
-
-/// virtual_alias_maps expansion (virtual(5)): recursive, one-to-many, an
-/// address that maps to itself is kept, at most 1000 results and 100
-/// levels as Postfix's defaults.
-pub fn expand_aliases(s: &Settings, addr: &str) -> Vec<String> {
-    fn walk(s: &Settings, addr: &str, depth: usize, out: &mut Vec<String>) {
-        if depth > 100 || out.len() >= 1000 || s.virtual_alias_maps.is_empty() {
-            out.push(addr.to_string());
-            return;
-        }
-        let keys = order::address_keys(addr, &s.order, false);
-        match s.virtual_alias_maps.find_first(&keys) {
-            Ok(Some(found)) => {
-                for target in rostfix_config::value::split_list(&found.value) {
-                    if target.eq_ignore_ascii_case(addr) {
-                        out.push(target.to_string());
-                    } else {
-                        walk(s, target, depth + 1, out);
-                    }
-                }
-            }
-            _ => out.push(addr.to_string()),
-        }
-    }
-    let mut out = Vec::new();
-    walk(s, addr, 0, &mut out);
-    out
 }
 
 /// The queue's directories.

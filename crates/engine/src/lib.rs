@@ -11,8 +11,10 @@
 pub mod cleanup;
 pub mod log;
 pub mod master;
+pub mod mbox;
 pub mod qmgr;
 pub mod resolve;
+pub mod rewrite;
 pub mod settings;
 pub mod smtpd;
 pub mod virtual_agent;

@@ -265,6 +265,11 @@ fn deliver_file(
             .unwrap_or(0.0)
     };
     let before_active = (now() - arrival - started.elapsed().as_secs_f64()).max(0.0);
+    let message = virtual_agent::Message {
+        sender: &env.sender,
+        arrival: env.time.0 as i64,
+        body: &body,
+    };
     let mut settled = Settled {
         sent: Vec::new(),
         done: Vec::new(),
@@ -278,7 +283,7 @@ fn deliver_file(
         let (relay, outcome) = match resolved.class {
             Class::Virtual => (
                 "virtual",
-                virtual_agent::deliver(s, &env.sender, &resolved.address, &r.original, &body),
+                virtual_agent::deliver(s, syncer, &message, &resolved.address, &r.original),
             ),
             _ => (
                 "none",
@@ -355,11 +360,13 @@ fn deliver_file(
                 Err(e) => Err(Failure::Defer("4.3.0".into(), format!("group commit: {e}"))),
             };
             match result {
-                Ok(()) => {
+                Ok(renamed) => {
                     settled
                         .sent
                         .push((r, format!("{head}, dsn=2.0.0, status=sent ({})", w.what)));
-                    published.push(w.file);
+                    if renamed {
+                        published.push(w.file);
+                    }
                 }
                 Err(Failure::Defer(dsn, why) | Failure::Bounce(dsn, why)) => {
                     settled.all_done = false;

@@ -12,6 +12,9 @@ use rostfix_maps::{DictError, OpenOptions};
 use rostfix_smtp::data::BareNewline;
 use rostfix_smtp::session::SessionConfig;
 
+use crate::mbox::{LockMethods, Locking};
+use crate::rewrite::{Classes, Rewriting};
+
 /// Everything the engine needs, shared by its tasks.
 #[derive(Debug)]
 pub struct Settings {
@@ -41,7 +44,20 @@ pub struct Settings {
     /// Whether this process may write as other users (it runs as root).
     pub privileged: bool,
     pub virtual_mailbox_base: PathBuf,
+    /// virtual_mailbox_limit (0: none)
+    pub virtual_mailbox_limit: u64,
+    /// virtual_mailbox_lock, deliver_lock_attempts, deliver_lock_delay,
+    /// stale_lock_time
+    pub virtual_mailbox_lock: Locking,
     pub virtual_alias_maps: Maps,
+    pub virtual_alias_recursion_limit: usize,
+    /// Received/Delivered-To headers a message may carry.
+    pub hopcount_limit: u64,
+    pub virtual_alias_expansion_limit: usize,
+    /// myorigin, lower case.
+    pub myorigin: String,
+    /// canonical(5) and masquerading.
+    pub rewriting: Rewriting,
     /// `local_recipient_maps`; `None` when empty (no validation).
     pub local_recipient_maps: Option<Maps>,
     pub always_add_missing_headers: bool,
@@ -164,6 +180,52 @@ fn transport_int(cf: &Config, transport: &str, suffix: &str) -> Result<i64, Stri
     }
 }
 
+/// canonical(5) and masquerading settings.
+fn rewriting(cf: &Config) -> Result<Rewriting, String> {
+    let e = |e: ConfigError| e.to_string();
+    let classes = |name: &str| Classes::parse(name, &list(cf, name).map_err(e)?);
+    let propagate = list(cf, "propagate_unmatched_extensions").map_err(e)?;
+    Ok(Rewriting {
+        canonical_maps: maps(cf, "canonical_maps")?,
+        canonical_classes: classes("canonical_classes")?,
+        sender_canonical_maps: maps(cf, "sender_canonical_maps")?,
+        sender_canonical_classes: classes("sender_canonical_classes")?,
+        recipient_canonical_maps: maps(cf, "recipient_canonical_maps")?,
+        recipient_canonical_classes: classes("recipient_canonical_classes")?,
+        masquerade_domains: list(cf, "masquerade_domains")
+            .map_err(e)?
+            .into_iter()
+            .map(|d| {
+                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                match d.strip_prefix('!') {
+                    Some(never) => (never.to_string(), true),
+                    None => (d, false),
+                }
+            })
+            .collect(),
+        masquerade_classes: classes("masquerade_classes")?,
+        masquerade_exceptions: list(cf, "masquerade_exceptions")
+            .map_err(e)?
+            .into_iter()
+            .map(|u| u.to_ascii_lowercase())
+            .collect(),
+        propagate_canonical: propagate.iter().any(|p| p == "canonical"),
+        propagate_virtual: propagate.iter().any(|p| p == "virtual"),
+    })
+}
+
+/// A mailbox lock setting with the delivery lock timing.
+fn locking(cf: &Config, name: &str) -> Result<Locking, String> {
+    let e = |e: ConfigError| e.to_string();
+    Ok(Locking {
+        methods: LockMethods::parse(&list(cf, name).map_err(e)?)
+            .map_err(|w| format!("{name}: {w}"))?,
+        attempts: u32::try_from(cf.int("deliver_lock_attempts").map_err(e)?.max(1)).unwrap_or(1),
+        delay: std::time::Duration::from_secs(cf.time("deliver_lock_delay").map_err(e)?),
+        stale: std::time::Duration::from_secs(cf.time("stale_lock_time").map_err(e)?),
+    })
+}
+
 impl Settings {
     /// Resolves the configuration (with a service's `-o` overrides applied).
     pub fn resolve(cf: &Config) -> Result<Arc<Settings>, String> {
@@ -211,6 +273,22 @@ impl Settings {
             recipient_overshoot_limit: cf.int("smtpd_recipient_overshoot_limit").map_err(e)?.max(0)
                 as u32,
         };
+        let virtual_mailbox_limit = cf.int("virtual_mailbox_limit").map_err(e)?.max(0) as u64;
+        let virtual_mailbox_domains = domains(cf, "virtual_mailbox_domains").map_err(e)?;
+        // virtual(8) refuses to run with these (Postfix's master then
+        // throttles it and mail waits in silence); here they stop the
+        // start or the reload, with the reason.
+        if virtual_mailbox_limit > 0 && !virtual_mailbox_domains.is_empty() {
+            if session.message_size_limit == 0 {
+                return Err("configuration error: virtual_mailbox_limit is limited but message_size_limit is unlimited".into());
+            }
+            if virtual_mailbox_limit < session.message_size_limit {
+                return Err(
+                    "configuration error: virtual_mailbox_limit is smaller than message_size_limit"
+                        .into(),
+                );
+            }
+        }
         let bare = cf.string("smtpd_forbid_bare_newline").map_err(e)?;
         let bare_newline = BareNewline::parse(&bare)
             .ok_or_else(|| format!("smtpd_forbid_bare_newline: bad value: {bare}"))?;
@@ -224,7 +302,7 @@ impl Settings {
             mynetworks,
             inet_interface_addrs,
             mydestination: domains(cf, "mydestination").map_err(e)?,
-            virtual_mailbox_domains: domains(cf, "virtual_mailbox_domains").map_err(e)?,
+            virtual_mailbox_domains,
             relay_domains: domains(cf, "relay_domains").map_err(e)?,
             relay_restrictions: list(cf, "smtpd_relay_restrictions").map_err(e)?,
             recipient_restrictions: list(cf, "smtpd_recipient_restrictions").map_err(e)?,
@@ -235,7 +313,24 @@ impl Settings {
                 .unwrap_or(u32::MAX),
             privileged: nix::unistd::geteuid().is_root(),
             virtual_mailbox_base: PathBuf::from(cf.string("virtual_mailbox_base").map_err(e)?),
+            virtual_mailbox_limit,
+            virtual_mailbox_lock: locking(cf, "virtual_mailbox_lock")?,
             virtual_alias_maps: maps(cf, "virtual_alias_maps")?,
+            virtual_alias_recursion_limit: cf
+                .int("virtual_alias_recursion_limit")
+                .map_err(e)?
+                .max(1) as usize,
+            virtual_alias_expansion_limit: cf
+                .int("virtual_alias_expansion_limit")
+                .map_err(e)?
+                .max(1) as usize,
+            hopcount_limit: cf.int("hopcount_limit").map_err(e)?.max(1) as u64,
+            myorigin: cf
+                .string("myorigin")
+                .map_err(e)?
+                .trim_end_matches('.')
+                .to_ascii_lowercase(),
+            rewriting: rewriting(cf)?,
             local_recipient_maps: {
                 let m = maps(cf, "local_recipient_maps")?;
                 (!m.is_empty()).then_some(m)

@@ -15,7 +15,7 @@ use rostfix_smtp::session::{Event, Session, text};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::cleanup::{Cleanup, Envelope, Intake};
+use crate::cleanup::{Cleanup, Envelope, Intake, Refused};
 use crate::log::Log;
 use crate::resolve::{Class, resolve};
 use crate::settings::Settings;
@@ -99,8 +99,29 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
             }
         }
     }
-    // smtpd_reject_unlisted_recipient: a local user must exist (postmaster
-    // always does: RFC 5321 section 4.5.1).
+    // smtpd_reject_unlisted_recipient: an address that a canonical or
+    // virtual alias table rewrites is listed, whatever its class.
+    if matches!(r.class, Class::Local | Class::Virtual) {
+        let rw = &s.rewriting;
+        for maps in [
+            &rw.recipient_canonical_maps,
+            &rw.canonical_maps,
+            &s.virtual_alias_maps,
+        ] {
+            match crate::rewrite::map_address(s, maps, &r.address, false) {
+                Ok(None) => {}
+                Ok(Some(_)) => return Ok(()),
+                Err(_) => {
+                    return Err(Reply::new(
+                        451,
+                        format!("4.3.0 {shown}: Temporary lookup failure"),
+                    ));
+                }
+            }
+        }
+    }
+    // A local user must exist (postmaster always does: RFC 5321 section
+    // 4.5.1).
     let postmaster = local_part.eq_ignore_ascii_case("postmaster");
     if r.class == Class::Local && !postmaster {
         let local = r
@@ -131,7 +152,6 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
         let keys = order::address_keys(&r.address, &s.order, false);
         match s.virtual_mailbox_maps.find_first(&keys) {
             Ok(Some(_)) => {}
-            Ok(None) if crate::cleanup::expand_aliases(s, &r.address) != [r.address.clone()] => {}
             Ok(None) => {
                 return Err(Reply::new(
                     550,
@@ -733,18 +753,19 @@ async fn commit(
         )?;
         match rx.await {
             Ok(Ok(())) => Ok((done.id, message_id)),
-            Ok(Err(e)) => Err(std::io::Error::other(e)),
-            Err(_) => Err(std::io::Error::other("group commit stopped")),
+            Ok(Err(e)) => Err(Refused::Io(std::io::Error::other(e))),
+            Err(_) => Err(Refused::Io(std::io::Error::other("group commit stopped"))),
         }
     };
     match done.await {
         Ok((id, message_id)) => {
-            let mid = message_id.unwrap_or_else(|| "<>".to_string());
-            log.info("cleanup", &format!("{id}: message-id={mid}"));
+            let mid = message_id.unwrap_or_else(|| "message-id=<>".to_string());
+            log.info("cleanup", &format!("{id}: {mid}"));
             let _ = intake.qmgr.send(id.to_string());
             Ok(id)
         }
-        Err(e) => {
+        Err(Refused::TooManyHops) => Err(Reply::new(554, "5.4.0 Error: too many hops")),
+        Err(Refused::Io(e)) => {
             log.warning("cleanup", &format!("{id}: {e}"));
             Err(Reply::new(451, "4.3.0 Error: queue file write error"))
         }

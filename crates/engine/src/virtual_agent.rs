@@ -3,11 +3,15 @@
 //! gets Return-Path, X-Original-To and Delivered-To prepended, is written to
 //! `tmp/`, synced, renamed into `new/`, and the rename synced (only then
 //! is the recipient done); the syncs are group commits that qmgr shares
-//! among all deliveries under way. A result that would leave the base (`..`, absolute paths) is
-//! refused: Rostfix never writes outside `virtual_mailbox_base`.
-//! Run as root, each delivery writes as the mailbox's owner from
-//! virtual_uid_maps/virtual_gid_maps (at least virtual_minimum_uid).
-//! (mbox files and size limits come with the rest of issue 3.)
+//! among all deliveries under way. Any other result is an mbox file
+//! ([`crate::mbox`]), capped at `virtual_mailbox_limit`. A result that
+//! would leave the base (`..`, absolute paths) is refused: Rostfix never
+//! writes outside `virtual_mailbox_base`. Run as root, each delivery
+//! writes as the mailbox's owner from virtual_uid_maps/virtual_gid_maps
+//! (at least virtual_minimum_uid).
+//! As in Postfix, virtual(8) makes no Delivered-To loop check (local(8)
+//! does): loops through virtual mailboxes need another hop, where the
+//! hop count stops them.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -17,6 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rostfix_maps::order;
 
+use rostfix_queue::Syncer;
+
+use crate::mbox;
 use crate::settings::Settings;
 
 /// Why a delivery did not happen.
@@ -152,31 +159,47 @@ pub struct Written {
     pub file: fs::File,
     /// What the log says (`delivered to maildir`).
     pub what: &'static str,
-    /// The Maildir file in tmp/ and the name it takes in new/.
-    tmp: PathBuf,
-    new: PathBuf,
+    /// The Maildir file in tmp/ and the name it takes in new/ (an mbox
+    /// file is in place already).
+    rename: Option<(PathBuf, PathBuf)>,
 }
 
 impl Written {
-    /// Moves the (durable) file into new/, where readers see it. Done
-    /// once, as root or as anyone: a rename creates nothing.
-    pub fn publish(&self) -> Result<(), Failure> {
-        fs::rename(&self.tmp, &self.new).map_err(|e| {
-            let _ = fs::remove_file(&self.tmp);
+    /// Makes the (durable) message visible: a Maildir file moves into
+    /// new/, where readers see it. Done as root or as anyone: a rename
+    /// creates nothing. Returns whether a name changed, which becomes
+    /// durable with the next group commit.
+    pub fn publish(&self) -> Result<bool, Failure> {
+        let Some((tmp, new)) = &self.rename else {
+            return Ok(false);
+        };
+        fs::rename(tmp, new).map(|()| true).map_err(|e| {
+            let _ = fs::remove_file(tmp);
             Failure::Defer("4.2.0".into(), format!("rename maildir file: {e}"))
         })
     }
 }
 
-/// Writes one message for one recipient. `body` is the queued content.
-/// Nothing waits here for the disk: the caller makes the data durable in
-/// a group commit and then calls [`Written::publish`].
+/// The message as queued.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub sender: &'a str,
+    /// Queue time, seconds since the epoch.
+    pub arrival: i64,
+    /// The content, lines ending in `\n`.
+    pub body: &'a [u8],
+}
+
+/// Writes one message for one recipient. A Maildir file is written and
+/// not waited for: the caller makes it durable in a group commit and then
+/// calls [`Written::publish`]. An mbox file is appended under its locks
+/// and is durable when this returns.
 pub fn deliver(
     s: &Settings,
-    sender: &str,
+    syncer: &Syncer,
+    m: &Message,
     recipient: &str,
     original: &str,
-    body: &[u8],
 ) -> Result<Written, Failure> {
     let path = mailbox(s, recipient)?;
     // Written as the mailbox's owner; an unprivileged process writes as
@@ -187,12 +210,37 @@ pub fn deliver(
     } else {
         None
     };
-    let text = path.to_string_lossy();
-    if !text.ends_with('/') {
-        return Err(Failure::Defer(
-            "4.3.0".into(),
-            "mailbox files are not supported yet: use a Maildir".into(),
-        ));
+    let mut prefix = Vec::with_capacity(128);
+    prefix.extend_from_slice(format!("Return-Path: <{}>\n", m.sender).as_bytes());
+    prefix.extend_from_slice(format!("X-Original-To: {original}\n").as_bytes());
+    prefix.extend_from_slice(format!("Delivered-To: {recipient}\n").as_bytes());
+    if !path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        let entry = mbox::Entry {
+            sender: m.sender,
+            arrival: m.arrival,
+            prefix: &prefix,
+            body: m.body,
+        };
+        return mbox::append(
+            &path,
+            &entry,
+            s.virtual_mailbox_limit,
+            &s.virtual_mailbox_lock,
+            syncer,
+        )
+        .map(|file| Written {
+            file,
+            what: "delivered to mailbox",
+            rename: None,
+        })
+        .map_err(|e| {
+            let text = format!("delivery failed to mailbox {}: {}", path.display(), e.text);
+            if e.full {
+                Failure::Bounce("5.2.2".into(), text)
+            } else {
+                Failure::Defer("4.2.0".into(), text)
+            }
+        });
     }
     let io_fail = |what: &str, e: io::Error| Failure::Defer("4.2.0".into(), format!("{what}: {e}"));
     let now = std::time::SystemTime::now()
@@ -231,11 +279,9 @@ pub fn deliver(
         other => other,
     }
     .map_err(|e| io_fail("create maildir file", e))?;
-    let mut buf = Vec::with_capacity(body.len() + 256);
-    buf.extend_from_slice(format!("Return-Path: <{sender}>\n").as_bytes());
-    buf.extend_from_slice(format!("X-Original-To: {original}\n").as_bytes());
-    buf.extend_from_slice(format!("Delivered-To: {recipient}\n").as_bytes());
-    buf.extend_from_slice(body);
+    let mut buf = Vec::with_capacity(m.body.len() + prefix.len());
+    buf.extend_from_slice(&prefix);
+    buf.extend_from_slice(m.body);
     if let Err(e) = f.write_all(&buf) {
         let _ = fs::remove_file(&tmp);
         return Err(io_fail("write maildir file", e));
@@ -252,7 +298,6 @@ pub fn deliver(
     Ok(Written {
         file: f,
         what: "delivered to maildir",
-        tmp,
-        new: path.join("new").join(name),
+        rename: Some((tmp, path.join("new").join(name))),
     })
 }

@@ -139,6 +139,21 @@ pub fn message_id_stamp(secs: i64) -> String {
     )
 }
 
+/// `Sun Dec 16 15:26:47 2007`: asctime(3), the date of an mbox `From `
+/// line (day padded with a space).
+pub fn asctime(t: &Tm) -> String {
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[t.weekday as usize % 7],
+        MONTHS[(t.month as usize + 11) % 12],
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        t.year
+    )
+}
+
 /// `Dec 16 15:26:35`: the syslog time stamp (day padded with a space).
 pub fn syslog_stamp(t: &Tm) -> String {
     format!(
@@ -165,6 +180,7 @@ mod tests {
         );
         assert_eq!(message_id_stamp(1197815207), "20071216142647");
         assert_eq!(syslog_stamp(&utc(1196467200)), "Dec  1 00:00:00");
+        assert_eq!(asctime(&utc(1196467200)), "Sat Dec  1 00:00:00 2007");
         for secs in [0, 951782400, 1197815207, 4102444800] {
             let t = utc(secs);
             assert_eq!(
