@@ -117,11 +117,16 @@ impl Syncer {
     /// `file` and the directory entries naming it included, is on stable
     /// storage.
     pub fn wait(&self, file: &File) -> io::Result<()> {
+        self.wait_all(&[file])
+    }
+
+    /// [`Syncer::wait`] for several files (on one or more file systems).
+    pub fn wait_all(&self, files: &[&File]) -> io::Result<()> {
         // Each waiter is woken alone: one wake-up per waiter, none for
         // the waiters of other batches.
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.notify(
-            &[file],
+            files,
             Box::new(move |outcome| {
                 let _ = tx.send(outcome);
             }),
@@ -156,14 +161,8 @@ impl Syncer {
         Ok(())
     }
 
-    /// Like [`Syncer::then`], for file systems named beforehand, so the
-    /// files themselves can move into `then`.
-    pub fn then_on(&self, devices: &Devices, then: Then) {
-        self.join(devices, None, Some(then));
-    }
-
     /// The file systems of `files`, known to the syncer from now on.
-    pub fn devices(&self, files: &[&File]) -> io::Result<Devices> {
+    fn devices(&self, files: &[&File]) -> io::Result<Devices> {
         let mut devs = Vec::with_capacity(files.len());
         for f in files {
             devs.push(f.metadata()?.dev());
@@ -194,9 +193,9 @@ impl Syncer {
     }
 }
 
-/// File systems a [`Syncer`] knows (see [`Syncer::devices`]).
+/// File systems a [`Syncer`] knows.
 #[derive(Debug, Clone)]
-pub struct Devices(Vec<u64>);
+struct Devices(Vec<u64>);
 
 fn run(shared: &Shared, follow_up: &std::sync::mpsc::Sender<(Vec<Then>, Result<(), String>)>) {
     loop {
