@@ -62,7 +62,8 @@ virtual_gid_maps = static:{gid}
 virtual_minimum_uid = {uid}
 """)
     with open(os.path.join(etc, "master.cf"), "w") as f:
-        f.write(f"127.0.0.1:{port} inet n - n - - smtpd\n")
+        f.write(f"127.0.0.1:{port} inet n - n - - smtpd\n"
+                "virtual unix - n n - - virtual\n")
     return etc
 
 

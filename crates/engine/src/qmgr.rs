@@ -14,7 +14,7 @@ use rostfix_queue::{QueueId, QueueReader, Syncer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::log::{Log, delay};
-use crate::resolve::{Class, resolve};
+use crate::resolve::resolve;
 use crate::settings::Settings;
 use crate::virtual_agent::{self, Failure};
 
@@ -279,19 +279,11 @@ fn deliver_file(
     let mut written = Vec::new();
     for r in pending {
         let t = Instant::now();
-        let resolved = resolve(s, &r.address);
-        let (relay, outcome) = match resolved.class {
-            Class::Virtual => (
-                "virtual",
-                virtual_agent::deliver(s, syncer, &message, &resolved.address, &r.original),
-            ),
-            _ => (
-                "none",
-                Err(Failure::Defer(
-                    "4.3.0".into(),
-                    "mail transport unavailable".into(),
-                )),
-            ),
+        let (agent, outcome) = deliver_one(s, syncer, &message, r);
+        let relay = if agent == "virtual" {
+            "virtual"
+        } else {
+            "none"
         };
         let total = now() - arrival;
         let delays = format!(
@@ -312,21 +304,23 @@ fn deliver_file(
             delay(total)
         );
         match outcome {
-            Ok(w) => written.push((r.clone(), head, w)),
-            Err(Failure::Defer(dsn, why)) => {
+            Outcome::Written(w) => written.push((r.clone(), head, w)),
+            Outcome::Sent(why) => settled.sent.push((
+                r.clone(),
+                agent,
+                format!("{head}, dsn=2.0.0, status=sent ({why})"),
+            )),
+            Outcome::Failed(Failure::Defer(dsn, why)) => {
                 settled.all_done = false;
                 log.info(
-                    if relay == "none" { "qmgr" } else { "virtual" },
+                    agent,
                     &format!("{head}, dsn={dsn}, status=deferred ({why})"),
                 );
             }
-            Err(Failure::Bounce(dsn, why)) => {
+            Outcome::Failed(Failure::Bounce(dsn, why)) => {
                 // Bounces to the sender arrive with issue 4; the reason is
                 // logged and the recipient is done.
-                log.info(
-                    "virtual",
-                    &format!("{head}, dsn={dsn}, status=bounced ({why})"),
-                );
+                log.info(agent, &format!("{head}, dsn={dsn}, status=bounced ({why})"));
                 settled.done.push(r.clone());
             }
         }
@@ -351,9 +345,11 @@ fn deliver_file(
         };
         match result {
             Ok(renamed) => {
-                settled
-                    .sent
-                    .push((r, format!("{head}, dsn=2.0.0, status=sent ({})", w.what)));
+                settled.sent.push((
+                    r,
+                    "virtual",
+                    format!("{head}, dsn=2.0.0, status=sent ({})", w.what),
+                ));
                 if renamed {
                     published.push(w.file);
                 }
@@ -393,11 +389,87 @@ fn deliver_file(
     }
 }
 
+/// What a delivery agent did with one recipient.
+enum Outcome {
+    /// A file to make durable and publish (virtual(8)).
+    Written(virtual_agent::Written),
+    /// Done, nothing written (discard(8)), with the reason.
+    Sent(String),
+    Failed(Failure),
+}
+
+/// Hands one recipient to the agent its route names (master.cf's command
+/// for the transport): virtual(8), error(8) (which defers when it runs as
+/// the `retry` service), discard(8). Returns the agent's name, for the
+/// log, and what it did. A transport master.cf does not define defers, as
+/// Postfix's retry service does; one Rostfix does not have yet defers
+/// from qmgr.
+fn deliver_one(
+    s: &Settings,
+    syncer: &Syncer,
+    message: &virtual_agent::Message,
+    r: &Recipient,
+) -> (&'static str, Outcome) {
+    let unavailable = || {
+        Outcome::Failed(Failure::Defer(
+            "4.3.0".into(),
+            "mail transport unavailable".into(),
+        ))
+    };
+    let resolved = resolve(s, &r.address);
+    let route = match crate::resolve::route(s, &resolved) {
+        Ok(route) => route,
+        Err(e) => {
+            let why = format!("transport_maps lookup failure: {e}");
+            return ("qmgr", Outcome::Failed(Failure::Defer("4.3.0".into(), why)));
+        }
+    };
+    match s.routing.command(&route.transport) {
+        Some("virtual") => (
+            "virtual",
+            match virtual_agent::deliver(s, syncer, message, &resolved.address, &r.original) {
+                Ok(w) => Outcome::Written(w),
+                Err(f) => Outcome::Failed(f),
+            },
+        ),
+        Some("error") => {
+            let retry = route.transport == "retry";
+            let (dsn, why) = split_dsn(&route.nexthop, if retry { "4.0.0" } else { "5.0.0" });
+            let failure = if retry || dsn.starts_with('4') {
+                Failure::Defer(dsn, why)
+            } else {
+                Failure::Bounce(dsn, why)
+            };
+            ("error", Outcome::Failed(failure))
+        }
+        Some("discard") => ("discard", Outcome::Sent(route.nexthop)),
+        None => ("error", unavailable()),
+        Some(_) => ("qmgr", unavailable()),
+    }
+}
+
+/// error(8)'s reason: a leading `X.Y.Z ` status code is the DSN, else
+/// `default` is.
+fn split_dsn(text: &str, default: &str) -> (String, String) {
+    if let Some((code, rest)) = text.split_once(' ') {
+        let parts: Vec<&str> = code.split('.').collect();
+        if parts.len() == 3
+            && matches!(parts[0], "4" | "5")
+            && parts[1..]
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return (code.to_string(), rest.trim().to_string());
+        }
+    }
+    (default.to_string(), text.to_string())
+}
+
 /// What became of a message's recipients in one delivery attempt.
 struct Settled {
-    /// Delivered, with their log lines: logged and marked done once the
-    /// delivery is durable.
-    sent: Vec<(Recipient, String)>,
+    /// Delivered, with the agent and the log line: logged and marked
+    /// done once the delivery is durable.
+    sent: Vec<(Recipient, &'static str, String)>,
     /// Finished otherwise (bounced): marked done.
     done: Vec<Recipient>,
     /// No recipient is left for later.
@@ -408,8 +480,8 @@ impl Settled {
     /// Logs the deliveries, marks recipients done, and removes the queue
     /// file or moves it to deferred.
     fn apply(self, s: &Settings, log: &Log, path: &Path, id: &QueueId, arrival: u64) {
-        for (_, line) in &self.sent {
-            log.info("virtual", line);
+        for (_, agent, line) in &self.sent {
+            log.info(agent, line);
         }
         if self.all_done {
             // Nothing left to mark: the file goes.
@@ -421,7 +493,7 @@ impl Settled {
         // The marks are not synced: a mark lost in a crash costs a second
         // delivery, never a lost message (DESIGN.md section 4).
         if let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) {
-            for r in self.sent.iter().map(|(r, _)| r).chain(&self.done) {
+            for r in self.sent.iter().map(|(r, _, _)| r).chain(&self.done) {
                 let _ = mark_done(&f, r);
             }
         }

@@ -1,13 +1,108 @@
-//! trivial-rewrite's resolve step, as far as the receive path needs it: the
-//! canonical form of a recipient and its address class (ADDRESS_CLASS_README):
-//! local (`mydestination`, or an `[ip]` literal of this host), virtual
-//! mailbox, relay, or default. Relay decisions use the address as delivery
-//! will see it, so address tricks (`%`, `!`, quoted `@`, IP literals) are
-//! resolved here, once, before anything is decided.
+//! trivial-rewrite's resolve step: the canonical form of a recipient, its
+//! address class (ADDRESS_CLASS_README): local (`mydestination`, or an
+//! `[ip]` literal of this host), virtual mailbox, relay, or default; and
+//! its route: the class's transport and next hop, or what transport_maps
+//! says. Relay decisions use the address as delivery will see it, so
+//! address tricks (`%`, `!`, quoted `@`, IP literals) are resolved here,
+//! once, before anything is decided.
 
 use std::net::IpAddr;
 
+use rostfix_maps::DictError;
+use rostfix_maps::order::{self, Maps, OrderContext};
+
 use crate::settings::Settings;
+
+/// The transport settings (`*_transport`, `relayhost`, `transport_maps`)
+/// and master.cf's `unix` services (name, command), which say what a
+/// transport name runs.
+#[derive(Debug)]
+pub struct Routing {
+    pub local_transport: String,
+    pub virtual_transport: String,
+    pub relay_transport: String,
+    pub default_transport: String,
+    pub relayhost: String,
+    pub transport_maps: Maps,
+    /// transport(5) lookups (parent_domain_matches_subdomains may list
+    /// transport_maps).
+    pub transport_order: OrderContext,
+    pub services: Vec<(String, String)>,
+}
+
+impl Routing {
+    /// The command master.cf runs for transport `name` (`error` for the
+    /// `retry` service), if it defines one.
+    pub fn command(&self, name: &str) -> Option<&str> {
+        self.services
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.as_str())
+    }
+}
+
+/// Where a recipient's mail goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub transport: String,
+    pub nexthop: String,
+}
+
+/// `transport:nexthop`, `transport`, `:nexthop` (transport(5) syntax):
+/// the parts given, empty when left out.
+fn split_route(spec: &str) -> (&str, &str) {
+    match spec.split_once(':') {
+        Some((t, n)) => (t.trim(), n.trim()),
+        None => (spec.trim(), ""),
+    }
+}
+
+/// The route of a resolved recipient: its class's transport and next hop
+/// (`$myhostname` for local mail, the recipient's domain otherwise, or
+/// `relayhost` for relay and default mail), with transport_maps's answer
+/// taking the place of the parts it gives.
+pub fn route(s: &Settings, r: &Resolved) -> Result<Route, DictError> {
+    let rt = &s.routing;
+    let domain = r.address.rsplit_once('@').map_or("", |(_, d)| d);
+    let remote_hop = || {
+        if rt.relayhost.is_empty() {
+            domain.to_string()
+        } else {
+            rt.relayhost.clone()
+        }
+    };
+    let (spec, default_hop) = match r.class {
+        Class::Local => (&rt.local_transport, s.myhostname.clone()),
+        Class::Virtual => (&rt.virtual_transport, domain.to_string()),
+        Class::Relay => (&rt.relay_transport, remote_hop()),
+        Class::Default => (&rt.default_transport, remote_hop()),
+    };
+    let (transport, hop) = split_route(spec);
+    let mut route = Route {
+        transport: transport.to_string(),
+        nexthop: if hop.is_empty() {
+            default_hop
+        } else {
+            hop.to_string()
+        },
+    };
+    if !rt.transport_maps.is_empty() {
+        let keys = order::transport_keys(&r.address, &rt.transport_order);
+        if let Some(found) = rt.transport_maps.find_first(&keys)? {
+            // transport(5): a transport without a next hop resets the
+            // next hop to the recipient's domain.
+            let (transport, hop) = split_route(&found.value);
+            if !transport.is_empty() {
+                route.transport = transport.to_string();
+                route.nexthop = domain.to_string();
+            }
+            if !hop.is_empty() {
+                route.nexthop = hop.to_string();
+            }
+        }
+    }
+    Ok(route)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {

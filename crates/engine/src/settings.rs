@@ -13,6 +13,7 @@ use rostfix_smtp::data::BareNewline;
 use rostfix_smtp::session::SessionConfig;
 
 use crate::mbox::{LockMethods, Locking};
+use crate::resolve::Routing;
 use crate::rewrite::{Classes, Rewriting};
 
 /// Everything the engine needs, shared by its tasks.
@@ -35,6 +36,8 @@ pub struct Settings {
     pub relay_domains: Vec<String>,
     pub relay_restrictions: Vec<String>,
     pub recipient_restrictions: Vec<String>,
+    /// smtpd_reject_unlisted_recipient
+    pub reject_unlisted_recipient: bool,
     pub virtual_mailbox_maps: Maps,
     /// The owner a virtual mailbox is written as (when the delivering
     /// process runs as root).
@@ -58,6 +61,8 @@ pub struct Settings {
     pub myorigin: String,
     /// canonical(5) and masquerading.
     pub rewriting: Rewriting,
+    /// Transports and next hops (trivial-rewrite).
+    pub routing: Routing,
     /// `local_recipient_maps`; `None` when empty (no validation).
     pub local_recipient_maps: Option<Maps>,
     pub always_add_missing_headers: bool,
@@ -214,6 +219,32 @@ fn rewriting(cf: &Config) -> Result<Rewriting, String> {
     })
 }
 
+/// The transport settings, and the services master.cf defines.
+fn routing(cf: &Config) -> Result<Routing, String> {
+    let e = |e: ConfigError| e.to_string();
+    let text = |name: &str| cf.string(name).map_err(e);
+    let parents = list(cf, "parent_domain_matches_subdomains").map_err(e)?;
+    Ok(Routing {
+        local_transport: text("local_transport")?,
+        virtual_transport: text("virtual_transport")?,
+        relay_transport: text("relay_transport")?,
+        default_transport: text("default_transport")?,
+        relayhost: text("relayhost")?,
+        transport_maps: maps(cf, "transport_maps")?,
+        transport_order: OrderContext {
+            recipient_delimiter: text("recipient_delimiter")?,
+            parent_matches_subdomains: parents.iter().any(|p| p == "transport_maps"),
+        },
+        services: cf
+            .master
+            .iter()
+            .flat_map(|m| &m.services)
+            .filter(|svc| svc.kind == rostfix_config::master_cf::ServiceType::Unix)
+            .map(|svc| (svc.name.clone(), svc.command.clone()))
+            .collect(),
+    })
+}
+
 /// A mailbox lock setting with the delivery lock timing.
 fn locking(cf: &Config, name: &str) -> Result<Locking, String> {
     let e = |e: ConfigError| e.to_string();
@@ -306,6 +337,7 @@ impl Settings {
             relay_domains: domains(cf, "relay_domains").map_err(e)?,
             relay_restrictions: list(cf, "smtpd_relay_restrictions").map_err(e)?,
             recipient_restrictions: list(cf, "smtpd_recipient_restrictions").map_err(e)?,
+            reject_unlisted_recipient: cf.bool("smtpd_reject_unlisted_recipient").map_err(e)?,
             virtual_mailbox_maps: maps(cf, "virtual_mailbox_maps")?,
             virtual_uid_maps: maps(cf, "virtual_uid_maps")?,
             virtual_gid_maps: maps(cf, "virtual_gid_maps")?,
@@ -331,6 +363,7 @@ impl Settings {
                 .trim_end_matches('.')
                 .to_ascii_lowercase(),
             rewriting: rewriting(cf)?,
+            routing: routing(cf)?,
             local_recipient_maps: {
                 let m = maps(cf, "local_recipient_maps")?;
                 (!m.is_empty()).then_some(m)

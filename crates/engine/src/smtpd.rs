@@ -99,8 +99,30 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
             }
         }
     }
-    // smtpd_reject_unlisted_recipient: an address that a canonical or
-    // virtual alias table rewrites is listed, whatever its class.
+    if !s.reject_unlisted_recipient {
+        return Ok(());
+    }
+    // smtpd_reject_unlisted_recipient. Mail routed to the error or retry
+    // transport is undeliverable by design: refused now, with the next
+    // hop's text as the reason.
+    let temporary = || Reply::new(451, format!("4.3.0 {shown}: Temporary lookup failure"));
+    let route = crate::resolve::route(s, &r).map_err(|_| temporary())?;
+    let undeliverable = match route.transport.as_str() {
+        "error" => Some((550, "5.1.1")),
+        "retry" => Some((450, "4.1.1")),
+        _ => None,
+    };
+    if let Some((code, dsn)) = undeliverable {
+        return Err(Reply::new(
+            code,
+            format!(
+                "{dsn} {shown}: Recipient address rejected: {}",
+                route.nexthop
+            ),
+        ));
+    }
+    // An address that a canonical or virtual alias table rewrites is
+    // listed, whatever its class.
     if matches!(r.class, Class::Local | Class::Virtual) {
         let rw = &s.rewriting;
         for maps in [
@@ -111,12 +133,7 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
             match crate::rewrite::map_address(s, maps, &r.address, false) {
                 Ok(None) => {}
                 Ok(Some(_)) => return Ok(()),
-                Err(_) => {
-                    return Err(Reply::new(
-                        451,
-                        format!("4.3.0 {shown}: Temporary lookup failure"),
-                    ));
-                }
+                Err(_) => return Err(temporary()),
             }
         }
     }
@@ -139,12 +156,7 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
                     ),
                 ));
             }
-            Some(Err(_)) => {
-                return Err(Reply::new(
-                    451,
-                    format!("4.3.0 {shown}: Temporary lookup failure"),
-                ));
-            }
+            Some(Err(_)) => return Err(temporary()),
         }
     }
     // smtpd_reject_unlisted_recipient: a virtual mailbox must be listed.
@@ -160,12 +172,7 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
                     ),
                 ));
             }
-            Err(_) => {
-                return Err(Reply::new(
-                    451,
-                    format!("4.3.0 {shown}: Temporary lookup failure"),
-                ));
-            }
+            Err(_) => return Err(temporary()),
         }
     }
     Ok(())
