@@ -23,8 +23,8 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-/// What runs after a batch, given its outcome.
-pub type Then = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A wake-up, run by the sync thread with a batch's outcome.
+pub type Wake = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// The outcome of one batch, shared by its waiters.
 #[derive(Default)]
@@ -32,9 +32,7 @@ struct Batch {
     /// Devices to sync.
     devices: Vec<u64>,
     /// Wake-ups, run by the sync thread itself the moment the batch ends.
-    wake: Vec<Then>,
-    /// Work that waits for this batch without a thread blocked on it.
-    then: Vec<Then>,
+    wake: Vec<Wake>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -42,7 +40,6 @@ impl std::fmt::Debug for Batch {
         f.debug_struct("Batch")
             .field("devices", &self.devices)
             .field("wake", &self.wake.len())
-            .field("then", &self.then.len())
             .finish()
     }
 }
@@ -53,6 +50,8 @@ struct State {
     fds: HashMap<u64, Arc<File>>,
     /// The batch being gathered (runs next).
     next: Arc<Mutex<Batch>>,
+    /// The sync thread waits for work (and must be woken for it).
+    idle: bool,
     stopping: bool,
 }
 
@@ -92,21 +91,9 @@ impl Syncer {
     pub fn start() -> io::Result<Syncer> {
         let shared = Arc::new(Shared::default());
         let worker = shared.clone();
-        // Follow-up work runs on a thread of its own, so the next batch
-        // never waits for the last one's follow-ups (file system calls).
-        let (tx, rx) = std::sync::mpsc::channel::<(Vec<Then>, Result<(), String>)>();
-        std::thread::Builder::new()
-            .name("commit-then".into())
-            .spawn(move || {
-                for (then, outcome) in rx {
-                    for t in then {
-                        t(outcome.clone());
-                    }
-                }
-            })?;
         std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || run(&worker, &tx))?;
+            .spawn(move || run(&worker))?;
         Ok(Syncer {
             _owner: Arc::new(Owner(shared.clone())),
             shared,
@@ -142,22 +129,9 @@ impl Syncer {
     /// covers `files` ends. It must only wake someone (send on a
     /// channel): the next batch waits for it. This is how an async task
     /// waits for a commit without holding a thread.
-    pub fn notify(&self, files: &[&File], wake: Then) -> io::Result<()> {
+    pub fn notify(&self, files: &[&File], wake: Wake) -> io::Result<()> {
         let devices = self.devices(files)?;
-        self.join(&devices, Some(wake), None);
-        Ok(())
-    }
-}
-
-impl Syncer {
-    /// Runs `then` after the next batch that covers `files` (everything
-    /// written to their file systems so far), without blocking: the
-    /// caller goes on, and `then` runs on the syncer's follow-up thread,
-    /// one at a time, so it must be short and must not wait on the
-    /// syncer itself.
-    pub fn then(&self, files: &[&File], then: Then) -> io::Result<()> {
-        let devices = self.devices(files)?;
-        self.join(&devices, None, Some(then));
+        self.join(&devices, wake);
         Ok(())
     }
 
@@ -176,9 +150,11 @@ impl Syncer {
         Ok(Devices(devs))
     }
 
-    /// Adds `devices` (and `wake`, `then`) to the batch being gathered.
-    fn join(&self, devices: &Devices, wake: Option<Then>, then: Option<Then>) {
-        {
+    /// Adds `devices` and `wake` to the batch being gathered.
+    fn join(&self, devices: &Devices, wake: Wake) {
+        // A busy sync thread finds the batch when its sync ends; only an
+        // idle one needs the (system call of a) wake-up.
+        let idle = {
             let st = lock(&self.shared.state);
             let mut b = lock(&st.next);
             for dev in &devices.0 {
@@ -186,10 +162,12 @@ impl Syncer {
                     b.devices.push(*dev);
                 }
             }
-            b.wake.extend(wake);
-            b.then.extend(then);
+            b.wake.push(wake);
+            st.idle
+        };
+        if idle {
+            self.shared.work.notify_one();
         }
-        self.shared.work.notify_one();
     }
 }
 
@@ -197,7 +175,7 @@ impl Syncer {
 #[derive(Debug, Clone)]
 struct Devices(Vec<u64>);
 
-fn run(shared: &Shared, follow_up: &std::sync::mpsc::Sender<(Vec<Then>, Result<(), String>)>) {
+fn run(shared: &Shared) {
     loop {
         let (batch, fds) = {
             let mut st = lock(&shared.state);
@@ -208,7 +186,9 @@ fn run(shared: &Shared, follow_up: &std::sync::mpsc::Sender<(Vec<Then>, Result<(
                 if !lock(&st.next).devices.is_empty() {
                     break;
                 }
+                st.idle = true;
                 st = shared.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st.idle = false;
             }
             let batch = std::mem::take(&mut st.next);
             let fds: Vec<Arc<File>> = lock(&batch)
@@ -224,16 +204,10 @@ fn run(shared: &Shared, follow_up: &std::sync::mpsc::Sender<(Vec<Then>, Result<(
                 failed = Some(format!("syncfs: {e}"));
             }
         }
-        let (wake, then) = {
-            let mut b = lock(&batch);
-            (std::mem::take(&mut b.wake), std::mem::take(&mut b.then))
-        };
-        let outcome = failed.clone().map_or(Ok(()), Err);
+        let wake = std::mem::take(&mut lock(&batch).wake);
+        let outcome = failed.map_or(Ok(()), Err);
         for w in wake {
             w(outcome.clone());
-        }
-        if !then.is_empty() {
-            let _ = follow_up.send((then, failed.map_or(Ok(()), Err)));
         }
     }
 }
@@ -263,13 +237,13 @@ mod tests {
     }
 
     #[test]
-    fn then_runs_after_a_batch() {
+    fn notify_wakes_after_a_batch() {
         let dir = tempfile::tempdir().unwrap();
         let syncer = Syncer::start().unwrap();
         let f = File::create(dir.path().join("x")).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         syncer
-            .then(&[&f], Box::new(move |r| tx.send(r).unwrap()))
+            .notify(&[&f], Box::new(move |r| tx.send(r).unwrap()))
             .unwrap();
         let got = rx.recv_timeout(std::time::Duration::from_secs(10));
         assert_eq!(got, Ok(Ok(())));
