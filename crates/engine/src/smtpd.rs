@@ -233,6 +233,25 @@ async fn session(
                 break;
             }
             Ok(Ok(Line::Complete)) => {}
+            Ok(Ok(Line::BareLf)) => {
+                // smtpd_forbid_bare_newline = reject applies to commands
+                // too (smtpd_forbid_bare_newline_exclusions aside).
+                if s.bare_newline == rostfix_smtp::data::BareNewline::Reject
+                    && !s.in_mynetworks(peer.ip())
+                {
+                    log.info(
+                        "smtpd",
+                        &format!(
+                            "NOQUEUE: reject: {last} from {client}: bare <LF> received; {}",
+                            proto_helo(&session)
+                        ),
+                    );
+                    text::bare_lf(&s.myhostname).write_to(&mut out);
+                    let _ = wr.write_all(&out).await;
+                    session.refused_line();
+                    return session.summary();
+                }
+            }
             Ok(Ok(Line::TooLong)) => {
                 let shown: String = String::from_utf8_lossy(&line).chars().take(30).collect();
                 log.warning(
@@ -266,6 +285,11 @@ async fn session(
                     }
                     r.write_to(&mut out);
                     break;
+                }
+                Event::NonSmtp(r) => {
+                    let shown: String = text.chars().take(100).collect();
+                    log.warning("smtpd", &format!("non-SMTP command from {client}: {shown}"));
+                    Event::Close(r)
                 }
                 Event::Close(r) => {
                     if r.code == 521 && last == "BDAT" {
@@ -337,6 +361,13 @@ async fn session(
                             session.replied(reply)
                         }
                     }
+                }
+                Event::Etrn(site) => {
+                    // No fast-flush service yet: every site is one that is
+                    // not flushed (fast_flush_domains), as Postfix logs
+                    // and answers it.
+                    log.warning("smtpd", &format!("reject: ETRN {site}... from {client}"));
+                    session.replied(Reply::new(459, format!("<{site}>: service unavailable")))
                 }
                 Event::Bdat { size, last } => {
                     if chunked.is_none() {
@@ -483,7 +514,10 @@ fn unread_bytes(stream: &TcpStream) -> usize {
 /// `proto=ESMTP helo=<name>`, the tail of Postfix's reject log lines.
 fn proto_helo(session: &Session) -> String {
     let proto = if session.is_esmtp() { "ESMTP" } else { "SMTP" };
-    format!("proto={proto} helo=<{}>", session.helo_name().unwrap_or(""))
+    match session.helo_name() {
+        Some(helo) => format!("proto={proto} helo=<{helo}>"),
+        None => format!("proto={proto}"),
+    }
 }
 
 /// Commands after which a client must wait for the reply before it sends
@@ -538,6 +572,8 @@ fn verb_of(line: &str) -> String {
 /// What [`read_line`] read.
 enum Line {
     Complete,
+    /// Complete, but ended by a bare LF.
+    BareLf,
     /// Longer than LINE_LIMIT: cut there, the rest read and dropped.
     TooLong,
     Eof,
@@ -604,8 +640,10 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
             let body = seen - 1 - usize::from(cr);
             return Ok(if body > LINE_LIMIT {
                 Line::TooLong
-            } else {
+            } else if cr {
                 Line::Complete
+            } else {
+                Line::BareLf
             });
         }
     }

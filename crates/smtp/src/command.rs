@@ -171,9 +171,35 @@ fn strip_keyword<'a>(args: &'a str, keyword: &str) -> Option<&'a str> {
         .then(|| &args[keyword.len()..])
 }
 
+/// Whether `line` looks like a message header (`Name: value`): a name
+/// of printable characters other than `:`, optional white space, then
+/// `:`.
+pub fn is_header(line: &str) -> bool {
+    let b = line.as_bytes();
+    let name = b
+        .iter()
+        .take_while(|&&c| c.is_ascii_graphic() && c != b':')
+        .count();
+    let rest = &b[name..];
+    let gap = rest
+        .iter()
+        .take_while(|&&c| c == b' ' || c == b'\t')
+        .count();
+    name > 0 && rest.get(gap) == Some(&b':')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_lines() {
+        assert!(is_header("Subject: x"));
+        assert!(is_header("X-Thing :y"));
+        assert!(!is_header("MAIL FROM:<a@b>"));
+        assert!(!is_header(": x"));
+        assert!(!is_header("body text"));
+    }
 
     #[test]
     fn the_seed_000_session() {

@@ -51,6 +51,10 @@ pub fn parse(text: &str, strict: bool) -> Result<Path<'_>, PathError> {
     if !rest.is_empty() && !rest.starts_with([' ', '\t']) {
         return Err(PathError::Syntax);
     }
+    // RFC 821 has no white space in a path but inside quotes.
+    if strict && token_end(inner) != Some(inner.len()) {
+        return Err(PathError::Syntax);
+    }
     let address = internal_form(strip_route(inner))?;
     Ok(Path {
         address,

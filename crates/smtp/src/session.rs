@@ -138,8 +138,13 @@ pub enum Event {
     StartData(Reply),
     /// Answer VRFY for this address (lookups), then call `replied`.
     Vrfy(String),
+    /// Flush the queue for this site (ETRN), then call `replied`.
+    Etrn(String),
     /// Send this reply and close the connection.
     Close(Reply),
+    /// The client sent message text where a command belongs (a header
+    /// line): log it, then as `Close`.
+    NonSmtp(Reply),
     /// Read a BDAT chunk of `size` bytes into the message (the first
     /// chunk starts it), then call `bdat_done`.
     Bdat { size: u64, last: bool },
@@ -172,6 +177,9 @@ pub struct Transaction {
 struct Counters {
     /// (name, accepted, total), in order of first use.
     by_name: Vec<(&'static str, u32, u32)>,
+    /// A line was refused before it could be a command (bare LF): the
+    /// total is shown even when nothing failed (`commands=0/0`).
+    refused_line: bool,
 }
 
 impl Counters {
@@ -204,7 +212,11 @@ impl Counters {
             out.push_str(&fraction(name, *good, *all));
             out.push(' ');
         }
-        out.push_str(&fraction("commands", ok, total));
+        if self.refused_line && ok == total {
+            out.push_str(&format!("commands={ok}/{total}"));
+        } else {
+            out.push_str(&fraction("commands", ok, total));
+        }
         out
     }
 }
@@ -285,6 +297,12 @@ impl Session {
         self.counters.summary()
     }
 
+    /// A line was refused before it was read as a command (a bare LF
+    /// under smtpd_forbid_bare_newline = reject); the session ends.
+    pub fn refused_line(&mut self) {
+        self.counters.refused_line = true;
+    }
+
     /// Counts a reply: 4xx/5xx are errors (see [`Session::too_many_errors`]).
     fn answer(&mut self, name: &'static str, reply: Reply) -> Event {
         let failed = reply.code >= 400;
@@ -316,6 +334,15 @@ impl Session {
     pub fn command(&mut self, line: &str) -> Event {
         let cmd = match command::parse(line, self.cfg.strict_rfc821) {
             Ok(c) => c,
+            // Message text sent as commands (after a refused DATA, or by
+            // something that is no mail client at all): Postfix hangs up.
+            Err(CommandError::Unknown(_)) if command::is_header(line) => {
+                self.counters.count("unknown", false);
+                return Event::NonSmtp(Reply::new(
+                    221,
+                    "2.7.0 Error: I can break rules, too. Goodbye.",
+                ));
+            }
             Err(e) => return self.parse_error(e),
         };
         if matches!(
@@ -414,12 +441,8 @@ impl Session {
                         Reply::new(503, "Error: MAIL transaction in progress"),
                     );
                 }
-                // No fast-flush service yet: every domain is "unavailable",
-                // the answer Postfix gives for domains it does not flush.
-                self.answer(
-                    "etrn",
-                    Reply::new(459, format!("<{domain}>: service unavailable")),
-                )
+                self.pending = Some("etrn");
+                Event::Etrn(domain)
             }
             Command::Bdat { size, last } => {
                 let ready = self.tx.as_ref().is_some_and(|t| !t.recipients.is_empty());
@@ -671,7 +694,7 @@ mod tests {
     /// Drives a session where every sender and recipient is accepted.
     fn run(s: &mut Session, line: &str) -> Reply {
         match s.command(line) {
-            Event::Reply(r) | Event::Close(r) | Event::StartData(r) => r,
+            Event::Reply(r) | Event::Close(r) | Event::StartData(r) | Event::NonSmtp(r) => r,
             Event::CheckMail { from, params } => match s.mail_accepted(from, params) {
                 Event::Reply(r) => r,
                 other => panic!("{other:?}"),
@@ -681,6 +704,10 @@ mod tests {
                 other => panic!("{other:?}"),
             },
             Event::Vrfy(a) => match s.replied(Reply::new(252, format!("2.0.0 {a}"))) {
+                Event::Reply(r) => r,
+                other => panic!("{other:?}"),
+            },
+            Event::Etrn(site) => match s.replied(Reply::new(459, format!("<{site}>: x"))) {
                 Event::Reply(r) => r,
                 other => panic!("{other:?}"),
             },
