@@ -14,6 +14,7 @@ use rostfix_message::date;
 use rostfix_queue::file::Completed;
 use rostfix_queue::{QueueFile, QueueId, Syncer};
 
+use crate::resolve;
 use crate::rewrite::{self, AddressClass};
 use crate::settings::Settings;
 
@@ -107,8 +108,8 @@ impl Cleanup {
         let sender = if env.sender.is_empty() {
             String::new()
         } else {
-            let c =
-                rewrite::canonical(s, &env.sender, AddressClass::EnvelopeSender).map_err(lookup)?;
+            let sender = resolve::canonical_form(s, &env.sender);
+            let c = rewrite::canonical(s, &sender, AddressClass::EnvelopeSender).map_err(lookup)?;
             rewrite::masquerade(s, &c, AddressClass::EnvelopeSender)
         };
         let dir = s.queue_directory.join("incoming");
@@ -122,7 +123,8 @@ impl Cleanup {
         file.attr("protocol_name", if env.esmtp { "ESMTP" } else { "SMTP" });
         let mut seen = HashSet::new();
         for rcpt in &env.recipients {
-            let c = match rewrite::canonical(s, rcpt, AddressClass::EnvelopeRecipient) {
+            let canonical = resolve::canonical_form(s, rcpt);
+            let c = match rewrite::canonical(s, &canonical, AddressClass::EnvelopeRecipient) {
                 Ok(c) => c,
                 Err(e) => {
                     let _ = file.discard();
@@ -261,7 +263,7 @@ impl Cleanup {
     }
 
     /// The header value with each address in canonical form (`user`
-    /// completed with `@$myorigin`), mapped and masqueraded.
+    /// completed with `@$myorigin`, ...), mapped and masqueraded.
     fn rewrite_addresses(
         &self,
         s: &Settings,
@@ -270,11 +272,7 @@ impl Cleanup {
     ) -> io::Result<Option<String>> {
         let mut failed = None;
         let out = rewrite::rewrite_address_list(value, |addr| {
-            let qualified = if addr.contains('@') {
-                addr.to_string()
-            } else {
-                format!("{addr}@{}", s.myorigin)
-            };
+            let qualified = resolve::canonical_form(s, addr);
             match rewrite::canonical(s, &qualified, class) {
                 Ok(c) => Some(rewrite::masquerade(s, &c, class)),
                 Err(e) => {

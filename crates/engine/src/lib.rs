@@ -371,8 +371,11 @@ async fn until_stopped() -> Result<Stop, String> {
 /// The network-facing child: smtpd services, cleanup, the queue's group
 /// commit. Gives up root before it serves.
 fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
-    // The log file is opened while the process may still open it.
-    let logger = plan.logger(true)?;
+    // The log file is opened while the process may still open it. Lines
+    // are written as they are logged, not by a gathering thread: a
+    // message's client= and message-id= lines must be in the file before
+    // qmgr (another process, another writer) logs its from= line.
+    let logger = plan.logger(false)?;
     if let Some(o) = &plan.owner {
         master::drop_privileges(o)?;
         // Said now, at start, rather than as a 451 to every client.

@@ -153,12 +153,43 @@ fn domain_class(s: &Settings, domain: &str) -> Class {
     }
 }
 
-/// Resolves `addr` (internal form). A local address with `%` or `!` in
-/// its local part routes onwards (`user%host@local` is `user@host`, as
-/// Postfix's allow_percent_hack and swap_bangpath make it), and is
-/// classified again.
+/// An address in canonical form, as trivial-rewrite's `local` context
+/// makes it: `site!user` is `user@site` (swap_bangpath) and `user%site`
+/// is `user@site` (allow_percent_hack) when there is no `@`; a bare
+/// `user` gets `@$myorigin` (append_at_myorigin), a domain without a dot
+/// gets `.$mydomain` (append_dot_mydomain). The null address stays null.
+pub fn canonical_form(s: &Settings, addr: &str) -> String {
+    if addr.is_empty() {
+        return String::new();
+    }
+    let mut a = addr.to_string();
+    if !a.contains('@') {
+        if let Some(i) = a.find('!').filter(|_| s.swap_bangpath) {
+            a = format!("{}@{}", &a[i + 1..], &a[..i]);
+        } else if let Some(i) = a.rfind('%').filter(|_| s.allow_percent_hack) {
+            a = format!("{}@{}", &a[..i], &a[i + 1..]);
+        }
+    }
+    match a.rfind('@') {
+        None if s.append_at_myorigin => format!("{a}@{}", s.myorigin),
+        Some(i)
+            if s.append_dot_mydomain
+                && !a[i + 1..].contains('.')
+                && !a[i + 1..].starts_with('[')
+                && i + 1 < a.len() =>
+        {
+            format!("{a}.{}", s.mydomain)
+        }
+        _ => a,
+    }
+}
+
+/// Resolves `addr` (internal form), first put in canonical form. A local
+/// address with `%` or `!` in its local part routes onwards
+/// (`user%host@local` is `user@host`, as allow_percent_hack and
+/// swap_bangpath make it), and is classified again.
 pub fn resolve(s: &Settings, addr: &str) -> Resolved {
-    let mut address = addr.to_string();
+    let mut address = canonical_form(s, addr);
     for _ in 0..10 {
         let (local, domain) = split(&address);
         let domain = domain.map(|d| d.trim_end_matches('.').to_ascii_lowercase());
@@ -167,11 +198,11 @@ pub fn resolve(s: &Settings, addr: &str) -> Resolved {
             Some(d) => domain_class(s, d),
         };
         if class == Class::Local {
-            if let Some(i) = local.rfind('%') {
+            if let Some(i) = local.rfind('%').filter(|_| s.allow_percent_hack) {
                 address = format!("{}@{}", &local[..i], &local[i + 1..]);
                 continue;
             }
-            if let Some(i) = local.find('!') {
+            if let Some(i) = local.find('!').filter(|_| s.swap_bangpath) {
                 address = format!("{}@{}", &local[i + 1..], &local[..i]);
                 continue;
             }

@@ -59,6 +59,11 @@ pub struct Settings {
     pub virtual_alias_expansion_limit: usize,
     /// myorigin, lower case.
     pub myorigin: String,
+    pub mydomain: String,
+    pub append_at_myorigin: bool,
+    pub append_dot_mydomain: bool,
+    pub swap_bangpath: bool,
+    pub allow_percent_hack: bool,
     /// canonical(5) and masquerading.
     pub rewriting: Rewriting,
     /// Transports and next hops (trivial-rewrite).
@@ -357,6 +362,11 @@ impl Settings {
                 .map_err(e)?
                 .max(1) as usize,
             hopcount_limit: cf.int("hopcount_limit").map_err(e)?.max(1) as u64,
+            mydomain: cf.string("mydomain").map_err(e)?.to_ascii_lowercase(),
+            append_at_myorigin: cf.bool("append_at_myorigin").map_err(e)?,
+            append_dot_mydomain: cf.bool("append_dot_mydomain").map_err(e)?,
+            swap_bangpath: cf.bool("swap_bangpath").map_err(e)?,
+            allow_percent_hack: cf.bool("allow_percent_hack").map_err(e)?,
             myorigin: cf
                 .string("myorigin")
                 .map_err(e)?
