@@ -44,7 +44,7 @@ pub struct Envelope {
 pub enum Refused {
     /// Writing the queue file (or a table lookup) failed: try again.
     Io(io::Error),
-    /// More Received/Delivered-To headers than hopcount_limit: a loop.
+    /// As many Received/Delivered-To headers as hopcount_limit: a loop.
     TooManyHops,
 }
 
@@ -154,7 +154,8 @@ impl Cleanup {
             in_headers: true,
             header: Vec::new(),
             seen: Seen::default(),
-            hops: 0,
+            // The Received header written below.
+            hops: 1,
             sender,
             rewrite_headers: env.rewrite_headers || s.always_add_missing_headers,
             size: 0,
@@ -193,8 +194,11 @@ impl Cleanup {
         if self.in_headers {
             let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
             if continuation && !self.header.is_empty() {
-                self.header.push(b'\n');
-                self.header.extend_from_slice(line);
+                // header_size_limit: the excess is discarded.
+                if self.header.len() + 1 + line.len() <= s.header_size_limit {
+                    self.header.push(b'\n');
+                    self.header.extend_from_slice(line);
+                }
                 return Ok(());
             }
             self.flush_header(s)?;
@@ -203,7 +207,8 @@ impl Cleanup {
                 .position(|&b| b == b':')
                 .is_some_and(|i| i > 0 && line[..i].iter().all(|b| b.is_ascii_graphic()));
             if is_header {
-                self.header.extend_from_slice(line);
+                self.header
+                    .extend_from_slice(&line[..line.len().min(s.header_size_limit)]);
                 return Ok(());
             }
             if !continuation {
@@ -349,7 +354,7 @@ impl Cleanup {
         if self.in_headers {
             self.end_headers(s)?;
         }
-        if self.hops > s.hopcount_limit {
+        if self.hops >= s.hopcount_limit {
             let _ = self.file.discard();
             return Err(Refused::TooManyHops);
         }

@@ -56,6 +56,8 @@ pub struct Settings {
     pub virtual_alias_recursion_limit: usize,
     /// Received/Delivered-To headers a message may carry.
     pub hopcount_limit: u64,
+    /// Bytes of one header kept (with its continuation lines).
+    pub header_size_limit: usize,
     pub virtual_alias_expansion_limit: usize,
     /// myorigin, lower case.
     pub myorigin: String,
@@ -362,6 +364,7 @@ impl Settings {
                 .map_err(e)?
                 .max(1) as usize,
             hopcount_limit: cf.int("hopcount_limit").map_err(e)?.max(1) as u64,
+            header_size_limit: cf.int("header_size_limit").map_err(e)?.max(1) as usize,
             mydomain: cf.string("mydomain").map_err(e)?.to_ascii_lowercase(),
             append_at_myorigin: cf.bool("append_at_myorigin").map_err(e)?,
             append_dot_mydomain: cf.bool("append_dot_mydomain").map_err(e)?,
