@@ -44,7 +44,7 @@ pub struct Envelope {
 pub enum Refused {
     /// Writing the queue file (or a table lookup) failed: try again.
     Io(io::Error),
-    /// As many Received/Delivered-To headers as hopcount_limit: a loop.
+    /// As many Received headers as hopcount_limit: a loop.
     TooManyHops,
 }
 
@@ -89,10 +89,18 @@ pub struct Cleanup {
     /// The header being gathered (continuation lines joined by `\n`).
     header: Vec<u8>,
     seen: Seen,
-    /// Received and Delivered-To headers, for hopcount_limit.
+    /// Received headers, for hopcount_limit.
     hops: u64,
     sender: String,
+    /// Header addresses get canonical form, canonical maps and
+    /// masquerading (local_header_rewrite_clients).
     rewrite_headers: bool,
+    /// Missing Message-Id/Date/From are added (the client gets local
+    /// header rewriting, or always_add_missing_headers).
+    add_missing: bool,
+    /// The gathered header reached header_size_limit: the rest of it is
+    /// dropped.
+    header_full: bool,
     size: u64,
 }
 
@@ -102,16 +110,28 @@ impl Cleanup {
     /// canonical maps and masquerading, then virtual aliases; a recipient
     /// reached twice from the same original address is kept once.
     pub fn start(s: &Settings, env: &Envelope) -> io::Result<Cleanup> {
-        let lookup = |e: rostfix_maps::DictError| {
-            io::Error::other(format!("canonical map lookup problem: {e}"))
-        };
+        let refused = |e: rewrite::RewriteError| io::Error::other(e.to_string());
         let sender = if env.sender.is_empty() {
             String::new()
         } else {
             let sender = resolve::canonical_form(s, &env.sender);
-            let c = rewrite::canonical(s, &sender, AddressClass::EnvelopeSender).map_err(lookup)?;
+            let c =
+                rewrite::canonical(s, &sender, AddressClass::EnvelopeSender).map_err(refused)?;
             rewrite::masquerade(s, &c, AddressClass::EnvelopeSender)
         };
+        let mut recipients = Vec::new();
+        let mut seen = HashSet::new();
+        for rcpt in &env.recipients {
+            let canonical = resolve::canonical_form(s, rcpt);
+            let c = rewrite::canonical(s, &canonical, AddressClass::EnvelopeRecipient)
+                .map_err(refused)?;
+            let c = rewrite::masquerade(s, &c, AddressClass::EnvelopeRecipient);
+            for final_addr in rewrite::expand_aliases(s, &c).map_err(refused)? {
+                if seen.insert((final_addr.to_ascii_lowercase(), rcpt.to_ascii_lowercase())) {
+                    recipients.push((final_addr, rcpt));
+                }
+            }
+        }
         let dir = s.queue_directory.join("incoming");
         let mut file = QueueFile::create(&dir, s.long_queue_ids)?;
         file.sender(&sender);
@@ -121,22 +141,8 @@ impl Cleanup {
             file.attr("helo_name", h);
         }
         file.attr("protocol_name", if env.esmtp { "ESMTP" } else { "SMTP" });
-        let mut seen = HashSet::new();
-        for rcpt in &env.recipients {
-            let canonical = resolve::canonical_form(s, rcpt);
-            let c = match rewrite::canonical(s, &canonical, AddressClass::EnvelopeRecipient) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = file.discard();
-                    return Err(lookup(e));
-                }
-            };
-            let c = rewrite::masquerade(s, &c, AddressClass::EnvelopeRecipient);
-            for final_addr in rewrite::expand_aliases(s, &c) {
-                if seen.insert((final_addr.to_ascii_lowercase(), rcpt.to_ascii_lowercase())) {
-                    file.recipient(&final_addr, rcpt);
-                }
-            }
+        for (final_addr, rcpt) in &recipients {
+            file.recipient(final_addr, rcpt);
         }
         file.content();
         let id = file.id().clone();
@@ -157,7 +163,9 @@ impl Cleanup {
             // The Received header written below.
             hops: 1,
             sender,
-            rewrite_headers: env.rewrite_headers || s.always_add_missing_headers,
+            rewrite_headers: env.rewrite_headers,
+            add_missing: env.rewrite_headers || s.always_add_missing_headers,
+            header_full: false,
             size: 0,
         };
         c.write(
@@ -195,9 +203,11 @@ impl Cleanup {
             let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
             if continuation && !self.header.is_empty() {
                 // header_size_limit: the excess is discarded.
-                if self.header.len() + 1 + line.len() <= s.header_size_limit {
+                if !self.header_full && self.header.len() + 1 + line.len() <= s.header_size_limit {
                     self.header.push(b'\n');
                     self.header.extend_from_slice(line);
+                } else {
+                    self.header_full = true;
                 }
                 return Ok(());
             }
@@ -225,6 +235,7 @@ impl Cleanup {
             return Ok(());
         }
         let header = std::mem::take(&mut self.header);
+        self.header_full = false;
         let colon = header.iter().position(|&b| b == b':').unwrap_or(0);
         let name = String::from_utf8_lossy(&header[..colon]).to_ascii_lowercase();
         let value = || {
@@ -232,11 +243,13 @@ impl Cleanup {
                 .trim()
                 .to_string()
         };
+        // message_drop_headers (Return-Path is the delivery agent's to
+        // add; Bcc must not reach the recipients).
+        if s.message_drop_headers.contains(&name) {
+            return Ok(());
+        }
         match name.as_str() {
-            // Return-Path is the delivery agent's to add; Bcc must not
-            // reach the recipients.
-            "return-path" | "bcc" | "resent-bcc" => return Ok(()),
-            "received" | "delivered-to" => self.hops += 1,
+            "received" => self.hops += 1,
             "message-id" => self.seen.message_id = Some(value()),
             "date" => self.seen.date = true,
             "from" => self.seen.from = true,
@@ -287,9 +300,7 @@ impl Cleanup {
             }
         });
         match failed {
-            Some(e) => Err(io::Error::other(format!(
-                "canonical map lookup problem: {e}"
-            ))),
+            Some(e) => Err(io::Error::other(e.to_string())),
             None => Ok(out),
         }
     }
@@ -297,7 +308,7 @@ impl Cleanup {
     fn end_headers(&mut self, s: &Settings) -> io::Result<()> {
         self.flush_header(s)?;
         self.in_headers = false;
-        if !self.rewrite_headers {
+        if !self.add_missing {
             return Ok(());
         }
         // A resent message gets the Resent- forms (RFC 5322 3.6.6).
@@ -351,8 +362,11 @@ impl Cleanup {
     /// what the log names the message by (`message-id=<...>` or
     /// `resent-message-id=<...>`).
     pub fn complete(mut self, s: &Settings) -> Result<(Completed, Option<String>), Refused> {
-        if self.in_headers {
-            self.end_headers(s)?;
+        if self.in_headers
+            && let Err(e) = self.end_headers(s)
+        {
+            let _ = self.file.discard();
+            return Err(Refused::Io(e));
         }
         if self.hops >= s.hopcount_limit {
             let _ = self.file.discard();

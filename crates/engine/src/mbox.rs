@@ -8,7 +8,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -67,20 +67,20 @@ pub struct AppendError {
 pub struct Entry<'a> {
     /// The envelope sender (`From sender`).
     pub sender: &'a str,
-    /// Queue time, seconds since the epoch: the `From ` line's date.
-    pub arrival: i64,
     /// The prepended headers, lines ending in `\n`.
     pub prefix: &'a [u8],
     /// The queued content, lines ending in `\n`.
     pub body: &'a [u8],
 }
 
-/// Appends `entry` to the mbox at `path`. `limit` (bytes, 0 = none) caps
-/// the file's size, as Postfix's RLIMIT_FSIZE does. Returns, with the open mailbox, when the message is on stable
+/// Appends `entry` to the mbox at `path`, which must belong to `owner`
+/// (a uid) when one is given. `limit` (bytes, 0 = none) caps the file's
+/// size, as Postfix's RLIMIT_FSIZE does. Returns, with the open mailbox, when the message is on stable
 /// storage.
 pub fn append(
     path: &Path,
     entry: &Entry,
+    owner: Option<u32>,
     limit: u64,
     locking: &Locking,
     syncer: &Syncer,
@@ -99,13 +99,33 @@ pub fn append(
     } else {
         None
     };
+    // Never through a symbolic link, never blocked on a FIFO: the file
+    // must be a plain file with one name, owned by the mailbox's owner
+    // (who may have put anything at that path).
+    let open_fail = |e| fail(&format!("cannot open file {}", path.display()), e);
     let mut f = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| fail(&format!("cannot open file {}", path.display()), e))?;
+        .map_err(open_fail)?;
+    let meta = f.metadata().map_err(open_fail)?;
+    let unsafe_file = if !meta.file_type().is_file() {
+        Some("not a regular file")
+    } else if meta.nlink() != 1 {
+        Some("file has more than one hard link")
+    } else if owner.is_some_and(|uid| meta.uid() != uid) {
+        Some("file has the wrong owner")
+    } else {
+        None
+    };
+    if let Some(why) = unsafe_file {
+        return Err(AppendError {
+            full: false,
+            text: format!("cannot open file {}: {why}", path.display()),
+        });
+    }
     kernel_lock(&f, locking).map_err(|e| fail("unable to lock for exclusive access", e))?;
     let start = f
         .seek(SeekFrom::End(0))
@@ -116,7 +136,8 @@ pub fn append(
     } else {
         entry.sender
     };
-    let date = date::asctime(&date::local(entry.arrival));
+    // The delivery time, as Postfix writes it.
+    let date = date::asctime(&date::local(date::now()));
     buf.extend_from_slice(format!("From {from}  {date}\n").as_bytes());
     buf.extend_from_slice(entry.prefix);
     quote_from(entry.body, &mut buf);
@@ -243,7 +264,6 @@ mod tests {
     fn entry<'a>(sender: &'a str, prefix: &'a [u8], body: &'a [u8]) -> Entry<'a> {
         Entry {
             sender,
-            arrival: 0,
             prefix,
             body,
         }
@@ -265,8 +285,8 @@ mod tests {
         let syncer = Syncer::start().unwrap();
         let body = b"Subject: x\n\nFrom here\n>From there\nend\n";
         let first = entry("a@b", b"Return-Path: <a@b>\n", body);
-        append(&mbox, &first, 0, &locking(), &syncer).unwrap();
-        append(&mbox, &entry("", b"", b"x\n"), 0, &locking(), &syncer).unwrap();
+        append(&mbox, &first, None, 0, &locking(), &syncer).unwrap();
+        append(&mbox, &entry("", b"", b"x\n"), None, 0, &locking(), &syncer).unwrap();
         let text = String::from_utf8(fs::read(&mbox).unwrap()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("From a@b  "), "{text}");
@@ -296,6 +316,7 @@ mod tests {
         let err = append(
             &mbox,
             &entry("a@b", b"", &[b'x'; 100]),
+            None,
             50,
             &locking(),
             &syncer,
@@ -306,12 +327,53 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_or_a_second_link_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let syncer = Syncer::start().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path for the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = append(
+            &fifo,
+            &entry("a@b", b"", b"x\n"),
+            None,
+            0,
+            &locking(),
+            &syncer,
+        );
+        // Without a reader, opening it for writing fails (ENXIO); with
+        // one, it is not a regular file. Either way: at once.
+        assert!(err.unwrap_err().text.starts_with("cannot open file "));
+        let linked = dir.path().join("linked");
+        fs::write(&linked, b"").unwrap();
+        fs::hard_link(&linked, dir.path().join("other")).unwrap();
+        let err = append(
+            &linked,
+            &entry("a@b", b"", b"x\n"),
+            None,
+            0,
+            &locking(),
+            &syncer,
+        );
+        assert!(err.unwrap_err().text.ends_with("more than one hard link"));
+    }
+
+    #[test]
     fn a_held_dotlock_is_waited_for_then_reported() {
         let dir = tempfile::tempdir().unwrap();
         let mbox = dir.path().join("u");
         fs::write(dir.path().join("u.lock"), b"").unwrap();
         let syncer = Syncer::start().unwrap();
-        let err = append(&mbox, &entry("a@b", b"", b"x\n"), 0, &locking(), &syncer).unwrap_err();
+        let err = append(
+            &mbox,
+            &entry("a@b", b"", b"x\n"),
+            None,
+            0,
+            &locking(),
+            &syncer,
+        )
+        .unwrap_err();
         assert!(!err.full);
         assert!(
             err.text.starts_with("unable to create lock file "),

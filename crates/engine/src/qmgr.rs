@@ -1,11 +1,17 @@
 //! qmgr(8), for this stage: takes each new queue file from incoming,
-//! delivers its recipients (virtual mailbox domains through virtual(8);
-//! other transports are not available yet and defer), marks each done as
-//! it is durable, and removes the file when all are done. Queue files
-//! found at start (after a crash) are delivered too.
+//! hands each recipient to the agent its route names (virtual(8),
+//! error(8), discard(8); transports Rostfix does not have yet defer),
+//! marks each done as it is durable, and removes the file when all are
+//! done. Queue files found at start (after a crash) are delivered too.
+//! A file is delivered by one delivery at a time: the set of files in
+//! flight keeps this qmgr from taking one twice, and a lock on the file
+//! keeps a second qmgr (after a reload) from taking it.
 
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rostfix_queue::file::Recipient;
@@ -14,7 +20,7 @@ use rostfix_queue::{QueueId, QueueReader, Syncer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::log::{Log, delay};
-use crate::resolve::resolve;
+use crate::resolve::{resolve, split_dsn};
 use crate::settings::Settings;
 use crate::virtual_agent::{self, Failure};
 
@@ -80,6 +86,7 @@ pub async fn run(
         unsettled: Arc::new(Semaphore::new(
             UNSETTLED_PER_SLOT * s.delivery_concurrency.max(1),
         )),
+        in_flight: Arc::default(),
         s,
         log,
         syncer,
@@ -139,6 +146,31 @@ struct Qmgr {
     /// A message holds one of these until it is settled (see
     /// UNSETTLED_PER_SLOT).
     unsettled: Arc<Semaphore>,
+    /// Queue files (by name) dispatched and not yet finished.
+    in_flight: Arc<Mutex<HashSet<OsString>>>,
+}
+
+/// A queue file's place in [`Qmgr::in_flight`], given up when dropped.
+struct InFlight(Arc<Mutex<HashSet<OsString>>>, OsString);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.1);
+    }
+}
+
+/// Takes the delivery lock of a queue file (flock, exclusive, not
+/// waiting): `None` when the file is gone or another qmgr delivers it.
+/// The lock goes with the returned descriptor, and moves with the file.
+fn lock_queue_file(path: &Path) -> Option<std::fs::File> {
+    let f = std::fs::File::open(path).ok()?;
+    // SAFETY: the descriptor is open (borrowed from `f`) for the whole
+    // call; flock touches no memory.
+    let locked = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    locked.then_some(f)
 }
 
 impl Qmgr {
@@ -148,6 +180,15 @@ impl Qmgr {
         let Some(name) = queued.file_name() else {
             return;
         };
+        if !self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_os_string())
+        {
+            return;
+        }
+        let in_flight = InFlight(self.in_flight.clone(), name.to_os_string());
         let active = self.s.queue_directory.join("active").join(name);
         let Ok(unsettled) = self.unsettled.clone().acquire_owned().await else {
             return;
@@ -158,12 +199,12 @@ impl Qmgr {
         let (s, log, syncer) = (self.s.clone(), self.log.clone(), self.syncer.clone());
         let queued = queued.to_path_buf();
         tokio::task::spawn_blocking(move || {
+            let _in_flight = in_flight;
+            let Some(_lock) = lock_queue_file(&queued) else {
+                return;
+            };
             // The move into active runs here, in parallel with the other
-            // deliveries: in the dispatching task it made every message
-            // wait for the renames before it (one at a time, each held up
-            // by the journal while a group commit runs). A file
-            // dispatched twice (a queue scan found it still in incoming)
-            // is moved once; the other move fails and that is all.
+            // deliveries, not one at a time in the dispatching task.
             if queued == active || std::fs::rename(&queued, &active).is_ok() {
                 deliver_file(&s, &log, &syncer, &active, Permits { slot, unsettled });
             }
@@ -272,7 +313,6 @@ fn deliver_file(s: &Arc<Settings>, log: &Log, syncer: &Syncer, path: &Path, perm
     let before_active = (now() - arrival - started.elapsed().as_secs_f64()).max(0.0);
     let message = virtual_agent::Message {
         sender: &env.sender,
-        arrival: env.time.0 as i64,
         body: &body,
     };
     let mut settled = Settled {
@@ -335,17 +375,22 @@ fn deliver_file(s: &Arc<Settings>, log: &Log, syncer: &Syncer, path: &Path, perm
         settled.apply(s, log, path, &id, arrival);
         return;
     }
-    // The files' data is made durable (one group commit for all of
+    // Maildir files' data is made durable (one group commit for all of
     // them) before they are published, so a crash never leaves a short
-    // file in a mailbox. The publishing (a rename into new/) stays on
-    // this thread: done serially on the commit's follow-up thread it
-    // became the bottleneck and tripled the latency (bench/smtp-bench).
-    let files: Vec<&std::fs::File> = written.iter().map(|(_, _, w)| &w.file).collect();
-    // The slot bounds the deliveries at work; waiting for the disk is not
-    // work, and the more deliveries wait together, the fewer commits they
-    // need (unsettled still bounds them).
+    // file in a mailbox. The slot bounds the deliveries at work; waiting
+    // for the disk is not work, and the more deliveries wait together,
+    // the fewer commits they need (unsettled still bounds them).
+    let files: Vec<&std::fs::File> = written
+        .iter()
+        .filter(|(_, _, w)| w.unpublished())
+        .map(|(_, _, w)| &w.file)
+        .collect();
     drop(slot);
-    let synced = syncer.wait_all(&files).map_err(|e| e.to_string());
+    let synced = if files.is_empty() {
+        Ok(())
+    } else {
+        syncer.wait_all(&files).map_err(|e| e.to_string())
+    };
     let mut published = Vec::new();
     for (r, head, w) in written {
         let result = match &synced {
@@ -377,10 +422,9 @@ fn deliver_file(s: &Arc<Settings>, log: &Log, syncer: &Syncer, path: &Path, perm
         return;
     }
     // The new names become durable with the next group commit, and only
-    // then are the recipients done. This thread waits for it (the slot is
-    // free already) and settles the message itself: settling on the
-    // commit's one follow-up thread made every unlink wait for the one
-    // before it, and that capped deliveries at ~700/s (bench/smtp-bench).
+    // then are the recipients done; this thread waits for it and settles
+    // the message itself (settles are file system calls that must not
+    // queue up behind each other).
     let refs: Vec<&std::fs::File> = published.iter().collect();
     match syncer.wait_all(&refs) {
         Ok(()) => settled.apply(s, log, path, &id, arrival),
@@ -439,9 +483,18 @@ fn deliver_one(
             },
         ),
         Some("error") => {
-            let retry = route.transport == "retry";
-            let (dsn, why) = split_dsn(&route.nexthop, if retry { "4.0.0" } else { "5.0.0" });
-            let failure = if retry || dsn.starts_with('4') {
+            // error(8) bounces, and defers only as the retry service; a
+            // status code of the other class gives way to the default.
+            let (class, default) = if route.transport == "retry" {
+                ('4', "4.0.0")
+            } else {
+                ('5', "5.0.0")
+            };
+            let (mut dsn, why) = split_dsn(&route.nexthop);
+            if !dsn.starts_with(class) {
+                dsn = default.to_string();
+            }
+            let failure = if class == '4' {
                 Failure::Defer(dsn, why)
             } else {
                 Failure::Bounce(dsn, why)
@@ -452,23 +505,6 @@ fn deliver_one(
         None => ("error", unavailable()),
         Some(_) => ("qmgr", unavailable()),
     }
-}
-
-/// error(8)'s reason: a leading `X.Y.Z ` status code is the DSN, else
-/// `default` is.
-fn split_dsn(text: &str, default: &str) -> (String, String) {
-    if let Some((code, rest)) = text.split_once(' ') {
-        let parts: Vec<&str> = code.split('.').collect();
-        if parts.len() == 3
-            && matches!(parts[0], "4" | "5")
-            && parts[1..]
-                .iter()
-                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return (code.to_string(), rest.trim().to_string());
-        }
-    }
-    (default.to_string(), text.to_string())
 }
 
 /// What became of a message's recipients in one delivery attempt.

@@ -218,3 +218,20 @@ pub fn resolve(s: &Settings, addr: &str) -> Resolved {
         class: Class::Default,
     }
 }
+
+/// The text of an error or retry route (`error:5.7.1 go away`): its
+/// leading `X.Y.Z` status code, if it has one, and the rest.
+pub fn split_dsn(text: &str) -> (String, String) {
+    if let Some((code, rest)) = text.split_once(' ') {
+        let parts: Vec<&str> = code.split('.').collect();
+        if parts.len() == 3
+            && matches!(parts[0], "2" | "4" | "5")
+            && parts[1..]
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return (code.to_string(), rest.trim().to_string());
+        }
+    }
+    (String::new(), text.to_string())
+}

@@ -117,10 +117,11 @@ pub fn map_address(
         }
         _ => "",
     };
+    // Results are put in canonical form, as any address is.
     let results = rostfix_config::value::split_list(&found.value)
         .into_iter()
         .map(|r| {
-            if let Some(domain) = r.strip_prefix('@') {
+            let result = if let Some(domain) = r.strip_prefix('@') {
                 // `@domain` result: the user moves to the new domain.
                 format!("{}@{domain}", split.local)
             } else if extension.is_empty() {
@@ -130,21 +131,43 @@ pub fn map_address(
                     Some((l, d)) => format!("{l}{extension}@{d}"),
                     None => format!("{r}{extension}"),
                 }
-            }
+            };
+            crate::resolve::canonical_form(s, &result)
         })
         .collect();
     Ok(Some(results))
 }
 
-/// Lookups of one address that change nothing after this many rounds are
-/// a loop in the tables; the last result stands.
+/// Why an address could not be rewritten: the message waits (451).
+#[derive(Debug)]
+pub enum RewriteError {
+    Lookup(DictError),
+    /// Tables that nest too deep or expand too far.
+    Unreasonable(String),
+}
+
+impl std::fmt::Display for RewriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RewriteError::Lookup(e) => write!(f, "table lookup problem: {e}"),
+            RewriteError::Unreasonable(what) => f.write_str(what),
+        }
+    }
+}
+
+impl From<DictError> for RewriteError {
+    fn from(e: DictError) -> RewriteError {
+        RewriteError::Lookup(e)
+    }
+}
+
+/// A table whose results still change after this many rounds loops.
 const MAX_ROUNDS: usize = 10;
 
 /// canonical(5) for an address in `class`: sender_ or
 /// recipient_canonical_maps first, then canonical_maps, each applied
-/// again to its own result until it stops changing. A lookup error keeps
-/// the address (Err: the caller defers).
-pub fn canonical(s: &Settings, addr: &str, class: AddressClass) -> Result<String, DictError> {
+/// again to its own result until it stops changing.
+pub fn canonical(s: &Settings, addr: &str, class: AddressClass) -> Result<String, RewriteError> {
     let r = &s.rewriting;
     let mut out = addr.to_string();
     let specific = if class.is_sender() {
@@ -156,13 +179,23 @@ pub fn canonical(s: &Settings, addr: &str, class: AddressClass) -> Result<String
         if !classes.has(class) {
             continue;
         }
+        let mut settled = false;
         for _ in 0..MAX_ROUNDS {
             match map_address(s, maps, &out, r.propagate_canonical)? {
                 Some(mut v) if !v.is_empty() && !v[0].eq_ignore_ascii_case(&out) => {
                     out = v.swap_remove(0)
                 }
-                _ => break,
+                _ => {
+                    settled = true;
+                    break;
+                }
             }
+        }
+        if !settled {
+            return Err(RewriteError::Unreasonable(format!(
+                "unreasonable {} map nesting for {addr}",
+                maps.param
+            )));
         }
     }
     Ok(out)
@@ -187,13 +220,18 @@ pub fn masquerade(s: &Settings, addr: &str, class: AddressClass) -> String {
     }
     let lower = domain.to_ascii_lowercase();
     for (masq, never) in &r.masquerade_domains {
+        // A listed domain itself is never stripped, and ends the search
+        // (`foo.example.com example.com` keeps `user@foo.example.com`).
+        if lower == *masq {
+            break;
+        }
         let is_sub = lower.len() > masq.len()
             && lower.ends_with(masq.as_str())
             && lower.as_bytes()[lower.len() - masq.len() - 1] == b'.';
-        if *never && (is_sub || lower == *masq) {
-            break;
-        }
-        if !never && is_sub {
+        if is_sub {
+            if *never {
+                break;
+            }
             return format!("{local}@{masq}");
         }
     }
@@ -201,36 +239,44 @@ pub fn masquerade(s: &Settings, addr: &str, class: AddressClass) -> String {
 }
 
 /// virtual_alias_maps expansion (virtual(5)): recursive, one-to-many, an
-/// address that maps to itself is kept, at most
-/// virtual_alias_expansion_limit results and virtual_alias_recursion_limit
-/// levels. A lookup error keeps the address (delivery will find out).
-pub fn expand_aliases(s: &Settings, addr: &str) -> Vec<String> {
-    fn walk(s: &Settings, addr: &str, depth: usize, out: &mut Vec<String>) {
-        if depth > s.virtual_alias_recursion_limit || out.len() >= s.virtual_alias_expansion_limit {
-            out.push(addr.to_string());
-            return;
+/// address that maps to itself is kept. Past
+/// virtual_alias_recursion_limit levels or virtual_alias_expansion_limit
+/// results, or when a lookup fails, the message waits.
+pub fn expand_aliases(s: &Settings, addr: &str) -> Result<Vec<String>, RewriteError> {
+    fn walk(
+        s: &Settings,
+        addr: &str,
+        depth: usize,
+        out: &mut Vec<String>,
+    ) -> Result<(), RewriteError> {
+        if depth > s.virtual_alias_recursion_limit {
+            return Err(RewriteError::Unreasonable(format!(
+                "unreasonable virtual_alias_maps map nesting for {addr}"
+            )));
         }
-        match map_address(
-            s,
-            &s.virtual_alias_maps,
-            addr,
-            s.rewriting.propagate_virtual,
-        ) {
-            Ok(Some(targets)) => {
+        if out.len() >= s.virtual_alias_expansion_limit {
+            return Err(RewriteError::Unreasonable(format!(
+                "unreasonable virtual_alias_maps map expansion size for {addr}"
+            )));
+        }
+        let propagate = s.rewriting.propagate_virtual;
+        match map_address(s, &s.virtual_alias_maps, addr, propagate)? {
+            Some(targets) => {
                 for target in targets {
                     if target.eq_ignore_ascii_case(addr) {
                         out.push(target);
                     } else {
-                        walk(s, &target, depth + 1, out);
+                        walk(s, &target, depth + 1, out)?;
                     }
                 }
             }
-            _ => out.push(addr.to_string()),
+            None => out.push(addr.to_string()),
         }
+        Ok(())
     }
     let mut out = Vec::new();
-    walk(s, addr, 0, &mut out);
-    out
+    walk(s, addr, 0, &mut out)?;
+    Ok(out)
 }
 
 /// Calls `f` on every address in an address-list header value (RFC 5322

@@ -54,8 +54,10 @@ pub struct Settings {
     pub virtual_mailbox_lock: Locking,
     pub virtual_alias_maps: Maps,
     pub virtual_alias_recursion_limit: usize,
-    /// Received/Delivered-To headers a message may carry.
+    /// Received headers a message may carry (its own included).
     pub hopcount_limit: u64,
+    /// message_drop_headers, lower case.
+    pub message_drop_headers: Vec<String>,
     /// Bytes of one header kept (with its continuation lines).
     pub header_size_limit: usize,
     pub virtual_alias_expansion_limit: usize,
@@ -364,6 +366,11 @@ impl Settings {
                 .map_err(e)?
                 .max(1) as usize,
             hopcount_limit: cf.int("hopcount_limit").map_err(e)?.max(1) as u64,
+            message_drop_headers: list(cf, "message_drop_headers")
+                .map_err(e)?
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
             header_size_limit: cf.int("header_size_limit").map_err(e)?.max(1) as usize,
             mydomain: cf.string("mydomain").map_err(e)?.to_ascii_lowercase(),
             append_at_myorigin: cf.bool("append_at_myorigin").map_err(e)?,

@@ -108,17 +108,20 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
     let temporary = || Reply::new(451, format!("4.3.0 {shown}: Temporary lookup failure"));
     let route = crate::resolve::route(s, &r).map_err(|_| temporary())?;
     let undeliverable = match route.transport.as_str() {
-        "error" => Some((550, "5.1.1")),
-        "retry" => Some((450, "4.1.1")),
+        "error" => Some((550, '5', "5.1.1")),
+        "retry" => Some((450, '4', "4.1.1")),
         _ => None,
     };
-    if let Some((code, dsn)) = undeliverable {
+    if let Some((code, class, default)) = undeliverable {
+        let (dsn, why) = crate::resolve::split_dsn(&route.nexthop);
+        let dsn = if dsn.starts_with(class) {
+            dsn.as_str()
+        } else {
+            default
+        };
         return Err(Reply::new(
             code,
-            format!(
-                "{dsn} {shown}: Recipient address rejected: {}",
-                route.nexthop
-            ),
+            format!("{dsn} {shown}: Recipient address rejected: {why}"),
         ));
     }
     // An address that a canonical or virtual alias table rewrites is
@@ -790,16 +793,28 @@ async fn commit(
     let done = async {
         let (done, message_id) = cleanup.complete(s)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        intake.syncer.notify(
+        let waiting = intake.syncer.notify(
             &[&done.file],
             Box::new(move |outcome| {
                 let _ = tx.send(outcome);
             }),
-        )?;
-        match rx.await {
-            Ok(Ok(())) => Ok((done.id, message_id)),
-            Ok(Err(e)) => Err(Refused::Io(std::io::Error::other(e))),
-            Err(_) => Err(Refused::Io(std::io::Error::other("group commit stopped"))),
+        );
+        let committed = match waiting {
+            Err(e) => Err(e),
+            Ok(()) => match rx.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(std::io::Error::other(e)),
+                Err(_) => Err(std::io::Error::other("group commit stopped")),
+            },
+        };
+        match committed {
+            Ok(()) => Ok((done.id, message_id)),
+            Err(e) => {
+                // The client hears 451 and sends again: this copy must
+                // not be found and delivered too.
+                let _ = std::fs::remove_file(&done.path);
+                Err(Refused::Io(e))
+            }
         }
     };
     match done.await {

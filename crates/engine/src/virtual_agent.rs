@@ -160,18 +160,31 @@ pub struct Written {
     /// What the log says (`delivered to maildir`).
     pub what: &'static str,
     /// The Maildir file in tmp/ and the name it takes in new/ (an mbox
-    /// file is in place already).
+    /// file is in place, and durable, already).
     rename: Option<(PathBuf, PathBuf)>,
+    /// The mailbox owner the rename runs as (when privileged).
+    owner: Option<(u32, u32)>,
 }
 
 impl Written {
+    /// Whether the file waits for [`Written::publish`] (a Maildir file);
+    /// an mbox delivery is complete and durable.
+    pub fn unpublished(&self) -> bool {
+        self.rename.is_some()
+    }
+
     /// Makes the (durable) message visible: a Maildir file moves into
-    /// new/, where readers see it. Done as root or as anyone: a rename
-    /// creates nothing. Returns whether a name changed, which becomes
-    /// durable with the next group commit.
+    /// new/, where readers see it. The rename runs as the mailbox's
+    /// owner, as the write did: the owner controls tmp/ and new/, and
+    /// root must not follow what they point to. Returns whether a name
+    /// changed, which becomes durable with the next group commit.
     pub fn publish(&self) -> Result<bool, Failure> {
         let Some((tmp, new)) = &self.rename else {
             return Ok(false);
+        };
+        let _identity = match self.owner {
+            Some((uid, gid)) => Some(FsIdentity::switch(uid, gid)?),
+            None => None,
         };
         fs::rename(tmp, new).map(|()| true).map_err(|e| {
             let _ = fs::remove_file(tmp);
@@ -184,8 +197,6 @@ impl Written {
 #[derive(Debug, Clone, Copy)]
 pub struct Message<'a> {
     pub sender: &'a str,
-    /// Queue time, seconds since the epoch.
-    pub arrival: i64,
     /// The content, lines ending in `\n`.
     pub body: &'a [u8],
 }
@@ -204,11 +215,14 @@ pub fn deliver(
     let path = mailbox(s, recipient)?;
     // Written as the mailbox's owner; an unprivileged process writes as
     // itself.
-    let _identity = if s.privileged {
-        let (uid, gid) = owner(s, recipient)?;
-        Some(FsIdentity::switch(uid, gid)?)
+    let owner = if s.privileged {
+        Some(owner(s, recipient)?)
     } else {
         None
+    };
+    let _identity = match owner {
+        Some((uid, gid)) => Some(FsIdentity::switch(uid, gid)?),
+        None => None,
     };
     let mut prefix = Vec::with_capacity(128);
     prefix.extend_from_slice(format!("Return-Path: <{}>\n", m.sender).as_bytes());
@@ -217,13 +231,13 @@ pub fn deliver(
     if !path.as_os_str().as_encoded_bytes().ends_with(b"/") {
         let entry = mbox::Entry {
             sender: m.sender,
-            arrival: m.arrival,
             prefix: &prefix,
             body: m.body,
         };
         return mbox::append(
             &path,
             &entry,
+            owner.map(|(uid, _)| uid),
             s.virtual_mailbox_limit,
             &s.virtual_mailbox_lock,
             syncer,
@@ -232,6 +246,7 @@ pub fn deliver(
             file,
             what: "delivered to mailbox",
             rename: None,
+            owner,
         })
         .map_err(|e| {
             let text = format!("delivery failed to mailbox {}: {}", path.display(), e.text);
@@ -299,5 +314,6 @@ pub fn deliver(
         file: f,
         what: "delivered to maildir",
         rename: Some((tmp, path.join("new").join(name))),
+        owner,
     })
 }

@@ -1,10 +1,11 @@
 //! Writing and reading queue files.
 //!
-//! Durability (DESIGN.md section 4): [`QueueFile::finish`] writes the end
-//! record and makes the file and its directory entry durable before it
-//! returns; only then may smtpd answer 250. [`QueueFile::commit`] does the
-//! same through the group committer ([`crate::Syncer`]), sharing one sync
-//! with every other file finished at the same moment.
+//! Durability (DESIGN.md section 4): a file is complete when its end
+//! record is written ([`QueueFile::complete`]) and may be answered with
+//! 250 only once it and its directory entry are durable: alone
+//! ([`QueueFile::finish`]) or, as smtpd does, through the group committer
+//! ([`crate::Syncer`]), sharing one sync with every other file finished
+//! at the same moment.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -127,11 +128,15 @@ impl QueueFile {
     }
 
     /// Writes the end record without syncing; the caller syncs (alone with
-    /// [`QueueFile::finish`], or many together with [`sync_batch`]).
+    /// [`QueueFile::finish`], or many together through a
+    /// [`crate::Syncer`]). A file that cannot be completed is removed.
     pub fn complete(mut self) -> io::Result<Completed> {
         let total = self.written + self.buf.len() as u64;
         self.record(RecordType::End, &total.to_le_bytes());
-        self.flush()?;
+        if let Err(e) = self.flush() {
+            let _ = fs::remove_file(&self.path);
+            return Err(e);
+        }
         Ok(Completed {
             file: self.file,
             path: self.path,
@@ -148,14 +153,6 @@ impl QueueFile {
             .unwrap_or_default();
         let done = self.complete()?;
         sync_batch(&[&done], &dir)?;
-        Ok(done.id)
-    }
-
-    /// Completes the file and waits until `syncer`'s group commit has made
-    /// it durable with whatever else is being committed at the moment.
-    pub fn commit(self, syncer: &crate::Syncer) -> io::Result<QueueId> {
-        let done = self.complete()?;
-        syncer.wait(&done.file)?;
         Ok(done.id)
     }
 
