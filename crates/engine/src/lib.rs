@@ -8,6 +8,7 @@
 //! model (a master and two children, and who runs as whom) is described
 //! in [`master`].
 
+pub mod bounce;
 pub mod cleanup;
 pub mod log;
 pub mod master;
@@ -465,6 +466,7 @@ fn qmgr_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
         let syncer = Syncer::start().map_err(|e| format!("start group commit: {e}"))?;
         let notify = tokio::net::UnixDatagram::from_std(notify).map_err(|e| e.to_string())?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let announce = tx.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 64];
             while let Ok(n) = notify.recv(&mut buf).await {
@@ -481,6 +483,7 @@ fn qmgr_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
             log.clone(),
             syncer,
             todo,
+            announce,
             rx,
             stopped,
         ));

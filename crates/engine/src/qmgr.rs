@@ -19,6 +19,7 @@ use rostfix_queue::file::mark_done;
 use rostfix_queue::{QueueId, QueueReader, Syncer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use crate::bounce;
 use crate::log::{Log, delay};
 use crate::resolve::{resolve, split_dsn};
 use crate::settings::Settings;
@@ -78,6 +79,7 @@ pub async fn run(
     log: Log,
     syncer: Syncer,
     recovered: Vec<PathBuf>,
+    announce: mpsc::UnboundedSender<String>,
     mut queued: mpsc::UnboundedReceiver<String>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -87,6 +89,7 @@ pub async fn run(
             UNSETTLED_PER_SLOT * s.delivery_concurrency.max(1),
         )),
         in_flight: Arc::default(),
+        announce,
         s,
         log,
         syncer,
@@ -148,6 +151,9 @@ struct Qmgr {
     unsettled: Arc<Semaphore>,
     /// Queue files (by name) dispatched and not yet finished.
     in_flight: Arc<Mutex<HashSet<OsString>>>,
+    /// Where new queue files qmgr makes itself (notifications) are
+    /// announced, as smtpd announces its own.
+    announce: mpsc::UnboundedSender<String>,
 }
 
 /// A queue file's place in [`Qmgr::in_flight`], given up when dropped.
@@ -197,6 +203,7 @@ impl Qmgr {
             return;
         };
         let (s, log, syncer) = (self.s.clone(), self.log.clone(), self.syncer.clone());
+        let announce = self.announce.clone();
         let queued = queued.to_path_buf();
         tokio::task::spawn_blocking(move || {
             let _in_flight = in_flight;
@@ -206,7 +213,8 @@ impl Qmgr {
             // The move into active runs here, in parallel with the other
             // deliveries, not one at a time in the dispatching task.
             if queued == active || std::fs::rename(&queued, &active).is_ok() {
-                deliver_file(&s, &log, &syncer, &active, Permits { slot, unsettled });
+                let permits = Permits { slot, unsettled };
+                deliver_file(&s, &log, &syncer, &announce, &active, permits);
             }
         });
     }
@@ -268,7 +276,14 @@ fn next_attempt(s: &Settings, arrival_secs: u64) -> SystemTime {
 
 /// Delivers one queue file. The slot goes when the files are written,
 /// the unsettled permit when the message is settled, follow-up included.
-fn deliver_file(s: &Arc<Settings>, log: &Log, syncer: &Syncer, path: &Path, permits: Permits) {
+fn deliver_file(
+    s: &Arc<Settings>,
+    log: &Log,
+    syncer: &Syncer,
+    announce: &mpsc::UnboundedSender<String>,
+    path: &Path,
+    permits: Permits,
+) {
     let Permits { slot, unsettled } = permits;
     let started = Instant::now();
     let queued = match QueueReader::read(path) {
@@ -320,6 +335,10 @@ fn deliver_file(s: &Arc<Settings>, log: &Log, syncer: &Syncer, path: &Path, perm
         done: Vec::new(),
         all_done: true,
     };
+    // Failed for good, for the notification to the sender; and failed for
+    // now (status code, reason), which expire into failures.
+    let mut bounced = Vec::new();
+    let mut deferred = Vec::new();
     // Written, not yet durable: published after the next group commit.
     let mut written = Vec::new();
     for r in pending {
@@ -361,12 +380,90 @@ fn deliver_file(s: &Arc<Settings>, log: &Log, syncer: &Syncer, path: &Path, perm
                     agent,
                     &format!("{head}, dsn={dsn}, status=deferred ({why})"),
                 );
+                deferred.push((r.clone(), dsn, why));
             }
-            Outcome::Failed(Failure::Bounce(dsn, why)) => {
-                // Bounces to the sender arrive with issue 4; the reason is
-                // logged and the recipient is done.
+            Outcome::Failed(f) => {
+                let diagnostic = f.diagnostic();
+                let (Failure::Bounce(dsn, why) | Failure::BounceIo(dsn, why)) = f else {
+                    continue;
+                };
                 log.info(agent, &format!("{head}, dsn={dsn}, status=bounced ({why})"));
-                settled.done.push(r.clone());
+                bounced.push((
+                    r.clone(),
+                    bounce::Failed {
+                        address: r.address.clone(),
+                        original: r.original.clone(),
+                        dsn,
+                        why,
+                        diagnostic,
+                    },
+                ));
+            }
+        }
+    }
+    // Mail queued longer than maximal_queue_lifetime (bounce_queue_lifetime
+    // for notifications) goes back to the sender with the reasons it
+    // waited for.
+    // (bounce_queue_lifetime is never longer, as Postfix adjusts it.)
+    let lifetime = if env.sender.is_empty() {
+        s.bounce_queue_lifetime.min(s.maximal_queue_lifetime)
+    } else {
+        s.maximal_queue_lifetime
+    };
+    let age = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .saturating_sub(env.time.0);
+    if !deferred.is_empty() && age >= lifetime {
+        log.info(
+            "qmgr",
+            &format!(
+                "{id}: from=<{}>, status=expired, returned to sender",
+                env.sender
+            ),
+        );
+        settled.all_done = true;
+        for (r, dsn, why) in deferred {
+            let failed = bounce::Failed {
+                address: r.address.clone(),
+                original: r.original.clone(),
+                diagnostic: format!("X-Postfix; {why}"),
+                dsn,
+                why,
+            };
+            bounced.push((r, failed));
+        }
+    }
+    // The sender hears of the failures before they are done: the
+    // notification is durable first. If it cannot be queued, they are
+    // tried again later.
+    if !bounced.is_empty() {
+        let original = bounce::Original {
+            id: &id,
+            sender: &env.sender,
+            arrival: env.time.0 as i64,
+            content: &body,
+        };
+        let failed: Vec<bounce::Failed> = bounced.iter().map(|(_, f)| f.clone()).collect();
+        let notified = if env.sender.is_empty() {
+            Ok(None)
+        } else {
+            bounce::queue(s, syncer, &original, &failed).map(Some)
+        };
+        match notified {
+            Ok(new) => {
+                if let Some(new) = new {
+                    log.info(
+                        "bounce",
+                        &format!("{id}: sender non-delivery notification: {new}"),
+                    );
+                    let _ = announce.send(new.to_string());
+                }
+                settled.done.extend(bounced.into_iter().map(|(r, _)| r));
+            }
+            Err(e) => {
+                log.warning("bounce", &format!("{id}: notification: {e}"));
+                settled.all_done = false;
             }
         }
     }
@@ -408,7 +505,9 @@ fn deliver_file(s: &Arc<Settings>, log: &Log, syncer: &Syncer, path: &Path, perm
                     published.push(w.file);
                 }
             }
-            Err(Failure::Defer(dsn, why) | Failure::Bounce(dsn, why)) => {
+            Err(
+                Failure::Defer(dsn, why) | Failure::Bounce(dsn, why) | Failure::BounceIo(dsn, why),
+            ) => {
                 settled.all_done = false;
                 log.info(
                     "virtual",
@@ -512,7 +611,7 @@ struct Settled {
     /// Delivered, with the agent and the log line: logged and marked
     /// done once the delivery is durable.
     sent: Vec<(Recipient, &'static str, String)>,
-    /// Finished otherwise (bounced): marked done.
+    /// Finished otherwise (bounced, the sender notified): marked done.
     done: Vec<Recipient>,
     /// No recipient is left for later.
     all_done: bool,

@@ -56,6 +56,12 @@ pub struct Settings {
     pub virtual_alias_recursion_limit: usize,
     /// Received headers a message may carry (its own included).
     pub hopcount_limit: u64,
+    /// Seconds mail may wait before it goes back to the sender.
+    pub maximal_queue_lifetime: u64,
+    /// The same for notifications (mail from the null sender).
+    pub bounce_queue_lifetime: u64,
+    /// bounce_size_limit: a bigger message is returned as its headers.
+    pub bounce_size_limit: usize,
     /// message_drop_headers, lower case.
     pub message_drop_headers: Vec<String>,
     /// Bytes of one header kept (with its continuation lines).
@@ -366,6 +372,9 @@ impl Settings {
                 .map_err(e)?
                 .max(1) as usize,
             hopcount_limit: cf.int("hopcount_limit").map_err(e)?.max(1) as u64,
+            bounce_size_limit: cf.int("bounce_size_limit").map_err(e)?.max(0) as usize,
+            maximal_queue_lifetime: cf.time("maximal_queue_lifetime").map_err(e)?,
+            bounce_queue_lifetime: cf.time("bounce_queue_lifetime").map_err(e)?,
             message_drop_headers: list(cf, "message_drop_headers")
                 .map_err(e)?
                 .into_iter()

@@ -33,6 +33,19 @@ pub enum Failure {
     Defer(String, String),
     /// Give up (5.x.x), with the reason.
     Bounce(String, String),
+    /// Give up on a mailbox file that cannot be written (it is full):
+    /// the DSN's diagnostic is an I/O error, as Postfix reports it.
+    BounceIo(String, String),
+}
+
+impl Failure {
+    /// The Diagnostic-Code of a bounce's delivery status.
+    pub fn diagnostic(&self) -> String {
+        match self {
+            Failure::BounceIo(..) => "x-unix; input/output error".into(),
+            Failure::Defer(_, why) | Failure::Bounce(_, why) => format!("X-Postfix; {why}"),
+        }
+    }
 }
 
 /// The Maildir (or file) for `recipient`, checked to stay under the base.
@@ -251,7 +264,7 @@ pub fn deliver(
         .map_err(|e| {
             let text = format!("delivery failed to mailbox {}: {}", path.display(), e.text);
             if e.full {
-                Failure::Bounce("5.2.2".into(), text)
+                Failure::BounceIo("5.2.2".into(), text)
             } else {
                 Failure::Defer("4.2.0".into(), text)
             }

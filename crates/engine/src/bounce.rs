@@ -1,0 +1,171 @@
+//! bounce(8), as far as failed deliveries need it: the non-delivery
+//! notification to the sender (RFC 3464: a multipart/report with a
+//! human-readable part, a message/delivery-status part and the returned
+//! message, or only its headers past bounce_size_limit), queued like any
+//! other message and durable before the failed recipients are done.
+//! Mail from the null sender is never bounced (its failures are only
+//! logged).
+
+use std::io;
+
+use rostfix_message::date;
+use rostfix_queue::{QueueFile, QueueId, Syncer};
+
+use crate::settings::Settings;
+
+/// One recipient that failed for good.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    pub address: String,
+    /// The address the client gave (Original-Recipient).
+    pub original: String,
+    /// The status code (`5.1.1`).
+    pub dsn: String,
+    /// The reason, as logged.
+    pub why: String,
+    /// The Diagnostic-Code (`X-Postfix; reason`).
+    pub diagnostic: String,
+}
+
+/// The message the notification is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Original<'a> {
+    pub id: &'a QueueId,
+    pub sender: &'a str,
+    /// Queue time, seconds since the epoch.
+    pub arrival: i64,
+    /// The queued content, lines ending in `\n`.
+    pub content: &'a [u8],
+}
+
+/// Queues the non-delivery notification for `failed` to `original`'s
+/// sender and waits until it is durable; returns its queue ID.
+pub fn queue(
+    s: &Settings,
+    syncer: &Syncer,
+    original: &Original,
+    failed: &[Failed],
+) -> io::Result<QueueId> {
+    let mut file = QueueFile::create(&s.queue_directory.join("incoming"), s.long_queue_ids)?;
+    file.sender("");
+    file.attr("protocol_name", "bounce");
+    file.recipient(original.sender, original.sender);
+    file.content();
+    let text = notification(s, file.id(), original, failed);
+    for line in text.split(|&b| b == b'\n') {
+        if let Err(e) = file.line(line) {
+            let _ = file.discard();
+            return Err(e);
+        }
+    }
+    let done = file.complete()?;
+    if let Err(e) = syncer.wait(&done.file) {
+        let _ = std::fs::remove_file(&done.path);
+        return Err(e);
+    }
+    Ok(done.id)
+}
+
+/// The notification's text (lines joined by `\n`, no final newline).
+fn notification(s: &Settings, id: &QueueId, original: &Original, failed: &[Failed]) -> Vec<u8> {
+    let now = date::now();
+    let stamp = date::rfc5322(&date::local(now));
+    let host = &s.myhostname;
+    let boundary = format!("{}.{now}/{host}", original.id);
+    let mut t = Vec::with_capacity(original.content.len() + 4096);
+    let mut line = |l: &str| {
+        t.extend_from_slice(l.as_bytes());
+        t.push(b'\n');
+    };
+    line(&format!("Received: by {host} ({})", s.mail_name));
+    line(&format!("\tid {id}; {stamp}"));
+    line(&format!("Date: {stamp}"));
+    line(&format!(
+        "From: Mail Delivery System <MAILER-DAEMON@{host}>"
+    ));
+    line("Subject: Undelivered Mail Returned to Sender");
+    line(&format!("To: {}", original.sender));
+    line("Auto-Submitted: auto-replied");
+    line("MIME-Version: 1.0");
+    line("Content-Type: multipart/report; report-type=delivery-status;");
+    line(&format!("\tboundary=\"{boundary}\""));
+    line("Content-Transfer-Encoding: 8bit");
+    line(&format!(
+        "Message-Id: <{}.{id}@{host}>",
+        date::message_id_stamp(now)
+    ));
+    line("");
+    line("This is a multi-part message in MIME format.");
+    line("");
+    line(&format!("--{boundary}"));
+    line("Content-Description: Notification");
+    line("Content-Type: text/plain; charset=utf-8");
+    line("Content-Transfer-Encoding: 8bit");
+    line("");
+    line(&format!("This is the mail system at host {host}."));
+    line("");
+    line("Your message could not be delivered to one or more of its");
+    line("recipients; the reasons follow, and the message is returned");
+    line("below. The postmaster of this site can help: please include");
+    line("this report if you write.");
+    line("");
+    for f in failed {
+        line(&format!("<{}>: {}", f.address, f.why));
+        line("");
+    }
+    line(&format!("--{boundary}"));
+    line("Content-Description: Delivery report");
+    line("Content-Type: message/delivery-status");
+    line("");
+    line(&format!("Reporting-MTA: dns; {host}"));
+    line(&format!("X-Postfix-Queue-ID: {}", original.id));
+    line(&format!("X-Postfix-Sender: rfc822; {}", original.sender));
+    line(&format!(
+        "Arrival-Date: {}",
+        date::rfc5322(&date::local(original.arrival))
+    ));
+    for f in failed {
+        line("");
+        line(&format!("Final-Recipient: rfc822; {}", f.address));
+        if !f.original.is_empty() {
+            line(&format!("Original-Recipient: rfc822;{}", f.original));
+        }
+        line("Action: failed");
+        line(&format!("Status: {}", f.dsn));
+        line(&format!("Diagnostic-Code: {}", f.diagnostic));
+    }
+    line("");
+    // The whole message, or its headers when it is too big to return.
+    let whole = original.content.len() <= s.bounce_size_limit;
+    line(&format!("--{boundary}"));
+    line(if whole {
+        "Content-Description: Undelivered Message"
+    } else {
+        "Content-Description: Undelivered Message Headers"
+    });
+    line(if whole {
+        "Content-Type: message/rfc822"
+    } else {
+        "Content-Type: text/rfc822-headers"
+    });
+    line("Content-Transfer-Encoding: 8bit");
+    line("");
+    line(&format!("Return-Path: <{}>", original.sender));
+    let content = original.content;
+    let mut returned = if whole {
+        content
+    } else {
+        let end = content
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .map_or(content.len(), |i| i + 1);
+        &content[..end]
+    };
+    while let Some(rest) = returned.strip_suffix(b"\n") {
+        returned = rest;
+    }
+    t.extend_from_slice(returned);
+    t.extend_from_slice(b"\n\n");
+    t.extend_from_slice(format!("--{boundary}--").as_bytes());
+    t
+}
