@@ -133,7 +133,7 @@ impl Cleanup {
             }
         }
         let dir = s.queue_directory.join("incoming");
-        let mut file = QueueFile::create(&dir, s.long_queue_ids)?;
+        let mut file = QueueFile::create_reusing(&dir, s.long_queue_ids, Some(&s.queue_pool))?;
         file.sender(&sender);
         file.attr("client_name", &env.client_name);
         file.attr("client_address", &env.client_addr);
@@ -388,8 +388,17 @@ impl Cleanup {
 
 /// The queue's directories.
 pub const QUEUE_DIRS: &[&str] = &[
-    "incoming", "active", "deferred", "hold", "corrupt", "pid", "maildrop", "bounce", "defer",
+    "incoming",
+    "active",
+    "deferred",
+    "hold",
+    "corrupt",
+    "pid",
+    "maildrop",
+    "bounce",
+    "defer",
     "trace",
+    rostfix_queue::pool::FREE_DIR,
 ];
 
 /// Makes sure the queue directories exist.

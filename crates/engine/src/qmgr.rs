@@ -625,8 +625,8 @@ impl Settled {
             log.info(agent, line);
         }
         if self.all_done {
-            // Nothing left to mark: the file goes.
-            if std::fs::remove_file(path).is_ok() {
+            // Nothing left to mark: the file goes (into the pool).
+            if s.queue_pool.free(path).is_ok() {
                 log.info("qmgr", &format!("{id}: removed"));
             }
             return;

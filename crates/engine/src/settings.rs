@@ -3,7 +3,7 @@
 //! parameter strings or opens a table while it handles a message.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rostfix_config::{Config, ConfigError, value};
@@ -26,6 +26,8 @@ pub struct Settings {
     pub mail_name: String,
     pub syslog_name: String,
     pub queue_directory: PathBuf,
+    /// Empty queue files for reuse (cleanup takes, qmgr gives back).
+    pub queue_pool: rostfix_queue::Pool,
     pub long_queue_ids: bool,
     pub session: SessionConfig,
     pub bare_newline: BareNewline,
@@ -342,6 +344,9 @@ impl Settings {
             mail_name: cf.string("mail_name").map_err(e)?,
             syslog_name: cf.string("syslog_name").map_err(e)?,
             queue_directory: PathBuf::from(cf.string("queue_directory").map_err(e)?),
+            queue_pool: rostfix_queue::Pool::new(Path::new(
+                &cf.string("queue_directory").map_err(e)?,
+            )),
             long_queue_ids: cf.bool("enable_long_queue_ids").map_err(e)?,
             session,
             bare_newline,

@@ -34,6 +34,16 @@ impl QueueFile {
     /// is taken with O_EXCL, so an ID is never reused while its file
     /// exists, and the file is made under its final name (no rename).
     pub fn create(dir: &Path, long_ids: bool) -> io::Result<QueueFile> {
+        QueueFile::create_reusing(dir, long_ids, None)
+    }
+
+    /// [`QueueFile::create`], reusing an empty file from `pool` when it
+    /// has one (see [`crate::pool`]).
+    pub fn create_reusing(
+        dir: &Path,
+        long_ids: bool,
+        pool: Option<&crate::Pool>,
+    ) -> io::Result<QueueFile> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -46,12 +56,23 @@ impl QueueFile {
                 QueueId::short(micros, serial)
             };
             let path = dir.join(id.as_str());
-            let file = match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-            {
+            let reused = match pool.map(|p| p.take(&path)) {
+                Some(Ok(f)) => f,
+                Some(Err(e)) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    micros = (micros + 1) % 1_000_000;
+                    continue;
+                }
+                Some(Err(_)) | None => None,
+            };
+            let created = match reused {
+                Some(f) => Ok(f),
+                None => OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path),
+            };
+            let file = match created {
                 Ok(f) => f,
                 // Taken (another process, or a file from an earlier run):
                 // move the time part on and try the next serial.

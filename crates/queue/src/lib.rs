@@ -9,10 +9,12 @@
 
 pub mod file;
 pub mod id;
+pub mod pool;
 pub mod record;
 pub mod sync;
 
 pub use file::{QueueFile, QueueReader};
 pub use id::QueueId;
+pub use pool::Pool;
 pub use record::{Record, RecordType};
 pub use sync::Syncer;
