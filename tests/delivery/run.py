@@ -133,36 +133,6 @@ dave@example.test      dave
 sender@example.test    example.test/sender/
 """
 
-# Debian's master.cf, reduced to the services these cases need, nothing
-# chrooted, smtpd on loopback.
-MASTER_CF = """\
-# Written by tests/delivery/run.py from Debian's master.cf.
-# service type  private unpriv  chroot  wakeup  maxproc command + args
-127.0.0.1:{port} inet n -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-        -o syslog_name=postfix/$service_name
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
 
 CASE_FILES = {"main.cf", "send", "expected", "README", "NOTES"}
 INDEXED = ("hash", "lmdb", "cdb", "btree", "dbm")
@@ -300,7 +270,7 @@ class Instance:
             if extra:
                 f.write("# from the case\n" + extra)
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(MASTER_CF.format(port=self.port))
+            f.write(common.MASTER_CF.format(port=self.port))
         with open(os.path.join(self.etc, "vmailbox"), "w") as f:
             f.write(BASE_VMAILBOX)
         tables = {"vmailbox": "hash"}

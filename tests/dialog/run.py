@@ -5,7 +5,7 @@ Each case is a file tests/dialog/cases/<name>.dialog. For every case the
 runner builds a fresh private mail system in a temporary directory TMP:
 
     TMP/etc/main.cf      BASE_MAIN_CF below plus the case's `config:` lines
-    TMP/etc/master.cf    MASTER_CF: smtpd on 127.0.0.1:<a free port>
+    TMP/etc/master.cf    common.MASTER_CF: smtpd on 127.0.0.1:<a free port>
     TMP/etc/vmailbox     alice@example.test and bob@example.test (postmap'd)
     TMP/queue, TMP/data  queue_directory, data_directory
     TMP/vmail/alice/Maildir/   virtual mailboxes (created on delivery)
@@ -83,6 +83,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 CASES = os.path.join(HERE, "cases")
@@ -121,36 +124,6 @@ virtual_gid_maps = static:{gid}
 virtual_minimum_uid = {uid}
 """
 
-# Debian's master.cf, reduced to the services this test needs, nothing
-# chrooted (the queue directory is a fresh temporary one), smtpd on loopback.
-MASTER_CF = """\
-# Written by tests/dialog/run.py from Debian's master.cf.
-# service type  private unpriv  chroot  wakeup  maxproc command + args
-127.0.0.1:{port} inet n -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-        -o syslog_name=postfix/$service_name
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
 
 # Deliberate differences (DESIGN.md section 1), applied to expected reply
 # lines before comparing with Rostfix.
@@ -312,7 +285,7 @@ class Instance:
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             f.write(main_cf)
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(MASTER_CF.format(port=self.port))
+            f.write(common.MASTER_CF.format(port=self.port))
         with open(os.path.join(self.etc, "vmailbox"), "w") as f:
             for user in USERS:
                 f.write(f"{user}@example.test {user}/Maildir/\n")
