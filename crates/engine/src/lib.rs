@@ -10,6 +10,7 @@
 
 pub mod bounce;
 pub mod cleanup;
+pub mod local_agent;
 pub mod log;
 pub mod master;
 pub mod mbox;

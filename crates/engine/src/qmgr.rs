@@ -344,10 +344,9 @@ fn deliver_file(
     for r in pending {
         let t = Instant::now();
         let (agent, outcome) = deliver_one(s, syncer, &message, r);
-        let relay = if agent == "virtual" {
-            "virtual"
-        } else {
-            "none"
+        let relay = match agent {
+            "virtual" | "local" => agent,
+            _ => "none",
         };
         let total = now() - arrival;
         let delays = format!(
@@ -368,7 +367,7 @@ fn deliver_file(
             delay(total)
         );
         match outcome {
-            Outcome::Written(w) => written.push((r.clone(), head, w)),
+            Outcome::Written(w) => written.push((r.clone(), agent, head, w)),
             Outcome::Sent(why) => settled.sent.push((
                 r.clone(),
                 agent,
@@ -479,8 +478,8 @@ fn deliver_file(
     // the fewer commits they need (unsettled still bounds them).
     let files: Vec<&std::fs::File> = written
         .iter()
-        .filter(|(_, _, w)| w.unpublished())
-        .map(|(_, _, w)| &w.file)
+        .filter(|(_, _, _, w)| w.unpublished())
+        .map(|(_, _, _, w)| &w.file)
         .collect();
     drop(slot);
     let synced = if files.is_empty() {
@@ -489,7 +488,7 @@ fn deliver_file(
         syncer.wait_all(&files).map_err(|e| e.to_string())
     };
     let mut published = Vec::new();
-    for (r, head, w) in written {
+    for (r, agent, head, w) in written {
         let result = match &synced {
             Ok(()) => w.publish(),
             Err(e) => Err(Failure::Defer("4.3.0".into(), format!("group commit: {e}"))),
@@ -498,7 +497,7 @@ fn deliver_file(
             Ok(renamed) => {
                 settled.sent.push((
                     r,
-                    "virtual",
+                    agent,
                     format!("{head}, dsn=2.0.0, status=sent ({})", w.what),
                 ));
                 if renamed {
@@ -510,7 +509,7 @@ fn deliver_file(
             ) => {
                 settled.all_done = false;
                 log.info(
-                    "virtual",
+                    agent,
                     &format!("{head}, dsn={dsn}, status=deferred ({why})"),
                 );
             }
@@ -529,7 +528,7 @@ fn deliver_file(
         Ok(()) => settled.apply(s, log, path, &id, arrival),
         Err(e) => {
             log.warning(
-                "virtual",
+                "qmgr",
                 &format!("{id}: group commit: {e}: delivery will be retried"),
             );
             defer(s, path, &id, arrival);
@@ -577,6 +576,13 @@ fn deliver_one(
         Some("virtual") => (
             "virtual",
             match virtual_agent::deliver(s, syncer, message, &resolved.address, &r.original) {
+                Ok(w) => Outcome::Written(w),
+                Err(f) => Outcome::Failed(f),
+            },
+        ),
+        Some("local") => (
+            "local",
+            match crate::local_agent::deliver(s, syncer, message, &resolved.address, &r.original) {
                 Ok(w) => Outcome::Written(w),
                 Err(f) => Outcome::Failed(f),
             },

@@ -80,6 +80,8 @@ pub struct Settings {
     pub rewriting: Rewriting,
     /// Transports and next hops (trivial-rewrite).
     pub routing: Routing,
+    /// local(8)'s settings.
+    pub local: LocalSettings,
     /// `local_recipient_maps`; `None` when empty (no validation).
     pub local_recipient_maps: Option<Maps>,
     pub always_add_missing_headers: bool,
@@ -234,6 +236,36 @@ fn rewriting(cf: &Config) -> Result<Rewriting, String> {
         propagate_canonical: propagate.iter().any(|p| p == "canonical"),
         propagate_virtual: propagate.iter().any(|p| p == "virtual"),
     })
+}
+
+/// local(8)'s settings.
+#[derive(Debug)]
+pub struct LocalSettings {
+    pub alias_maps: Maps,
+    pub home_mailbox: String,
+    /// A trailing `/` makes each user's spool mailbox a Maildir.
+    pub mail_spool_directory: String,
+    pub mailbox_size_limit: u64,
+    pub mailbox_delivery_lock: Locking,
+}
+
+/// Like [`maps`], for tables that may well be missing where Rostfix runs
+/// (alias_maps defaults to `hash:/etc/aliases, nis:mail.aliases`): one
+/// that cannot be opened makes its lookups wait, with a warning, instead
+/// of stopping the start.
+fn deferring_maps(cf: &Config, name: &str) -> Result<Maps, String> {
+    let v = cf.string(name).map_err(|e| e.to_string())?;
+    let mut tables: Vec<Box<dyn rostfix_maps::Dict>> = Vec::new();
+    for spec in value::split_list(&v) {
+        match rostfix_maps::open(spec, &OpenOptions::default()) {
+            Ok(t) => tables.push(t),
+            Err(e) => {
+                eprintln!("warning: {name}: {spec}: {e}; lookups will be deferred");
+                tables.push(Box::new(rostfix_maps::simple::Fail::new(spec)));
+            }
+        }
+    }
+    Ok(Maps::from_tables(name, tables))
 }
 
 /// The transport settings, and the services master.cf defines.
@@ -398,6 +430,13 @@ impl Settings {
                 .to_ascii_lowercase(),
             rewriting: rewriting(cf)?,
             routing: routing(cf)?,
+            local: LocalSettings {
+                alias_maps: deferring_maps(cf, "alias_maps")?,
+                home_mailbox: cf.string("home_mailbox").map_err(e)?,
+                mail_spool_directory: cf.string("mail_spool_directory").map_err(e)?,
+                mailbox_size_limit: cf.int("mailbox_size_limit").map_err(e)?.max(0) as u64,
+                mailbox_delivery_lock: locking(cf, "mailbox_delivery_lock")?,
+            },
             local_recipient_maps: {
                 let m = maps(cf, "local_recipient_maps")?;
                 (!m.is_empty()).then_some(m)

@@ -128,10 +128,10 @@ fn owner(s: &Settings, recipient: &str) -> Result<(u32, u32), Failure> {
 /// delivery and switched back (to root) when dropped. Linux keeps the
 /// fsuid and fsgid per thread, so the other threads of the process keep
 /// theirs; only file access checks and the owner of created files change.
-struct FsIdentity;
+pub(crate) struct FsIdentity;
 
 impl FsIdentity {
-    fn switch(uid: u32, gid: u32) -> Result<FsIdentity, Failure> {
+    pub(crate) fn switch(uid: u32, gid: u32) -> Result<FsIdentity, Failure> {
         // SAFETY: setfsgid/setfsuid change only this thread's file-system
         // credentials; they touch no memory. The second call of each
         // returns the value now in force, which proves the switch.
@@ -237,22 +237,59 @@ pub fn deliver(
         Some((uid, gid)) => Some(FsIdentity::switch(uid, gid)?),
         None => None,
     };
-    let mut prefix = Vec::with_capacity(128);
-    prefix.extend_from_slice(format!("Return-Path: <{}>\n", m.sender).as_bytes());
-    prefix.extend_from_slice(format!("X-Original-To: {original}\n").as_bytes());
-    prefix.extend_from_slice(format!("Delivered-To: {recipient}\n").as_bytes());
+    let prefix = prepended(m.sender, original, recipient);
+    let mailbox = Mailbox {
+        path: &path,
+        owner,
+        limit: s.virtual_mailbox_limit,
+        lock: &s.virtual_mailbox_lock,
+    };
+    store(s, syncer, &mailbox, m, &prefix)
+}
+
+/// The headers a delivery agent puts on top: Return-Path, X-Original-To
+/// (the address the client gave), Delivered-To (the final address).
+pub fn prepended(sender: &str, original: &str, recipient: &str) -> Vec<u8> {
+    format!("Return-Path: <{sender}>\nX-Original-To: {original}\nDelivered-To: {recipient}\n")
+        .into_bytes()
+}
+
+/// Where a message is stored, and how.
+#[derive(Debug)]
+pub struct Mailbox<'a> {
+    /// A Maildir when it ends in `/`, else an mbox file.
+    pub path: &'a Path,
+    /// The owner written as (when privileged); the caller has switched
+    /// to it already.
+    pub owner: Option<(u32, u32)>,
+    /// Size limit of an mbox file (0: none).
+    pub limit: u64,
+    pub lock: &'a mbox::Locking,
+}
+
+/// Stores `prefix` and the message in `mailbox`: an mbox file is appended
+/// to (and durable), a Maildir file written into tmp/ (to be made durable
+/// and published by the caller).
+pub fn store(
+    s: &Settings,
+    syncer: &Syncer,
+    mailbox: &Mailbox,
+    m: &Message,
+    prefix: &[u8],
+) -> Result<Written, Failure> {
+    let (path, owner) = (mailbox.path, mailbox.owner);
     if !path.as_os_str().as_encoded_bytes().ends_with(b"/") {
         let entry = mbox::Entry {
             sender: m.sender,
-            prefix: &prefix,
+            prefix,
             body: m.body,
         };
         return mbox::append(
-            &path,
+            path,
             &entry,
             owner.map(|(uid, _)| uid),
-            s.virtual_mailbox_limit,
-            &s.virtual_mailbox_lock,
+            mailbox.limit,
+            mailbox.lock,
             syncer,
         )
         .map(|file| Written {
@@ -308,7 +345,7 @@ pub fn deliver(
     }
     .map_err(|e| io_fail("create maildir file", e))?;
     let mut buf = Vec::with_capacity(m.body.len() + prefix.len());
-    buf.extend_from_slice(&prefix);
+    buf.extend_from_slice(prefix);
     buf.extend_from_slice(m.body);
     if let Err(e) = f.write_all(&buf) {
         let _ = fs::remove_file(&tmp);
