@@ -10,7 +10,8 @@ A case is a directory tests/delivery/cases/<name>/ holding
     send        the messages, as SMTP would carry them (format below)
     expected    what Postfix did, written by --record (do not edit by hand)
     any other   a lookup table source, copied to TMP/etc/<file>; it is
-    file        built with the subject's own postmap when main.cf names it
+    file        built with the subject's own postmap (postalias for a file
+                named `aliases`) when main.cf names it
                 as hash:/lmdb:/cdb:/btree:/dbm: (a `vmailbox` file replaces
                 the base one)
 
@@ -284,7 +285,9 @@ class Instance:
                 tables[name] = m.group(1)
         self.age_files()
         for name, kind in tables.items():
-            self.command("postmap", "-c", self.etc, f"{kind}:{self.etc}/{name}")
+            # An `aliases` file is in aliases(5) form: postalias builds it.
+            builder = "postalias" if name == "aliases" else "postmap"
+            self.command(builder, "-c", self.etc, f"{kind}:{self.etc}/{name}")
         self.age_files()
 
     def age_files(self):

@@ -9,7 +9,7 @@
 use std::io;
 
 use rostfix_message::date;
-use rostfix_queue::{QueueFile, QueueId, Syncer};
+use rostfix_queue::{QueueId, Syncer};
 
 use crate::settings::Settings;
 
@@ -46,24 +46,10 @@ pub fn queue(
     original: &Original,
     failed: &[Failed],
 ) -> io::Result<QueueId> {
-    let mut file = QueueFile::create(&s.queue_directory.join("incoming"), s.long_queue_ids)?;
-    file.sender("");
-    file.attr("protocol_name", "bounce");
-    file.recipient(original.sender, original.sender);
-    file.content();
-    let text = notification(s, file.id(), original, failed);
-    for line in text.split(|&b| b == b'\n') {
-        if let Err(e) = file.line(line) {
-            let _ = file.discard();
-            return Err(e);
-        }
-    }
-    let done = file.complete()?;
-    if let Err(e) = syncer.wait(&done.file) {
-        let _ = std::fs::remove_file(&done.path);
-        return Err(e);
-    }
-    Ok(done.id)
+    let to = original.sender.to_string();
+    crate::cleanup::queue_local(s, syncer, "", &[(to.clone(), to)], |id| {
+        notification(s, id, original, failed)
+    })
 }
 
 /// The notification's text (lines joined by `\n`, no final newline).

@@ -386,6 +386,38 @@ impl Cleanup {
     }
 }
 
+/// Queues a message that Rostfix makes itself (a notification, mail a
+/// local alias forwards): `content` is given the new queue ID and returns
+/// the text (lines joined by `\n`). Returns once the file is durable.
+pub fn queue_local(
+    s: &Settings,
+    syncer: &Syncer,
+    sender: &str,
+    recipients: &[(String, String)],
+    content: impl FnOnce(&QueueId) -> Vec<u8>,
+) -> io::Result<QueueId> {
+    let mut file = QueueFile::create(&s.queue_directory.join("incoming"), s.long_queue_ids)?;
+    file.sender(sender);
+    file.attr("protocol_name", "local");
+    for (address, original) in recipients {
+        file.recipient(address, original);
+    }
+    file.content();
+    let text = content(file.id());
+    for line in text.split(|&b| b == b'\n') {
+        if let Err(e) = file.line(line) {
+            let _ = file.discard();
+            return Err(e);
+        }
+    }
+    let done = file.complete()?;
+    if let Err(e) = syncer.wait(&done.file) {
+        let _ = std::fs::remove_file(&done.path);
+        return Err(e);
+    }
+    Ok(done.id)
+}
+
 /// The queue's directories.
 pub const QUEUE_DIRS: &[&str] = &[
     "incoming",

@@ -7,9 +7,18 @@
 //! and bounces. The address extension (`user+ext`) is ignored for the
 //! mailbox.
 //!
-//! Not yet (issue 4): aliases, .forward, mailbox_command, files and
-//! commands. Until alias expansion is there, a recipient that alias_maps
-//! lists is deferred rather than delivered past its alias.
+//! Aliases (alias_maps, aliases(5)) that expand to addresses: the
+//! expansion follows local aliases recursively, and the addresses it ends
+//! in get the message forwarded, as one new queue file with
+//! `Delivered-To: RECIPIENT` on top (so a loop comes back as one).
+//!
+//! Not yet (issue 4): .forward, mailbox_command, `/file`, `|command` and
+//! `:include:` alias targets (a recipient with one waits, deferred), and
+//! owner- aliases.
+
+/// How deep local aliases may nest, and how many addresses one may reach.
+const ALIAS_DEPTH: usize = 100;
+const ALIAS_FANOUT: usize = 1000;
 
 use std::path::PathBuf;
 
@@ -41,6 +50,87 @@ fn looped(body: &[u8], recipient: &str) -> bool {
     false
 }
 
+/// What local(8) did with a recipient.
+#[derive(Debug)]
+pub enum Delivered {
+    /// Written to the user's mailbox (to be made durable and published).
+    Stored(Written),
+    /// Forwarded through an alias: the new message's queue ID (durable).
+    Forwarded(rostfix_queue::QueueId),
+}
+
+/// The user part of a local address: lower case, without extension.
+fn user_of(s: &Settings, address: &str) -> (String, String) {
+    let local = address
+        .rsplit_once('@')
+        .map_or(address, |(l, _)| l)
+        .to_ascii_lowercase();
+    let user = order::strip_extension(&local, &s.order.recipient_delimiter)
+        .unwrap_or(&local)
+        .to_string();
+    (local, user)
+}
+
+/// Expands `address` through alias_maps into the addresses it ends in,
+/// following aliases of local addresses; `None` when it has no alias.
+fn expand(s: &Settings, address: &str) -> Result<Option<Vec<String>>, Failure> {
+    fn walk(
+        s: &Settings,
+        address: &str,
+        depth: usize,
+        seen: &mut Vec<String>,
+        out: &mut Vec<String>,
+    ) -> Result<bool, Failure> {
+        let (local, _) = user_of(s, address);
+        let value = match s
+            .local
+            .alias_maps
+            .find_first(&order::alias_keys(&local, &s.order))
+        {
+            Ok(Some(found)) => found.value,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                return Err(Failure::Defer(
+                    "4.3.0".into(),
+                    format!("alias database unavailable: {e}"),
+                ));
+            }
+        };
+        if depth >= ALIAS_DEPTH || out.len() >= ALIAS_FANOUT {
+            return Err(Failure::Defer(
+                "4.3.0".into(),
+                format!("unreasonable alias expansion for {address}"),
+            ));
+        }
+        for target in rostfix_config::value::split_list(&value) {
+            if target.starts_with(['/', '|'])
+                || target.starts_with(":include:")
+                || target.starts_with('\\')
+            {
+                return Err(Failure::Defer(
+                    "4.3.0".into(),
+                    format!("alias target {target} of {local} is not supported yet"),
+                ));
+            }
+            let next = crate::resolve::canonical_form(s, target);
+            let lower = next.to_ascii_lowercase();
+            if seen.contains(&lower) {
+                continue;
+            }
+            seen.push(lower);
+            let local_target =
+                crate::resolve::resolve(s, &next).class == crate::resolve::Class::Local;
+            if !(local_target && walk(s, &next, depth + 1, seen, out)?) {
+                out.push(next);
+            }
+        }
+        Ok(true)
+    }
+    let mut seen = vec![address.to_ascii_lowercase()];
+    let mut out = Vec::new();
+    Ok(walk(s, address, 0, &mut seen, &mut out)?.then_some(out))
+}
+
 /// Delivers one message to the local recipient `recipient` (canonical,
 /// `user@domain`).
 pub fn deliver(
@@ -49,39 +139,17 @@ pub fn deliver(
     m: &Message,
     recipient: &str,
     original: &str,
-) -> Result<Written, Failure> {
+) -> Result<Delivered, Failure> {
     if looped(m.body, recipient) {
         return Err(Failure::Bounce(
             "5.4.6".into(),
             format!("mail forwarding loop for {recipient}"),
         ));
     }
-    let local = recipient
-        .rsplit_once('@')
-        .map_or(recipient, |(l, _)| l)
-        .to_ascii_lowercase();
-    let user = order::strip_extension(&local, &s.order.recipient_delimiter)
-        .unwrap_or(&local)
-        .to_string();
-    match s
-        .local
-        .alias_maps
-        .find_first(&order::alias_keys(&local, &s.order))
-    {
-        Ok(None) => {}
-        Ok(Some(_)) => {
-            return Err(Failure::Defer(
-                "4.3.0".into(),
-                format!("alias expansion for {user} is not available yet"),
-            ));
-        }
-        Err(e) => {
-            return Err(Failure::Defer(
-                "4.3.0".into(),
-                format!("alias database unavailable: {e}"),
-            ));
-        }
+    if let Some(targets) = expand(s, recipient)? {
+        return forward(s, syncer, m, recipient, original, &targets).map(Delivered::Forwarded);
     }
+    let (_, user) = user_of(s, recipient);
     let account = match nix::unistd::User::from_name(&user) {
         Ok(Some(u)) => u,
         Ok(None) => {
@@ -122,7 +190,41 @@ pub fn deliver(
         limit: s.local.mailbox_size_limit,
         lock: &s.local.mailbox_delivery_lock,
     };
-    virtual_agent::store(s, syncer, &mailbox, m, &prefix)
+    virtual_agent::store(s, syncer, &mailbox, m, &prefix).map(Delivered::Stored)
+}
+
+/// Queues the message again for `targets` (with `Delivered-To:
+/// recipient` and a Received header on top), durably.
+fn forward(
+    s: &Settings,
+    syncer: &Syncer,
+    m: &Message,
+    recipient: &str,
+    original: &str,
+    targets: &[String],
+) -> Result<rostfix_queue::QueueId, Failure> {
+    let orig = if original.is_empty() {
+        recipient
+    } else {
+        original
+    };
+    let recipients: Vec<(String, String)> = targets
+        .iter()
+        .map(|t| (t.clone(), orig.to_string()))
+        .collect();
+    crate::cleanup::queue_local(s, syncer, m.sender, &recipients, |id| {
+        let stamp = rostfix_message::date::rfc5322(&rostfix_message::date::local(
+            rostfix_message::date::now(),
+        ));
+        let mut text = format!(
+            "Received: by {} ({})\n\tid {id}; {stamp}\nDelivered-To: {recipient}\n",
+            s.myhostname, s.mail_name
+        )
+        .into_bytes();
+        text.extend_from_slice(m.body.strip_suffix(b"\n").unwrap_or(m.body));
+        text
+    })
+    .map_err(|e| Failure::Defer("4.3.0".into(), format!("cannot forward: {e}")))
 }
 
 #[cfg(test)]

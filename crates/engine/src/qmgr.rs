@@ -20,6 +20,7 @@ use rostfix_queue::{QueueId, QueueReader, Syncer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::bounce;
+use crate::local_agent::Delivered;
 use crate::log::{Log, delay};
 use crate::resolve::{resolve, split_dsn};
 use crate::settings::Settings;
@@ -343,7 +344,7 @@ fn deliver_file(
     let mut written = Vec::new();
     for r in pending {
         let t = Instant::now();
-        let (agent, outcome) = deliver_one(s, syncer, &message, r);
+        let (agent, outcome) = deliver_one(s, syncer, announce, &message, r);
         let relay = match agent {
             "virtual" | "local" => agent,
             _ => "none",
@@ -555,6 +556,7 @@ enum Outcome {
 fn deliver_one(
     s: &Settings,
     syncer: &Syncer,
+    announce: &mpsc::UnboundedSender<String>,
     message: &virtual_agent::Message,
     r: &Recipient,
 ) -> (&'static str, Outcome) {
@@ -583,7 +585,11 @@ fn deliver_one(
         Some("local") => (
             "local",
             match crate::local_agent::deliver(s, syncer, message, &resolved.address, &r.original) {
-                Ok(w) => Outcome::Written(w),
+                Ok(Delivered::Stored(w)) => Outcome::Written(w),
+                Ok(Delivered::Forwarded(id)) => {
+                    let _ = announce.send(id.to_string());
+                    Outcome::Sent(format!("forwarded as {id}"))
+                }
                 Err(f) => Outcome::Failed(f),
             },
         ),
