@@ -57,6 +57,8 @@ pub enum Delivered {
     Stored(Written),
     /// Forwarded through an alias: the new message's queue ID (durable).
     Forwarded(rostfix_queue::QueueId),
+    /// Both: an alias kept a copy in the recipient's own mailbox.
+    Both(Written, rostfix_queue::QueueId),
 }
 
 /// The user part of a local address: lower case, without extension.
@@ -71,15 +73,26 @@ fn user_of(s: &Settings, address: &str) -> (String, String) {
     (local, user)
 }
 
-/// Expands `address` through alias_maps into the addresses it ends in,
-/// following aliases of local addresses; `None` when it has no alias.
-fn expand(s: &Settings, address: &str) -> Result<Option<Vec<String>>, Failure> {
+/// Where an alias sends a recipient's mail.
+#[derive(Debug, Default)]
+struct Expansion {
+    /// Addresses to forward to.
+    forward: Vec<String>,
+    /// The recipient's own mailbox too (`user: \user, ...`, or an alias
+    /// that names the recipient itself).
+    own_mailbox: bool,
+}
+
+/// Expands `address` through alias_maps, following aliases of local
+/// addresses; `None` when it has no alias.
+fn expand(s: &Settings, address: &str) -> Result<Option<Expansion>, Failure> {
     fn walk(
         s: &Settings,
         address: &str,
+        top: &str,
         depth: usize,
         seen: &mut Vec<String>,
-        out: &mut Vec<String>,
+        out: &mut Expansion,
     ) -> Result<bool, Failure> {
         let (local, _) = user_of(s, address);
         let value = match s
@@ -96,39 +109,53 @@ fn expand(s: &Settings, address: &str) -> Result<Option<Vec<String>>, Failure> {
                 ));
             }
         };
-        if depth >= ALIAS_DEPTH || out.len() >= ALIAS_FANOUT {
+        if depth >= ALIAS_DEPTH || out.forward.len() >= ALIAS_FANOUT {
             return Err(Failure::Defer(
                 "4.3.0".into(),
                 format!("unreasonable alias expansion for {address}"),
             ));
         }
         for target in rostfix_config::value::split_list(&value) {
-            if target.starts_with(['/', '|'])
-                || target.starts_with(":include:")
-                || target.starts_with('\\')
-            {
-                return Err(Failure::Defer(
+            let unsupported = || {
+                Failure::Defer(
                     "4.3.0".into(),
                     format!("alias target {target} of {local} is not supported yet"),
-                ));
+                )
+            };
+            if target.starts_with(['/', '|']) || target.starts_with(":include:") {
+                return Err(unsupported());
+            }
+            // `\user` stops expansion: the recipient's own mailbox (another
+            // user's is not supported yet).
+            if let Some(user) = target.strip_prefix('\\') {
+                let own = crate::resolve::canonical_form(s, user);
+                if user_of(s, &own).1 != user_of(s, top).1 {
+                    return Err(unsupported());
+                }
+                out.own_mailbox = true;
+                continue;
             }
             let next = crate::resolve::canonical_form(s, target);
             let lower = next.to_ascii_lowercase();
+            if lower == top.to_ascii_lowercase() {
+                out.own_mailbox = true;
+                continue;
+            }
             if seen.contains(&lower) {
                 continue;
             }
             seen.push(lower);
             let local_target =
                 crate::resolve::resolve(s, &next).class == crate::resolve::Class::Local;
-            if !(local_target && walk(s, &next, depth + 1, seen, out)?) {
-                out.push(next);
+            if !(local_target && walk(s, &next, top, depth + 1, seen, out)?) {
+                out.forward.push(next);
             }
         }
         Ok(true)
     }
     let mut seen = vec![address.to_ascii_lowercase()];
-    let mut out = Vec::new();
-    Ok(walk(s, address, 0, &mut seen, &mut out)?.then_some(out))
+    let mut out = Expansion::default();
+    Ok(walk(s, address, address, 0, &mut seen, &mut out)?.then_some(out))
 }
 
 /// Delivers one message to the local recipient `recipient` (canonical,
@@ -146,8 +173,17 @@ pub fn deliver(
             format!("mail forwarding loop for {recipient}"),
         ));
     }
-    if let Some(targets) = expand(s, recipient)? {
-        return forward(s, syncer, m, recipient, original, &targets).map(Delivered::Forwarded);
+    let expansion = expand(s, recipient)?;
+    let forwarded = match &expansion {
+        Some(e) if !e.forward.is_empty() => {
+            Some(forward(s, syncer, m, recipient, original, &e.forward)?)
+        }
+        _ => None,
+    };
+    if let (Some(e), Some(id)) = (&expansion, &forwarded)
+        && !e.own_mailbox
+    {
+        return Ok(Delivered::Forwarded(id.clone()));
     }
     let (_, user) = user_of(s, recipient);
     let account = match nix::unistd::User::from_name(&user) {
@@ -190,7 +226,11 @@ pub fn deliver(
         limit: s.local.mailbox_size_limit,
         lock: &s.local.mailbox_delivery_lock,
     };
-    virtual_agent::store(s, syncer, &mailbox, m, &prefix).map(Delivered::Stored)
+    let written = virtual_agent::store(s, syncer, &mailbox, m, &prefix)?;
+    Ok(match forwarded {
+        Some(id) => Delivered::Both(written, id),
+        None => Delivered::Stored(written),
+    })
 }
 
 /// Queues the message again for `targets` (with `Delivered-To:

@@ -369,6 +369,14 @@ fn deliver_file(
         );
         match outcome {
             Outcome::Written(w) => written.push((r.clone(), agent, head, w)),
+            Outcome::WrittenAndSent(w, why) => {
+                settled.sent.push((
+                    r.clone(),
+                    agent,
+                    format!("{head}, dsn=2.0.0, status=sent ({why})"),
+                ));
+                written.push((r.clone(), agent, head, w));
+            }
             Outcome::Sent(why) => settled.sent.push((
                 r.clone(),
                 agent,
@@ -544,6 +552,8 @@ enum Outcome {
     Written(virtual_agent::Written),
     /// Done, nothing written (discard(8)), with the reason.
     Sent(String),
+    /// Both (a local alias that keeps a copy and forwards).
+    WrittenAndSent(virtual_agent::Written, String),
     Failed(Failure),
 }
 
@@ -589,6 +599,10 @@ fn deliver_one(
                 Ok(Delivered::Forwarded(id)) => {
                     let _ = announce.send(id.to_string());
                     Outcome::Sent(format!("forwarded as {id}"))
+                }
+                Ok(Delivered::Both(w, id)) => {
+                    let _ = announce.send(id.to_string());
+                    Outcome::WrittenAndSent(w, format!("forwarded as {id}"))
                 }
                 Err(f) => Outcome::Failed(f),
             },
