@@ -169,13 +169,19 @@ fn domains(cf: &Config, name: &str) -> Result<Vec<String>, ConfigError> {
 /// missing file) answers every lookup with a temporary failure, so mail
 /// waits instead of bouncing; a misconfigured one stops the start.
 fn maps(cf: &Config, name: &str) -> Result<Maps, String> {
+    open_maps(cf, name, false)
+}
+
+/// The tables of a parameter; with `lenient`, any table that cannot be
+/// opened (not only a missing one) makes its lookups wait.
+fn open_maps(cf: &Config, name: &str, lenient: bool) -> Result<Maps, String> {
     let v = cf.string(name).map_err(|e| e.to_string())?;
     let mut tables: Vec<Box<dyn rostfix_maps::Dict>> = Vec::new();
     for spec in value::split_list(&v) {
         match rostfix_maps::open(spec, &OpenOptions::default()) {
             Ok(t) => tables.push(t),
-            Err(DictError::Retry { table, reason }) => {
-                eprintln!("warning: {name}: table {table}: {reason}; lookups will be deferred");
+            Err(e) if lenient || matches!(e, DictError::Retry { .. }) => {
+                eprintln!("warning: {name}: {spec}: {e}; lookups will be deferred");
                 tables.push(Box::new(rostfix_maps::simple::Fail::new(spec)));
             }
             Err(e) => return Err(format!("{name}: {e}")),
@@ -254,18 +260,7 @@ pub struct LocalSettings {
 /// that cannot be opened makes its lookups wait, with a warning, instead
 /// of stopping the start.
 fn deferring_maps(cf: &Config, name: &str) -> Result<Maps, String> {
-    let v = cf.string(name).map_err(|e| e.to_string())?;
-    let mut tables: Vec<Box<dyn rostfix_maps::Dict>> = Vec::new();
-    for spec in value::split_list(&v) {
-        match rostfix_maps::open(spec, &OpenOptions::default()) {
-            Ok(t) => tables.push(t),
-            Err(e) => {
-                eprintln!("warning: {name}: {spec}: {e}; lookups will be deferred");
-                tables.push(Box::new(rostfix_maps::simple::Fail::new(spec)));
-            }
-        }
-    }
-    Ok(Maps::from_tables(name, tables))
+    open_maps(cf, name, true)
 }
 
 /// The transport settings, and the services master.cf defines.
