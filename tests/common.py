@@ -54,6 +54,22 @@ def subject():
     return name, "/usr/sbin"
 
 
+def private_main_cf(dir, mail_owner):
+    """The main.cf lines every private test instance starts with: its
+    directories and log file under `dir`, loopback only, no DNS."""
+    return f"""compatibility_level = 3.6
+config_directory = {dir}/etc
+queue_directory = {dir}/queue
+data_directory = {dir}/data
+mail_owner = {mail_owner}
+maillog_file = {dir}/maillog
+maillog_file_prefixes = {dir}
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+smtpd_peername_lookup = no
+"""
+
+
 def free_port():
     """A loopback TCP port nobody listens on now."""
     s = socket.socket()

@@ -93,18 +93,8 @@ SETTLE_TIMEOUT = 10.0   # seconds one message may take to settle
 QUIET = 0.4             # seconds without maillog growth that count as settled
 RECHECK = 2.0           # seconds a mismatch is looked at again (late log lines)
 
+# After common.private_main_cf().
 BASE_MAIN_CF = """\
-# Written by tests/delivery/run.py: a private instance on loopback.
-compatibility_level = 3.6
-config_directory = {dir}/etc
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-mail_owner = {mail_owner}
-maillog_file = {dir}/maillog
-maillog_file_prefixes = {dir}
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-smtpd_peername_lookup = no
 myhostname = mail.example.test
 mydomain = example.test
 mydestination = localhost
@@ -259,8 +249,9 @@ class Instance:
         if os.path.exists(extra_path):
             extra = open(extra_path, encoding="utf-8").read()
             extra = extra.replace("@ETC@", self.etc).replace("@TMP@", tmp)
-        base = BASE_MAIN_CF.format(dir=tmp, mail_owner=self.mail_owner, uid=self.uid,
-                                   gid=self.gid)
+        base = ("# Written by tests/delivery/run.py: a private instance on loopback.\n"
+                + common.private_main_cf(tmp, self.mail_owner)
+                + BASE_MAIN_CF.format(dir=tmp, uid=self.uid, gid=self.gid))
         # A parameter the case sets replaces the base's line (no
         # "overriding earlier entry" warnings).
         overridden = set(re.findall(r"^([a-z0-9_]+)\s*=", extra, re.M))

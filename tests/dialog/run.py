@@ -96,18 +96,8 @@ QUIET = 0.5               # seconds of silence that end "unexpected extra replie
 
 USERS = ("alice", "bob")
 
+# After common.private_main_cf().
 BASE_MAIN_CF = """\
-# Written by tests/dialog/run.py: a private instance on loopback.
-compatibility_level = 3.6
-config_directory = {dir}/etc
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-mail_owner = {mail_owner}
-maillog_file = {dir}/maillog
-maillog_file_prefixes = {dir}
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-smtpd_peername_lookup = no
 myhostname = mail.example.test
 mydomain = example.test
 mydestination = $myhostname, localhost.$mydomain, localhost
@@ -271,8 +261,9 @@ class Instance:
             me = pwd.getpwuid(os.getuid())
             self.mail_owner, self.owner_uid, self.owner_gid = me.pw_name, me.pw_uid, me.pw_gid
             self.uid, self.gid = me.pw_uid, me.pw_gid
-        main_cf = BASE_MAIN_CF.format(dir=tmp, mail_owner=self.mail_owner, uid=self.uid,
-                                      gid=self.gid, relay_port=1)
+        main_cf = ("# Written by tests/dialog/run.py: a private instance on loopback.\n"
+                   + common.private_main_cf(tmp, self.mail_owner)
+                   + BASE_MAIN_CF.format(dir=tmp, uid=self.uid, gid=self.gid, relay_port=1))
         if configs:
             main_cf += "# from the dialog\n" + "".join(c + "\n" for c in configs)
         os.chmod(tmp, 0o755)

@@ -38,16 +38,7 @@ def write_main(tmp, users, banner, extra=""):
     table = ", ".join(f"{{{u}@example.test = example.test/{u}/}}" for u in users)
     path = os.path.join(tmp, "etc", "main.cf")
     with open(path, "w") as f:
-        f.write(f"""compatibility_level = 3.6
-queue_directory = {tmp}/queue
-data_directory = {tmp}/data
-mail_owner = {owner}
-maillog_file = {tmp}/maillog
-maillog_file_prefixes = {tmp}
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-smtpd_peername_lookup = no
-myhostname = mail.example.test
+        f.write(common.private_main_cf(tmp, owner) + f"""myhostname = mail.example.test
 mydestination =
 alias_maps =
 alias_database =
