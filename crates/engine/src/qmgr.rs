@@ -133,11 +133,13 @@ pub async fn run(
 /// without making a slot wait for the commit.
 const UNSETTLED_PER_SLOT: usize = 4;
 
-/// What a delivery holds: a slot while it works, and its place among the
-/// unsettled until its recipients are settled.
+/// What a delivery holds: a slot while it works, its place among the
+/// unsettled until its recipients are settled, and the queue file, open
+/// and locked.
 struct Permits {
     slot: OwnedSemaphorePermit,
     unsettled: OwnedSemaphorePermit,
+    file: std::fs::File,
 }
 
 /// What delivery tasks share.
@@ -208,13 +210,17 @@ impl Qmgr {
         let queued = queued.to_path_buf();
         tokio::task::spawn_blocking(move || {
             let _in_flight = in_flight;
-            let Some(_lock) = lock_queue_file(&queued) else {
+            let Some(file) = lock_queue_file(&queued) else {
                 return;
             };
             // The move into active runs here, in parallel with the other
             // deliveries, not one at a time in the dispatching task.
             if queued == active || std::fs::rename(&queued, &active).is_ok() {
-                let permits = Permits { slot, unsettled };
+                let permits = Permits {
+                    slot,
+                    unsettled,
+                    file,
+                };
                 deliver_file(&s, &log, &syncer, &announce, &active, permits);
             }
         });
@@ -285,9 +291,13 @@ fn deliver_file(
     path: &Path,
     permits: Permits,
 ) {
-    let Permits { slot, unsettled } = permits;
+    let Permits {
+        slot,
+        unsettled,
+        mut file,
+    } = permits;
     let started = Instant::now();
-    let queued = match QueueReader::read(path) {
+    let queued = match QueueReader::read_open(path, &mut file) {
         Ok(q) => q,
         Err(e) => {
             log.warning("qmgr", &format!("{}: {e}", path.display()));

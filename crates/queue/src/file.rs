@@ -284,13 +284,20 @@ impl QueueReader {
     /// Reads a complete file with one read: its envelope, and its content
     /// for [`Queued::lines`].
     pub fn read(path: &Path) -> Result<Queued, QueueError> {
+        QueueReader::read_open(path, &mut File::open(path)?)
+    }
+
+    /// [`QueueReader::read`] from `file`, the queue file at `path` opened
+    /// already (and perhaps locked).
+    pub fn read_open(path: &Path, file: &mut File) -> Result<Queued, QueueError> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let id =
             QueueId::parse(&name).ok_or_else(|| QueueError::Corrupt(format!("bad name {name}")))?;
-        let data = fs::read(path)?;
+        let mut data = Vec::with_capacity(file.metadata().map_or(0, |m| m.len() as usize));
+        file.read_to_end(&mut data)?;
         if !ends_complete(&data) {
             return Err(QueueError::Incomplete);
         }
