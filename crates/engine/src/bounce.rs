@@ -9,6 +9,7 @@
 use std::io;
 
 use rostfix_message::date;
+use rostfix_queue::file::Recipient;
 use rostfix_queue::{QueueId, Syncer};
 
 use crate::settings::Settings;
@@ -25,6 +26,18 @@ pub struct Failed {
     pub why: String,
     /// The Diagnostic-Code (`X-Postfix; reason`).
     pub diagnostic: String,
+}
+
+impl Failed {
+    pub fn new(r: &Recipient, dsn: String, why: String, diagnostic: String) -> Failed {
+        Failed {
+            address: r.address.clone(),
+            original: r.original.clone(),
+            dsn,
+            why,
+            diagnostic,
+        }
+    }
 }
 
 /// The message the notification is about.

@@ -406,49 +406,15 @@ fn deliver_file(
                     continue;
                 };
                 log.info(agent, &format!("{head}, dsn={dsn}, status=bounced ({why})"));
-                bounced.push((
-                    r.clone(),
-                    bounce::Failed {
-                        address: r.address.clone(),
-                        original: r.original.clone(),
-                        dsn,
-                        why,
-                        diagnostic,
-                    },
-                ));
+                bounced.push((r.clone(), bounce::Failed::new(r, dsn, why, diagnostic)));
             }
         }
     }
-    // Mail queued longer than maximal_queue_lifetime (bounce_queue_lifetime
-    // for notifications) goes back to the sender with the reasons it
-    // waited for.
-    // (bounce_queue_lifetime is never longer, as Postfix adjusts it.)
-    let lifetime = if env.sender.is_empty() {
-        s.bounce_queue_lifetime.min(s.maximal_queue_lifetime)
-    } else {
-        s.maximal_queue_lifetime
-    };
-    let age = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-        .saturating_sub(env.time.0);
-    if !deferred.is_empty() && age >= lifetime {
-        log.info(
-            "qmgr",
-            &format!(
-                "{id}: from=<{}>, status=expired, returned to sender",
-                env.sender
-            ),
-        );
+    if expired(s, log, env, !deferred.is_empty()) {
         settled.all_done = true;
         for (r, dsn, why) in deferred {
-            let failed = bounce::Failed {
-                address: r.address.clone(),
-                original: r.original.clone(),
-                diagnostic: format!("X-Postfix; {why}"),
-                dsn,
-                why,
-            };
+            let diagnostic = Failure::Defer(dsn.clone(), why.clone()).diagnostic();
+            let failed = bounce::Failed::new(&r, dsn, why, diagnostic);
             bounced.push((r, failed));
         }
     }
@@ -456,33 +422,10 @@ fn deliver_file(
     // notification is durable first. If it cannot be queued, they are
     // tried again later.
     if !bounced.is_empty() {
-        let original = bounce::Original {
-            id: &id,
-            sender: &env.sender,
-            arrival: env.time.0 as i64,
-            content: &body,
-        };
-        let failed: Vec<bounce::Failed> = bounced.iter().map(|(_, f)| f.clone()).collect();
-        let notified = if env.sender.is_empty() {
-            Ok(None)
+        if notify_sender(s, log, syncer, announce, env, &body, &bounced) {
+            settled.done.extend(bounced.into_iter().map(|(r, _)| r));
         } else {
-            bounce::queue(s, syncer, &original, &failed).map(Some)
-        };
-        match notified {
-            Ok(new) => {
-                if let Some(new) = new {
-                    log.info(
-                        "bounce",
-                        &format!("{id}: sender non-delivery notification: {new}"),
-                    );
-                    let _ = announce.send(new.to_string());
-                }
-                settled.done.extend(bounced.into_iter().map(|(r, _)| r));
-            }
-            Err(e) => {
-                log.warning("bounce", &format!("{id}: notification: {e}"));
-                settled.all_done = false;
-            }
+            settled.all_done = false;
         }
     }
     let arrival = env.time.0;
@@ -554,6 +497,72 @@ fn deliver_file(
         }
     }
     drop(unsettled);
+}
+
+/// Whether a message that still has recipients waiting has been queued
+/// longer than maximal_queue_lifetime (bounce_queue_lifetime for
+/// notifications, never longer, as Postfix adjusts it); logged as
+/// expired, and then returned to the sender with the reasons it waited
+/// for.
+fn expired(s: &Settings, log: &Log, env: &rostfix_queue::file::Envelope, waiting: bool) -> bool {
+    let lifetime = if env.sender.is_empty() {
+        s.bounce_queue_lifetime.min(s.maximal_queue_lifetime)
+    } else {
+        s.maximal_queue_lifetime
+    };
+    let age = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .saturating_sub(env.time.0);
+    if !waiting || age < lifetime {
+        return false;
+    }
+    log.info(
+        "qmgr",
+        &format!(
+            "{}: from=<{}>, status=expired, returned to sender",
+            env.id, env.sender
+        ),
+    );
+    true
+}
+
+/// Queues the non-delivery notification for `bounced` (none for mail
+/// from the null sender) and hands it to qmgr; false when it could not
+/// be queued.
+fn notify_sender(
+    s: &Settings,
+    log: &Log,
+    syncer: &Syncer,
+    announce: &mpsc::UnboundedSender<String>,
+    env: &rostfix_queue::file::Envelope,
+    body: &[u8],
+    bounced: &[(Recipient, bounce::Failed)],
+) -> bool {
+    if env.sender.is_empty() {
+        return true;
+    }
+    let original = bounce::Original {
+        id: &env.id,
+        sender: &env.sender,
+        arrival: env.time.0 as i64,
+        content: body,
+    };
+    let failed: Vec<bounce::Failed> = bounced.iter().map(|(_, f)| f.clone()).collect();
+    match bounce::queue(s, syncer, &original, &failed) {
+        Ok(new) => {
+            log.info(
+                "bounce",
+                &format!("{}: sender non-delivery notification: {new}", env.id),
+            );
+            let _ = announce.send(new.to_string());
+            true
+        }
+        Err(e) => {
+            log.warning("bounce", &format!("{}: notification: {e}", env.id));
+            false
+        }
+    }
 }
 
 /// What a delivery agent did with one recipient.
