@@ -9,8 +9,9 @@ A case is a directory tests/delivery/cases/<name>/ holding
                 temporary directory); `#` comments say what the case shows
     send        the messages, as SMTP would carry them (format below)
     expected    what Postfix did, written by --record (do not edit by hand)
-    any other   a lookup table source, copied to TMP/etc/<file>; it is
-    file        built with the subject's own postmap (postalias for a file
+    any other   a lookup table source (or a .forward file), copied to
+    file        TMP/etc/<file> with @ETC@ and @TMP@ replaced; it is
+                built with the subject's own postmap (postalias for a file
                 named `aliases`) when main.cf names it
                 as hash:/lmdb:/cdb:/btree:/dbm: (a `vmailbox` file replaces
                 the base one)
@@ -269,7 +270,10 @@ class Instance:
         for name in sorted(os.listdir(case_dir)):
             if name in CASE_FILES or name.startswith(".") or name.endswith("~"):
                 continue
-            shutil.copyfile(os.path.join(case_dir, name), os.path.join(self.etc, name))
+            with open(os.path.join(case_dir, name), encoding="utf-8") as f:
+                text = f.read().replace("@ETC@", self.etc).replace("@TMP@", tmp)
+            with open(os.path.join(self.etc, name), "w", encoding="utf-8") as f:
+                f.write(text)
             m = re.search(r"\b(" + "|".join(INDEXED) + r"):" + re.escape(self.etc) + "/"
                           + re.escape(name) + r"(?![\w.-])", extra)
             if m:

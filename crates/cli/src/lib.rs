@@ -9,5 +9,8 @@ pub mod postalias;
 pub mod postconf;
 pub mod postfix;
 pub mod postmap;
+pub mod postqueue;
+pub mod postsuper;
 pub mod sendmail;
+pub mod sendmail_bs;
 pub mod unimplemented;

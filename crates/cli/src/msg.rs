@@ -37,6 +37,20 @@ pub fn speak_as(name: &'static str) {
     let _ = ALIAS.set(name);
 }
 
+/// The maillog a command writes its lines to as well (postsuper,
+/// postqueue): maillog_file when set, else syslog; `None` when neither
+/// can be opened (the command still says it on standard error).
+pub fn maillog(cf: &rostfix_config::Config) -> Option<rostfix_engine::log::Log> {
+    let host = cf.string("myhostname").ok()?;
+    let syslog_name = cf.string("syslog_name").ok()?;
+    let logger = match cf.string("maillog_file").ok().filter(|p| !p.is_empty()) {
+        Some(path) => rostfix_maillog::Logger::to_file_direct(std::path::Path::new(&path), &host),
+        None => rostfix_maillog::Logger::to_syslog(&host),
+    }
+    .ok()?;
+    Some(rostfix_engine::log::Log::new(logger, &syslog_name))
+}
+
 pub fn warning(text: &str) {
     eprintln!("{}: warning: {text}", program());
 }
@@ -132,8 +146,16 @@ fn bad_option(c: char, usage_text: &str) -> ! {
     usage_exit(usage_text)
 }
 
-/// `prog: fatal: usage: prog USAGE`, exit 1.
+static USAGE_STATUS: OnceLock<i32> = OnceLock::new();
+
+/// The exit status of a usage error from now on (1 unless set):
+/// sendmail's is EX_TEMPFAIL, postqueue's EX_UNAVAILABLE, as Postfix's.
+pub fn set_usage_status(status: i32) {
+    let _ = USAGE_STATUS.set(status);
+}
+
+/// `prog: fatal: usage: prog USAGE`, exit 1 (or the status set).
 pub fn usage_exit(usage_text: &str) -> ! {
     eprintln!("{}: fatal: usage: {} {usage_text}", program(), program());
-    std::process::exit(1)
+    std::process::exit(USAGE_STATUS.get().copied().unwrap_or(1))
 }

@@ -1,53 +1,387 @@
 //! sendmail(1), mailq(1) and newaliases(1): one program that dispatches on
-//! its name, as Postfix's does. `newaliases` (= `sendmail -bi`) rebuilds
-//! every table in `alias_database`. Mail submission and the queue listing
-//! arrive with issue 4; until then they say so and fail.
+//! its name and mode flag, as Postfix's does.
+//!
+//! Sending (the default mode) reads a message from standard input and
+//! leaves it in the maildrop for pickup(8) (see
+//! [`rostfix_queue::maildrop`]); it works while the mail system is down,
+//! and exits 0 only once the file is on stable storage. `-bs` speaks SMTP
+//! on standard input and output ([`crate::sendmail_bs`]), `-bp` lists the
+//! queue (mailq), `-bi` rebuilds the alias databases (newaliases), `-q`
+//! flushes the queue. Flags Postfix accepts for compatibility with
+//! Sendmail and does nothing with are accepted and ignored the same way.
 
-use std::path::PathBuf;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 
 use rostfix_config::Config;
-
 use rostfix_maps::build::BuildOptions;
+use rostfix_queue::maildrop::{MaildropFile, Submission};
 
-use crate::msg::fatal;
+use crate::msg::{Getopt, fatal};
+
+/// Exit statuses from sysexits.h, which callers of sendmail test.
+pub const EX_TEMPFAIL: i32 = 75;
+
+/// Postfix sendmail's option letters (getopt(3) syntax).
+const SPEC: &str = "46B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:r:q:tvx";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Send,
+    Smtp,
     Newaliases,
     Mailq,
+    Flush,
+    FlushSite,
+    Daemon,
+    /// `-q30m`: a queue interval for a daemon; nothing to do.
+    Ignored,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+struct Options {
+    mode: Mode,
+    dir: Option<PathBuf>,
+    sender: Option<String>,
+    full_name: Option<String>,
+    extract: bool,
+    /// `-i`/`-oi`: a line with a single dot does not end the message.
+    ignore_dots: bool,
+    alias_override: Option<String>,
+    recipients: Vec<String>,
 }
 
 pub fn main() -> i32 {
     let prog = crate::msg::init("sendmail");
-    let mut mode = match prog {
-        "newaliases" => Mode::Newaliases,
-        "mailq" => Mode::Mailq,
-        _ => Mode::Send,
+    crate::msg::set_usage_status(EX_TEMPFAIL);
+    let mut o = Options {
+        mode: match prog {
+            "newaliases" => Mode::Newaliases,
+            "mailq" => Mode::Mailq,
+            _ => Mode::Send,
+        },
+        dir: None,
+        sender: None,
+        full_name: None,
+        extract: false,
+        ignore_dots: false,
+        alias_override: None,
+        recipients: Vec::new(),
     };
-    let mut dir: Option<PathBuf> = None;
-    let mut alias_override: Option<String> = None;
-    let mut args = std::env::args().skip(1);
-    // sendmail's flags are historical and permissive; parse them by hand
-    // the way Postfix's getopt string does, accepting attached values.
-    while let Some(a) = args.next() {
-        if a == "--" || !a.starts_with('-') {
-            break;
-        }
-        match a.as_str() {
-            "-bi" | "-I" => mode = Mode::Newaliases,
-            "-bp" => mode = Mode::Mailq,
-            "-C" => dir = args.next().map(PathBuf::from),
-            _ if a.starts_with("-C") => dir = Some(PathBuf::from(&a[2..])),
-            _ if a.starts_with("-oA") => alias_override = Some(a[3..].to_string()),
+    let g = Getopt::parse(std::env::args_os().skip(1), SPEC, "[options]");
+    for (c, v) in &g.options {
+        let text = crate::msg::option_text(v);
+        match c {
+            // -C may name main.cf itself (Sendmail named sendmail.cf).
+            'C' => o.dir = Some(config_dir(&text)),
+            'F' => o.full_name = Some(text),
+            'I' => o.mode = Mode::Newaliases,
+            'f' | 'r' => o.sender = Some(text),
+            'i' => o.ignore_dots = true,
+            't' => o.extract = true,
+            'o' => match text.as_str() {
+                "i" => o.ignore_dots = true,
+                _ if text.starts_with('A') => o.alias_override = Some(text[1..].to_string()),
+                // -om, -o7, -o8, -oem, ...: Sendmail options Postfix ignores.
+                _ => {}
+            },
+            'b' => {
+                o.mode = match text.as_str() {
+                    "i" => Mode::Newaliases,
+                    "p" => Mode::Mailq,
+                    "s" => Mode::Smtp,
+                    "m" => Mode::Send,
+                    "d" | "l" => Mode::Daemon,
+                    _ => fatal_status(EX_TEMPFAIL, &format!("unsupported: -b{text}")),
+                }
+            }
+            'X' => fatal_status(EX_TEMPFAIL, &format!("unsupported: -X{text}")),
+            'q' => {
+                o.mode = match text.chars().next() {
+                    // -q alone flushes; -q with an interval (for a
+                    // daemon Sendmail would run) is ignored.
+                    None => Mode::Flush,
+                    Some('R') => Mode::FlushSite,
+                    Some('S') => fatal_status(EX_TEMPFAIL, "-qS is not implemented"),
+                    Some(_) => Mode::Ignored,
+                }
+            }
+            // -4 -6 -B -G -L -N -O -R -U -V -c -e -h -m -n -p -v -x:
+            // accepted and ignored, as by Postfix for these purposes.
             _ => {}
         }
     }
-    match mode {
-        Mode::Newaliases => newaliases(dir, alias_override),
-        Mode::Mailq => crate::unimplemented::main("mailq", "the queue tools (issue 4)"),
-        Mode::Send => crate::unimplemented::main("sendmail", "local submission (issue 4)"),
+    o.recipients = g
+        .operands
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let refuse_recipients = |what: &str| {
+        if !o.recipients.is_empty() {
+            fatal_status(EX_TEMPFAIL, &format!("{what} requires no recipient"));
+        }
+    };
+    match o.mode {
+        Mode::Newaliases => {
+            refuse_recipients("alias initialization mode");
+            newaliases(o.dir, o.alias_override)
+        }
+        Mode::Mailq => crate::postqueue::list(o.dir.as_deref(), false),
+        Mode::Flush => {
+            refuse_recipients("flush queue mode");
+            // Postfix's returns at once and flushes in the background:
+            // a mail system that is down is no error here.
+            let queue_directory = queue_directory(o.dir.as_deref());
+            let fifo = queue_directory.join(rostfix_queue::maildrop::QMGR_FIFO);
+            let _ = rostfix_queue::maildrop::trigger(&fifo, b"F\n");
+            0
+        }
+        Mode::FlushSite => {
+            refuse_recipients("flush site");
+            0
+        }
+        Mode::Daemon => {
+            refuse_recipients("daemon mode");
+            start_daemon(o.dir.as_deref())
+        }
+        Mode::Smtp => crate::sendmail_bs::main(o.dir.as_deref()),
+        Mode::Ignored if o.recipients.is_empty() => 0,
+        Mode::Send | Mode::Ignored => send(&o),
     }
+}
+
+fn queue_directory(dir: Option<&Path>) -> PathBuf {
+    let cf = Config::load(dir).unwrap_or_else(|e| config_error(e));
+    PathBuf::from(
+        cf.string("queue_directory")
+            .unwrap_or_else(|e| config_error(e)),
+    )
+}
+
+/// `sendmail -bd`: there is no Sendmail daemon to run; like Postfix's,
+/// it starts the mail system (quietly, whether it runs already or not).
+fn start_daemon(dir: Option<&Path>) -> i32 {
+    let Ok(me) = std::env::current_exe() else {
+        return 0;
+    };
+    let mut cmd = std::process::Command::new(me.with_file_name("postfix"));
+    if let Some(d) = dir {
+        cmd.arg("-c").arg(d);
+    }
+    let _ = cmd
+        .arg("start")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    0
+}
+
+/// `prog: fatal: text`, with a sysexits status.
+pub fn fatal_status(status: i32, text: &str) -> ! {
+    eprintln!("{}: fatal: {text}", crate::msg::program());
+    std::process::exit(status)
+}
+
+/// The configuration directory `-C` names (a directory, or a file in it).
+fn config_dir(arg: &str) -> PathBuf {
+    let p = PathBuf::from(arg);
+    if p.is_file() {
+        p.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        p
+    }
+}
+
+/// The login name and full name of the user running the command.
+pub fn user() -> (String, Option<String>) {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) => {
+            let gecos = u.gecos.to_string_lossy().into_owned();
+            let name = full_name_of(&gecos, &u.name);
+            (u.name, name)
+        }
+        _ => fatal_status(
+            EX_TEMPFAIL,
+            &format!("no login name found for user ID {}", uid.as_raw()),
+        ),
+    }
+}
+
+/// The full name in a password file's GECOS field: its first part, with
+/// `&` standing for the capitalized login name.
+fn full_name_of(gecos: &str, login: &str) -> Option<String> {
+    let first = gecos.split(',').next().unwrap_or("").trim();
+    if first.is_empty() {
+        return None;
+    }
+    let mut cap = login.to_string();
+    if let Some(c) = cap.get_mut(..1) {
+        c.make_ascii_uppercase();
+    }
+    Some(first.replace('&', &cap))
+}
+
+/// The envelope sender a -f or -r value gives: `<>` and the empty
+/// string are the null sender; angle brackets are removed.
+fn sender_arg(arg: &str) -> String {
+    let a = arg.trim();
+    a.strip_prefix('<')
+        .and_then(|a| a.strip_suffix('>'))
+        .unwrap_or(a)
+        .to_string()
+}
+
+/// Reads the message from standard input into the maildrop.
+fn send(o: &Options) -> i32 {
+    let (login, gecos_name) = user();
+    let uid = nix::unistd::getuid().as_raw();
+    let who = format!("{login}({uid})");
+    if o.recipients.is_empty() && !o.extract {
+        fatal_status(
+            EX_TEMPFAIL,
+            &format!(
+                "{who}: Recipient addresses must be specified on the command line or via the -t option"
+            ),
+        );
+    }
+    let cf = Config::load(o.dir.as_deref()).unwrap_or_else(|e| config_error(e));
+    let queue_directory = PathBuf::from(
+        cf.string("queue_directory")
+            .unwrap_or_else(|e| config_error(e)),
+    );
+    let size_limit = cf
+        .int("message_size_limit")
+        .unwrap_or_else(|e| config_error(e));
+    let sender = o.sender.as_deref().map_or(login, sender_arg);
+    let full_name = o
+        .full_name
+        .clone()
+        .or_else(|| std::env::var("NAME").ok().filter(|n| !n.is_empty()))
+        .or(gecos_name);
+    let sub = Submission {
+        sender: &sender,
+        full_name: full_name.as_deref(),
+        extract_recipients: o.extract,
+        // Root may hand the file to the mail system's user (see
+        // maildrop_owner); the user ID then travels in the file.
+        uid: Some(uid),
+        recipients: &o.recipients,
+    };
+    let mut drop = MaildropFile::create(&queue_directory, &sub).unwrap_or_else(|e| {
+        fatal_status(
+            EX_TEMPFAIL,
+            &format!(
+                "cannot create a file in {}/maildrop: {e}",
+                queue_directory.display()
+            ),
+        )
+    });
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut line = Vec::with_capacity(1024);
+    let mut size: u64 = 0;
+    let mut first = true;
+    // With -t, the header lines, to see that they name a recipient.
+    let mut headers: Option<Vec<Vec<u8>>> = o.extract.then(Vec::new);
+    let outcome = loop {
+        line.clear();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => break Ok(()),
+            Ok(_) => {}
+            Err(e) => break Err((EX_TEMPFAIL, format!("read standard input: {e}"))),
+        }
+        // sendmail_fix_line_endings = always: CRLF and LF both end a line.
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        }
+        if !o.ignore_dots && line == b"." {
+            break Ok(());
+        }
+        // An mbox envelope line some programs put first is no header.
+        if std::mem::take(&mut first) && line.starts_with(b"From ") {
+            continue;
+        }
+        if let Some(h) = &mut headers {
+            if is_header_line(&line, h.is_empty()) {
+                h.push(line.clone());
+            } else {
+                if !has_recipients(h) && o.recipients.is_empty() {
+                    break Err((EX_TEMPFAIL, no_recipients(&who)));
+                }
+                headers = None;
+            }
+        }
+        size += line.len() as u64 + 1;
+        if size_limit > 0 && size > size_limit as u64 {
+            break Err((EX_TEMPFAIL, "message file too big".to_string()));
+        }
+        if let Err(e) = drop.line(&line) {
+            break Err((EX_TEMPFAIL, format!("{}: {e}", drop.path().display())));
+        }
+    };
+    let outcome = outcome.and_then(|()| match &headers {
+        Some(h) if !has_recipients(h) && o.recipients.is_empty() => {
+            Err((EX_TEMPFAIL, no_recipients(&who)))
+        }
+        _ => Ok(()),
+    });
+    if let Err((status, why)) = outcome {
+        let _ = drop.discard();
+        fatal_status(status, &why);
+    }
+    if let Err(e) = maildrop_owner(&cf, &drop) {
+        let _ = drop.discard();
+        fatal_status(EX_TEMPFAIL, &e);
+    }
+    match drop.finish(&queue_directory) {
+        Ok(_) => {
+            let _ = std::io::stdout().flush();
+            0
+        }
+        Err(e) => fatal_status(EX_TEMPFAIL, &format!("queue file write error: {e}")),
+    }
+}
+
+fn config_error(e: rostfix_config::ConfigError) -> ! {
+    fatal_status(EX_TEMPFAIL, &e.to_string())
+}
+
+fn no_recipients(who: &str) -> String {
+    format!("{who}: No recipient addresses found in message header")
+}
+
+/// Whether `line` continues the headers: a `name:` line, or a folded
+/// continuation of one.
+fn is_header_line(line: &[u8], first: bool) -> bool {
+    if !first && line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+        return true;
+    }
+    line.iter()
+        .position(|&b| b == b':')
+        .is_some_and(|i| i > 0 && line[..i].iter().all(u8::is_ascii_graphic))
+}
+
+fn has_recipients(headers: &[Vec<u8>]) -> bool {
+    !rostfix_engine::cleanup::header_recipients(headers.iter().map(Vec::as_slice)).is_empty()
+}
+
+/// A file root writes goes to the mail system's user, whose pickup must
+/// read it.
+pub fn maildrop_owner(cf: &Config, drop: &MaildropFile) -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let owner = cf.string("mail_owner").map_err(|e| e.to_string())?;
+    let Ok(Some(u)) = nix::unistd::User::from_name(&owner) else {
+        return Ok(());
+    };
+    nix::unistd::chown(drop.path(), Some(u.uid), Some(u.gid))
+        .map_err(|e| format!("chown {}: {e}", drop.path().display()))
 }
 
 fn newaliases(dir: Option<PathBuf>, alias_override: Option<String>) -> i32 {
@@ -70,4 +404,28 @@ fn newaliases(dir: Option<PathBuf>, alias_override: Option<String>) -> i32 {
         crate::postalias::build_aliases(&kind, &name, &opts, &myhostname);
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_names_come_from_the_first_gecos_field() {
+        assert_eq!(full_name_of("Jo Doe,,,", "jo").as_deref(), Some("Jo Doe"));
+        assert_eq!(
+            full_name_of("& Admin", "root").as_deref(),
+            Some("Root Admin")
+        );
+        assert_eq!(full_name_of(",,,", "x"), None);
+        assert_eq!(full_name_of("", "x"), None);
+    }
+
+    #[test]
+    fn sender_arguments_drop_angle_brackets() {
+        assert_eq!(sender_arg("<>"), "");
+        assert_eq!(sender_arg(""), "");
+        assert_eq!(sender_arg("<a@b>"), "a@b");
+        assert_eq!(sender_arg("a@b"), "a@b");
+    }
 }

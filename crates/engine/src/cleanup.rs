@@ -14,6 +14,7 @@ use rostfix_message::date;
 use rostfix_queue::file::Completed;
 use rostfix_queue::{QueueFile, QueueId, Syncer};
 
+use crate::log::Log;
 use crate::resolve;
 use crate::rewrite::{self, AddressClass};
 use crate::settings::Settings;
@@ -26,17 +27,34 @@ pub struct Intake {
     pub qmgr: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
-/// What smtpd knows about the message.
+/// Where a message comes from: it decides the Received header and the
+/// attributes the queue file keeps.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// An SMTP client, as smtpd saw it.
+    Smtp {
+        client_name: String,
+        client_addr: String,
+        helo: Option<String>,
+        esmtp: bool,
+    },
+    /// Local submission through sendmail and pickup, by this user ID, at
+    /// this arrival time (when sendmail wrote it: the Received and Date
+    /// headers show it).
+    Local { uid: u32, arrival: i64 },
+}
+
+/// What smtpd or pickup knows about the message.
 #[derive(Debug, Clone)]
 pub struct Envelope {
-    pub client_name: String,
-    pub client_addr: String,
-    pub helo: Option<String>,
-    pub esmtp: bool,
+    pub origin: Origin,
     pub sender: String,
     pub recipients: Vec<String>,
     /// Add Message-Id/Date if missing (local_header_rewrite_clients).
     pub rewrite_headers: bool,
+    /// The sender's full name, for a From header cleanup adds (sendmail
+    /// -F, or the password file's).
+    pub full_name: Option<String>,
 }
 
 /// Why a message cannot be queued.
@@ -81,6 +99,48 @@ struct Seen {
     resent_from: bool,
 }
 
+/// The Received header cleanup puts first, as its lines. `id` is the
+/// queue ID it names (for `sendmail -bs`, the maildrop file's).
+pub fn received(s: &Settings, env: &Envelope, id: &QueueId) -> Vec<String> {
+    received_header(&s.myhostname, &s.mail_name, env, id)
+}
+
+/// [`received`] from the two parameters it needs.
+pub fn received_header(
+    myhostname: &str,
+    mail_name: &str,
+    env: &Envelope,
+    id: &QueueId,
+) -> Vec<String> {
+    match &env.origin {
+        Origin::Smtp {
+            client_name,
+            client_addr,
+            helo,
+            esmtp,
+        } => {
+            let now = date::rfc5322(&date::local(date::now()));
+            let helo = helo.as_deref().unwrap_or(client_name);
+            let protocol = if *esmtp { "ESMTP" } else { "SMTP" };
+            // One recipient is named in a "for" clause; otherwise the
+            // date moves to a line of its own.
+            let (by_end, last) = match env.recipients.as_slice() {
+                [one] => ("", format!("\tfor <{one}>; {now}")),
+                _ => (";", format!("\t{now}")),
+            };
+            vec![
+                format!("Received: from {helo} ({client_name} [{client_addr}])"),
+                format!("\tby {myhostname} ({mail_name}) with {protocol} id {id}{by_end}"),
+                last,
+            ]
+        }
+        Origin::Local { uid, arrival } => vec![
+            format!("Received: by {myhostname} ({mail_name}, from userid {uid})"),
+            format!("\tid {id}; {}", date::rfc5322(&date::local(*arrival))),
+        ],
+    }
+}
+
 /// A message being received into the queue.
 #[derive(Debug)]
 pub struct Cleanup {
@@ -92,6 +152,9 @@ pub struct Cleanup {
     /// Received headers, for hopcount_limit.
     hops: u64,
     sender: String,
+    full_name: Option<String>,
+    /// The time a Date header added says: the arrival time.
+    arrival: i64,
     /// Header addresses get canonical form, canonical maps and
     /// masquerading (local_header_rewrite_clients).
     rewrite_headers: bool,
@@ -135,26 +198,29 @@ impl Cleanup {
         let dir = s.queue_directory.join("incoming");
         let mut file = QueueFile::create_reusing(&dir, s.long_queue_ids, Some(&s.queue_pool))?;
         file.sender(&sender);
-        file.attr("client_name", &env.client_name);
-        file.attr("client_address", &env.client_addr);
-        if let Some(h) = &env.helo {
-            file.attr("helo_name", h);
+        match &env.origin {
+            Origin::Smtp {
+                client_name,
+                client_addr,
+                helo,
+                esmtp,
+            } => {
+                file.attr("client_name", client_name);
+                file.attr("client_address", client_addr);
+                if let Some(h) = helo {
+                    file.attr("helo_name", h);
+                }
+                file.attr("protocol_name", if *esmtp { "ESMTP" } else { "SMTP" });
+            }
+            Origin::Local { uid, .. } => {
+                file.attr("protocol_name", "local");
+                file.attr("uid", &uid.to_string());
+            }
         }
-        file.attr("protocol_name", if env.esmtp { "ESMTP" } else { "SMTP" });
         for (final_addr, rcpt) in &recipients {
             file.recipient(final_addr, rcpt);
         }
         file.content();
-        let id = file.id().clone();
-        let helo = env.helo.clone().unwrap_or_else(|| env.client_name.clone());
-        let now = date::rfc5322(&date::local(date::now()));
-        let protocol = if env.esmtp { "ESMTP" } else { "SMTP" };
-        // One recipient is named in a "for" clause; otherwise the date
-        // moves to a line of its own.
-        let (by_end, last) = match env.recipients.as_slice() {
-            [one] => ("", format!("\tfor <{one}>; {now}")),
-            _ => (";", format!("\t{now}")),
-        };
         let mut c = Cleanup {
             file,
             in_headers: true,
@@ -163,26 +229,19 @@ impl Cleanup {
             // The Received header written below.
             hops: 1,
             sender,
+            full_name: env.full_name.clone(),
+            arrival: match env.origin {
+                Origin::Local { arrival, .. } => arrival,
+                Origin::Smtp { .. } => date::now(),
+            },
             rewrite_headers: env.rewrite_headers,
             add_missing: env.rewrite_headers || s.always_add_missing_headers,
             header_full: false,
             size: 0,
         };
-        c.write(
-            format!(
-                "Received: from {helo} ({} [{}])",
-                env.client_name, env.client_addr
-            )
-            .as_bytes(),
-        )?;
-        c.write(
-            format!(
-                "\tby {} ({}) with {protocol} id {id}{by_end}",
-                s.myhostname, s.mail_name
-            )
-            .as_bytes(),
-        )?;
-        c.write(last.as_bytes())?;
+        for line in received(s, env, c.file.id()) {
+            c.write(line.as_bytes())?;
+        }
         Ok(c)
     }
 
@@ -340,7 +399,7 @@ impl Cleanup {
         if !date_seen {
             added.push(format!(
                 "{prefix}Date: {}",
-                date::rfc5322(&date::local(date::now()))
+                date::rfc5322(&date::local(self.arrival))
             ));
         }
         if !from_seen {
@@ -348,6 +407,11 @@ impl Cleanup {
                 "MAILER-DAEMON"
             } else {
                 &self.sender
+            };
+            let from = match self.full_name.as_deref().filter(|n| !n.is_empty()) {
+                // hfrom_format = standard (RFC 5322 name-addr).
+                Some(name) => format!("{} <{from}>", display_name(name)),
+                None => from.to_string(),
             };
             added.push(format!("{prefix}From: {from}"));
         }
@@ -383,6 +447,112 @@ impl Cleanup {
     /// Drops the message (refused after DATA).
     pub fn abandon(self) {
         let _ = self.file.discard();
+    }
+}
+
+/// The recipients a message's headers name, for `sendmail -t`: those of
+/// Resent-To, Resent-Cc and Resent-Bcc when the message has any (it is
+/// being resent), else those of To, Cc and Bcc.
+pub fn header_recipients<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
+    let mut headers: Vec<Vec<u8>> = Vec::new();
+    for l in lines {
+        match headers.last_mut() {
+            Some(h) if l.first().is_some_and(|b| *b == b' ' || *b == b'\t') => {
+                h.push(b' ');
+                h.extend_from_slice(l);
+            }
+            _ => headers.push(l.to_vec()),
+        }
+    }
+    let mut plain = Vec::new();
+    let mut resent = Vec::new();
+    for h in &headers {
+        let text = String::from_utf8_lossy(h);
+        let Some((name, value)) = text.split_once(':') else {
+            continue;
+        };
+        let out = match name.trim().to_ascii_lowercase().as_str() {
+            "to" | "cc" | "bcc" => &mut plain,
+            "resent-to" | "resent-cc" | "resent-bcc" => &mut resent,
+            _ => continue,
+        };
+        rewrite::rewrite_address_list(value, |a| {
+            out.push(a.to_string());
+            None
+        });
+    }
+    if resent.is_empty() { plain } else { resent }
+}
+
+/// A full name as an RFC 5322 display name: as it is when it is a
+/// phrase of atoms, else quoted.
+fn display_name(name: &str) -> String {
+    let atext = |c: char| c.is_alphanumeric() || " !#$%&'*+-/=?^_`{|}~".contains(c);
+    if name.chars().all(atext) && !name.starts_with(' ') && !name.ends_with(' ') {
+        return name.to_string();
+    }
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Ends the message and waits for the group commit (the durability rule:
+/// the file and its name are on disk before the caller says 250), logs
+/// its message-id and tells qmgr. The caller waits without holding a
+/// thread.
+pub async fn commit(
+    cleanup: Cleanup,
+    s: &Settings,
+    log: &Log,
+    intake: &Intake,
+) -> Result<QueueId, Refused> {
+    let id = cleanup.id().clone();
+    let done = async {
+        let (done, message_id) = cleanup.complete(s)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let waiting = intake.syncer.notify(
+            &[&done.file],
+            Box::new(move |outcome| {
+                let _ = tx.send(outcome);
+            }),
+        );
+        let committed = match waiting {
+            Err(e) => Err(e),
+            Ok(()) => match rx.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(io::Error::other(e)),
+                Err(_) => Err(io::Error::other("group commit stopped")),
+            },
+        };
+        match committed {
+            Ok(()) => Ok((done.id, message_id)),
+            Err(e) => {
+                // The client hears 451 and sends again: this copy must
+                // not be found and delivered too.
+                let _ = std::fs::remove_file(&done.path);
+                Err(Refused::Io(e))
+            }
+        }
+    };
+    match done.await {
+        Ok((id, message_id)) => {
+            let mid = message_id.unwrap_or_else(|| "message-id=<>".to_string());
+            log.info("cleanup", &format!("{id}: {mid}"));
+            let _ = intake.qmgr.send(id.to_string());
+            Ok(id)
+        }
+        Err(Refused::Io(e)) => {
+            log.warning("cleanup", &format!("{id}: {e}"));
+            Err(Refused::Io(e))
+        }
+        Err(refused) => Err(refused),
     }
 }
 
@@ -427,16 +597,32 @@ pub const QUEUE_DIRS: &[&str] = &[
     "corrupt",
     "pid",
     "maildrop",
+    "public",
     "bounce",
     "defer",
     "trace",
     rostfix_queue::pool::FREE_DIR,
 ];
 
-/// Makes sure the queue directories exist.
+/// Makes sure the queue directories and pickup's FIFO exist.
 pub fn make_queue_dirs(queue_directory: &Path) -> io::Result<()> {
     for d in QUEUE_DIRS {
         std::fs::create_dir_all(queue_directory.join(d))?;
     }
+    for name in FIFOS {
+        let fifo = queue_directory.join(name);
+        match nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(io::Error::from(e)),
+        }
+        // Every local user may write a request (mkfifo honours the umask).
+        std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))?;
+    }
     Ok(())
 }
+
+/// The FIFOs local commands wake services through.
+pub const FIFOS: &[&str] = &[
+    rostfix_queue::maildrop::PICKUP_FIFO,
+    rostfix_queue::maildrop::QMGR_FIFO,
+];

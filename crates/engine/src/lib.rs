@@ -14,10 +14,12 @@ pub mod local_agent;
 pub mod log;
 pub mod master;
 pub mod mbox;
+pub mod pickup;
 pub mod qmgr;
 pub mod resolve;
 pub mod rewrite;
 pub mod settings;
+pub mod showq;
 pub mod smtpd;
 pub mod virtual_agent;
 
@@ -153,6 +155,9 @@ struct Plan {
     owner: Option<master::Owner>,
     /// smtpd services: their configuration view and listening sockets.
     services: Vec<(Config, Vec<(SocketAddr, std::net::TcpListener)>)>,
+    /// The pickup service (master.cf): its configuration view and wakeup
+    /// time. Without one, the maildrop is not read (as in Postfix).
+    pickup: Option<(Config, std::time::Duration)>,
     /// Complete queue files found at start, for qmgr's first run.
     recovered: Vec<PathBuf>,
 }
@@ -205,7 +210,13 @@ impl Plan {
             .as_ref()
             .ok_or("open master.cf: No such file or directory")?;
         let mut services = Vec::new();
+        let mut pickup = None;
         for svc in &master_cf.services {
+            if svc.command == "pickup" {
+                // "60" or "60?" (wake only when in use: the same here).
+                let secs = svc.wakeup.trim_end_matches('?').parse().unwrap_or(60);
+                pickup = Some((cf.for_service(svc), std::time::Duration::from_secs(secs)));
+            }
             if svc.kind == ServiceType::Inet && svc.command == "smtpd" {
                 let view = cf.for_service(svc);
                 let mut socks = Vec::new();
@@ -232,6 +243,7 @@ impl Plan {
             foreground,
             owner,
             services,
+            pickup,
             recovered: Vec::new(),
             queue_directory,
             cf,
@@ -404,6 +416,10 @@ fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
             listeners.push((s, settings.clone()));
         }
     }
+    let pickup = match &plan.pickup {
+        Some((view, wakeup)) => Some((Settings::resolve(view)?, *wakeup)),
+        None => None,
+    };
     let notify = child.notify.try_clone().map_err(|e| e.to_string())?;
     notify.set_nonblocking(true).map_err(|e| e.to_string())?;
     runtime()?.block_on(async {
@@ -428,6 +444,14 @@ fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
                 log.clone(),
                 intake.clone(),
                 alive.clone(),
+            )));
+        }
+        if let Some((settings, wakeup)) = pickup {
+            serving.push(tokio::spawn(pickup::serve(
+                settings,
+                log.clone(),
+                intake.clone(),
+                wakeup,
             )));
         }
         child.started(Ok(()));

@@ -35,6 +35,15 @@ impl Log {
         self.logger.flush();
     }
 
+    pub fn fatal(&self, service: &str, text: &str) {
+        self.logger.log(
+            Level::Fatal,
+            &format!("{}/{service}", self.syslog_name),
+            self.pid,
+            text,
+        );
+    }
+
     pub fn warning(&self, service: &str, text: &str) {
         self.logger.log(
             Level::Warning,

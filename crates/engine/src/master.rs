@@ -383,7 +383,10 @@ pub fn drop_privileges(owner: &Owner) -> Result<(), String> {
 
 /// Makes the queue directories the network-facing side writes its own.
 pub fn chown_queue(queue_directory: &std::path::Path, owner: &Owner) -> Result<(), String> {
-    for d in crate::cleanup::QUEUE_DIRS {
+    for d in crate::cleanup::QUEUE_DIRS
+        .iter()
+        .chain(crate::cleanup::FIFOS)
+    {
         if *d == "pid" {
             continue;
         }

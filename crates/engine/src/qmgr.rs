@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rostfix_queue::file::Recipient;
 use rostfix_queue::file::mark_done;
-use rostfix_queue::{QueueId, QueueReader, Syncer};
+use rostfix_queue::{QueueId, QueueReader, Syncer, deferlog};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::bounce;
@@ -98,10 +98,22 @@ pub async fn run(
     for f in recovered {
         q.dispatch(&f).await;
     }
+    let mut requests = flush_requests(&q.s.queue_directory, &q.log);
     let mut scan =
         tokio::time::interval(std::time::Duration::from_secs(q.s.queue_run_delay.max(1)));
     loop {
         tokio::select! {
+            Some(request) = requests.recv() => {
+                let deferred = q.s.queue_directory.join("deferred");
+                match request {
+                    Flush::All => {
+                        for path in modified_by(&deferred, SystemTime::now() + FAR_FUTURE) {
+                            q.dispatch(&path).await;
+                        }
+                    }
+                    Flush::One(id) => q.dispatch(&deferred.join(id.as_str())).await,
+                }
+            }
             id = queued.recv() => {
                 let Some(id) = id else { break };
                 q.dispatch(&q.s.queue_directory.join("incoming").join(&id)).await;
@@ -126,6 +138,52 @@ pub async fn run(
         q.unsettled.acquire_many(all),
     )
     .await;
+}
+
+/// A request through qmgr's FIFO.
+enum Flush {
+    /// `F`: every deferred message, now (postqueue -f, sendmail -q).
+    All,
+    /// `I ID`: this deferred message, now (postqueue -i).
+    One(QueueId),
+}
+
+/// Later than any retry time qmgr sets (maximal_backoff_time is far less).
+const FAR_FUTURE: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Reads qmgr's FIFO (`public/qmgr`): one request per line.
+fn flush_requests(queue_directory: &Path, log: &Log) -> mpsc::UnboundedReceiver<Flush> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let fifo = queue_directory.join(rostfix_queue::maildrop::QMGR_FIFO);
+    // Opened for writing too, so that the FIFO never reports end of file.
+    let pipe = match tokio::net::unix::pipe::OpenOptions::new()
+        .read_write(true)
+        .open_receiver(&fifo)
+    {
+        Ok(p) => p,
+        Err(e) => {
+            log.warning("qmgr", &format!("open {}: {e}", fifo.display()));
+            return rx;
+        }
+    };
+    tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let request = match line.split_once(' ') {
+                Some(("I", id)) => match QueueId::parse(id.trim()) {
+                    Some(id) => Flush::One(id),
+                    None => continue,
+                },
+                _ if line.trim() == "F" => Flush::All,
+                _ => continue,
+            };
+            if tx.send(request).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Messages delivered but waiting for their group commit, per delivery
@@ -344,6 +402,7 @@ fn deliver_file(
     let mut settled = Settled {
         sent: Vec::new(),
         done: Vec::new(),
+        waiting: Vec::new(),
         all_done: true,
     };
     // Failed for good, for the notification to the sender; and failed for
@@ -398,6 +457,7 @@ fn deliver_file(
                     agent,
                     &format!("{head}, dsn={dsn}, status=deferred ({why})"),
                 );
+                settled.waiting.push((r.address.clone(), why.clone()));
                 deferred.push((r.clone(), dsn, why));
             }
             Outcome::Failed(f) => {
@@ -474,6 +534,7 @@ fn deliver_file(
                     agent,
                     &format!("{head}, dsn={dsn}, status=deferred ({why})"),
                 );
+                settled.waiting.push((r.address.clone(), why));
             }
         }
     }
@@ -658,6 +719,8 @@ struct Settled {
     sent: Vec<(Recipient, &'static str, String)>,
     /// Finished otherwise (bounced, the sender notified): marked done.
     done: Vec<Recipient>,
+    /// Deferred: address and reason, for the defer log (postqueue -p).
+    waiting: Vec<(String, String)>,
     /// No recipient is left for later.
     all_done: bool,
 }
@@ -670,6 +733,7 @@ impl Settled {
             log.info(agent, line);
         }
         if self.all_done {
+            deferlog::remove(&s.queue_directory, id.as_str());
             // Nothing left to mark: the file goes (into the pool).
             if s.queue_pool.free(path).is_ok() {
                 log.info("qmgr", &format!("{id}: removed"));
@@ -682,6 +746,9 @@ impl Settled {
             for r in self.sent.iter().map(|(r, _, _)| r).chain(&self.done) {
                 let _ = mark_done(&f, r);
             }
+        }
+        if let Err(e) = deferlog::write(&s.queue_directory, id.as_str(), &self.waiting) {
+            log.warning("qmgr", &format!("{id}: defer log: {e}"));
         }
         defer(s, path, id, arrival);
     }

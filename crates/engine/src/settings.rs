@@ -334,20 +334,7 @@ impl Settings {
                 })
                 .collect()
         };
-        let session = SessionConfig {
-            myhostname: myhostname.clone(),
-            banner: cf.string("smtpd_banner").map_err(e)?,
-            helo_required: cf.bool("smtpd_helo_required").map_err(e)?,
-            message_size_limit: cf.int("message_size_limit").map_err(e)?.max(0) as u64,
-            recipient_limit: cf.int("smtpd_recipient_limit").map_err(e)?.max(1) as usize,
-            disable_vrfy: cf.bool("disable_vrfy_command").map_err(e)?,
-            strict_rfc821: cf.bool("strict_rfc821_envelopes").map_err(e)?,
-            soft_error_limit: cf.int("smtpd_soft_error_limit").map_err(e)?.max(0) as u32,
-            hard_error_limit: cf.int("smtpd_hard_error_limit").map_err(e)?.max(1) as u32,
-            junk_command_limit: cf.int("smtpd_junk_command_limit").map_err(e)?.max(0) as u32,
-            recipient_overshoot_limit: cf.int("smtpd_recipient_overshoot_limit").map_err(e)?.max(0)
-                as u32,
-        };
+        let session = session_config(cf)?;
         let virtual_mailbox_limit = cf.int("virtual_mailbox_limit").map_err(e)?.max(0) as u64;
         let virtual_mailbox_domains = domains(cf, "virtual_mailbox_domains").map_err(e)?;
         // virtual(8) refuses to run with these (Postfix's master then
@@ -460,6 +447,25 @@ impl Settings {
     pub fn in_mynetworks(&self, ip: IpAddr) -> bool {
         self.mynetworks.iter().any(|n| n.contains(ip))
     }
+}
+
+/// The SMTP session's view of main.cf (smtpd, and `sendmail -bs`).
+pub fn session_config(cf: &Config) -> Result<SessionConfig, String> {
+    let e = |e: ConfigError| e.to_string();
+    Ok(SessionConfig {
+        myhostname: cf.string("myhostname").map_err(e)?,
+        banner: cf.string("smtpd_banner").map_err(e)?,
+        helo_required: cf.bool("smtpd_helo_required").map_err(e)?,
+        message_size_limit: cf.int("message_size_limit").map_err(e)?.max(0) as u64,
+        recipient_limit: cf.int("smtpd_recipient_limit").map_err(e)?.max(1) as usize,
+        disable_vrfy: cf.bool("disable_vrfy_command").map_err(e)?,
+        strict_rfc821: cf.bool("strict_rfc821_envelopes").map_err(e)?,
+        soft_error_limit: cf.int("smtpd_soft_error_limit").map_err(e)?.max(0) as u32,
+        hard_error_limit: cf.int("smtpd_hard_error_limit").map_err(e)?.max(1) as u32,
+        junk_command_limit: cf.int("smtpd_junk_command_limit").map_err(e)?.max(0) as u32,
+        recipient_overshoot_limit: cf.int("smtpd_recipient_overshoot_limit").map_err(e)?.max(0)
+            as u32,
+    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use rostfix_smtp::session::{Event, Session, text};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::cleanup::{Cleanup, Envelope, Intake, Refused};
+use crate::cleanup::{self, Cleanup, Envelope, Intake, Origin, Refused};
 use crate::log::Log;
 use crate::resolve::{Class, resolve};
 use crate::settings::Settings;
@@ -753,10 +753,13 @@ async fn start_message(
 ) -> Option<Cleanup> {
     let tx = session.transaction()?;
     let env = Envelope {
-        client_name: client_name.to_string(),
-        client_addr: peer.ip().to_string(),
-        helo: session.helo_name().map(str::to_string),
-        esmtp: session.is_esmtp(),
+        origin: Origin::Smtp {
+            client_name: client_name.to_string(),
+            client_addr: peer.ip().to_string(),
+            helo: session.helo_name().map(str::to_string),
+            esmtp: session.is_esmtp(),
+        },
+        full_name: None,
         sender: tx.from.clone(),
         recipients: tx.recipients.iter().map(|(r, _)| r.clone()).collect(),
         // local_header_rewrite_clients = permit_inet_interfaces
@@ -780,55 +783,18 @@ async fn start_message(
     }
 }
 
-/// Ends the message and waits for the group commit (the durability rule:
-/// the file and its name are on disk before 250); tells qmgr. The session
-/// waits without holding a thread.
+/// Ends the message through cleanup and answers with its queue ID or
+/// the reply for why it could not be queued.
 async fn commit(
     cleanup: Cleanup,
     s: &Arc<Settings>,
     log: &Log,
     intake: &Intake,
 ) -> Result<rostfix_queue::QueueId, Reply> {
-    let id = cleanup.id().clone();
-    let done = async {
-        let (done, message_id) = cleanup.complete(s)?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let waiting = intake.syncer.notify(
-            &[&done.file],
-            Box::new(move |outcome| {
-                let _ = tx.send(outcome);
-            }),
-        );
-        let committed = match waiting {
-            Err(e) => Err(e),
-            Ok(()) => match rx.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(std::io::Error::other(e)),
-                Err(_) => Err(std::io::Error::other("group commit stopped")),
-            },
-        };
-        match committed {
-            Ok(()) => Ok((done.id, message_id)),
-            Err(e) => {
-                // The client hears 451 and sends again: this copy must
-                // not be found and delivered too.
-                let _ = std::fs::remove_file(&done.path);
-                Err(Refused::Io(e))
-            }
-        }
-    };
-    match done.await {
-        Ok((id, message_id)) => {
-            let mid = message_id.unwrap_or_else(|| "message-id=<>".to_string());
-            log.info("cleanup", &format!("{id}: {mid}"));
-            let _ = intake.qmgr.send(id.to_string());
-            Ok(id)
-        }
+    match cleanup::commit(cleanup, s, log, intake).await {
+        Ok(id) => Ok(id),
         Err(Refused::TooManyHops) => Err(Reply::new(554, "5.4.0 Error: too many hops")),
-        Err(Refused::Io(e)) => {
-            log.warning("cleanup", &format!("{id}: {e}"));
-            Err(Reply::new(451, "4.3.0 Error: queue file write error"))
-        }
+        Err(Refused::Io(_)) => Err(Reply::new(451, "4.3.0 Error: queue file write error")),
     }
 }
 

@@ -7,8 +7,10 @@
 //! acknowledged with 250 and is removed on recovery; a complete file is
 //! delivered. Marking a recipient done rewrites one status byte in place.
 
+pub mod deferlog;
 pub mod file;
 pub mod id;
+pub mod maildrop;
 pub mod pool;
 pub mod record;
 pub mod sync;
