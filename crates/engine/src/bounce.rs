@@ -79,8 +79,10 @@ fn notification(s: &Settings, id: &QueueId, original: &Original, failed: &[Faile
     line(&format!("Received: by {host} ({})", s.mail_name));
     line(&format!("\tid {id}; {stamp}"));
     line(&format!("Date: {stamp}"));
+    // cleanup qualifies MAILER-DAEMON with myorigin, as any local address.
     line(&format!(
-        "From: Mail Delivery System <MAILER-DAEMON@{host}>"
+        "From: Mail Delivery System <{}>",
+        crate::resolve::canonical_form(s, "MAILER-DAEMON")
     ));
     line("Subject: Undelivered Mail Returned to Sender");
     line(&format!("To: {}", original.sender));

@@ -11,6 +11,7 @@
 pub mod bounce;
 pub mod cleanup;
 pub mod local_agent;
+pub mod local_command;
 pub mod log;
 pub mod master;
 pub mod mbox;
@@ -474,6 +475,8 @@ fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
 /// The delivering child: qmgr and the delivery agents.
 fn qmgr_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
     let log = Log::new(plan.logger(true)?, &plan.syslog_name);
+    // What delivery commands start with, as under Postfix's local(8).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     if plan.owner.is_some() {
         // Deliveries switch a thread's file-system uid and gid; no
         // supplementary group of root's may add to them.

@@ -1,20 +1,28 @@
-//! local(8), first part: mail for a user of this host (a domain in
-//! mydestination) goes to the Unix account's mailbox: `$home/$home_mailbox`
-//! when home_mailbox is set, else `$mail_spool_directory/user` (a Maildir
-//! when either ends in `/`, else an mbox file under mailbox_delivery_lock,
-//! at most mailbox_size_limit), written as the user. A message that
-//! already carries `Delivered-To:` for the recipient is a forwarding loop
-//! and bounces. The address extension (`user+ext`) is ignored for the
-//! mailbox.
+//! local(8): mail for a user of this host (a domain in mydestination).
 //!
-//! Aliases (alias_maps, aliases(5)) that expand to addresses: the
-//! expansion follows local aliases recursively, and the addresses it ends
-//! in get the message forwarded, as one new queue file with
-//! `Delivered-To: RECIPIENT` on top (so a loop comes back as one).
+//! The recipient's user part (lower case, without its extension) is
+//! looked up in alias_maps (aliases(5)); an alias lists destinations,
+//! followed recursively through other local aliases. A user without an
+//! alias may have a .forward file (the first of forward_path that exists,
+//! read as the user) listing destinations the same way. A destination is
+//! an address (forwarded: the message is queued again, with
+//! `Delivered-To: RECIPIENT` on top, so a loop comes back as one), the
+//! recipient itself or `\user` (its own mailbox), `|command` (run by
+//! [`crate::local_command`]) or `/file` (appended in mbox form), the last
+//! two only where allow_mail_to_commands / allow_mail_to_files allow
+//! (`alias`, `forward`). Alias commands and files run as default_privs;
+//! .forward ones as the user.
 //!
-//! Not yet (issue 4): .forward, mailbox_command, `/file`, `|command` and
-//! `:include:` alias targets (a recipient with one waits, deferred), and
-//! owner- aliases.
+//! The mailbox is `$home/$home_mailbox` when home_mailbox is set, else
+//! `$mail_spool_directory/user` (a Maildir when either ends in `/`, else
+//! an mbox file under mailbox_delivery_lock, at most
+//! mailbox_size_limit), written as the user. A message that already
+//! carries `Delivered-To:` for the recipient is a forwarding loop and
+//! bounces.
+//!
+//! Not yet: `:include:` files (a destination naming one defers),
+//! `\otheruser`, owner- aliases, mailbox_command, luser_relay, alias
+//! commands run as the alias database's owner.
 
 /// How deep local aliases may nest, and how many addresses one may reach.
 const ALIAS_DEPTH: usize = 100;
@@ -25,6 +33,7 @@ use std::path::PathBuf;
 use rostfix_maps::order;
 use rostfix_queue::Syncer;
 
+use crate::local_command::Privileges;
 use crate::settings::Settings;
 use crate::virtual_agent::{self, Failure, FsIdentity, Mailbox, Message, Written};
 
@@ -50,15 +59,15 @@ fn looped(body: &[u8], recipient: &str) -> bool {
     false
 }
 
-/// What local(8) did with a recipient.
-#[derive(Debug)]
-pub enum Delivered {
-    /// Written to the user's mailbox (to be made durable and published).
-    Stored(Written),
-    /// Forwarded through an alias: the new message's queue ID (durable).
-    Forwarded(rostfix_queue::QueueId),
-    /// Both: an alias kept a copy in the recipient's own mailbox.
-    Both(Written, rostfix_queue::QueueId),
+/// What local(8) did with a recipient: what it wrote to the user's
+/// mailbox (to be made durable and published), and the deliveries done
+/// already (`forwarded as ID`, `delivered to command: ...`), each a log
+/// line of its own. Forwarded messages are durable and to be announced.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    pub stored: Option<Written>,
+    pub done: Vec<String>,
+    pub forwarded: Option<rostfix_queue::QueueId>,
 }
 
 /// The user part of a local address: lower case, without extension.
@@ -73,14 +82,125 @@ fn user_of(s: &Settings, address: &str) -> (String, String) {
     (local, user)
 }
 
-/// Where an alias sends a recipient's mail.
+/// Where a destination list came from: it decides what it may do and
+/// whose privileges it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Alias,
+    Forward,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Alias => "alias",
+            Source::Forward => "forward",
+        }
+    }
+}
+
+/// Where an alias or .forward sends a recipient's mail.
 #[derive(Debug, Default)]
 struct Expansion {
     /// Addresses to forward to.
     forward: Vec<String>,
-    /// The recipient's own mailbox too (`user: \user, ...`, or an alias
+    /// The recipient's own mailbox too (`user: \user, ...`, or a list
     /// that names the recipient itself).
     own_mailbox: bool,
+    /// `|command` and `/file` destinations, in order, with their source.
+    commands: Vec<(String, Source)>,
+    files: Vec<(String, Source)>,
+}
+
+/// The items of an aliases(5) value or .forward file: separated by
+/// commas (and line ends) outside double quotes, trimmed, a quoted item
+/// unquoted.
+fn items(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            '\\' if quoted => {
+                cur.push(c);
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            ',' | '\n' if !quoted => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out.into_iter()
+        .map(|i| i.trim().to_string())
+        .filter(|i| !i.is_empty() && !i.starts_with('#'))
+        .map(
+            |i| match i.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+                // `"|cmd arg"`, `"/a file"`: the whole item was quoted.
+                Some(inner) if inner.starts_with(['|', '/']) => inner.replace("\\\"", "\""),
+                _ => i,
+            },
+        )
+        .collect()
+}
+
+/// Sorts one destination into `out`. `top` is the recipient being
+/// delivered; a local address is returned for the caller to follow.
+fn destination(
+    s: &Settings,
+    item: &str,
+    source: Source,
+    top: &str,
+    out: &mut Expansion,
+) -> Result<Option<String>, Failure> {
+    let restricted =
+        |what: &str| Failure::Bounce("5.7.1".into(), format!("mail to {what} is restricted"));
+    let allowed = |list: &[String]| list.iter().any(|a| a == source.name());
+    if let Some(cmd) = item.strip_prefix('|') {
+        if !allowed(&s.local.allow_mail_to_commands) {
+            return Err(restricted("command"));
+        }
+        out.commands.push((cmd.to_string(), source));
+        return Ok(None);
+    }
+    if item.starts_with('/') {
+        if !allowed(&s.local.allow_mail_to_files) {
+            return Err(restricted("file"));
+        }
+        out.files.push((item.to_string(), source));
+        return Ok(None);
+    }
+    if item.starts_with(":include:") {
+        return Err(Failure::Defer(
+            "4.3.0".into(),
+            format!("{item}: include files are not supported yet"),
+        ));
+    }
+    // `\user` stops expansion: the recipient's own mailbox (another
+    // user's is not supported yet).
+    if let Some(user) = item.strip_prefix('\\') {
+        let own = crate::resolve::canonical_form(s, user);
+        if user_of(s, &own).1 != user_of(s, top).1 {
+            return Err(Failure::Defer(
+                "4.3.0".into(),
+                format!("destination {item} is not supported yet"),
+            ));
+        }
+        out.own_mailbox = true;
+        return Ok(None);
+    }
+    let next = crate::resolve::canonical_form(s, item);
+    if next.eq_ignore_ascii_case(top) {
+        out.own_mailbox = true;
+        return Ok(None);
+    }
+    Ok(Some(next))
 }
 
 /// Expands `address` through alias_maps, following aliases of local
@@ -115,32 +235,11 @@ fn expand(s: &Settings, address: &str) -> Result<Option<Expansion>, Failure> {
                 format!("unreasonable alias expansion for {address}"),
             ));
         }
-        for target in rostfix_config::value::split_list(&value) {
-            let unsupported = || {
-                Failure::Defer(
-                    "4.3.0".into(),
-                    format!("alias target {target} of {local} is not supported yet"),
-                )
+        for item in items(&value) {
+            let Some(next) = destination(s, &item, Source::Alias, top, out)? else {
+                continue;
             };
-            if target.starts_with(['/', '|']) || target.starts_with(":include:") {
-                return Err(unsupported());
-            }
-            // `\user` stops expansion: the recipient's own mailbox (another
-            // user's is not supported yet).
-            if let Some(user) = target.strip_prefix('\\') {
-                let own = crate::resolve::canonical_form(s, user);
-                if user_of(s, &own).1 != user_of(s, top).1 {
-                    return Err(unsupported());
-                }
-                out.own_mailbox = true;
-                continue;
-            }
-            let next = crate::resolve::canonical_form(s, target);
             let lower = next.to_ascii_lowercase();
-            if lower == top.to_ascii_lowercase() {
-                out.own_mailbox = true;
-                continue;
-            }
             if seen.contains(&lower) {
                 continue;
             }
@@ -158,6 +257,74 @@ fn expand(s: &Settings, address: &str) -> Result<Option<Expansion>, Failure> {
     Ok(walk(s, address, address, 0, &mut seen, &mut out)?.then_some(out))
 }
 
+/// The user's .forward: the first file of forward_path that exists, read
+/// as the user; `None` when there is none (or it lists nothing).
+fn dot_forward(
+    s: &Settings,
+    account: &nix::unistd::User,
+    recipient: &str,
+) -> Result<Option<Expansion>, Failure> {
+    let (local, user) = user_of(s, recipient);
+    let extension = local
+        .strip_prefix(&user)
+        .and_then(|rest| rest.get(1..))
+        .unwrap_or("");
+    let domain = recipient.rsplit_once('@').map_or("", |(_, d)| d);
+    let home = account.dir.to_string_lossy();
+    let shell = account.shell.to_string_lossy();
+    let attr = |name: &str| -> Option<String> {
+        Some(match name {
+            "user" => user.clone(),
+            "home" => home.to_string(),
+            "shell" => shell.to_string(),
+            "recipient" => recipient.to_string(),
+            "local" => local.clone(),
+            "domain" => domain.to_string(),
+            "extension" => extension.to_string(),
+            "recipient_delimiter" if !extension.is_empty() => local
+                .get(user.len()..user.len() + 1)
+                .unwrap_or_default()
+                .to_string(),
+            "recipient_delimiter" => String::new(),
+            _ => return None,
+        })
+    };
+    let paths = rostfix_config::expand::expand(&s.local.forward_path, &attr, &mut |_| {})
+        .map_err(|e| Failure::Defer("4.3.0".into(), format!("forward_path: {e}")))?;
+    let _identity = match s.privileged {
+        true => Some(FsIdentity::switch(
+            account.uid.as_raw(),
+            account.gid.as_raw(),
+        )?),
+        false => None,
+    };
+    for path in rostfix_config::value::split_list(&paths) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => continue,
+            Err(e) => {
+                return Err(Failure::Defer(
+                    "4.3.0".into(),
+                    format!("cannot read {path}: {e}"),
+                ));
+            }
+        };
+        let mut out = Expansion::default();
+        for item in items(&text) {
+            if let Some(next) = destination(s, &item, Source::Forward, recipient, &mut out)? {
+                out.forward.push(next);
+            }
+        }
+        let empty = out.forward.is_empty()
+            && out.commands.is_empty()
+            && out.files.is_empty()
+            && !out.own_mailbox;
+        return Ok((!empty).then_some(out));
+    }
+    Ok(None)
+}
+
 /// Delivers one message to the local recipient `recipient` (canonical,
 /// `user@domain`).
 pub fn deliver(
@@ -173,34 +340,88 @@ pub fn deliver(
             format!("mail forwarding loop for {recipient}"),
         ));
     }
-    let expansion = expand(s, recipient)?;
-    let forwarded = match &expansion {
-        Some(e) if !e.forward.is_empty() => {
-            Some(forward(s, syncer, m, recipient, original, &e.forward)?)
-        }
-        _ => None,
-    };
-    if let (Some(e), Some(id)) = (&expansion, &forwarded)
-        && !e.own_mailbox
-    {
-        return Ok(Delivered::Forwarded(id.clone()));
-    }
+    let aliased = expand(s, recipient)?;
     let (_, user) = user_of(s, recipient);
-    let account = match nix::unistd::User::from_name(&user) {
-        Ok(Some(u)) => u,
-        Ok(None) => {
-            return Err(Failure::Bounce(
-                "5.1.1".into(),
-                format!("unknown user: \"{user}\""),
-            ));
-        }
-        Err(e) => {
-            return Err(Failure::Defer(
-                "4.3.0".into(),
-                format!("user lookup for {user}: {e}"),
-            ));
+    let account = || match nix::unistd::User::from_name(&user) {
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(Failure::Bounce(
+            "5.1.1".into(),
+            format!("unknown user: \"{user}\""),
+        )),
+        Err(e) => Err(Failure::Defer(
+            "4.3.0".into(),
+            format!("user lookup for {user}: {e}"),
+        )),
+    };
+    let expansion = match aliased {
+        Some(e) => e,
+        None => {
+            let account = account()?;
+            match dot_forward(s, &account, recipient)? {
+                Some(e) => e,
+                None => Expansion {
+                    own_mailbox: true,
+                    ..Expansion::default()
+                },
+            }
         }
     };
+    let mut delivered = Delivered::default();
+    let prefix = virtual_agent::prepended(m.sender, original, recipient);
+    for (path, source) in &expansion.files {
+        let who = privileges(s, source, &user)?;
+        to_file(s, syncer, m, &prefix, path, &who)?;
+        delivered.done.push(format!("delivered to file: {path}"));
+    }
+    for (command, source) in &expansion.commands {
+        let who = privileges(s, source, &user)?;
+        to_command(s, m, &prefix, recipient, original, command, &who)?;
+        delivered
+            .done
+            .push(format!("delivered to command: {command}"));
+    }
+    if !expansion.forward.is_empty() {
+        let id = forward(s, syncer, m, recipient, original, &expansion.forward)?;
+        delivered.done.push(format!("forwarded as {id}"));
+        delivered.forwarded = Some(id);
+    }
+    if expansion.own_mailbox {
+        delivered.stored = Some(to_mailbox(s, syncer, m, &prefix, &user, account()?)?);
+    }
+    Ok(delivered)
+}
+
+/// Whose privileges a command or file of `source` has: the user's for
+/// a .forward, default_privs for an alias.
+fn privileges(s: &Settings, source: &Source, user: &str) -> Result<Privileges, Failure> {
+    let name = match source {
+        Source::Forward => user,
+        Source::Alias => &s.local.default_privs,
+    };
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(u)) => Ok(Privileges {
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+            user: u.name,
+            home: u.dir.to_string_lossy().into_owned(),
+            shell: u.shell.to_string_lossy().into_owned(),
+        }),
+        _ => Err(Failure::Defer(
+            "4.3.0".into(),
+            format!("unknown user for privileges: {name}"),
+        )),
+    }
+}
+
+/// The user's own mailbox.
+fn to_mailbox(
+    s: &Settings,
+    syncer: &Syncer,
+    m: &Message,
+    prefix: &[u8],
+    user: &str,
+    account: nix::unistd::User,
+) -> Result<Written, Failure> {
     let path = if s.local.home_mailbox.is_empty() {
         let spool = &s.local.mail_spool_directory;
         let maildir = if spool.ends_with('/') { "/" } else { "" };
@@ -219,19 +440,130 @@ pub fn deliver(
         Some((uid, gid)) => Some(FsIdentity::switch(uid, gid)?),
         None => None,
     };
-    let prefix = virtual_agent::prepended(m.sender, original, recipient);
     let mailbox = Mailbox {
         path: &path,
+        user: Some(user),
         owner,
         limit: s.local.mailbox_size_limit,
         lock: &s.local.mailbox_delivery_lock,
     };
-    let written = virtual_agent::store(s, syncer, &mailbox, m, &prefix)?;
-    Ok(match forwarded {
-        Some(id) => Delivered::Both(written, id),
-        None => Delivered::Stored(written),
+    virtual_agent::store(s, syncer, &mailbox, m, prefix)
+}
+
+/// Appends the message to a file in mbox form, with `who`'s privileges
+/// (synced before it returns).
+fn to_file(
+    s: &Settings,
+    syncer: &Syncer,
+    m: &Message,
+    prefix: &[u8],
+    path: &str,
+    who: &Privileges,
+) -> Result<(), Failure> {
+    let owner = s.privileged.then_some((who.uid, who.gid));
+    let _identity = match owner {
+        Some((uid, gid)) => Some(FsIdentity::switch(uid, gid)?),
+        None => None,
+    };
+    let mailbox = Mailbox {
+        path: std::path::Path::new(path),
+        user: Some(&who.user),
+        owner,
+        limit: s.local.mailbox_size_limit,
+        lock: &s.local.mailbox_delivery_lock,
+    };
+    virtual_agent::store(s, syncer, &mailbox, m, prefix).map(drop)
+}
+
+/// Runs `command` with the message on its input, as `who`.
+fn to_command(
+    s: &Settings,
+    m: &Message,
+    prefix: &[u8],
+    recipient: &str,
+    original: &str,
+    command: &str,
+    who: &Privileges,
+) -> Result<(), Failure> {
+    let (local, user) = user_of(s, recipient);
+    let (rcpt_local, domain) = recipient.rsplit_once('@').unwrap_or((recipient, ""));
+    let extension = local
+        .strip_prefix(&user)
+        .and_then(|rest| rest.get(1..))
+        .filter(|e| !e.is_empty());
+    let attr = |name: &str| {
+        m.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut env: Vec<(&'static str, String)> = Vec::new();
+    for (var, attr_name) in [
+        ("CLIENT_ADDRESS", "client_address"),
+        ("CLIENT_HELO", "helo_name"),
+        ("CLIENT_HOSTNAME", "client_name"),
+        ("CLIENT_PROTOCOL", "protocol_name"),
+    ] {
+        if let Some(v) = attr(attr_name) {
+            env.push((var, v));
+        }
+    }
+    env.push(("DOMAIN", domain.to_string()));
+    if let Some(ext) = extension {
+        env.push(("EXTENSION", ext.to_string()));
+    }
+    env.push(("HOME", who.home.clone()));
+    env.push(("LOCAL", rcpt_local.to_string()));
+    env.push(("LOGNAME", who.user.clone()));
+    env.push((
+        "ORIGINAL_RECIPIENT",
+        if original.is_empty() {
+            recipient
+        } else {
+            original
+        }
+        .to_string(),
+    ));
+    env.push(("PATH", "/usr/bin:/bin".into()));
+    env.push(("RECIPIENT", recipient.to_string()));
+    env.push(("SENDER", m.sender.to_string()));
+    env.push(("SHELL", who.shell.clone()));
+    env.push(("USER", who.user.clone()));
+    for name in &s.local.export_environment {
+        let value = match name.as_str() {
+            "MAIL_CONFIG" => Some(s.local.config_directory.to_string_lossy().into_owned()),
+            // As Postfix: commands get the C locale's messages.
+            "LANG" => Some("C".to_string()),
+            other => std::env::var(other).ok(),
+        };
+        if let (Some(v), Some(k)) = (value, EXPORTABLE.iter().find(|k| **k == name.as_str())) {
+            env.push((k, v));
+        }
+    }
+    let from = if m.sender.is_empty() {
+        "MAILER-DAEMON"
+    } else {
+        m.sender
+    };
+    let stamp =
+        rostfix_message::date::asctime(&rostfix_message::date::local(rostfix_message::date::now()));
+    let mut input = format!("From {from}  {stamp}\n").into_bytes();
+    input.extend_from_slice(prefix);
+    input.extend_from_slice(m.body);
+    crate::local_command::run(crate::local_command::Job {
+        command,
+        privileges: who,
+        switch: s.privileged,
+        env,
+        queue_directory: &s.queue_directory,
+        time_limit: s.local.command_time_limit,
+        input,
     })
 }
+
+/// The export_environment names a command may be given (the environment
+/// is built from static names).
+const EXPORTABLE: &[&str] = &["TZ", "MAIL_CONFIG", "LANG", "LC_ALL", "LC_CTYPE", "TERM"];
 
 /// Queues the message again for `targets` (with `Delivered-To:
 /// recipient` and a Received header on top), durably.
@@ -252,12 +584,14 @@ fn forward(
         .iter()
         .map(|t| (t.clone(), orig.to_string()))
         .collect();
+    // The header names the recipient as the alias lookup saw it.
+    let delivered_to = recipient.to_ascii_lowercase();
     crate::cleanup::queue_local(s, syncer, m.sender, &recipients, |id| {
         let stamp = rostfix_message::date::rfc5322(&rostfix_message::date::local(
             rostfix_message::date::now(),
         ));
         let mut text = format!(
-            "Received: by {} ({})\n\tid {id}; {stamp}\nDelivered-To: {recipient}\n",
+            "Received: by {} ({})\n\tid {id}; {stamp}\nDelivered-To: {delivered_to}\n",
             s.myhostname, s.mail_name
         )
         .into_bytes();
@@ -270,6 +604,16 @@ fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn items_split_on_commas_outside_quotes() {
+        assert_eq!(
+            items(r#"a@b, "|/bin/sh -c 'x, y'" ,\nobody"#),
+            vec!["a@b", "|/bin/sh -c 'x, y'", "\\nobody"]
+        );
+        assert_eq!(items("# comment\nalice\n\n"), vec!["alice"]);
+        assert_eq!(items(r#""john doe"@x"#), vec![r#""john doe"@x"#]);
+    }
 
     #[test]
     fn delivered_to_for_the_recipient_is_a_loop() {

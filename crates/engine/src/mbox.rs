@@ -59,6 +59,8 @@ pub struct Locking {
 #[derive(Debug)]
 pub struct AppendError {
     pub full: bool,
+    /// A lock that is busy, or a file handle gone stale: worth a retry.
+    pub retry: bool,
     pub text: String,
 }
 
@@ -87,6 +89,10 @@ pub fn append(
 ) -> Result<File, AppendError> {
     let fail = |what: &str, e: io::Error| AppendError {
         full: e.raw_os_error() == Some(libc::EFBIG),
+        retry: matches!(
+            e.raw_os_error(),
+            Some(libc::EAGAIN | libc::ESTALE | libc::EDEADLK)
+        ) || e.kind() == io::ErrorKind::WouldBlock,
         text: format!("{what}: {}", io_text(&e)),
     };
     let _dotlock = if locking.methods.dotlock {
@@ -123,6 +129,7 @@ pub fn append(
     if let Some(why) = unsafe_file {
         return Err(AppendError {
             full: false,
+            retry: false,
             text: format!("cannot open file {}: {why}", path.display()),
         });
     }

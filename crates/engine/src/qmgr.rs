@@ -397,6 +397,7 @@ fn deliver_file(
     let before_active = (now() - arrival - started.elapsed().as_secs_f64()).max(0.0);
     let message = virtual_agent::Message {
         sender: &env.sender,
+        attrs: &env.attrs,
         body: &body,
     };
     let mut settled = Settled {
@@ -437,20 +438,18 @@ fn deliver_file(
             delay(total)
         );
         match outcome {
-            Outcome::Written(w) => written.push((r.clone(), agent, head, w)),
-            Outcome::WrittenAndSent(w, why) => {
-                settled.sent.push((
-                    r.clone(),
-                    agent,
-                    format!("{head}, dsn=2.0.0, status=sent ({why})"),
-                ));
-                written.push((r.clone(), agent, head, w));
+            Outcome::Done(stored, done) => {
+                for why in done {
+                    settled.sent.push((
+                        r.clone(),
+                        agent,
+                        format!("{head}, dsn=2.0.0, status=sent ({why})"),
+                    ));
+                }
+                if let Some(w) = stored {
+                    written.push((r.clone(), agent, head, w));
+                }
             }
-            Outcome::Sent(why) => settled.sent.push((
-                r.clone(),
-                agent,
-                format!("{head}, dsn=2.0.0, status=sent ({why})"),
-            )),
             Outcome::Failed(Failure::Defer(dsn, why)) => {
                 settled.all_done = false;
                 log.info(
@@ -462,7 +461,7 @@ fn deliver_file(
             }
             Outcome::Failed(f) => {
                 let diagnostic = f.diagnostic();
-                let (Failure::Bounce(dsn, why) | Failure::BounceIo(dsn, why)) = f else {
+                let (Failure::Bounce(dsn, why) | Failure::BounceUnix(dsn, why, _)) = f else {
                     continue;
                 };
                 log.info(agent, &format!("{head}, dsn={dsn}, status=bounced ({why})"));
@@ -527,7 +526,9 @@ fn deliver_file(
                 }
             }
             Err(
-                Failure::Defer(dsn, why) | Failure::Bounce(dsn, why) | Failure::BounceIo(dsn, why),
+                Failure::Defer(dsn, why)
+                | Failure::Bounce(dsn, why)
+                | Failure::BounceUnix(dsn, why, _),
             ) => {
                 settled.all_done = false;
                 log.info(
@@ -628,12 +629,10 @@ fn notify_sender(
 
 /// What a delivery agent did with one recipient.
 enum Outcome {
-    /// A file to make durable and publish (virtual(8)).
-    Written(virtual_agent::Written),
-    /// Done, nothing written (discard(8)), with the reason.
-    Sent(String),
-    /// Both (a local alias that keeps a copy and forwards).
-    WrittenAndSent(virtual_agent::Written, String),
+    /// A file to make durable and publish (virtual(8), local(8)'s
+    /// mailbox), and deliveries done already, each with its log text
+    /// (discard(8), local(8)'s forwards, commands and files).
+    Done(Option<virtual_agent::Written>, Vec<String>),
     Failed(Failure),
 }
 
@@ -668,21 +667,22 @@ fn deliver_one(
         Some("virtual") => (
             "virtual",
             match virtual_agent::deliver(s, syncer, message, &resolved.address, &r.original) {
-                Ok(w) => Outcome::Written(w),
+                Ok(w) => Outcome::Done(Some(w), Vec::new()),
                 Err(f) => Outcome::Failed(f),
             },
         ),
         Some("local") => (
             "local",
             match crate::local_agent::deliver(s, syncer, message, &resolved.address, &r.original) {
-                Ok(Delivered::Stored(w)) => Outcome::Written(w),
-                Ok(Delivered::Forwarded(id)) => {
-                    let _ = announce.send(id.to_string());
-                    Outcome::Sent(format!("forwarded as {id}"))
-                }
-                Ok(Delivered::Both(w, id)) => {
-                    let _ = announce.send(id.to_string());
-                    Outcome::WrittenAndSent(w, format!("forwarded as {id}"))
+                Ok(Delivered {
+                    stored,
+                    done,
+                    forwarded,
+                }) => {
+                    if let Some(id) = forwarded {
+                        let _ = announce.send(id.to_string());
+                    }
+                    Outcome::Done(stored, done)
                 }
                 Err(f) => Outcome::Failed(f),
             },
@@ -706,7 +706,7 @@ fn deliver_one(
             };
             ("error", Outcome::Failed(failure))
         }
-        Some("discard") => ("discard", Outcome::Sent(route.nexthop)),
+        Some("discard") => ("discard", Outcome::Done(None, vec![route.nexthop])),
         None => ("error", unavailable()),
         Some(_) => ("qmgr", unavailable()),
     }

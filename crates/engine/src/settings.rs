@@ -253,6 +253,19 @@ pub struct LocalSettings {
     pub mail_spool_directory: String,
     pub mailbox_size_limit: u64,
     pub mailbox_delivery_lock: Locking,
+    /// The .forward files to try, unexpanded (`$home/.forward`...).
+    pub forward_path: String,
+    /// Where `|command` and `/file` destinations are allowed: `alias`,
+    /// `forward`, `include`.
+    pub allow_mail_to_commands: Vec<String>,
+    pub allow_mail_to_files: Vec<String>,
+    /// The user alias commands and files run as.
+    pub default_privs: String,
+    pub command_time_limit: std::time::Duration,
+    /// Environment variables passed on to commands from the mail
+    /// system's own (and MAIL_CONFIG, the configuration directory).
+    pub export_environment: Vec<String>,
+    pub config_directory: PathBuf,
 }
 
 /// Like [`maps`], for tables that may well be missing where Rostfix runs
@@ -418,6 +431,15 @@ impl Settings {
                 mail_spool_directory: cf.string("mail_spool_directory").map_err(e)?,
                 mailbox_size_limit: cf.int("mailbox_size_limit").map_err(e)?.max(0) as u64,
                 mailbox_delivery_lock: locking(cf, "mailbox_delivery_lock")?,
+                forward_path: cf.string("forward_path").map_err(e)?,
+                allow_mail_to_commands: list(cf, "allow_mail_to_commands").map_err(e)?,
+                allow_mail_to_files: list(cf, "allow_mail_to_files").map_err(e)?,
+                default_privs: cf.string("default_privs").map_err(e)?,
+                command_time_limit: std::time::Duration::from_secs(
+                    cf.time("command_time_limit").map_err(e)?,
+                ),
+                export_environment: list(cf, "export_environment").map_err(e)?,
+                config_directory: cf.config_directory.clone(),
             },
             local_recipient_maps: {
                 let m = maps(cf, "local_recipient_maps")?;

@@ -33,16 +33,17 @@ pub enum Failure {
     Defer(String, String),
     /// Give up (5.x.x), with the reason.
     Bounce(String, String),
-    /// Give up on a mailbox file that cannot be written (it is full):
-    /// the DSN's diagnostic is an I/O error, as Postfix reports it.
-    BounceIo(String, String),
+    /// Give up, with the reason logged and the text the DSN reports as
+    /// its `x-unix;` diagnostic (a mailbox file that is full reports an
+    /// I/O error; a command, its exit status or output).
+    BounceUnix(String, String, String),
 }
 
 impl Failure {
     /// The Diagnostic-Code of a bounce's delivery status.
     pub fn diagnostic(&self) -> String {
         match self {
-            Failure::BounceIo(..) => "x-unix; input/output error".into(),
+            Failure::BounceUnix(_, _, text) => format!("x-unix; {text}"),
             Failure::Defer(_, why) | Failure::Bounce(_, why) => format!("X-Postfix; {why}"),
         }
     }
@@ -210,6 +211,8 @@ impl Written {
 #[derive(Debug, Clone, Copy)]
 pub struct Message<'a> {
     pub sender: &'a str,
+    /// The queue file's attributes (client_address, helo_name, ...).
+    pub attrs: &'a [(String, String)],
     /// The content, lines ending in `\n`.
     pub body: &'a [u8],
 }
@@ -239,6 +242,7 @@ pub fn deliver(
     };
     let prefix = prepended(m.sender, original, recipient);
     let mailbox = Mailbox {
+        user: None,
         path: &path,
         owner,
         limit: s.virtual_mailbox_limit,
@@ -259,6 +263,9 @@ pub fn prepended(sender: &str, original: &str, recipient: &str) -> Vec<u8> {
 pub struct Mailbox<'a> {
     /// A Maildir when it ends in `/`, else an mbox file.
     pub path: &'a Path,
+    /// The user local(8) delivers for (None: virtual(8)), for its wording
+    /// of a failure.
+    pub user: Option<&'a str>,
     /// The owner written as (when privileged); the caller has switched
     /// to it already.
     pub owner: Option<(u32, u32)>,
@@ -298,12 +305,30 @@ pub fn store(
             rename: None,
             owner,
         })
-        .map_err(|e| {
-            let text = format!("delivery failed to mailbox {}: {}", path.display(), e.text);
-            if e.full {
-                Failure::BounceIo("5.2.2".into(), text)
-            } else {
-                Failure::Defer("4.2.0".into(), text)
+        .map_err(|e| match mailbox.user {
+            // local(8) words it its own way, and gives up unless the
+            // mailbox was only busy.
+            Some(user) => {
+                let text = format!(
+                    "cannot update mailbox {} for user {user}. {}",
+                    path.display(),
+                    e.text
+                );
+                if e.full {
+                    Failure::BounceUnix("5.2.2".into(), text, "input/output error".into())
+                } else if e.retry {
+                    Failure::Defer("4.2.0".into(), text)
+                } else {
+                    Failure::Bounce("5.2.0".into(), text)
+                }
+            }
+            None => {
+                let text = format!("delivery failed to mailbox {}: {}", path.display(), e.text);
+                if e.full {
+                    Failure::BounceUnix("5.2.2".into(), text, "input/output error".into())
+                } else {
+                    Failure::Defer("4.2.0".into(), text)
+                }
             }
         });
     }
