@@ -57,6 +57,15 @@ The `send` file (blank lines and `#` lines outside DATA are ignored):
     message lines, sent with CRLF line ends (smtplib dot-stuffs them)
     .                           ends the message; another MAIL FROM may follow
 
+or a local submission, run as the runner's user (root) with
+MAIL_CONFIG=TMP/etc, its standard input given line by line up to a line
+`EOF` (CRLF line ends for `-bs`, else LF), its exit status and output
+recorded in the smtp section:
+
+    SENDMAIL ARGS...            the subject's sendmail -C TMP/etc ARGS
+    MAIL ARGS...                Debian's mail(1) (bsd-mailx) with a mailrc
+                                that names the subject's sendmail
+
 Deliberate differences (DESIGN.md section 1) are applied to the expected
 text for SUBJECT=rostfix: `(Postfix)` after `by HOST` in Received headers
 becomes `(Rostfix)`.
@@ -72,9 +81,11 @@ Usage: run.py [--record] [--list] [--keep|--keep-all] [-j N] [-v] [CASE ...]
 
 import concurrent.futures
 import difflib
+import email
 import os
 import pwd
 import re
+import shlex
 import shutil
 import smtplib
 import stat
@@ -132,6 +143,8 @@ INDEXED = ("hash", "lmdb", "cdb", "btree", "dbm")
 # Deliberate differences, applied to the expected text for Rostfix.
 DEVIATIONS = [
     (re.compile(r"(\bby \S+) \(Postfix\)"), r"\1 (Rostfix)"),
+    (re.compile(r"(\bby \S+) \(Postfix, from userid"), r"\1 (Rostfix, from userid"),
+    (re.compile(r"^(  stdout: 220 \S+ ESMTP) Postfix$", re.M), r"\1 Rostfix"),
 ]
 
 MAILDIR_NAME = re.compile(r"\d+\.V[0-9a-f]+I[0-9a-f]+M\d+\.[^/:]+")
@@ -176,6 +189,16 @@ class Message:
         self.data = None
 
 
+class Command:
+    """A local submission: the subject's sendmail (or Debian's mail(1)
+    set to use it) run as root with `args` and `stdin`."""
+
+    def __init__(self, program, args):
+        self.program = program    # "sendmail" or "mail"
+        self.args = args
+        self.stdin = None
+
+
 def parse_send(path):
     messages = []
     cur = Message()
@@ -184,7 +207,16 @@ def parse_send(path):
         lines = f.read().split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    command = None
     for n, line in enumerate(lines, 1):
+        if command is not None:
+            if line == "EOF":
+                command.stdin = "".join(l + "\n" for l in data)
+                messages.append(command)
+                command, data = None, None
+            else:
+                data.append(line)
+            continue
         if data is not None:
             if line == ".":
                 cur.data = "\n".join(data) + "\n"
@@ -196,7 +228,10 @@ def parse_send(path):
         if not line.strip() or line.startswith("#"):
             continue
         m = re.match(r"(?i)(EHLO|MAIL FROM:|RCPT TO:)\s*(.*)$", line)
-        if line.upper() == "DATA":
+        cm = re.match(r"(SENDMAIL|MAIL)(?:\s+(.*))?$", line)
+        if cm and cur.sender is None and not re.match(r"(?i)MAIL FROM:", line):
+            command, data = Command(cm.group(1).lower(), shlex.split(cm.group(2) or "")), []
+        elif line.upper() == "DATA":
             if cur.sender is None or not cur.recipients:
                 raise CaseError(f"{path}:{n}: DATA before MAIL FROM and RCPT TO")
             data = []
@@ -213,6 +248,8 @@ def parse_send(path):
                 cur.recipients.append((address, options))
         else:
             raise CaseError(f"{path}:{n}: cannot parse {line!r}")
+    if command is not None:
+        raise CaseError(f"{path}: {command.program} input not ended by an EOF line")
     if data is not None:
         raise CaseError(f"{path}: message not ended by a '.' line")
     if cur.sender is not None:
@@ -305,6 +342,30 @@ class Instance:
             both = out + proc.stderr.decode("utf-8", "replace")
             shown = "".join("\n    | " + l for l in both.rstrip("\n").splitlines())
             raise CaseError(f"{name} {' '.join(args)} exited {proc.returncode}:{shown}")
+        return out
+
+    def submit(self, c):
+        """Runs a Command; its exit status and output, as lines."""
+        env = dict(os.environ, LC_ALL="C", MAIL_CONFIG=self.etc)
+        if c.program == "sendmail":
+            argv = [os.path.join(self.bin, "sendmail"), "-C", self.etc, *c.args]
+        else:
+            # Debian's bsd-mailx, told which sendmail to run.
+            rc = os.path.join(self.dir, "mailrc")
+            with open(rc, "w") as f:
+                f.write(f"set sendmail={os.path.join(self.bin, 'sendmail')}\n")
+            env["MAILRC"] = rc
+            argv = ["mail", "-n", *c.args]
+        text = c.stdin
+        if "-bs" in c.args:
+            text = text.replace("\n", "\r\n")
+        proc = subprocess.run(argv, input=text.encode("utf-8"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env, timeout=60)
+        shown = " ".join([c.program, *c.args])
+        out = [f"{shown}: exit {proc.returncode}"]
+        for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
+            for l in stream.decode("utf-8", "replace").splitlines():
+                out.append(f"  {name}: {l.rstrip()}")
         return out
 
     def start(self):
@@ -523,6 +584,14 @@ def dsn_summary(text):
             out += [l.rstrip() for l in joined.split("\n") if l.startswith("<")]
         else:
             out += pbody.rstrip("\n").split("\n")
+    # What a program reading it sees: Python's email package.
+    msg = email.message_from_string(text)
+    out.append("[python email: " + " ".join(p.get_content_type() for p in msg.walk()) + "]")
+    for part in msg.walk():
+        if part.get_content_type() == "message/delivery-status":
+            for block in part.get_payload()[1:]:
+                fields = ("Final-Recipient", "Action", "Status")
+                out.append("[python email: " + "; ".join(f"{k}={block[k]}" for k in fields) + "]")
     return "\n".join(out) + "\n"
 
 
@@ -612,7 +681,10 @@ def run_case(subject, bin_dir, name, record, keep):
         smtp_lines = []
         unsettled = []
         for n, m in enumerate(messages, 1):
-            smtp_lines += send(inst.port, m)
+            if isinstance(m, Command):
+                smtp_lines += inst.submit(m)
+            else:
+                smtp_lines += send(inst.port, m)
             if not inst.settle():
                 unsettled.append(n)
         if record:

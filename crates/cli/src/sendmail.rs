@@ -69,7 +69,15 @@ pub fn main() -> i32 {
         alias_override: None,
         recipients: Vec::new(),
     };
-    let g = Getopt::parse(std::env::args_os().skip(1), SPEC, "[options]");
+    // `-q` alone flushes: it takes no interval, whatever follows it
+    // (getopt would take the next word as one).
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let bare_q = args.iter().position(|a| a == "-q");
+    if let Some(i) = bare_q {
+        args.remove(i);
+        o.mode = Mode::Flush;
+    }
+    let g = Getopt::parse(args, SPEC, "[options]");
     for (c, v) in &g.options {
         let text = crate::msg::option_text(v);
         match c {

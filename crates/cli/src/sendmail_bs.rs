@@ -31,15 +31,22 @@ pub fn main(dir: Option<&Path>) -> i32 {
         myhostname: cf.string("myhostname").unwrap_or_else(|e| fatal(e)),
         mail_name: cf.string("mail_name").unwrap_or_else(|e| fatal(e)),
         chunks: Vec::new(),
+        log: crate::msg::maillog(&cf),
         cf,
     };
+    d.say(&format!("connect from {CLIENT}"));
     let greeting = d.session.greeting();
     if d.reply(&greeting).is_err() {
         return 0;
     }
     d.run();
+    let summary = d.session.summary();
+    d.say(&format!("disconnect from {CLIENT} {summary}"));
     0
 }
+
+/// The client, as smtpd names it in `sendmail -bs` mode.
+const CLIENT: &str = "localhost[127.0.0.1]";
 
 struct Dialogue<R, W> {
     session: Session,
@@ -50,6 +57,8 @@ struct Dialogue<R, W> {
     myhostname: String,
     mail_name: String,
     cf: Config,
+    /// The maillog, where smtpd's lines go (when it can be written).
+    log: Option<rostfix_engine::log::Log>,
     /// BDAT chunks so far.
     chunks: Vec<u8>,
 }
@@ -58,6 +67,12 @@ struct Dialogue<R, W> {
 struct Gone;
 
 impl<R: BufRead, W: Write> Dialogue<R, W> {
+    fn say(&self, text: &str) {
+        if let Some(l) = &self.log {
+            l.info("smtpd", text);
+        }
+    }
+
     fn run(&mut self) {
         loop {
             let Ok(Some(line)) = self.line() else {
@@ -201,6 +216,7 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
             full_name: None,
         };
         let written = MaildropFile::create(&self.queue_directory, &sub).and_then(|mut f| {
+            self.say(&format!("{}: client={CLIENT}", f.id()));
             let received = received_header(&self.myhostname, &self.mail_name, &env, f.id());
             let written = received
                 .iter()

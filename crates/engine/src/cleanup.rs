@@ -281,8 +281,12 @@ impl Cleanup {
                 return Ok(());
             }
             if !continuation {
-                // The first line that is not a header ends the headers.
+                // The first line that is not a header ends the headers,
+                // which an empty line must separate from the body.
                 self.end_headers(s)?;
+                if !line.is_empty() {
+                    self.write(b"")?;
+                }
             }
         }
         self.write(line)
@@ -408,7 +412,8 @@ impl Cleanup {
             } else {
                 &self.sender
             };
-            let from = match self.full_name.as_deref().filter(|n| !n.is_empty()) {
+            let name = self.full_name.as_deref().filter(|n| !n.is_empty());
+            let from = match name.filter(|_| !self.sender.is_empty()) {
                 // hfrom_format = standard (RFC 5322 name-addr).
                 Some(name) => format!("{} <{from}>", display_name(name)),
                 None => from.to_string(),

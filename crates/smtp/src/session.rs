@@ -356,8 +356,9 @@ impl Session {
                 unreachable_syntax(self)
             }
             Command::Helo(name) => {
+                // A HELO after EHLO leaves the protocol ESMTP, as in
+                // Postfix (recorded in tests/delivery/cases/sendmail-bs).
                 self.helo = Some(name);
-                self.esmtp = false;
                 self.tx = None;
                 self.bdat = Bdat::None;
                 let r = Reply::new(250, self.cfg.myhostname.clone());
