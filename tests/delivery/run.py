@@ -355,7 +355,7 @@ class Instance:
             with open(rc, "w") as f:
                 f.write(f"set sendmail={os.path.join(self.bin, 'sendmail')}\n")
             env["MAILRC"] = rc
-            argv = ["mail", "-n", *c.args]
+            argv = ["bsd-mailx", "-n", *c.args]
         text = c.stdin
         if "-bs" in c.args:
             text = text.replace("\n", "\r\n")
