@@ -76,12 +76,23 @@ fn entry(queue_directory: &Path, queue: &'static str, path: &Path) -> Option<Ent
         .filter(|r| !r.done)
         .map(|r| r.address.as_str())
         .collect();
-    // Those with a reason first, in the defer log's order, then the rest.
-    let mut recipients: Vec<(String, Option<String>)> = reasons
-        .iter()
-        .filter(|(a, _)| waiting.contains(&a.as_str()))
-        .map(|(a, w)| (a.clone(), Some(w.clone())))
-        .collect();
+    // Those with a reason first, grouped by reason in the order the
+    // defer log first gives each (as Postfix's agents log them, one
+    // destination at a time), then the rest.
+    let mut recipients: Vec<(String, Option<String>)> = Vec::new();
+    let mut order: Vec<&str> = Vec::new();
+    for (_, w) in &reasons {
+        if !order.contains(&w.as_str()) {
+            order.push(w);
+        }
+    }
+    for why in order {
+        for (a, w) in &reasons {
+            if w == why && waiting.contains(&a.as_str()) {
+                recipients.push((a.clone(), Some(w.clone())));
+            }
+        }
+    }
     for a in waiting {
         if !reasons.iter().any(|(r, _)| r == a) {
             recipients.push((a.to_string(), None));
