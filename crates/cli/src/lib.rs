@@ -4,9 +4,11 @@
 //! sendmail, mailq and newaliases share one module and dispatch on argv[0],
 //! as Postfix's do.
 
+pub mod maildrop;
 pub mod msg;
 pub mod postalias;
 pub mod postconf;
+pub mod postdrop;
 pub mod postfix;
 pub mod postmap;
 pub mod postqueue;

@@ -10,12 +10,12 @@
 //! flushes the queue. Flags Postfix accepts for compatibility with
 //! Sendmail and does nothing with are accepted and ignored the same way.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use rostfix_config::Config;
 use rostfix_maps::build::BuildOptions;
-use rostfix_queue::maildrop::{MaildropFile, Submission};
+use rostfix_queue::maildrop::Submission;
 
 use crate::msg::{Getopt, fatal};
 
@@ -277,15 +277,8 @@ fn send(o: &Options) -> i32 {
         uid: Some(uid),
         recipients: &o.recipients,
     };
-    let mut drop = MaildropFile::create(&queue_directory, &sub).unwrap_or_else(|e| {
-        fatal_status(
-            EX_TEMPFAIL,
-            &format!(
-                "cannot create a file in {}/maildrop: {e}",
-                queue_directory.display()
-            ),
-        )
-    });
+    let mut drop = crate::maildrop::open(&cf, &queue_directory, &sub)
+        .unwrap_or_else(|e| fatal_status(EX_TEMPFAIL, &e));
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let mut line = Vec::with_capacity(1024);
@@ -329,7 +322,7 @@ fn send(o: &Options) -> i32 {
             break Err((EX_TEMPFAIL, "message file too big".to_string()));
         }
         if let Err(e) = drop.line(&line) {
-            break Err((EX_TEMPFAIL, format!("{}: {e}", drop.path().display())));
+            break Err((EX_TEMPFAIL, e));
         }
     };
     let outcome = outcome.and_then(|()| match &headers {
@@ -339,19 +332,12 @@ fn send(o: &Options) -> i32 {
         _ => Ok(()),
     });
     if let Err((status, why)) = outcome {
-        let _ = drop.discard();
+        drop.discard();
         fatal_status(status, &why);
     }
-    if let Err(e) = maildrop_owner(&cf, &drop) {
-        let _ = drop.discard();
-        fatal_status(EX_TEMPFAIL, &e);
-    }
     match drop.finish(&queue_directory) {
-        Ok(_) => {
-            let _ = std::io::stdout().flush();
-            0
-        }
-        Err(e) => fatal_status(EX_TEMPFAIL, &format!("queue file write error: {e}")),
+        Ok(_) => 0,
+        Err(e) => fatal_status(EX_TEMPFAIL, &e),
     }
 }
 
@@ -376,20 +362,6 @@ fn is_header_line(line: &[u8], first: bool) -> bool {
 
 fn has_recipients(headers: &[Vec<u8>]) -> bool {
     !rostfix_engine::cleanup::header_recipients(headers.iter().map(Vec::as_slice)).is_empty()
-}
-
-/// A file root writes goes to the mail system's user, whose pickup must
-/// read it.
-pub fn maildrop_owner(cf: &Config, drop: &MaildropFile) -> Result<(), String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Ok(());
-    }
-    let owner = cf.string("mail_owner").map_err(|e| e.to_string())?;
-    let Ok(Some(u)) = nix::unistd::User::from_name(&owner) else {
-        return Ok(());
-    };
-    nix::unistd::chown(drop.path(), Some(u.uid), Some(u.gid))
-        .map_err(|e| format!("chown {}: {e}", drop.path().display()))
 }
 
 fn newaliases(dir: Option<PathBuf>, alias_override: Option<String>) -> i32 {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rostfix_config::Config;
 use rostfix_engine::cleanup::{Envelope, Origin, received_header};
-use rostfix_queue::maildrop::{MaildropFile, Submission};
+use rostfix_queue::maildrop::Submission;
 use rostfix_smtp::reply::Reply;
 use rostfix_smtp::session::{Event, Session, Transaction};
 
@@ -215,22 +215,22 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
             rewrite_headers: true,
             full_name: None,
         };
-        let written = MaildropFile::create(&self.queue_directory, &sub).and_then(|mut f| {
-            self.say(&format!("{}: client={CLIENT}", f.id()));
-            let received = received_header(&self.myhostname, &self.mail_name, &env, f.id());
-            let written = received
-                .iter()
-                .try_for_each(|l| f.line(l.as_bytes()))
-                .and_then(|()| lines.into_iter().try_for_each(|l| f.line(l)));
-            let handed = written.and_then(|()| {
-                crate::sendmail::maildrop_owner(&self.cf, &f).map_err(std::io::Error::other)
+        let written =
+            crate::maildrop::open(&self.cf, &self.queue_directory, &sub).and_then(|mut f| {
+                self.say(&format!("{}: client={CLIENT}", f.id()));
+                let received = received_header(&self.myhostname, &self.mail_name, &env, f.id());
+                let written = received
+                    .iter()
+                    .try_for_each(|l| f.line(l.as_bytes()))
+                    .and_then(|()| lines.into_iter().try_for_each(|l| f.line(l)));
+                match written {
+                    Ok(()) => f.finish(&self.queue_directory),
+                    Err(e) => {
+                        f.discard();
+                        Err(e)
+                    }
+                }
             });
-            if let Err(e) = handed {
-                let _ = f.discard();
-                return Err(e);
-            }
-            f.finish(&self.queue_directory)
-        });
         match written {
             Ok(id) => Reply::new(250, format!("2.0.0 Ok: queued as {id}")),
             Err(e) => {

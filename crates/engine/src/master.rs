@@ -344,6 +344,10 @@ pub struct Owner {
     pub name: String,
     pub uid: nix::unistd::Uid,
     pub gid: nix::unistd::Gid,
+    /// setgid_group (postdrop), when the group exists: the group of the
+    /// maildrop and public directories, which postdrop and postqueue
+    /// (set-group-ID) may enter.
+    pub setgid_group: Option<nix::unistd::Gid>,
 }
 
 /// `mail_owner`, when this process runs as root (otherwise there is no
@@ -362,6 +366,11 @@ pub fn mail_owner(cf: &rostfix_config::Config) -> Result<Option<Owner>, String> 
             name,
             uid: u.uid,
             gid: u.gid,
+            setgid_group: cf
+                .string("setgid_group")
+                .ok()
+                .and_then(|g| nix::unistd::Group::from_name(&g).ok().flatten())
+                .map(|g| g.gid),
         })),
         _ => Err(format!(
             "file {}/main.cf: parameter mail_owner: unknown user name value: {name}",
@@ -393,6 +402,21 @@ pub fn chown_queue(queue_directory: &std::path::Path, owner: &Owner) -> Result<(
         let path: PathBuf = queue_directory.join(d);
         nix::unistd::chown(&path, Some(owner.uid), Some(owner.gid))
             .map_err(|e| format!("chown {}: {e}", path.display()))?;
+    }
+    // Postfix's setgid_group model: users reach maildrop/ and public/
+    // only through the set-group-ID postdrop and postqueue; without the
+    // group, only root and mail_owner submit.
+    use std::os::unix::fs::PermissionsExt;
+    for (d, mode) in [("maildrop", 0o1730), ("public", 0o710)] {
+        let path: PathBuf = queue_directory.join(d);
+        let (group, mode) = match owner.setgid_group {
+            Some(g) => (g, mode),
+            None => (owner.gid, 0o700),
+        };
+        nix::unistd::chown(&path, Some(owner.uid), Some(group))
+            .map_err(|e| format!("chown {}: {e}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("chmod {}: {e}", path.display()))?;
     }
     Ok(())
 }

@@ -44,6 +44,22 @@ impl QueueFile {
         long_ids: bool,
         pool: Option<&crate::Pool>,
     ) -> io::Result<QueueFile> {
+        QueueFile::create_full(dir, long_ids, pool, 0o600)
+    }
+
+    /// [`QueueFile::create`] with a file mode of the caller's: postdrop's
+    /// maildrop files must be readable by pickup, which runs as another
+    /// user (the maildrop directory keeps everybody else out).
+    pub fn create_mode(dir: &Path, mode: u32) -> io::Result<QueueFile> {
+        QueueFile::create_full(dir, false, None, mode)
+    }
+
+    fn create_full(
+        dir: &Path,
+        long_ids: bool,
+        pool: Option<&crate::Pool>,
+        mode: u32,
+    ) -> io::Result<QueueFile> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -69,7 +85,7 @@ impl QueueFile {
                 None => OpenOptions::new()
                     .write(true)
                     .create_new(true)
-                    .mode(0o600)
+                    .mode(mode)
                     .open(&path),
             };
             let file = match created {
@@ -166,6 +182,8 @@ impl QueueFile {
     }
 
     /// Completes the file and makes it durable, directory entry included.
+    /// A file that cannot be made durable is removed: its writer reports
+    /// a failure, and its sender will try again.
     pub fn finish(self) -> io::Result<QueueId> {
         let dir = self
             .path
@@ -173,7 +191,10 @@ impl QueueFile {
             .map(Path::to_path_buf)
             .unwrap_or_default();
         let done = self.complete()?;
-        sync_batch(&[&done], &dir)?;
+        if let Err(e) = sync_batch(&[&done], &dir) {
+            let _ = fs::remove_file(&done.path);
+            return Err(e);
+        }
         Ok(done.id)
     }
 
@@ -214,7 +235,16 @@ pub fn sync_batch(files: &[&Completed], dir: &Path) -> io::Result<()> {
                 .unwrap_or_else(|_| Err(io::Error::other("sync thread panicked")))
         })
     })?;
-    File::open(dir)?.sync_all()
+    match File::open(dir) {
+        Ok(d) => d.sync_all(),
+        // postdrop may create files in the maildrop but not read the
+        // directory: the whole file system then, names included.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => match files.first() {
+            Some(f) => nix::unistd::syncfs(&f.file).map_err(io::Error::from),
+            None => Ok(()),
+        },
+        Err(e) => Err(e),
+    }
 }
 
 /// A recipient as the envelope holds it.

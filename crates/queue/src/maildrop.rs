@@ -16,6 +16,7 @@ use std::path::Path;
 
 use crate::file::QueueFile;
 use crate::id::QueueId;
+use crate::record::{self, RecordType};
 
 /// The sender's full name (sendmail -F, $NAME, or the password file).
 pub const ATTR_FULL_NAME: &str = "full_name";
@@ -31,10 +32,23 @@ pub const PICKUP_FIFO: &str = "public/pickup";
 /// -f, sendmail -q), `I ID` one message (postqueue -i).
 pub const QMGR_FIFO: &str = "public/qmgr";
 
-/// A message being written into the maildrop.
-#[derive(Debug)]
+/// A message being written into the maildrop: directly, or through
+/// `postdrop` (the set-group-ID program that may write there, for a
+/// user who may not), as a stream of records it checks and copies.
 pub struct MaildropFile {
-    file: QueueFile,
+    inner: Inner,
+    id: QueueId,
+}
+
+enum Inner {
+    File(QueueFile),
+    Stream(Box<dyn Write>),
+}
+
+impl std::fmt::Debug for MaildropFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MaildropFile({})", self.id)
+    }
 }
 
 /// The envelope of a submission.
@@ -45,6 +59,34 @@ pub struct Submission<'a> {
     pub extract_recipients: bool,
     pub uid: Option<u32>,
     pub recipients: &'a [String],
+}
+
+impl Submission<'_> {
+    /// The envelope records, in order.
+    fn records(&self, out: &mut Vec<u8>) {
+        record::encode(RecordType::Sender, self.sender.as_bytes(), out);
+        let mut attr = |name: &str, value: &str| {
+            record::encode(RecordType::Attr, format!("{name}={value}").as_bytes(), out);
+        };
+        if let Some(name) = self.full_name {
+            attr(ATTR_FULL_NAME, name);
+        }
+        if self.extract_recipients {
+            attr(ATTR_EXTRACT, "yes");
+        }
+        if let Some(uid) = self.uid {
+            attr(ATTR_UID, &uid.to_string());
+        }
+        for r in self.recipients {
+            let mut p = Vec::with_capacity(2 * r.len() + 2);
+            p.push(crate::record::RCPT_PENDING);
+            p.extend_from_slice(r.as_bytes());
+            p.push(0);
+            p.extend_from_slice(r.as_bytes());
+            record::encode(RecordType::Recipient, &p, out);
+        }
+        record::encode(RecordType::Content, b"", out);
+    }
 }
 
 impl MaildropFile {
@@ -61,37 +103,83 @@ impl MaildropFile {
         if let Some(uid) = sub.uid {
             file.attr(ATTR_UID, &uid.to_string());
         }
-
         for r in sub.recipients {
             file.recipient(r, r);
         }
         file.content();
-        Ok(MaildropFile { file })
+        let id = file.id().clone();
+        Ok(MaildropFile {
+            inner: Inner::File(file),
+            id,
+        })
     }
 
-    pub fn path(&self) -> &Path {
-        self.file.path()
+    /// Starts a submission through postdrop: `to` is its standard input,
+    /// `id` the queue ID it said it made.
+    pub fn through(
+        mut to: Box<dyn Write>,
+        id: QueueId,
+        sub: &Submission<'_>,
+    ) -> io::Result<MaildropFile> {
+        let mut buf = Vec::new();
+        sub.records(&mut buf);
+        to.write_all(&buf)?;
+        Ok(MaildropFile {
+            inner: Inner::Stream(to),
+            id,
+        })
+    }
+
+    /// The file, when written directly.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.inner {
+            Inner::File(f) => Some(f.path()),
+            Inner::Stream(_) => None,
+        }
     }
 
     pub fn id(&self) -> &QueueId {
-        self.file.id()
+        &self.id
     }
 
     /// One line of the message, without its newline.
     pub fn line(&mut self, line: &[u8]) -> io::Result<()> {
-        self.file.line(line)
+        match &mut self.inner {
+            Inner::File(f) => f.line(line),
+            Inner::Stream(w) => {
+                let mut buf = Vec::with_capacity(line.len() + record::HEADER_LEN);
+                record::encode(RecordType::Line, line, &mut buf);
+                w.write_all(&buf)
+            }
+        }
     }
 
-    /// Completes the file and makes it durable, then wakes pickup.
+    /// Completes the file and makes it durable, then wakes pickup (for a
+    /// stream, postdrop does both once it has the end record).
     pub fn finish(self, queue_directory: &Path) -> io::Result<QueueId> {
-        let id = self.file.finish()?;
-        wake_pickup(queue_directory);
-        Ok(id)
+        match self.inner {
+            Inner::File(f) => {
+                let id = f.finish()?;
+                wake_pickup(queue_directory);
+                Ok(id)
+            }
+            Inner::Stream(mut w) => {
+                let mut buf = Vec::new();
+                record::encode(RecordType::End, &0u64.to_le_bytes(), &mut buf);
+                w.write_all(&buf)?;
+                w.flush()?;
+                Ok(self.id)
+            }
+        }
     }
 
     /// Gives up the submission.
     pub fn discard(self) -> io::Result<()> {
-        self.file.discard()
+        match self.inner {
+            Inner::File(f) => f.discard(),
+            // postdrop removes its file when the stream ends early.
+            Inner::Stream(_) => Ok(()),
+        }
     }
 }
 
