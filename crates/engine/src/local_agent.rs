@@ -20,9 +20,13 @@
 //! carries `Delivered-To:` for the recipient is a forwarding loop and
 //! bounces.
 //!
+//! mailbox_command_maps (by user) or mailbox_command, when set, delivers
+//! to the mailbox instead: a command run as the user (as default_privs
+//! for root).
+//!
 //! Not yet: `:include:` files (a destination naming one defers),
-//! `\otheruser`, owner- aliases, mailbox_command, luser_relay, alias
-//! commands run as the alias database's owner.
+//! `\otheruser`, owner- aliases, luser_relay, alias commands run as the
+//! alias database's owner.
 
 /// How deep local aliases may nest, and how many addresses one may reach.
 const ALIAS_DEPTH: usize = 100;
@@ -386,19 +390,50 @@ pub fn deliver(
         delivered.forwarded = Some(id);
     }
     if expansion.own_mailbox {
-        delivered.stored = Some(to_mailbox(s, syncer, m, &prefix, &user, account()?)?);
+        match mailbox_command(s, &user)? {
+            Some(command) => {
+                let who = privileges(s, &Source::Forward, &user)?;
+                to_command(s, m, &prefix, recipient, original, &command, &who)?;
+                delivered
+                    .done
+                    .push(format!("delivered to command: {command}"));
+            }
+            None => {
+                delivered.stored = Some(to_mailbox(s, syncer, m, &prefix, &user, account()?)?);
+            }
+        }
     }
     Ok(delivered)
 }
 
+/// The command that delivers to `user`'s mailbox, if any:
+/// mailbox_command_maps (by user name), else mailbox_command. Its text is
+/// not `$name`-expanded: `$SENDER` and the like are for its shell.
+fn mailbox_command(s: &Settings, user: &str) -> Result<Option<String>, Failure> {
+    match s.local.mailbox_command_maps.find(user, true) {
+        Ok(Some(command)) => return Ok(Some(command)),
+        Ok(None) => {}
+        Err(e) => {
+            return Err(Failure::Defer(
+                "4.3.0".into(),
+                format!("mailbox_command_maps lookup failure: {e}"),
+            ));
+        }
+    }
+    Ok(Some(s.local.mailbox_command.clone()).filter(|c| !c.is_empty()))
+}
+
 /// Whose privileges a command or file of `source` has: the user's for
-/// a .forward, default_privs for an alias.
+/// a .forward or the mailbox, default_privs for an alias, and for root.
 fn privileges(s: &Settings, source: &Source, user: &str) -> Result<Privileges, Failure> {
     let name = match source {
         Source::Forward => user,
         Source::Alias => &s.local.default_privs,
     };
     match nix::unistd::User::from_name(name) {
+        Ok(Some(u)) if u.uid.is_root() && *source == Source::Forward => {
+            privileges(s, &Source::Alias, user)
+        }
         Ok(Some(u)) => Ok(Privileges {
             uid: u.uid.as_raw(),
             gid: u.gid.as_raw(),

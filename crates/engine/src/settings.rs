@@ -255,6 +255,9 @@ pub struct LocalSettings {
     pub mailbox_delivery_lock: Locking,
     /// The .forward files to try, unexpanded (`$home/.forward`...).
     pub forward_path: String,
+    /// Mailbox delivery by a command, per user or for all (raw text).
+    pub mailbox_command_maps: Maps,
+    pub mailbox_command: String,
     /// Where `|command` and `/file` destinations are allowed: `alias`,
     /// `forward`, `include`.
     pub allow_mail_to_commands: Vec<String>,
@@ -432,6 +435,8 @@ impl Settings {
                 mailbox_size_limit: cf.int("mailbox_size_limit").map_err(e)?.max(0) as u64,
                 mailbox_delivery_lock: locking(cf, "mailbox_delivery_lock")?,
                 forward_path: cf.string("forward_path").map_err(e)?,
+                mailbox_command_maps: maps(cf, "mailbox_command_maps")?,
+                mailbox_command: cf.string("mailbox_command").map_err(e)?,
                 allow_mail_to_commands: list(cf, "allow_mail_to_commands").map_err(e)?,
                 allow_mail_to_files: list(cf, "allow_mail_to_files").map_err(e)?,
                 default_privs: cf.string("default_privs").map_err(e)?,
