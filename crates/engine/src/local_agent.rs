@@ -24,9 +24,13 @@
 //! to the mailbox instead: a command run as the user (as default_privs
 //! for root).
 //!
-//! Not yet: `:include:` files (a destination naming one defers),
-//! `\otheruser`, owner- aliases, luser_relay, alias commands run as the
-//! alias database's owner.
+//! `:include:/file` reads more destinations from a file (its commands
+//! and files run as the file's owner, default_privs if root owns it;
+//! allowed where allow_mail_to_* say `include`).
+//!
+//! Not yet: `\otheruser`, owner- aliases, luser_relay, alias commands
+//! run as the alias database's owner, aliases followed from inside a
+//! `:include:` file.
 
 /// How deep local aliases may nest, and how many addresses one may reach.
 const ALIAS_DEPTH: usize = 100;
@@ -92,6 +96,11 @@ fn user_of(s: &Settings, address: &str) -> (String, String) {
 enum Source {
     Alias,
     Forward,
+    /// A `:include:` file, owned by this user ID.
+    Include {
+        owner: u32,
+        depth: usize,
+    },
 }
 
 impl Source {
@@ -99,9 +108,13 @@ impl Source {
         match self {
             Source::Alias => "alias",
             Source::Forward => "forward",
+            Source::Include { .. } => "include",
         }
     }
 }
+
+/// How deep `:include:` files may nest.
+const INCLUDE_DEPTH: usize = 10;
 
 /// Where an alias or .forward sends a recipient's mail.
 #[derive(Debug, Default)]
@@ -180,11 +193,9 @@ fn destination(
         out.files.push((item.to_string(), source));
         return Ok(None);
     }
-    if item.starts_with(":include:") {
-        return Err(Failure::Defer(
-            "4.3.0".into(),
-            format!("{item}: include files are not supported yet"),
-        ));
+    if let Some(path) = item.strip_prefix(":include:") {
+        include(s, path.trim(), source, top, out)?;
+        return Ok(None);
     }
     // `\user` stops expansion: the recipient's own mailbox (another
     // user's is not supported yet).
@@ -205,6 +216,56 @@ fn destination(
         return Ok(None);
     }
     Ok(Some(next))
+}
+
+/// The destinations of a `:include:` file, read with the privileges of
+/// the list that names it, into `out` (addresses are forwarded as they
+/// are). Its commands and files run as the file's owner, or as
+/// default_privs when root owns it.
+fn include(
+    s: &Settings,
+    path: &str,
+    source: Source,
+    top: &str,
+    out: &mut Expansion,
+) -> Result<(), Failure> {
+    let depth = match source {
+        Source::Include { depth, .. } => depth + 1,
+        _ => 0,
+    };
+    if depth >= INCLUDE_DEPTH {
+        return Err(Failure::Defer(
+            "4.3.0".into(),
+            format!(":include:{path}: too deeply nested"),
+        ));
+    }
+    let who = privileges(s, &source, &user_of(s, top).1)?;
+    let read = {
+        let _identity = match s.privileged {
+            true => Some(FsIdentity::switch(who.uid, who.gid)?),
+            false => None,
+        };
+        std::fs::File::open(path).and_then(|mut f| {
+            use std::io::Read;
+            use std::os::unix::fs::MetadataExt;
+            let owner = f.metadata()?.uid();
+            let mut text = String::new();
+            f.read_to_string(&mut text).map(|_| (owner, text))
+        })
+    };
+    let (owner, text) = read.map_err(|e| {
+        Failure::Defer(
+            "4.3.0".into(),
+            format!("cannot open include file {path}: {e}"),
+        )
+    })?;
+    let nested = Source::Include { owner, depth };
+    for item in items(&text) {
+        if let Some(next) = destination(s, &item, nested, top, out)? {
+            out.forward.push(next);
+        }
+    }
+    Ok(())
 }
 
 /// Expands `address` through alias_maps, following aliases of local
@@ -426,9 +487,19 @@ fn mailbox_command(s: &Settings, user: &str) -> Result<Option<String>, Failure> 
 /// Whose privileges a command or file of `source` has: the user's for
 /// a .forward or the mailbox, default_privs for an alias, and for root.
 fn privileges(s: &Settings, source: &Source, user: &str) -> Result<Privileges, Failure> {
+    let owner_name;
     let name = match source {
         Source::Forward => user,
         Source::Alias => &s.local.default_privs,
+        Source::Include { owner: 0, .. } => &s.local.default_privs,
+        Source::Include { owner, .. } => {
+            owner_name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(*owner))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| s.local.default_privs.clone());
+            &owner_name
+        }
     };
     match nix::unistd::User::from_name(name) {
         Ok(Some(u)) if u.uid.is_root() && *source == Source::Forward => {
