@@ -214,6 +214,9 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
             recipients: recipients.clone(),
             rewrite_headers: true,
             full_name: None,
+            dsn: Vec::new(),
+            ret: String::new(),
+            envid: String::new(),
         };
         let written =
             crate::maildrop::open(&self.cf, &self.queue_directory, &sub).and_then(|mut f| {

@@ -11,7 +11,7 @@ use std::io;
 use std::path::Path;
 
 use rostfix_message::date;
-use rostfix_queue::file::Completed;
+use rostfix_queue::file::{Completed, Dsn};
 use rostfix_queue::{QueueFile, QueueId, Syncer};
 
 use crate::log::Log;
@@ -50,6 +50,11 @@ pub struct Envelope {
     pub origin: Origin,
     pub sender: String,
     pub recipients: Vec<String>,
+    /// Each recipient's NOTIFY and ORCPT, by position (missing: none).
+    pub dsn: Vec<Dsn>,
+    /// RET (`full`, `hdrs`) and ENVID of MAIL FROM, or empty.
+    pub ret: String,
+    pub envid: String,
     /// Add Message-Id/Date if missing (local_header_rewrite_clients).
     pub rewrite_headers: bool,
     /// The sender's full name, for a From header cleanup adds (sendmail
@@ -184,14 +189,16 @@ impl Cleanup {
         };
         let mut recipients = Vec::new();
         let mut seen = HashSet::new();
-        for rcpt in &env.recipients {
+        let no_dsn = Dsn::default();
+        for (i, rcpt) in env.recipients.iter().enumerate() {
+            let dsn = env.dsn.get(i).unwrap_or(&no_dsn);
             let canonical = resolve::canonical_form(s, rcpt);
             let c = rewrite::canonical(s, &canonical, AddressClass::EnvelopeRecipient)
                 .map_err(refused)?;
             let c = rewrite::masquerade(s, &c, AddressClass::EnvelopeRecipient);
             for final_addr in rewrite::expand_aliases(s, &c).map_err(refused)? {
                 if seen.insert((final_addr.to_ascii_lowercase(), rcpt.to_ascii_lowercase())) {
-                    recipients.push((final_addr, rcpt));
+                    recipients.push((final_addr, rcpt, dsn));
                 }
             }
         }
@@ -217,8 +224,14 @@ impl Cleanup {
                 file.attr("uid", &uid.to_string());
             }
         }
-        for (final_addr, rcpt) in &recipients {
-            file.recipient(final_addr, rcpt);
+        if !env.ret.is_empty() {
+            file.attr("dsn_ret", &env.ret);
+        }
+        if !env.envid.is_empty() {
+            file.attr("dsn_envid", &env.envid);
+        }
+        for (final_addr, rcpt, dsn) in &recipients {
+            file.recipient_dsn(final_addr, rcpt, dsn);
         }
         file.content();
         let mut c = Cleanup {

@@ -187,13 +187,11 @@ fn prepare(s: &Settings, log: &Log, path: &Path) -> Result<Cleanup, Skip> {
         Some(uid) if trusted => uid,
         _ => meta.uid(),
     };
-    // A requeued queue file (postsuper -r) keeps its done marks.
-    let mut recipients: Vec<String> = env
-        .recipients
-        .iter()
-        .filter(|r| !r.done)
-        .map(|r| r.address.clone())
-        .collect();
+    // A requeued queue file (postsuper -r) keeps its done marks and its
+    // delivery status notification requests.
+    let waiting: Vec<_> = env.recipients.iter().filter(|r| !r.done).collect();
+    let mut recipients: Vec<String> = waiting.iter().map(|r| r.address.clone()).collect();
+    let dsn = waiting.iter().map(|r| r.dsn.clone()).collect();
     if attr(ATTR_EXTRACT) == Some("yes") {
         recipients.extend(cleanup::header_recipients(header_lines(&queued)));
     }
@@ -206,6 +204,9 @@ fn prepare(s: &Settings, log: &Log, path: &Path) -> Result<Cleanup, Skip> {
         recipients,
         rewrite_headers: true,
         full_name: attr(ATTR_FULL_NAME).map(str::to_string),
+        dsn,
+        ret: attr("dsn_ret").unwrap_or_default().to_string(),
+        envid: attr("dsn_envid").unwrap_or_default().to_string(),
     };
     let mut c = Cleanup::start(s, &envelope).map_err(|e| {
         log.warning("cleanup", &format!("queue file: {e}"));

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rostfix_maps::order;
+use rostfix_queue::file::Dsn;
 use rostfix_smtp::data::{DataEvent, DataReceiver};
+use rostfix_smtp::params::{Notify, Ret};
 use rostfix_smtp::reply::Reply;
 use rostfix_smtp::session::{Event, Session, text};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -762,6 +764,20 @@ async fn start_message(
         full_name: None,
         sender: tx.from.clone(),
         recipients: tx.recipients.iter().map(|(r, _)| r.clone()).collect(),
+        dsn: tx
+            .recipients
+            .iter()
+            .map(|(_, p)| Dsn {
+                notify: p.notify.map(notify_text).unwrap_or_default(),
+                orcpt: p.orcpt.clone().unwrap_or_default(),
+            })
+            .collect(),
+        ret: match tx.params.ret {
+            Some(Ret::Full) => "full".into(),
+            Some(Ret::Hdrs) => "hdrs".into(),
+            None => String::new(),
+        },
+        envid: tx.params.envid.clone().unwrap_or_default(),
         // local_header_rewrite_clients = permit_inet_interfaces
         rewrite_headers: s.inet_interface_addrs.contains(&peer.ip()),
     };
@@ -781,6 +797,23 @@ async fn start_message(
             None
         }
     }
+}
+
+/// NOTIFY as the queue file keeps it (see [`Dsn`]).
+fn notify_text(n: Notify) -> String {
+    if n.never {
+        return "never".into();
+    }
+    [
+        (n.success, "success"),
+        (n.failure, "failure"),
+        (n.delay, "delay"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| *name)
+    .collect::<Vec<_>>()
+    .join(",")
 }
 
 /// Ends the message through cleanup and answers with its queue ID or

@@ -135,11 +135,22 @@ impl QueueFile {
 
     /// A recipient: the address to deliver to and the one the client gave.
     pub fn recipient(&mut self, address: &str, original: &str) {
+        self.recipient_dsn(address, original, &Dsn::default());
+    }
+
+    /// A recipient with its RFC 3461 parameters.
+    pub fn recipient_dsn(&mut self, address: &str, original: &str, dsn: &Dsn) {
         let mut p = Vec::with_capacity(address.len() + original.len() + 2);
         p.push(RCPT_PENDING);
         p.extend_from_slice(address.as_bytes());
         p.push(0);
         p.extend_from_slice(original.as_bytes());
+        if !dsn.notify.is_empty() || !dsn.orcpt.is_empty() {
+            p.push(0);
+            p.extend_from_slice(dsn.notify.as_bytes());
+            p.push(0);
+            p.extend_from_slice(dsn.orcpt.as_bytes());
+        }
         self.record(RecordType::Recipient, &p);
     }
 
@@ -247,11 +258,33 @@ pub fn sync_batch(files: &[&Completed], dir: &Path) -> io::Result<()> {
     }
 }
 
+/// A recipient's delivery status notification parameters (RFC 3461),
+/// as the client gave them: `notify` is empty (the default: failures and
+/// delays), `never`, or a comma-separated list of `success`, `failure`,
+/// `delay`; `orcpt` the ORCPT value (`rfc822;addr`), or empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dsn {
+    pub notify: String,
+    pub orcpt: String,
+}
+
+impl Dsn {
+    /// Whether the sender wants to hear of this outcome (`failure`,
+    /// `delay`, `success`).
+    pub fn wants(&self, what: &str) -> bool {
+        if self.notify.is_empty() {
+            return what != "success";
+        }
+        self.notify.split(',').any(|n| n == what)
+    }
+}
+
 /// A recipient as the envelope holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
     pub address: String,
     pub original: String,
+    pub dsn: Dsn,
     pub done: bool,
     /// Where the status byte is, for [`mark_done`].
     pub status_offset: u64,
@@ -370,10 +403,17 @@ impl QueueReader {
                         .split_first()
                         .ok_or_else(|| QueueError::Corrupt("empty recipient".into()))?;
                     let t = String::from_utf8_lossy(rest);
-                    let (address, original) = t.split_once('\0').unwrap_or((&t, ""));
+                    let mut fields = t.split('\0');
+                    let mut next = || fields.next().unwrap_or("").to_string();
+                    let (address, original) = (next(), next());
+                    let dsn = Dsn {
+                        notify: next(),
+                        orcpt: next(),
+                    };
                     env.recipients.push(Recipient {
-                        address: address.to_string(),
-                        original: original.to_string(),
+                        address,
+                        original,
+                        dsn,
                         done: *status == RCPT_DONE,
                         status_offset: offset + HEADER_LEN as u64,
                     });
