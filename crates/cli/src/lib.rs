@@ -7,6 +7,7 @@
 pub mod maildrop;
 pub mod msg;
 pub mod postalias;
+pub mod postcat;
 pub mod postconf;
 pub mod postdrop;
 pub mod postfix;

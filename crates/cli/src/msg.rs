@@ -51,6 +51,14 @@ pub fn maillog(cf: &rostfix_config::Config) -> Option<rostfix_engine::log::Log> 
     Some(rostfix_engine::log::Log::new(logger, &syslog_name))
 }
 
+/// An I/O error as C's strerror(3) words it (no "(os error N)").
+pub fn io_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
 pub fn warning(text: &str) {
     eprintln!("{}: warning: {text}", program());
 }

@@ -12,6 +12,7 @@ pub mod file;
 pub mod id;
 pub mod maildrop;
 pub mod pool;
+pub mod postcat;
 pub mod record;
 pub mod sync;
 

@@ -1,6 +1,3 @@
 fn main() {
-    std::process::exit(rostfix_cli::unimplemented::main(
-        "postcat",
-        "the queue tools (issue 4)",
-    ));
+    std::process::exit(rostfix_cli::postcat::main());
 }
