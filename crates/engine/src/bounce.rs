@@ -14,11 +14,13 @@ use rostfix_queue::{QueueId, Syncer};
 
 use crate::settings::Settings;
 
-/// One recipient that failed for good.
+/// One recipient a notification reports on: one that failed for good,
+/// or (a success report) one delivered.
 #[derive(Debug, Clone)]
 pub struct Failed {
     pub address: String,
-    /// The address the client gave (Original-Recipient).
+    /// Original-Recipient: the ORCPT the client gave (`rfc822;addr`),
+    /// else `rfc822;` and the address it gave.
     pub original: String,
     /// The status code (`5.1.1`).
     pub dsn: String,
@@ -26,18 +28,37 @@ pub struct Failed {
     pub why: String,
     /// The Diagnostic-Code (`X-Postfix; reason`).
     pub diagnostic: String,
+    /// Action: `failed`, `delivered`, `expanded`.
+    pub action: &'static str,
 }
 
 impl Failed {
     pub fn new(r: &Recipient, dsn: String, why: String, diagnostic: String) -> Failed {
+        let original = if !r.dsn.orcpt.is_empty() {
+            r.dsn.orcpt.clone()
+        } else if !r.original.is_empty() {
+            format!("rfc822;{}", r.original)
+        } else {
+            String::new()
+        };
         Failed {
             address: r.address.clone(),
-            original: r.original.clone(),
+            original,
             dsn,
             why,
             diagnostic,
+            action: "failed",
         }
     }
+}
+
+/// Which notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Non-delivery: the failed recipients, the message returned.
+    Failure,
+    /// NOTIFY=SUCCESS: the delivered recipients, the headers returned.
+    Success,
 }
 
 /// The message the notification is about.
@@ -49,6 +70,10 @@ pub struct Original<'a> {
     pub arrival: i64,
     /// The queued content, lines ending in `\n`.
     pub content: &'a [u8],
+    /// RET=HDRS: return only the headers.
+    pub ret_headers: bool,
+    /// ENVID, or empty.
+    pub envid: &'a str,
 }
 
 /// Queues the non-delivery notification for `failed` to `original`'s
@@ -59,14 +84,32 @@ pub fn queue(
     original: &Original,
     failed: &[Failed],
 ) -> io::Result<QueueId> {
+    report(s, syncer, original, failed, Kind::Failure)
+}
+
+/// Queues a notification of `kind` about `recipients` to `original`'s
+/// sender and waits until it is durable; returns its queue ID.
+pub fn report(
+    s: &Settings,
+    syncer: &Syncer,
+    original: &Original,
+    recipients: &[Failed],
+    kind: Kind,
+) -> io::Result<QueueId> {
     let to = original.sender.to_string();
     crate::cleanup::queue_local(s, syncer, "", &[(to.clone(), to)], |id| {
-        notification(s, id, original, failed)
+        notification(s, id, original, recipients, kind)
     })
 }
 
 /// The notification's text (lines joined by `\n`, no final newline).
-fn notification(s: &Settings, id: &QueueId, original: &Original, failed: &[Failed]) -> Vec<u8> {
+fn notification(
+    s: &Settings,
+    id: &QueueId,
+    original: &Original,
+    failed: &[Failed],
+    kind: Kind,
+) -> Vec<u8> {
     let now = date::now();
     let stamp = date::rfc5322(&date::local(now));
     let host = &s.myhostname;
@@ -84,7 +127,10 @@ fn notification(s: &Settings, id: &QueueId, original: &Original, failed: &[Faile
         "From: Mail Delivery System <{}>",
         crate::resolve::canonical_form(s, "MAILER-DAEMON")
     ));
-    line("Subject: Undelivered Mail Returned to Sender");
+    line(match kind {
+        Kind::Failure => "Subject: Undelivered Mail Returned to Sender",
+        Kind::Success => "Subject: Successful Mail Delivery Report",
+    });
     line(&format!("To: {}", original.sender));
     line("Auto-Submitted: auto-replied");
     line("MIME-Version: 1.0");
@@ -105,10 +151,18 @@ fn notification(s: &Settings, id: &QueueId, original: &Original, failed: &[Faile
     line("");
     line(&format!("This is the mail system at host {host}."));
     line("");
-    line("Your message could not be delivered to one or more of its");
-    line("recipients; the reasons follow, and the message is returned");
-    line("below. The postmaster of this site can help: please include");
-    line("this report if you write.");
+    match kind {
+        Kind::Failure => {
+            line("Your message could not be delivered to one or more of its");
+            line("recipients; the reasons follow, and the message is returned");
+            line("below. The postmaster of this site can help: please include");
+            line("this report if you write.");
+        }
+        Kind::Success => {
+            line("Your message was delivered to the recipients below, as you");
+            line("asked to be told (its headers are returned).");
+        }
+    }
     line("");
     for f in failed {
         line(&format!("<{}>: {}", f.address, f.why));
@@ -119,6 +173,9 @@ fn notification(s: &Settings, id: &QueueId, original: &Original, failed: &[Faile
     line("Content-Type: message/delivery-status");
     line("");
     line(&format!("Reporting-MTA: dns; {host}"));
+    if !original.envid.is_empty() {
+        line(&format!("Original-Envelope-Id: {}", original.envid));
+    }
     line(&format!("X-Postfix-Queue-ID: {}", original.id));
     line(&format!("X-Postfix-Sender: rfc822; {}", original.sender));
     line(&format!(
@@ -129,20 +186,24 @@ fn notification(s: &Settings, id: &QueueId, original: &Original, failed: &[Faile
         line("");
         line(&format!("Final-Recipient: rfc822; {}", f.address));
         if !f.original.is_empty() {
-            line(&format!("Original-Recipient: rfc822;{}", f.original));
+            line(&format!("Original-Recipient: {}", f.original));
         }
-        line("Action: failed");
+        line(&format!("Action: {}", f.action));
         line(&format!("Status: {}", f.dsn));
         line(&format!("Diagnostic-Code: {}", f.diagnostic));
     }
     line("");
-    // The whole message, or its headers when it is too big to return.
-    let whole = original.content.len() <= s.bounce_size_limit;
+    // The whole message, or its headers: when it is too big to return,
+    // when the sender asked for them only (RET=HDRS), and in a success
+    // report.
+    let whole = kind == Kind::Failure
+        && !original.ret_headers
+        && original.content.len() <= s.bounce_size_limit;
     line(&format!("--{boundary}"));
-    line(if whole {
-        "Content-Description: Undelivered Message"
-    } else {
-        "Content-Description: Undelivered Message Headers"
+    line(match (kind, whole) {
+        (Kind::Success, _) => "Content-Description: Message Headers",
+        (Kind::Failure, true) => "Content-Description: Undelivered Message",
+        (Kind::Failure, false) => "Content-Description: Undelivered Message Headers",
     });
     line(if whole {
         "Content-Type: message/rfc822"

@@ -444,6 +444,7 @@ fn deliver_file(
                         r.clone(),
                         agent,
                         format!("{head}, dsn=2.0.0, status=sent ({why})"),
+                        why,
                     ));
                 }
                 if let Some(w) = stored {
@@ -489,6 +490,7 @@ fn deliver_file(
     }
     let arrival = env.time.0;
     if written.is_empty() {
+        report_success(s, log, syncer, announce, env, &body, &settled.sent);
         settled.apply(s, log, path, &id, arrival);
         return;
     }
@@ -520,6 +522,7 @@ fn deliver_file(
                     r,
                     agent,
                     format!("{head}, dsn=2.0.0, status=sent ({})", w.what),
+                    w.what.to_string(),
                 ));
                 if renamed {
                     published.push(w.file);
@@ -540,6 +543,7 @@ fn deliver_file(
         }
     }
     if published.is_empty() {
+        report_success(s, log, syncer, announce, env, &body, &settled.sent);
         settled.apply(s, log, path, &id, arrival);
         return;
     }
@@ -549,7 +553,10 @@ fn deliver_file(
     // queue up behind each other).
     let refs: Vec<&std::fs::File> = published.iter().collect();
     match syncer.wait_all(&refs) {
-        Ok(()) => settled.apply(s, log, path, &id, arrival),
+        Ok(()) => {
+            report_success(s, log, syncer, announce, env, &body, &settled.sent);
+            settled.apply(s, log, path, &id, arrival);
+        }
         Err(e) => {
             log.warning(
                 "qmgr",
@@ -601,16 +608,16 @@ fn notify_sender(
     body: &[u8],
     bounced: &[(Recipient, bounce::Failed)],
 ) -> bool {
-    if env.sender.is_empty() {
+    // NOTIFY=NEVER, or a NOTIFY without FAILURE: not reported.
+    let failed: Vec<bounce::Failed> = bounced
+        .iter()
+        .filter(|(r, _)| r.dsn.wants("failure"))
+        .map(|(_, f)| f.clone())
+        .collect();
+    if env.sender.is_empty() || failed.is_empty() {
         return true;
     }
-    let original = bounce::Original {
-        id: &env.id,
-        sender: &env.sender,
-        arrival: env.time.0 as i64,
-        content: body,
-    };
-    let failed: Vec<bounce::Failed> = bounced.iter().map(|(_, f)| f.clone()).collect();
+    let original = original(env, body);
     match bounce::queue(s, syncer, &original, &failed) {
         Ok(new) => {
             log.info(
@@ -624,6 +631,76 @@ fn notify_sender(
             log.warning("bounce", &format!("{}: notification: {e}", env.id));
             false
         }
+    }
+}
+
+/// The message, as a notification about it sees it.
+fn original<'a>(env: &'a rostfix_queue::file::Envelope, body: &'a [u8]) -> bounce::Original<'a> {
+    let attr = |name: &str| {
+        env.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    bounce::Original {
+        id: &env.id,
+        sender: &env.sender,
+        arrival: env.time.0 as i64,
+        content: body,
+        ret_headers: attr("dsn_ret") == "hdrs",
+        envid: attr("dsn_envid"),
+    }
+}
+
+/// Sends the sender the success report NOTIFY=SUCCESS asked for, once
+/// the deliveries are durable: one per message, for every recipient
+/// that asked (a forward through an alias is reported as expanded).
+/// Losing it is no reason to deliver again: a failure is only logged.
+fn report_success(
+    s: &Settings,
+    log: &Log,
+    syncer: &Syncer,
+    announce: &mpsc::UnboundedSender<String>,
+    env: &rostfix_queue::file::Envelope,
+    body: &[u8],
+    sent: &[(Recipient, &'static str, String, String)],
+) {
+    if env.sender.is_empty() {
+        return;
+    }
+    let mut reported: Vec<bounce::Failed> = Vec::new();
+    for (r, agent, _, why) in sent {
+        if !r.dsn.wants("success") || reported.iter().any(|f| f.address == r.address) {
+            continue;
+        }
+        let (action, what) = if why.starts_with("forwarded as") {
+            ("expanded", "alias expanded")
+        } else {
+            ("delivered", why.as_str())
+        };
+        let text = format!("delivery via {agent}: {what}");
+        let mut f = bounce::Failed::new(
+            r,
+            "2.0.0".into(),
+            text.clone(),
+            format!("X-Postfix; {text}"),
+        );
+        f.action = action;
+        reported.push(f);
+    }
+    if reported.is_empty() {
+        return;
+    }
+    let original = original(env, body);
+    match bounce::report(s, syncer, &original, &reported, bounce::Kind::Success) {
+        Ok(new) => {
+            log.info(
+                "bounce",
+                &format!("{}: sender delivery status notification: {new}", env.id),
+            );
+            let _ = announce.send(new.to_string());
+        }
+        Err(e) => log.warning("bounce", &format!("{}: notification: {e}", env.id)),
     }
 }
 
@@ -716,7 +793,7 @@ fn deliver_one(
 struct Settled {
     /// Delivered, with the agent and the log line: logged and marked
     /// done once the delivery is durable.
-    sent: Vec<(Recipient, &'static str, String)>,
+    sent: Vec<(Recipient, &'static str, String, String)>,
     /// Finished otherwise (bounced, the sender notified): marked done.
     done: Vec<Recipient>,
     /// Deferred: address and reason, for the defer log (postqueue -p).
@@ -729,7 +806,7 @@ impl Settled {
     /// Logs the deliveries, marks recipients done, and removes the queue
     /// file or moves it to deferred.
     fn apply(self, s: &Settings, log: &Log, path: &Path, id: &QueueId, arrival: u64) {
-        for (_, agent, line) in &self.sent {
+        for (_, agent, line, _) in &self.sent {
             log.info(agent, line);
         }
         if self.all_done {
@@ -743,7 +820,7 @@ impl Settled {
         // The marks are not synced: a mark lost in a crash costs a second
         // delivery, never a lost message (DESIGN.md section 4).
         if let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) {
-            for r in self.sent.iter().map(|(r, _, _)| r).chain(&self.done) {
+            for r in self.sent.iter().map(|(r, _, _, _)| r).chain(&self.done) {
                 let _ = mark_done(&f, r);
             }
         }
