@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use rostfix_config::Config;
 use rostfix_queue::QueueFile;
-use rostfix_queue::maildrop::{ATTR_EXTRACT, ATTR_FULL_NAME, MAILDROP_DIR, wake_pickup};
+use rostfix_queue::maildrop::{ATTRS_FROM_USERS, MAILDROP_DIR, wake_pickup};
 use rostfix_queue::record::{HEADER_LEN, RCPT_PENDING, RecordType};
 
 use crate::msg::Getopt;
@@ -144,9 +144,8 @@ fn copy(input: &mut impl BufRead, file: &mut QueueFile, limit: u64) -> Result<()
             }
             (RecordType::Attr, Stage::Envelope) => {
                 let t = text();
-                let known = [ATTR_FULL_NAME, ATTR_EXTRACT];
                 if let Some((name, value)) = t.split_once('=')
-                    && known.contains(&name)
+                    && ATTRS_FROM_USERS.contains(&name)
                 {
                     file.attr(name, value);
                 }

@@ -50,6 +50,10 @@ struct Options {
     ignore_dots: bool,
     alias_override: Option<String>,
     recipients: Vec<String>,
+    /// -N, -R, -V: DSN requests, as the queue keeps them.
+    notify: String,
+    ret: String,
+    envid: String,
 }
 
 pub fn main() -> i32 {
@@ -68,6 +72,9 @@ pub fn main() -> i32 {
         ignore_dots: false,
         alias_override: None,
         recipients: Vec::new(),
+        notify: String::new(),
+        ret: String::new(),
+        envid: String::new(),
     };
     // `-q` alone flushes: it takes no interval, whatever follows it
     // (getopt would take the next word as one).
@@ -105,6 +112,14 @@ pub fn main() -> i32 {
                 }
             }
             'X' => fatal_status(EX_TEMPFAIL, &format!("unsupported: -X{text}")),
+            'N' => o.notify = dsn_notify(&text),
+            'R' => {
+                o.ret = match text.to_ascii_lowercase().as_str() {
+                    r @ ("full" | "hdrs") => r.to_string(),
+                    _ => fatal_status(EX_TEMPFAIL, &format!("bad -R option value: {text}")),
+                }
+            }
+            'V' => o.envid = text,
             'q' => {
                 o.mode = match text.chars().next() {
                     // -q alone flushes; -q with an interval (for a
@@ -115,7 +130,7 @@ pub fn main() -> i32 {
                     Some(_) => Mode::Ignored,
                 }
             }
-            // -4 -6 -B -G -L -N -O -R -U -V -c -e -h -m -n -p -v -x:
+            // -4 -6 -B -G -L -O -U -c -e -h -m -n -p -v -x:
             // accepted and ignored, as by Postfix for these purposes.
             _ => {}
         }
@@ -183,6 +198,21 @@ fn start_daemon(dir: Option<&Path>) -> i32 {
         .stderr(std::process::Stdio::null())
         .status();
     0
+}
+
+/// sendmail -N: `never`, or some of `success`, `failure`, `delay`.
+fn dsn_notify(text: &str) -> String {
+    let words: Vec<String> = text
+        .split(',')
+        .map(|w| w.trim().to_ascii_lowercase())
+        .collect();
+    let known = ["never", "success", "failure", "delay"];
+    if words.iter().any(|w| !known.contains(&w.as_str()))
+        || (words.len() > 1 && words.iter().any(|w| w == "never"))
+    {
+        fatal_status(EX_TEMPFAIL, &format!("bad -N option value: {text}"));
+    }
+    words.join(",")
 }
 
 /// `prog: fatal: text`, with a sysexits status.
@@ -276,6 +306,9 @@ fn send(o: &Options) -> i32 {
         // maildrop_owner); the user ID then travels in the file.
         uid: Some(uid),
         recipients: &o.recipients,
+        notify: &o.notify,
+        ret: &o.ret,
+        envid: &o.envid,
     };
     let mut drop = crate::maildrop::open(&cf, &queue_directory, &sub)
         .unwrap_or_else(|e| fatal_status(EX_TEMPFAIL, &e));

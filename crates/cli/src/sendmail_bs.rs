@@ -202,6 +202,9 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
             extract_recipients: false,
             uid: Some(nix::unistd::getuid().as_raw()),
             recipients: &recipients,
+            notify: "",
+            ret: "",
+            envid: "",
         };
         let env = Envelope {
             origin: Origin::Smtp {

@@ -30,6 +30,9 @@ pub struct Failed {
     pub diagnostic: String,
     /// Action: `failed`, `delivered`, `expanded`.
     pub action: &'static str,
+    /// The address the client gave, when the recipient is another
+    /// (rewritten, an alias, unqualified): the text part says so.
+    pub expanded_from: Option<String>,
 }
 
 impl Failed {
@@ -48,6 +51,7 @@ impl Failed {
             why,
             diagnostic,
             action: "failed",
+            expanded_from: Some(r.original.clone()).filter(|o| !o.is_empty() && *o != r.address),
         }
     }
 }
@@ -59,6 +63,9 @@ pub enum Kind {
     Failure,
     /// NOTIFY=SUCCESS: the delivered recipients, the headers returned.
     Success,
+    /// delay_warning_time passed: the recipients still waiting, the
+    /// headers returned.
+    Delay,
 }
 
 /// The message the notification is about.
@@ -130,6 +137,7 @@ fn notification(
     line(match kind {
         Kind::Failure => "Subject: Undelivered Mail Returned to Sender",
         Kind::Success => "Subject: Successful Mail Delivery Report",
+        Kind::Delay => "Subject: Delayed Mail (still being retried)",
     });
     line(&format!("To: {}", original.sender));
     line("Auto-Submitted: auto-replied");
@@ -162,10 +170,19 @@ fn notification(
             line("Your message was delivered to the recipients below, as you");
             line("asked to be told (its headers are returned).");
         }
+        Kind::Delay => {
+            line("Your message could not be delivered yet to the recipients");
+            line("below; delivery will be tried again until the time the report");
+            line("gives. You need not send it again.");
+        }
     }
     line("");
     for f in failed {
-        line(&format!("<{}>: {}", f.address, f.why));
+        let from = f
+            .expanded_from
+            .as_ref()
+            .map_or(String::new(), |o| format!(" (expanded from <{o}>)"));
+        line(&format!("<{}>{from}: {}", f.address, f.why));
         line("");
     }
     line(&format!("--{boundary}"));
@@ -191,6 +208,13 @@ fn notification(
         line(&format!("Action: {}", f.action));
         line(&format!("Status: {}", f.dsn));
         line(&format!("Diagnostic-Code: {}", f.diagnostic));
+        if kind == Kind::Delay {
+            let until = original.arrival + s.maximal_queue_lifetime as i64;
+            line(&format!(
+                "Will-Retry-Until: {}",
+                date::rfc5322(&date::local(until))
+            ));
+        }
     }
     line("");
     // The whole message, or its headers: when it is too big to return,
@@ -202,8 +226,8 @@ fn notification(
     line(&format!("--{boundary}"));
     line(match (kind, whole) {
         (Kind::Success, _) => "Content-Description: Message Headers",
-        (Kind::Failure, true) => "Content-Description: Undelivered Message",
-        (Kind::Failure, false) => "Content-Description: Undelivered Message Headers",
+        (_, true) => "Content-Description: Undelivered Message",
+        (_, false) => "Content-Description: Undelivered Message Headers",
     });
     line(if whole {
         "Content-Type: message/rfc822"

@@ -191,14 +191,20 @@ impl Cleanup {
         let mut seen = HashSet::new();
         let no_dsn = Dsn::default();
         for (i, rcpt) in env.recipients.iter().enumerate() {
-            let dsn = env.dsn.get(i).unwrap_or(&no_dsn);
             let canonical = resolve::canonical_form(s, rcpt);
+            // Without ORCPT, the original recipient a notification names
+            // is the one given, in canonical form (as Postfix's cleanup
+            // records it).
+            let mut dsn = env.dsn.get(i).unwrap_or(&no_dsn).clone();
+            if dsn.orcpt.is_empty() {
+                dsn.orcpt = format!("rfc822;{canonical}");
+            }
             let c = rewrite::canonical(s, &canonical, AddressClass::EnvelopeRecipient)
                 .map_err(refused)?;
             let c = rewrite::masquerade(s, &c, AddressClass::EnvelopeRecipient);
             for final_addr in rewrite::expand_aliases(s, &c).map_err(refused)? {
                 if seen.insert((final_addr.to_ascii_lowercase(), rcpt.to_ascii_lowercase())) {
-                    recipients.push((final_addr, rcpt, dsn));
+                    recipients.push((final_addr, rcpt, dsn.clone()));
                 }
             }
         }

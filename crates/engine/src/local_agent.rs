@@ -28,7 +28,10 @@
 //! and files run as the file's owner, default_privs if root owns it;
 //! allowed where allow_mail_to_* say `include`).
 //!
-//! Not yet: `\otheruser`, owner- aliases, luser_relay, alias commands
+//! An alias with an `owner-NAME` alias forwards from
+//! `owner-NAME@$myorigin`, so that failures go to the list's owner.
+//!
+//! Not yet: `\otheruser`, luser_relay, alias commands
 //! run as the alias database's owner, aliases followed from inside a
 //! `:include:` file.
 
@@ -127,6 +130,10 @@ struct Expansion {
     /// `|command` and `/file` destinations, in order, with their source.
     commands: Vec<(String, Source)>,
     files: Vec<(String, Source)>,
+    /// The alias has an `owner-` alias: the forwarded copy goes out
+    /// from `owner-NAME@$myorigin` (so failures reach the list's owner)
+    /// and its recipients are original recipients themselves.
+    owner: Option<String>,
 }
 
 /// The items of an aliases(5) value or .forward file: separated by
@@ -319,7 +326,26 @@ fn expand(s: &Settings, address: &str) -> Result<Option<Expansion>, Failure> {
     }
     let mut seen = vec![address.to_ascii_lowercase()];
     let mut out = Expansion::default();
-    Ok(walk(s, address, address, 0, &mut seen, &mut out)?.then_some(out))
+    if !walk(s, address, address, 0, &mut seen, &mut out)? {
+        return Ok(None);
+    }
+    let (local, _) = user_of(s, address);
+    let owner = format!("owner-{local}");
+    match s
+        .local
+        .alias_maps
+        .find_first(&order::alias_keys(&owner, &s.order))
+    {
+        Ok(Some(_)) => out.owner = Some(crate::resolve::canonical_form(s, &owner)),
+        Ok(None) => {}
+        Err(e) => {
+            return Err(Failure::Defer(
+                "4.3.0".into(),
+                format!("alias database unavailable: {e}"),
+            ));
+        }
+    }
+    Ok(Some(out))
 }
 
 /// The user's .forward: the first file of forward_path that exists, read
@@ -446,7 +472,7 @@ pub fn deliver(
             .push(format!("delivered to command: {command}"));
     }
     if !expansion.forward.is_empty() {
-        let id = forward(s, syncer, m, recipient, original, &expansion.forward)?;
+        let id = forward(s, syncer, m, recipient, original, &expansion)?;
         delivered.done.push(format!("forwarded as {id}"));
         delivered.forwarded = Some(id);
     }
@@ -679,20 +705,25 @@ fn forward(
     m: &Message,
     recipient: &str,
     original: &str,
-    targets: &[String],
+    expansion: &Expansion,
 ) -> Result<rostfix_queue::QueueId, Failure> {
     let orig = if original.is_empty() {
         recipient
     } else {
         original
     };
-    let recipients: Vec<(String, String)> = targets
+    let recipients: Vec<(String, String)> = expansion
+        .forward
         .iter()
-        .map(|t| (t.clone(), orig.to_string()))
+        .map(|t| match expansion.owner {
+            Some(_) => (t.clone(), t.clone()),
+            None => (t.clone(), orig.to_string()),
+        })
         .collect();
+    let sender = expansion.owner.as_deref().unwrap_or(m.sender);
     // The header names the recipient as the alias lookup saw it.
     let delivered_to = recipient.to_ascii_lowercase();
-    crate::cleanup::queue_local(s, syncer, m.sender, &recipients, |id| {
+    crate::cleanup::queue_local(s, syncer, sender, &recipients, |id| {
         let stamp = rostfix_message::date::rfc5322(&rostfix_message::date::local(
             rostfix_message::date::now(),
         ));

@@ -20,8 +20,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rostfix_queue::QueueReader;
+use rostfix_queue::file::Dsn;
 use rostfix_queue::file::{QueueError, Queued};
-use rostfix_queue::maildrop::{ATTR_EXTRACT, ATTR_FULL_NAME, ATTR_UID, MAILDROP_DIR, PICKUP_FIFO};
+use rostfix_queue::maildrop::{
+    ATTR_ENVID, ATTR_EXTRACT, ATTR_FULL_NAME, ATTR_NOTIFY, ATTR_RET, ATTR_UID, MAILDROP_DIR,
+    PICKUP_FIFO,
+};
 
 use crate::cleanup::{self, Cleanup, Envelope, Intake, Origin, Refused};
 use crate::log::Log;
@@ -191,9 +195,16 @@ fn prepare(s: &Settings, log: &Log, path: &Path) -> Result<Cleanup, Skip> {
     // delivery status notification requests.
     let waiting: Vec<_> = env.recipients.iter().filter(|r| !r.done).collect();
     let mut recipients: Vec<String> = waiting.iter().map(|r| r.address.clone()).collect();
-    let dsn = waiting.iter().map(|r| r.dsn.clone()).collect();
+    let mut dsn: Vec<Dsn> = waiting.iter().map(|r| r.dsn.clone()).collect();
     if attr(ATTR_EXTRACT) == Some("yes") {
         recipients.extend(cleanup::header_recipients(header_lines(&queued)));
+    }
+    // sendmail -N: one NOTIFY for every recipient.
+    if let Some(notify) = attr(ATTR_NOTIFY) {
+        dsn.resize(recipients.len(), Dsn::default());
+        for d in &mut dsn {
+            d.notify = notify.to_string();
+        }
     }
     let envelope = Envelope {
         origin: Origin::Local {
@@ -205,8 +216,8 @@ fn prepare(s: &Settings, log: &Log, path: &Path) -> Result<Cleanup, Skip> {
         rewrite_headers: true,
         full_name: attr(ATTR_FULL_NAME).map(str::to_string),
         dsn,
-        ret: attr("dsn_ret").unwrap_or_default().to_string(),
-        envid: attr("dsn_envid").unwrap_or_default().to_string(),
+        ret: attr(ATTR_RET).unwrap_or_default().to_string(),
+        envid: attr(ATTR_ENVID).unwrap_or_default().to_string(),
     };
     let mut c = Cleanup::start(s, &envelope).map_err(|e| {
         log.warning("cleanup", &format!("queue file: {e}"));

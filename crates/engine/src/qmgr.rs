@@ -404,6 +404,7 @@ fn deliver_file(
         sent: Vec::new(),
         done: Vec::new(),
         waiting: Vec::new(),
+        warned: false,
         all_done: true,
     };
     // Failed for good, for the notification to the sender; and failed for
@@ -469,6 +470,17 @@ fn deliver_file(
                 bounced.push((r.clone(), bounce::Failed::new(r, dsn, why, diagnostic)));
             }
         }
+    }
+    // delay_warning_time: the sender hears once that some recipients
+    // wait (Postfix's qmgr warns when the time is less than a second
+    // away).
+    if s.delay_warning_time > 0
+        && !settled.all_done
+        && !deferred.is_empty()
+        && now() + 1.0 >= arrival + s.delay_warning_time as f64
+        && !deferlog::warned(&s.queue_directory, id.as_str())
+    {
+        settled.warned = notify_delay(s, log, syncer, announce, env, &body, &deferred);
     }
     if expired(s, log, env, !deferred.is_empty()) {
         settled.all_done = true;
@@ -634,6 +646,48 @@ fn notify_sender(
     }
 }
 
+/// Queues the delay notice for the recipients `deferred` leaves waiting
+/// (those whose NOTIFY asks for it); true once it is queued (or there is
+/// nobody to tell).
+fn notify_delay(
+    s: &Settings,
+    log: &Log,
+    syncer: &Syncer,
+    announce: &mpsc::UnboundedSender<String>,
+    env: &rostfix_queue::file::Envelope,
+    body: &[u8],
+    deferred: &[(Recipient, String, String)],
+) -> bool {
+    let waiting: Vec<bounce::Failed> = deferred
+        .iter()
+        .filter(|(r, _, _)| r.dsn.wants("delay"))
+        .map(|(r, dsn, why)| {
+            let mut f =
+                bounce::Failed::new(r, dsn.clone(), why.clone(), format!("X-Postfix; {why}"));
+            f.action = "delayed";
+            f
+        })
+        .collect();
+    if env.sender.is_empty() || waiting.is_empty() {
+        return true;
+    }
+    let original = original(env, body);
+    match bounce::report(s, syncer, &original, &waiting, bounce::Kind::Delay) {
+        Ok(new) => {
+            log.info(
+                "bounce",
+                &format!("{}: sender delay notification: {new}", env.id),
+            );
+            let _ = announce.send(new.to_string());
+            true
+        }
+        Err(e) => {
+            log.warning("bounce", &format!("{}: delay notification: {e}", env.id));
+            false
+        }
+    }
+}
+
 /// The message, as a notification about it sees it.
 fn original<'a>(env: &'a rostfix_queue::file::Envelope, body: &'a [u8]) -> bounce::Original<'a> {
     let attr = |name: &str| {
@@ -733,6 +787,21 @@ fn deliver_one(
         ))
     };
     let resolved = resolve(s, &r.address);
+    // trivial-rewrite hands a relocated recipient to error(8).
+    match crate::resolve::relocated(s, &resolved) {
+        Ok(Some(moved)) => {
+            let why = format!("User has moved to {moved}");
+            return (
+                "error",
+                Outcome::Failed(Failure::Bounce("5.1.6".into(), why)),
+            );
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let why = format!("relocated_maps lookup failure: {e}");
+            return ("qmgr", Outcome::Failed(Failure::Defer("4.3.0".into(), why)));
+        }
+    }
     let route = match crate::resolve::route(s, &resolved) {
         Ok(route) => route,
         Err(e) => {
@@ -798,6 +867,8 @@ struct Settled {
     done: Vec<Recipient>,
     /// Deferred: address and reason, for the defer log (postqueue -p).
     waiting: Vec<(String, String)>,
+    /// The delay notice went out in this attempt.
+    warned: bool,
     /// No recipient is left for later.
     all_done: bool,
 }
@@ -824,7 +895,8 @@ impl Settled {
                 let _ = mark_done(&f, r);
             }
         }
-        if let Err(e) = deferlog::write(&s.queue_directory, id.as_str(), &self.waiting) {
+        if let Err(e) = deferlog::write(&s.queue_directory, id.as_str(), &self.waiting, self.warned)
+        {
             log.warning("qmgr", &format!("{id}: defer log: {e}"));
         }
         defer(s, path, id, arrival);

@@ -119,6 +119,23 @@ pub struct Resolved {
     pub class: Class,
 }
 
+/// relocated_maps (relocated(5)): where a recipient that has moved went,
+/// for the `User has moved to ...` refusal (5.1.6). Looked up in the
+/// order of virtual(5), the bare user only for this host's own domains;
+/// for any address class (Postfix refuses a relocated remote address
+/// too, recorded in relocated-smtp).
+pub fn relocated(s: &Settings, r: &Resolved) -> Result<Option<String>, rostfix_maps::DictError> {
+    if s.relocated_maps.is_empty() {
+        return Ok(None);
+    }
+    let address = r.address.to_ascii_lowercase();
+    let own = split(&address)
+        .1
+        .is_none_or(|d| crate::rewrite::domain_is_local(s, d));
+    let keys = rostfix_maps::order::address_keys(&address, &s.order, own);
+    Ok(s.relocated_maps.find_first(&keys)?.map(|f| f.value))
+}
+
 fn split(addr: &str) -> (&str, Option<&str>) {
     match addr.rfind('@') {
         Some(i) => (&addr[..i], Some(&addr[i + 1..])),

@@ -79,7 +79,7 @@ pub struct Rewriting {
 /// Whether `domain` names this host for table lookups (myorigin,
 /// mydestination, an address of inet_interfaces): then a bare `user`
 /// key applies.
-fn domain_is_local(s: &Settings, domain: &str) -> bool {
+pub(crate) fn domain_is_local(s: &Settings, domain: &str) -> bool {
     let d = domain.trim_end_matches('.').to_ascii_lowercase();
     if d == s.myorigin || s.mydestination.contains(&d) {
         return true;

@@ -55,11 +55,15 @@ pub struct Settings {
     /// stale_lock_time
     pub virtual_mailbox_lock: Locking,
     pub virtual_alias_maps: Maps,
+    /// Addresses that moved (relocated(5)): refused with 5.1.6.
+    pub relocated_maps: Maps,
     pub virtual_alias_recursion_limit: usize,
     /// Received headers a message may carry (its own included).
     pub hopcount_limit: u64,
     /// Seconds mail may wait before it goes back to the sender.
     pub maximal_queue_lifetime: u64,
+    /// Seconds after which the sender hears that mail is delayed (0: never).
+    pub delay_warning_time: u64,
     /// The same for notifications (mail from the null sender).
     pub bounce_queue_lifetime: u64,
     /// bounce_size_limit: a bigger message is returned as its headers.
@@ -398,6 +402,7 @@ impl Settings {
             virtual_mailbox_limit,
             virtual_mailbox_lock: locking(cf, "virtual_mailbox_lock")?,
             virtual_alias_maps: maps(cf, "virtual_alias_maps")?,
+            relocated_maps: maps(cf, "relocated_maps")?,
             virtual_alias_recursion_limit: cf
                 .int("virtual_alias_recursion_limit")
                 .map_err(e)?
@@ -409,6 +414,7 @@ impl Settings {
             hopcount_limit: cf.int("hopcount_limit").map_err(e)?.max(1) as u64,
             bounce_size_limit: cf.int("bounce_size_limit").map_err(e)?.max(0) as usize,
             maximal_queue_lifetime: cf.time("maximal_queue_lifetime").map_err(e)?,
+            delay_warning_time: cf.time("delay_warning_time").map_err(e)?,
             bounce_queue_lifetime: cf.time("bounce_queue_lifetime").map_err(e)?,
             message_drop_headers: list(cf, "message_drop_headers")
                 .map_err(e)?

@@ -108,6 +108,12 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
     // transport is undeliverable by design: refused now, with the next
     // hop's text as the reason.
     let temporary = || Reply::new(451, format!("4.3.0 {shown}: Temporary lookup failure"));
+    if let Some(moved) = crate::resolve::relocated(s, &r).map_err(|_| temporary())? {
+        return Err(Reply::new(
+            550,
+            format!("5.1.6 {shown}: Recipient address rejected: User has moved to {moved}"),
+        ));
+    }
     let route = crate::resolve::route(s, &r).map_err(|_| temporary())?;
     let undeliverable = match route.transport.as_str() {
         "error" => Some((550, '5', "5.1.1")),

@@ -3,8 +3,10 @@
 //! `$queue_directory/defer/ID`, one line per waiting recipient:
 //! `address TAB reason`. qmgr replaces it after each attempt that leaves
 //! recipients waiting (written beside and renamed, so a reader never
-//! sees half of it) and removes it with the queue file. It is advisory:
-//! losing it in a crash loses only the reasons shown.
+//! sees half of it) and removes it with the queue file. A first line
+//! `#warned` says the sender was told of the delay (delay_warning_time),
+//! once. It is advisory: losing it in a crash loses only the reasons
+//! shown (and may repeat a delay notice).
 
 use std::fs;
 use std::io::{self, Write};
@@ -16,11 +18,21 @@ fn path(queue_directory: &Path, id: &str) -> PathBuf {
     queue_directory.join(DEFER_DIR).join(id)
 }
 
-/// Replaces the defer log of `id` with these (address, reason) pairs.
-pub fn write(queue_directory: &Path, id: &str, reasons: &[(String, String)]) -> io::Result<()> {
+/// Replaces the defer log of `id` with these (address, reason) pairs,
+/// keeping (or setting, with `warned`) the delay-notice mark.
+pub fn write(
+    queue_directory: &Path,
+    id: &str,
+    reasons: &[(String, String)],
+    warned: bool,
+) -> io::Result<()> {
     let final_path = path(queue_directory, id);
     let tmp = queue_directory.join(DEFER_DIR).join(format!(".{id}.tmp"));
     let mut text = String::new();
+    if warned || self::warned(queue_directory, id) {
+        text.push_str(WARNED);
+        text.push('\n');
+    }
     for (address, reason) in reasons {
         // A reason is one line; an address never holds a TAB or newline
         // that matters here, but a hostile one must not add lines.
@@ -34,6 +46,13 @@ pub fn write(queue_directory: &Path, id: &str, reasons: &[(String, String)]) -> 
     f.write_all(text.as_bytes())?;
     drop(f);
     fs::rename(&tmp, &final_path)
+}
+
+const WARNED: &str = "#warned";
+
+/// Whether the sender of `id` was sent its delay notice.
+pub fn warned(queue_directory: &Path, id: &str) -> bool {
+    fs::read_to_string(path(queue_directory, id)).is_ok_and(|t| t.starts_with(WARNED))
 }
 
 /// The reasons recorded for `id`, by address (none when there is no log).
@@ -64,7 +83,11 @@ mod tests {
             ("a@x".to_string(), "connect to x: refused".to_string()),
             ("b\t@y".to_string(), "two\nlines".to_string()),
         ];
-        write(dir.path(), "ABC", &reasons).unwrap();
+        write(dir.path(), "ABC", &reasons, false).unwrap();
+        assert!(!warned(dir.path(), "ABC"));
+        write(dir.path(), "ABC", &reasons, true).unwrap();
+        write(dir.path(), "ABC", &reasons, false).unwrap();
+        assert!(warned(dir.path(), "ABC"), "the mark is kept");
         let back = read(dir.path(), "ABC");
         assert_eq!(back[0], reasons[0]);
         assert_eq!(back[1], ("b @y".to_string(), "two lines".to_string()));

@@ -124,6 +124,11 @@ impl QueueFile {
         record::encode(kind, payload, &mut self.buf);
     }
 
+    /// Records encoded already (by [`crate::maildrop`]), appended as they are.
+    pub(crate) fn encoded(&mut self, records: &[u8]) {
+        self.buf.extend_from_slice(records);
+    }
+
     pub fn sender(&mut self, sender: &str) {
         self.record(RecordType::Sender, sender.as_bytes());
     }

@@ -24,6 +24,18 @@ pub const ATTR_FULL_NAME: &str = "full_name";
 pub const ATTR_EXTRACT: &str = "extract_recipients";
 /// The submitting user, when root wrote the file for someone.
 pub const ATTR_UID: &str = "uid";
+/// sendmail -N (NOTIFY for every recipient), -R (RET), -V (ENVID).
+pub const ATTR_NOTIFY: &str = "dsn_notify";
+pub const ATTR_RET: &str = "dsn_ret";
+pub const ATTR_ENVID: &str = "dsn_envid";
+/// What postdrop copies from its input (the user ID it never takes).
+pub const ATTRS_FROM_USERS: &[&str] = &[
+    ATTR_FULL_NAME,
+    ATTR_EXTRACT,
+    ATTR_NOTIFY,
+    ATTR_RET,
+    ATTR_ENVID,
+];
 
 /// The maildrop directory and pickup's FIFO under `queue_directory`.
 pub const MAILDROP_DIR: &str = "maildrop";
@@ -59,6 +71,11 @@ pub struct Submission<'a> {
     pub extract_recipients: bool,
     pub uid: Option<u32>,
     pub recipients: &'a [String],
+    /// sendmail -N, -R, -V, as the queue keeps them (see
+    /// [`crate::file::Dsn`]); empty when not given.
+    pub notify: &'a str,
+    pub ret: &'a str,
+    pub envid: &'a str,
 }
 
 impl Submission<'_> {
@@ -77,6 +94,15 @@ impl Submission<'_> {
         if let Some(uid) = self.uid {
             attr(ATTR_UID, &uid.to_string());
         }
+        for (name, value) in [
+            (ATTR_NOTIFY, self.notify),
+            (ATTR_RET, self.ret),
+            (ATTR_ENVID, self.envid),
+        ] {
+            if !value.is_empty() {
+                attr(name, value);
+            }
+        }
         for r in self.recipients {
             let mut p = Vec::with_capacity(2 * r.len() + 2);
             p.push(crate::record::RCPT_PENDING);
@@ -93,20 +119,9 @@ impl MaildropFile {
     /// Starts a maildrop file with the envelope of `sub`.
     pub fn create(queue_directory: &Path, sub: &Submission<'_>) -> io::Result<MaildropFile> {
         let mut file = QueueFile::create(&queue_directory.join(MAILDROP_DIR), false)?;
-        file.sender(sub.sender);
-        if let Some(name) = sub.full_name {
-            file.attr(ATTR_FULL_NAME, name);
-        }
-        if sub.extract_recipients {
-            file.attr(ATTR_EXTRACT, "yes");
-        }
-        if let Some(uid) = sub.uid {
-            file.attr(ATTR_UID, &uid.to_string());
-        }
-        for r in sub.recipients {
-            file.recipient(r, r);
-        }
-        file.content();
+        let mut records = Vec::new();
+        sub.records(&mut records);
+        file.encoded(&records);
         let id = file.id().clone();
         Ok(MaildropFile {
             inner: Inner::File(file),
