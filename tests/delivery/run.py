@@ -488,9 +488,14 @@ class QueueIds:
         return pattern.sub(lambda m: self.map[m.group(1)], text)
 
 
+MIME_BOUNDARY = re.compile(r"(?<![0-9A-Za-z])(Q\d+)\.\d+/")
+
+
 def normalize_text(text, ids, tmp):
     text = text.replace(tmp, "@TMP@")
     text = ids.sub(text)
+    # Notification boundaries (QUEUEID.EPOCH/host) outside a DSN summary.
+    text = MIME_BOUNDARY.sub(r"\1.EPOCH/", text)
     text = RFC5322_DATE.sub("DATE", text)
     text = CTIME_DATE.sub("DATE", text)
     text = MESSAGE_ID_STAMP.sub(r"<TIMESTAMP.\1@", text)

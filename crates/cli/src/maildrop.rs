@@ -21,17 +21,26 @@ use rostfix_queue::maildrop::{MaildropFile, Submission};
 pub struct Drop {
     file: MaildropFile,
     postdrop: Option<Child>,
-    owner: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
 }
 
 /// Starts a maildrop file for `sub`.
 pub fn open(cf: &Config, queue_directory: &Path, sub: &Submission<'_>) -> Result<Drop, String> {
     match MaildropFile::create(queue_directory, sub) {
-        Ok(file) => Ok(Drop {
-            file,
-            postdrop: None,
-            owner: handed_to(cf),
-        }),
+        Ok(file) => {
+            // Given away at once: pickup, finding it unfinished, must be
+            // able to read it and wait, not set it aside.
+            if let (Some((uid, gid)), Some(path)) = (handed_to(cf), file.path()) {
+                let path = path.to_path_buf();
+                if let Err(e) = nix::unistd::chown(&path, Some(uid), Some(gid)) {
+                    let _ = file.discard();
+                    return Err(format!("chown {}: {e}", path.display()));
+                }
+            }
+            Ok(Drop {
+                file,
+                postdrop: None,
+            })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => through_postdrop(cf, sub),
         Err(e) => Err(format!(
             "cannot create a file in {}/maildrop: {e}",
@@ -86,7 +95,6 @@ fn through_postdrop(cf: &Config, sub: &Submission<'_>) -> Result<Drop, String> {
     Ok(Drop {
         file,
         postdrop: Some(child),
-        owner: None,
     })
 }
 
@@ -103,13 +111,6 @@ impl Drop {
 
     /// Completes the file, durably.
     pub fn finish(self, queue_directory: &Path) -> Result<QueueId, String> {
-        if let (Some((uid, gid)), Some(path)) = (self.owner, self.file.path()) {
-            let path = path.to_path_buf();
-            if let Err(e) = nix::unistd::chown(&path, Some(uid), Some(gid)) {
-                let _ = self.file.discard();
-                return Err(format!("chown {}: {e}", path.display()));
-            }
-        }
         let id = self
             .file
             .finish(queue_directory)

@@ -25,8 +25,9 @@ use crate::sendmail::{EX_TEMPFAIL, fatal_status};
 
 const USAGE: &str = "[-c config_dir] [-r]";
 
-/// The longest record accepted (a line of a message is far shorter).
-const RECORD_LIMIT: usize = 1 << 20;
+/// The longest record accepted, whatever message_size_limit says (a
+/// long line is one record, as from sendmail run by root).
+const RECORD_LIMIT: usize = 1 << 26;
 
 pub fn main() -> i32 {
     crate::msg::init("postdrop");
@@ -38,15 +39,7 @@ pub fn main() -> i32 {
             dir = Some(PathBuf::from(crate::msg::option_text(v)));
         }
     }
-    // Set-group-ID, the caller's environment (MAIL_CONFIG) counts for
-    // nothing, and -c only for a directory the default one lists.
-    if nix::unistd::getegid() != nix::unistd::getgid() {
-        let default = PathBuf::from(rostfix_config::DEFAULT_CONFIG_DIRECTORY);
-        let d = dir.get_or_insert(default.clone());
-        if *d != default {
-            authorized(&default, d);
-        }
-    }
+    let dir = trusted_config_dir(dir);
     let cf =
         Config::load(dir.as_deref()).unwrap_or_else(|e| fatal_status(EX_TEMPFAIL, &e.to_string()));
     let queue_directory = PathBuf::from(
@@ -82,6 +75,22 @@ pub fn main() -> i32 {
             fatal_status(EX_TEMPFAIL, &why)
         }
     }
+}
+
+/// The configuration directory a set-group-ID command (postdrop,
+/// postqueue) may use: as given when not set-group-ID; else the caller's
+/// environment (MAIL_CONFIG) counts for nothing, and `-c` only for a
+/// directory the default configuration lists.
+pub fn trusted_config_dir(dir: Option<PathBuf>) -> Option<PathBuf> {
+    if nix::unistd::getegid() == nix::unistd::getgid() {
+        return dir;
+    }
+    let default = PathBuf::from(rostfix_config::DEFAULT_CONFIG_DIRECTORY);
+    let d = dir.unwrap_or_else(|| default.clone());
+    if d != default {
+        authorized(&default, &d);
+    }
+    Some(d)
 }
 
 /// Refuses a configuration directory the default configuration does not
@@ -128,14 +137,16 @@ fn copy(input: &mut impl BufRead, file: &mut QueueFile, limit: u64) -> Result<()
         if len > RECORD_LIMIT {
             return Err("record too long".into());
         }
-        let mut payload = vec![0u8; len];
-        input
-            .read_exact(&mut payload)
-            .map_err(|_| "premature end of input".to_string())?;
+        // Counted before the record is read: nothing past the limit is
+        // held in memory.
         total += (HEADER_LEN + len) as u64;
         if limit > 0 && total > limit.saturating_add(64 * 1024) {
             return Err("message file too big".into());
         }
+        let mut payload = vec![0u8; len];
+        input
+            .read_exact(&mut payload)
+            .map_err(|_| "premature end of input".to_string())?;
         let text = || String::from_utf8_lossy(&payload).into_owned();
         match (kind, stage) {
             (RecordType::Sender, Stage::Start) => {

@@ -35,6 +35,8 @@ pub fn main() -> i32 {
             }
         }
     }
+    // Installed set-group-ID (postdrop) to reach public/.
+    let dir = crate::postdrop::trusted_config_dir(dir);
     match action {
         Some(('p', _)) => list(dir.as_deref(), false),
         Some(('j', _)) => list(dir.as_deref(), true),

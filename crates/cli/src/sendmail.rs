@@ -36,6 +36,8 @@ enum Mode {
     Daemon,
     /// `-q30m`: a queue interval for a daemon; nothing to do.
     Ignored,
+    /// `-bv`: a probe; the sender gets a report of what delivery would do.
+    Verify,
 }
 
 /// What the command line asks for.
@@ -107,6 +109,7 @@ pub fn main() -> i32 {
                     "p" => Mode::Mailq,
                     "s" => Mode::Smtp,
                     "m" => Mode::Send,
+                    "v" => Mode::Verify,
                     "d" | "l" => Mode::Daemon,
                     _ => fatal_status(EX_TEMPFAIL, &format!("unsupported: -b{text}")),
                 }
@@ -171,6 +174,7 @@ pub fn main() -> i32 {
         Mode::Smtp => crate::sendmail_bs::main(o.dir.as_deref()),
         Mode::Ignored if o.recipients.is_empty() => 0,
         Mode::Send | Mode::Ignored => send(&o),
+        Mode::Verify => verify(&o),
     }
 }
 
@@ -271,6 +275,55 @@ fn sender_arg(arg: &str) -> String {
         .to_string()
 }
 
+/// `sendmail -bv`: a probe for the recipients, without reading standard
+/// input; the report goes to the sender.
+fn verify(o: &Options) -> i32 {
+    let (login, _) = user();
+    let uid = nix::unistd::getuid().as_raw();
+    if o.recipients.is_empty() {
+        fatal_status(
+            EX_TEMPFAIL,
+            &format!(
+                "{login}({uid}): Recipient addresses must be specified on the command line or via the -t option"
+            ),
+        );
+    }
+    let cf = Config::load(o.dir.as_deref()).unwrap_or_else(|e| config_error(e));
+    let queue_directory = PathBuf::from(
+        cf.string("queue_directory")
+            .unwrap_or_else(|e| config_error(e)),
+    );
+    let sender = o.sender.as_deref().map_or(login.clone(), sender_arg);
+    let sub = Submission {
+        sender: &sender,
+        uid: Some(uid),
+        recipients: &o.recipients,
+        verify: true,
+        ..Submission::default()
+    };
+    let mut drop = crate::maildrop::open(&cf, &queue_directory, &sub)
+        .unwrap_or_else(|e| fatal_status(EX_TEMPFAIL, &e));
+    // The probe's headers, as Postfix's sendmail writes them.
+    let headers = [
+        format!("From: {login}"),
+        "Subject: probe".to_string(),
+        format!("To:\t{}", o.recipients.join(",\n\t")),
+    ];
+    for h in headers.iter().flat_map(|h| h.split('\n')) {
+        if let Err(e) = drop.line(h.as_bytes()) {
+            drop.discard();
+            fatal_status(EX_TEMPFAIL, &e);
+        }
+    }
+    match drop.finish(&queue_directory) {
+        Ok(_) => {
+            println!("Mail Delivery Status Report will be mailed to <{sender}>.");
+            0
+        }
+        Err(e) => fatal_status(EX_TEMPFAIL, &e),
+    }
+}
+
 /// Reads the message from standard input into the maildrop.
 fn send(o: &Options) -> i32 {
     let (login, gecos_name) = user();
@@ -309,6 +362,7 @@ fn send(o: &Options) -> i32 {
         notify: &o.notify,
         ret: &o.ret,
         envid: &o.envid,
+        verify: false,
     };
     let mut drop = crate::maildrop::open(&cf, &queue_directory, &sub)
         .unwrap_or_else(|e| fatal_status(EX_TEMPFAIL, &e));

@@ -205,6 +205,7 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
             notify: "",
             ret: "",
             envid: "",
+            verify: false,
         };
         let env = Envelope {
             origin: Origin::Smtp {
@@ -220,6 +221,7 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
             dsn: Vec::new(),
             ret: String::new(),
             envid: String::new(),
+            verify: false,
         };
         let written =
             crate::maildrop::open(&self.cf, &self.queue_directory, &sub).and_then(|mut f| {

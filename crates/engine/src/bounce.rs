@@ -66,6 +66,8 @@ pub enum Kind {
     /// delay_warning_time passed: the recipients still waiting, the
     /// headers returned.
     Delay,
+    /// sendmail -bv: what delivery would do, the headers returned.
+    Verify,
 }
 
 /// The message the notification is about.
@@ -109,6 +111,14 @@ pub fn report(
     })
 }
 
+/// Text from a client or a local user (ENVID, ORCPT) as it may stand in
+/// a header field: no line ends or other controls.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// The notification's text (lines joined by `\n`, no final newline).
 fn notification(
     s: &Settings,
@@ -138,6 +148,7 @@ fn notification(
         Kind::Failure => "Subject: Undelivered Mail Returned to Sender",
         Kind::Success => "Subject: Successful Mail Delivery Report",
         Kind::Delay => "Subject: Delayed Mail (still being retried)",
+        Kind::Verify => "Subject: Mail Delivery Status Report",
     });
     line(&format!("To: {}", original.sender));
     line("Auto-Submitted: auto-replied");
@@ -170,6 +181,9 @@ fn notification(
             line("Your message was delivered to the recipients below, as you");
             line("asked to be told (its headers are returned).");
         }
+        Kind::Verify => {
+            line("Enclosed is the mail delivery report that you requested.");
+        }
         Kind::Delay => {
             line("Your message could not be delivered yet to the recipients");
             line("below; delivery will be tried again until the time the report");
@@ -191,7 +205,10 @@ fn notification(
     line("");
     line(&format!("Reporting-MTA: dns; {host}"));
     if !original.envid.is_empty() {
-        line(&format!("Original-Envelope-Id: {}", original.envid));
+        line(&format!(
+            "Original-Envelope-Id: {}",
+            printable(original.envid)
+        ));
     }
     line(&format!("X-Postfix-Queue-ID: {}", original.id));
     line(&format!("X-Postfix-Sender: rfc822; {}", original.sender));
@@ -203,7 +220,7 @@ fn notification(
         line("");
         line(&format!("Final-Recipient: rfc822; {}", f.address));
         if !f.original.is_empty() {
-            line(&format!("Original-Recipient: {}", f.original));
+            line(&format!("Original-Recipient: {}", printable(&f.original)));
         }
         line(&format!("Action: {}", f.action));
         line(&format!("Status: {}", f.dsn));
@@ -225,7 +242,7 @@ fn notification(
         && original.content.len() <= s.bounce_size_limit;
     line(&format!("--{boundary}"));
     line(match (kind, whole) {
-        (Kind::Success, _) => "Content-Description: Message Headers",
+        (Kind::Success | Kind::Verify, _) => "Content-Description: Message Headers",
         (_, true) => "Content-Description: Undelivered Message",
         (_, false) => "Content-Description: Undelivered Message Headers",
     });

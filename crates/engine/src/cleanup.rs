@@ -55,6 +55,8 @@ pub struct Envelope {
     /// RET (`full`, `hdrs`) and ENVID of MAIL FROM, or empty.
     pub ret: String,
     pub envid: String,
+    /// sendmail -bv: a probe, to be tried and reported, not delivered.
+    pub verify: bool,
     /// Add Message-Id/Date if missing (local_header_rewrite_clients).
     pub rewrite_headers: bool,
     /// The sender's full name, for a From header cleanup adds (sendmail
@@ -236,6 +238,9 @@ impl Cleanup {
         if !env.envid.is_empty() {
             file.attr("dsn_envid", &env.envid);
         }
+        if env.verify {
+            file.attr("verify", "yes");
+        }
         for (final_addr, rcpt, dsn) in &recipients {
             file.recipient_dsn(final_addr, rcpt, dsn);
         }
@@ -349,7 +354,10 @@ impl Cleanup {
             None
         };
         let rewritten = match (class, std::str::from_utf8(&header[colon + 1..])) {
-            (Some(class), Ok(v)) if self.rewrite_headers => self.rewrite_addresses(s, v, class)?,
+            (Some(class), Ok(v)) if self.rewrite_headers => {
+                let shown = String::from_utf8_lossy(&header[..colon]).into_owned();
+                self.rewrite_addresses(s, &shown, v, class)?
+            }
             _ => None,
         };
         let text = match &rewritten {
@@ -367,6 +375,7 @@ impl Cleanup {
     fn rewrite_addresses(
         &self,
         s: &Settings,
+        name: &str,
         value: &str,
         class: AddressClass,
     ) -> io::Result<Option<String>> {
@@ -383,7 +392,7 @@ impl Cleanup {
         });
         match failed {
             Some(e) => Err(io::Error::other(e.to_string())),
-            None => Ok(out),
+            None => Ok(out.map(|v| rewrite::refold(name, &v))),
         }
     }
 
@@ -634,15 +643,54 @@ pub fn make_queue_dirs(queue_directory: &Path) -> io::Result<()> {
         std::fs::create_dir_all(queue_directory.join(d))?;
     }
     for name in FIFOS {
-        let fifo = queue_directory.join(name);
-        match nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)) {
-            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-            Err(e) => return Err(io::Error::from(e)),
-        }
         // Every local user may write a request (mkfifo honours the umask).
-        std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))?;
+        let fd = open_fifo(&queue_directory.join(name))?;
+        nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(0o622))?;
     }
     Ok(())
+}
+
+/// Opens a queue entry the master (root) changes, never through a
+/// symbolic link: the directory it is in belongs to mail_owner, who could
+/// have put a link to a file of root's there. `kind` is what it must be.
+pub fn open_entry(path: &Path, dir: bool) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    if dir {
+        flags |= libc::O_DIRECTORY;
+    }
+    let f = std::fs::File::options()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)?;
+    let t = f.metadata()?.file_type();
+    if (dir && t.is_dir()) || (!dir && t.is_fifo()) {
+        Ok(f)
+    } else {
+        Err(io::Error::other(format!(
+            "{}: not a {}",
+            path.display(),
+            if dir { "directory" } else { "FIFO" }
+        )))
+    }
+}
+
+/// A service FIFO, made when missing and made again when something else
+/// stands in its place, opened without following links.
+fn open_fifo(path: &Path) -> io::Result<std::fs::File> {
+    let make = || match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(e) => Err(io::Error::from(e)),
+    };
+    make()?;
+    match open_entry(path, false) {
+        Ok(f) => Ok(f),
+        Err(_) => {
+            std::fs::remove_file(path)?;
+            make()?;
+            open_entry(path, false)
+        }
+    }
 }
 
 /// The FIFOs local commands wake services through.

@@ -252,13 +252,7 @@ fn include(
             true => Some(FsIdentity::switch(who.uid, who.gid)?),
             false => None,
         };
-        std::fs::File::open(path).and_then(|mut f| {
-            use std::io::Read;
-            use std::os::unix::fs::MetadataExt;
-            let owner = f.metadata()?.uid();
-            let mut text = String::new();
-            f.read_to_string(&mut text).map(|_| (owner, text))
-        })
+        read_list(std::path::Path::new(path))
     };
     let (owner, text) = read.map_err(|e| {
         Failure::Defer(
@@ -273,6 +267,37 @@ fn include(
         }
     }
     Ok(())
+}
+
+/// The most a .forward or :include: file may hold.
+const LIST_FILE_LIMIT: u64 = 1 << 20;
+
+/// A .forward or :include: file's owner and text: opened without
+/// following links or blocking (a FIFO, /dev/zero), a plain file no one
+/// else may write, of reasonable size; else InvalidInput.
+fn read_list(path: &std::path::Path) -> std::io::Result<(u32, String)> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let f = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    let refuse = |why: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{}: {why}", path.display()),
+        )
+    };
+    if !meta.file_type().is_file() {
+        return Err(refuse("not a regular file"));
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Err(refuse("writable by everybody"));
+    }
+    let mut text = String::new();
+    f.take(LIST_FILE_LIMIT).read_to_string(&mut text)?;
+    Ok((meta.uid(), text))
 }
 
 /// Expands `address` through alias_maps, following aliases of local
@@ -390,10 +415,14 @@ fn dot_forward(
         false => None,
     };
     for path in rostfix_config::value::split_list(&paths) {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        let text = match read_list(std::path::Path::new(path)) {
+            // Owned by the user or root, as Postfix requires; any other
+            // is not the user's word (the first that exists decides).
+            Ok((owner, t)) if owner == 0 || owner == account.uid.as_raw() => t,
+            Ok(_) => return Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Ok(None),
             Err(e) => {
                 return Err(Failure::Defer(
                     "4.3.0".into(),
@@ -508,6 +537,40 @@ fn mailbox_command(s: &Settings, user: &str) -> Result<Option<String>, Failure> 
         }
     }
     Ok(Some(s.local.mailbox_command.clone()).filter(|c| !c.is_empty()))
+}
+
+/// What delivery to `recipient` would do (sendmail -bv), without doing
+/// it: an alias is expanded, a user has a mailbox (or a mailbox
+/// command), an unknown user bounces.
+pub fn would_deliver(s: &Settings, recipient: &str) -> Result<String, Failure> {
+    if expand(s, recipient)?.is_some() {
+        return Ok("alias expanded".into());
+    }
+    let (_, user) = user_of(s, recipient);
+    let account = match nix::unistd::User::from_name(&user) {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return Err(Failure::Bounce(
+                "5.1.1".into(),
+                format!("unknown user: \"{user}\""),
+            ));
+        }
+        Err(e) => {
+            return Err(Failure::Defer(
+                "4.3.0".into(),
+                format!("user lookup for {user}: {e}"),
+            ));
+        }
+    };
+    if let Some(command) = mailbox_command(s, &user)? {
+        return Ok(format!("delivers to command: {command}"));
+    }
+    let path = if s.local.home_mailbox.is_empty() {
+        s.local.mail_spool_directory.clone()
+    } else {
+        format!("{}/{}", account.dir.display(), s.local.home_mailbox)
+    };
+    Ok(virtual_agent::mailbox_kind(std::path::Path::new(&path)).to_string())
 }
 
 /// Whose privileges a command or file of `source` has: the user's for

@@ -91,8 +91,10 @@ pub fn run(job: Job<'_>) -> Result<(), Failure> {
     let mut stdin = child.stdin.take();
     let input = job.input;
     // Written from a thread of its own: a command may write output before
-    // it reads all of its input.
-    let writer = std::thread::spawn(move || {
+    // it reads all of its input. It is not waited for: a process the
+    // command left behind may hold the pipe open (the thread ends when
+    // the pipe does).
+    std::thread::spawn(move || {
         if let Some(w) = stdin.as_mut() {
             let _ = w.write_all(&input);
         }
@@ -113,8 +115,9 @@ pub fn run(job: Job<'_>) -> Result<(), Failure> {
             Err(_) => break None,
         }
     };
-    let _ = writer.join();
-    let output = output.join().unwrap_or_default();
+    // The output, once the pipes close; a daemon the command started may
+    // keep them open, so not for long after the command ended.
+    let output = output.recv_timeout(OUTPUT_WAIT).unwrap_or_default();
     let Some(status) = status else {
         return Err(Failure::Defer(
             "4.3.0".into(),
@@ -124,44 +127,44 @@ pub fn run(job: Job<'_>) -> Result<(), Failure> {
     outcome(job.command, status, &output)
 }
 
-/// Reads standard output and error together (up to OUTPUT_LIMIT kept).
-fn collect_output(child: &mut std::process::Child) -> std::thread::JoinHandle<String> {
-    let out = child.stdout.take();
-    let err = child.stderr.take();
-    std::thread::spawn(move || {
-        let mut text = Vec::new();
-        let mut keep = |mut r: Box<dyn Read + Send>| {
+/// How long output is waited for after the command ended.
+const OUTPUT_WAIT: Duration = Duration::from_secs(2);
+
+/// Reads standard output and error to their end (so the command never
+/// dies of a closed pipe), keeping the first OUTPUT_LIMIT bytes; the text
+/// comes through the channel once both are closed.
+fn collect_output(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    fn drain(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let Some(mut r) = r else { return kept };
             let mut buf = [0u8; 4096];
             while let Ok(n) = r.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
-                let room = OUTPUT_LIMIT.saturating_sub(text.len());
-                text.extend_from_slice(&buf[..n.min(room)]);
+                let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
             }
-        };
-        let err_reader = err.map(|e| {
-            std::thread::spawn(move || {
-                let mut v = Vec::new();
-                let _ = (e.take(OUTPUT_LIMIT as u64)).read_to_end(&mut v);
-                v
-            })
-        });
-        if let Some(o) = out {
-            keep(Box::new(o));
-        }
-        if let Some(h) = err_reader
-            && let Ok(v) = h.join()
-        {
-            let room = OUTPUT_LIMIT.saturating_sub(text.len());
-            text.extend_from_slice(&v[..v.len().min(room)]);
-        }
+            kept
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = out.join().unwrap_or_default();
+        let err = err.join().unwrap_or_default();
+        let room = OUTPUT_LIMIT.saturating_sub(text.len());
+        text.extend_from_slice(&err[..err.len().min(room)]);
         // One line in a log: line ends and other controls become spaces.
-        String::from_utf8_lossy(&text)
+        let shown = String::from_utf8_lossy(&text)
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
-            .collect()
-    })
+            .collect();
+        let _ = tx.send(shown);
+    });
+    rx
 }
 
 /// sysexits(3) statuses: enhanced status code and text, and whether the

@@ -392,31 +392,34 @@ pub fn drop_privileges(owner: &Owner) -> Result<(), String> {
 
 /// Makes the queue directories the network-facing side writes its own.
 pub fn chown_queue(queue_directory: &std::path::Path, owner: &Owner) -> Result<(), String> {
-    for d in crate::cleanup::QUEUE_DIRS
+    let fail = |path: &PathBuf, e: &dyn std::fmt::Display| format!("chown {}: {e}", path.display());
+    // Through descriptors opened without following links: mail_owner
+    // may have put a link where a FIFO was (see cleanup::open_entry).
+    for (d, dir) in crate::cleanup::QUEUE_DIRS
         .iter()
-        .chain(crate::cleanup::FIFOS)
+        .map(|d| (*d, true))
+        .chain(crate::cleanup::FIFOS.iter().map(|f| (*f, false)))
     {
-        if *d == "pid" {
+        if d == "pid" {
             continue;
         }
         let path: PathBuf = queue_directory.join(d);
-        nix::unistd::chown(&path, Some(owner.uid), Some(owner.gid))
-            .map_err(|e| format!("chown {}: {e}", path.display()))?;
+        let fd = crate::cleanup::open_entry(&path, dir).map_err(|e| fail(&path, &e))?;
+        nix::unistd::fchown(&fd, Some(owner.uid), Some(owner.gid)).map_err(|e| fail(&path, &e))?;
     }
     // Postfix's setgid_group model: users reach maildrop/ and public/
     // only through the set-group-ID postdrop and postqueue; without the
     // group, only root and mail_owner submit.
-    use std::os::unix::fs::PermissionsExt;
     for (d, mode) in [("maildrop", 0o1730), ("public", 0o710)] {
         let path: PathBuf = queue_directory.join(d);
         let (group, mode) = match owner.setgid_group {
             Some(g) => (g, mode),
             None => (owner.gid, 0o700),
         };
-        nix::unistd::chown(&path, Some(owner.uid), Some(group))
-            .map_err(|e| format!("chown {}: {e}", path.display()))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+        let fd = crate::cleanup::open_entry(&path, true).map_err(|e| fail(&path, &e))?;
+        nix::unistd::fchown(&fd, Some(owner.uid), Some(group)).map_err(|e| fail(&path, &e))?;
+        nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(mode))
+            .map_err(|e| fail(&path, &e))?;
     }
     Ok(())
 }

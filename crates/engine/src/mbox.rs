@@ -89,9 +89,11 @@ pub fn append(
 ) -> Result<File, AppendError> {
     let fail = |what: &str, e: io::Error| AppendError {
         full: e.raw_os_error() == Some(libc::EFBIG),
+        // A busy lock, a stale handle, or a file system that is full:
+        // none of them the mailbox's fault, all worth a retry.
         retry: matches!(
             e.raw_os_error(),
-            Some(libc::EAGAIN | libc::ESTALE | libc::EDEADLK)
+            Some(libc::EAGAIN | libc::ESTALE | libc::EDEADLK | libc::ENOSPC)
         ) || e.kind() == io::ErrorKind::WouldBlock,
         text: format!("{what}: {}", io_text(&e)),
     };

@@ -23,8 +23,8 @@ use rostfix_queue::QueueReader;
 use rostfix_queue::file::Dsn;
 use rostfix_queue::file::{QueueError, Queued};
 use rostfix_queue::maildrop::{
-    ATTR_ENVID, ATTR_EXTRACT, ATTR_FULL_NAME, ATTR_NOTIFY, ATTR_RET, ATTR_UID, MAILDROP_DIR,
-    PICKUP_FIFO,
+    ATTR_ENVID, ATTR_EXTRACT, ATTR_FULL_NAME, ATTR_NOTIFY, ATTR_RET, ATTR_UID, ATTR_VERIFY,
+    MAILDROP_DIR, PICKUP_FIFO,
 };
 
 use crate::cleanup::{self, Cleanup, Envelope, Intake, Origin, Refused};
@@ -100,7 +100,7 @@ async fn take(s: &Arc<Settings>, log: &Log, intake: &Intake, path: &Path) {
         let (s, log, path) = (s.clone(), log.clone(), path.to_path_buf());
         tokio::task::spawn_blocking(move || prepare(&s, &log, &path)).await
     };
-    let cleanup = match prepared {
+    let (cleanup, _locked) = match prepared {
         Ok(Ok(c)) => c,
         Ok(Err(Skip::Later)) | Err(_) => return,
         Ok(Err(Skip::Bad(why))) => {
@@ -134,9 +134,18 @@ fn set_aside(s: &Settings, log: &Log, path: &Path, why: &str) {
     }
 }
 
+/// Whether a maildrop file was last written longer than STALE ago.
+fn stale(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .is_some_and(|age| age > STALE)
+}
+
 /// Reads a maildrop file and writes cleanup's queue file from it (not yet
 /// committed). Logs pickup's `uid=... from=<...>` line.
-fn prepare(s: &Settings, log: &Log, path: &Path) -> Result<Cleanup, Skip> {
+fn prepare(s: &Settings, log: &Log, path: &Path) -> Result<(Cleanup, File), Skip> {
     let mut file = match File::options()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -144,6 +153,10 @@ fn prepare(s: &Settings, log: &Log, path: &Path) -> Result<Cleanup, Skip> {
     {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Skip::Later),
+        // Not handed over yet, or never will be: set aside only when old.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !stale(path) => {
+            return Err(Skip::Later);
+        }
         Err(e) => return Err(Skip::Bad(format!("open: {e}"))),
     };
     let meta = file.metadata().map_err(|e| Skip::Bad(e.to_string()))?;
@@ -155,15 +168,26 @@ fn prepare(s: &Settings, log: &Log, path: &Path) -> Result<Cleanup, Skip> {
     if s.session.message_size_limit > 0 && meta.len() > limit {
         return Err(Skip::Bad("message file too big".into()));
     }
+    // Another pickup (a reload starts the new one before the old stops)
+    // may be taking this file: one at a time.
+    // SAFETY: flock on the open descriptor; no memory is touched.
+    if unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    } != 0
+    {
+        return Err(Skip::Later);
+    }
+    // Taken and removed by the other meanwhile.
+    if file.metadata().map_or(true, |m| m.nlink() == 0) {
+        return Err(Skip::Later);
+    }
     let queued = match QueueReader::read_open(path, &mut file) {
         Ok(q) => q,
         Err(QueueError::Incomplete) => {
-            let old = meta
-                .modified()
-                .ok()
-                .and_then(|m| SystemTime::now().duration_since(m).ok())
-                .is_some_and(|age| age > STALE);
-            if old {
+            if stale(path) {
                 let _ = std::fs::remove_file(path);
                 log.warning(
                     "pickup",
@@ -218,6 +242,7 @@ fn prepare(s: &Settings, log: &Log, path: &Path) -> Result<Cleanup, Skip> {
         dsn,
         ret: attr(ATTR_RET).unwrap_or_default().to_string(),
         envid: attr(ATTR_ENVID).unwrap_or_default().to_string(),
+        verify: attr(ATTR_VERIFY) == Some("yes"),
     };
     let mut c = Cleanup::start(s, &envelope).map_err(|e| {
         log.warning("cleanup", &format!("queue file: {e}"));
@@ -241,7 +266,9 @@ fn prepare(s: &Settings, log: &Log, path: &Path) -> Result<Cleanup, Skip> {
             return Err(Skip::Later);
         }
     }
-    Ok(c)
+    // The file goes with the queue file: its lock is held until the
+    // maildrop file is removed.
+    Ok((c, file))
 }
 
 /// The message's header lines (continuations separate), up to the

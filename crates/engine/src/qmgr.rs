@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -167,9 +168,19 @@ fn flush_requests(queue_directory: &Path, log: &Log) -> mpsc::UnboundedReceiver<
         }
     };
     tokio::spawn(async move {
-        use tokio::io::AsyncBufReadExt;
-        let mut lines = tokio::io::BufReader::new(pipe).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        let mut reader = tokio::io::BufReader::new(pipe);
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            // Anyone in the postdrop group may write here: a request is
+            // short, and garbage is skipped, never fatal.
+            match (&mut reader).take(256).read_until(b'\n', &mut raw).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&raw);
+            let line = line.trim_end_matches('\n');
             let request = match line.split_once(' ') {
                 Some(("I", id)) => match QueueId::parse(id.trim()) {
                     Some(id) => Flush::One(id),
@@ -233,7 +244,12 @@ impl Drop for InFlight {
 /// waiting): `None` when the file is gone or another qmgr delivers it.
 /// The lock goes with the returned descriptor, and moves with the file.
 fn lock_queue_file(path: &Path) -> Option<std::fs::File> {
-    let f = std::fs::File::open(path).ok()?;
+    // Not through a link: qmgr may run as root in mail_owner's queue.
+    let f = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
     // SAFETY: the descriptor is open (borrowed from `f`) for the whole
     // call; flock touches no memory.
     let locked = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
@@ -413,9 +429,17 @@ fn deliver_file(
     let mut deferred = Vec::new();
     // Written, not yet durable: published after the next group commit.
     let mut written = Vec::new();
+    // sendmail -bv: each recipient is tried, not delivered, and the
+    // sender gets the report.
+    let verify = env.attrs.iter().any(|(n, v)| n == "verify" && v == "yes");
+    let mut probed = Vec::new();
     for r in pending {
         let t = Instant::now();
-        let (agent, outcome) = deliver_one(s, syncer, announce, &message, r);
+        let (agent, outcome) = if verify {
+            probe_one(s, r)
+        } else {
+            deliver_one(s, syncer, announce, &message, r)
+        };
         let relay = match agent {
             "virtual" | "local" => agent,
             _ => "none",
@@ -438,6 +462,30 @@ fn deliver_file(
             r.address,
             delay(total)
         );
+        if verify {
+            let (action, dsn, what) = match outcome {
+                Outcome::Done(_, done) => (
+                    "deliverable",
+                    "2.0.0".to_string(),
+                    done.into_iter().next().unwrap_or_default(),
+                ),
+                Outcome::Failed(
+                    Failure::Defer(dsn, why)
+                    | Failure::Bounce(dsn, why)
+                    | Failure::BounceUnix(dsn, why, _),
+                ) => ("undeliverable", dsn, why),
+            };
+            log.info(
+                agent,
+                &format!("{head}, dsn={dsn}, status={action} ({what})"),
+            );
+            let text = format!("delivery via {agent}: {what}");
+            let mut f = bounce::Failed::new(r, dsn, text.clone(), format!("X-Postfix; {text}"));
+            f.action = action;
+            probed.push(f);
+            settled.done.push(r.clone());
+            continue;
+        }
         match outcome {
             Outcome::Done(stored, done) => {
                 for why in done {
@@ -470,6 +518,23 @@ fn deliver_file(
                 bounced.push((r.clone(), bounce::Failed::new(r, dsn, why, diagnostic)));
             }
         }
+    }
+    if verify {
+        if !env.sender.is_empty() && !probed.is_empty() {
+            let original = original(env, &body);
+            match bounce::report(s, syncer, &original, &probed, bounce::Kind::Verify) {
+                Ok(new) => {
+                    log.info(
+                        "bounce",
+                        &format!("{id}: sender delivery status notification: {new}"),
+                    );
+                    let _ = announce.send(new.to_string());
+                }
+                Err(e) => log.warning("bounce", &format!("{id}: notification: {e}")),
+            }
+        }
+        settled.apply(s, log, path, &id, env.time.0);
+        return;
     }
     // delay_warning_time: the sender hears once that some recipients
     // wait (Postfix's qmgr warns when the time is less than a second
@@ -758,6 +823,56 @@ fn report_success(
     }
 }
 
+/// What delivering one recipient would do (sendmail -bv): the agent its
+/// route names, and the agent's answer, without delivering.
+fn probe_one(s: &Settings, r: &Recipient) -> (&'static str, Outcome) {
+    let resolved = resolve(s, &r.address);
+    let done = |agent, text: String| (agent, Outcome::Done(None, vec![text]));
+    let failed = |agent, f| (agent, Outcome::Failed(f));
+    match crate::resolve::relocated(s, &resolved) {
+        Ok(Some(moved)) => {
+            let why = format!("User has moved to {moved}");
+            return failed("error", Failure::Bounce("5.1.6".into(), why));
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let why = format!("relocated_maps lookup failure: {e}");
+            return failed("qmgr", Failure::Defer("4.3.0".into(), why));
+        }
+    }
+    let route = match crate::resolve::route(s, &resolved) {
+        Ok(route) => route,
+        Err(e) => {
+            let why = format!("transport_maps lookup failure: {e}");
+            return failed("qmgr", Failure::Defer("4.3.0".into(), why));
+        }
+    };
+    match s.routing.command(&route.transport) {
+        Some("virtual") => match virtual_agent::would_deliver(s, &resolved.address) {
+            Ok(t) => done("virtual", t),
+            Err(f) => failed("virtual", f),
+        },
+        Some("local") => match crate::local_agent::would_deliver(s, &resolved.address) {
+            Ok(t) => done("local", t),
+            Err(f) => failed("local", f),
+        },
+        Some("discard") => done("discard", format!("discards mail: {}", route.nexthop)),
+        Some("error") => {
+            let (dsn, why) = split_dsn(&route.nexthop);
+            let f = if route.transport == "retry" {
+                Failure::Defer(dsn, why)
+            } else {
+                Failure::Bounce(dsn, why)
+            };
+            failed("error", f)
+        }
+        _ => failed(
+            "qmgr",
+            Failure::Defer("4.3.0".into(), "mail transport unavailable".into()),
+        ),
+    }
+}
+
 /// What a delivery agent did with one recipient.
 enum Outcome {
     /// A file to make durable and publish (virtual(8), local(8)'s
@@ -890,7 +1005,11 @@ impl Settled {
         }
         // The marks are not synced: a mark lost in a crash costs a second
         // delivery, never a lost message (DESIGN.md section 4).
-        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) {
+        if let Ok(f) = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+        {
             for r in self.sent.iter().map(|(r, _, _, _)| r).chain(&self.done) {
                 let _ = mark_done(&f, r);
             }

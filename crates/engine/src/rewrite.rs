@@ -308,6 +308,70 @@ pub fn rewrite_address_list(
     Some(out)
 }
 
+/// A rewritten address-list value laid out as Postfix's cleanup writes
+/// one (`name` is the header's name): a space after the colon, then the
+/// mailboxes in order, joined on a line while the line stays under 70
+/// characters, else each on a line of its own (recorded in
+/// tests/delivery/cases/sendmail-verify and Postfix's `-t` facts). A
+/// list with a group is left as it is.
+pub fn refold(name: &str, value: &str) -> String {
+    let mut parts = Vec::new();
+    let (mut depth, mut quoted, mut angle) = (0usize, false, false);
+    let mut cur = String::new();
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                cur.push(c);
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                continue;
+            }
+            '"' if depth == 0 => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth = depth.saturating_sub(1),
+            '<' if !quoted && depth == 0 => angle = true,
+            '>' if !quoted && depth == 0 => angle = false,
+            ':' | ';' if !quoted && depth == 0 && !angle => return value.to_string(),
+            ',' if !quoted && depth == 0 && !angle => {
+                parts.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    parts.push(cur);
+    let mailboxes: Vec<String> = parts
+        .iter()
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut out = String::from(" ");
+    // The length of the line so far, from its start ("To: ..." for the
+    // first line).
+    let mut line = name.len() + 1;
+    for (i, m) in mailboxes.iter().enumerate() {
+        let piece = if i + 1 < mailboxes.len() {
+            format!("{m},")
+        } else {
+            m.clone()
+        };
+        if i == 0 {
+            line += 1 + piece.len();
+        } else if line + 1 + piece.len() < 70 {
+            out.push(' ');
+            line += 1 + piece.len();
+        } else {
+            out.push_str("\n\t");
+            line = piece.len();
+        }
+        out.push_str(&piece);
+    }
+    out
+}
+
 /// The byte ranges of the addr-specs in an address list: the part inside
 /// `<...>` (after a source route) when there is one, else the mailbox
 /// without surrounding white space and comments.
@@ -406,6 +470,23 @@ mod tests {
 
     fn upper(v: &str) -> Option<String> {
         rewrite_address_list(v, |a| Some(a.to_ascii_uppercase()))
+    }
+
+    #[test]
+    fn rewritten_lists_are_refolded_one_mailbox_per_line() {
+        assert_eq!(refold("To", "\n\tnobody@localhost"), " nobody@localhost");
+        assert_eq!(
+            refold("To", " alice@example.test,\n\tbob@example.test"),
+            " alice@example.test, bob@example.test"
+        );
+        assert_eq!(
+            refold(
+                "To",
+                " Nobody Person <nobody@mail.example.test>, \"Quoted, Name\" <list@localhost>"
+            ),
+            " Nobody Person <nobody@mail.example.test>,\n\t\"Quoted, Name\" <list@localhost>"
+        );
+        assert_eq!(refold("To", " team: a@x, b@y;"), " team: a@x, b@y;");
     }
 
     #[test]

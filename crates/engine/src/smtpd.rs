@@ -784,6 +784,7 @@ async fn start_message(
             None => String::new(),
         },
         envid: tx.params.envid.clone().unwrap_or_default(),
+        verify: false,
         // local_header_rewrite_clients = permit_inet_interfaces
         rewrite_headers: s.inet_interface_addrs.contains(&peer.ip()),
     };

@@ -49,6 +49,21 @@ impl Failure {
     }
 }
 
+/// What delivery to `recipient` would do (sendmail -bv), without doing it.
+pub fn would_deliver(s: &Settings, recipient: &str) -> Result<String, Failure> {
+    let path = mailbox(s, recipient)?;
+    Ok(mailbox_kind(&path).to_string())
+}
+
+/// `delivers to maildir` or `delivers to mailbox`, by the path's form.
+pub(crate) fn mailbox_kind(path: &Path) -> &'static str {
+    if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        "delivers to maildir"
+    } else {
+        "delivers to mailbox"
+    }
+}
+
 /// The Maildir (or file) for `recipient`, checked to stay under the base.
 fn mailbox(s: &Settings, recipient: &str) -> Result<PathBuf, Failure> {
     let keys = order::address_keys(recipient, &s.order, false);

@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub const DEFER_DIR: &str = "defer";
@@ -42,7 +43,15 @@ pub fn write(
         text.push_str(&clean(reason));
         text.push('\n');
     }
-    let mut f = fs::File::create(&tmp)?;
+    // qmgr may write this as root into mail_owner's directory: a fresh
+    // file, never through a link someone left under the name.
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::File::options()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(text.as_bytes())?;
     drop(f);
     fs::rename(&tmp, &final_path)

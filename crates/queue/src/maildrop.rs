@@ -28,6 +28,8 @@ pub const ATTR_UID: &str = "uid";
 pub const ATTR_NOTIFY: &str = "dsn_notify";
 pub const ATTR_RET: &str = "dsn_ret";
 pub const ATTR_ENVID: &str = "dsn_envid";
+/// `yes`: sendmail -bv, a probe: tried, not delivered, and reported.
+pub const ATTR_VERIFY: &str = "verify";
 /// What postdrop copies from its input (the user ID it never takes).
 pub const ATTRS_FROM_USERS: &[&str] = &[
     ATTR_FULL_NAME,
@@ -35,6 +37,7 @@ pub const ATTRS_FROM_USERS: &[&str] = &[
     ATTR_NOTIFY,
     ATTR_RET,
     ATTR_ENVID,
+    ATTR_VERIFY,
 ];
 
 /// The maildrop directory and pickup's FIFO under `queue_directory`.
@@ -76,6 +79,8 @@ pub struct Submission<'a> {
     pub notify: &'a str,
     pub ret: &'a str,
     pub envid: &'a str,
+    /// sendmail -bv.
+    pub verify: bool,
 }
 
 impl Submission<'_> {
@@ -102,6 +107,9 @@ impl Submission<'_> {
             if !value.is_empty() {
                 attr(name, value);
             }
+        }
+        if self.verify {
+            attr(ATTR_VERIFY, "yes");
         }
         for r in self.recipients {
             let mut p = Vec::with_capacity(2 * r.len() + 2);

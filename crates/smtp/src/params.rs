@@ -71,7 +71,14 @@ pub fn decode_xtext(text: &str) -> Option<String> {
         match b[i] {
             b'+' => {
                 let hex = text.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                let byte = u8::from_str_radix(hex, 16).ok()?;
+                // Printable only, as Postfix requires: an ENVID or ORCPT
+                // is copied into delivery status notifications, where a
+                // line end would let the client write MIME parts.
+                if !(32..=126).contains(&byte) {
+                    return None;
+                }
+                out.push(byte);
                 i += 3;
             }
             c if (33..=126).contains(&c) && c != b'=' => {
@@ -175,6 +182,13 @@ pub fn parse_rcpt(text: &str) -> Result<RcptParams, ParamError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xtext_decodes_to_printable_text_only() {
+        assert_eq!(decode_xtext("a+2Bb").as_deref(), Some("a+b"));
+        assert_eq!(decode_xtext("x+0Ay"), None);
+        assert_eq!(decode_xtext("x+00"), None);
+    }
 
     #[test]
     fn mail_params() {
