@@ -68,7 +68,8 @@ recorded in the smtp section:
 
 Deliberate differences (DESIGN.md section 1) are applied to the expected
 text for SUBJECT=rostfix: `(Postfix)` after `by HOST` in Received headers
-becomes `(Rostfix)`.
+becomes `(Rostfix)`, `ESMTP Postfix` in a banner `ESMTP Rostfix`, and a
+notification's prose, where one is shown whole, Rostfix's own words.
 
 Usage: run.py [--record] [--list] [--keep|--keep-all] [-j N] [-v] [CASE ...]
   SUBJECT=postfix (root) runs Debian's Postfix; default SUBJECT=rostfix runs
@@ -145,6 +146,18 @@ DEVIATIONS = [
     (re.compile(r"(\bby \S+) \(Postfix\)"), r"\1 (Rostfix)"),
     (re.compile(r"(\bby \S+) \(Postfix, from userid"), r"\1 (Rostfix, from userid"),
     (re.compile(r"^(  stdout: 220 \S+ ESMTP) Postfix$", re.M), r"\1 Rostfix"),
+    # A notification's prose is Rostfix's own words (where a DSN is shown
+    # whole, as inside a double bounce).
+    (re.compile(r"I'm sorry to have to inform you that your message could not\n"
+                r"be delivered to one or more recipients\. It's attached below\.\n\n"
+                r"For further assistance, please send mail to postmaster\.\n\n"
+                r"If you do so, please include this problem report\. You can\n"
+                r"delete your own text from the attached returned message\.\n\n"
+                r" +The mail system\n"),
+     "Your message could not be delivered to one or more of its\n"
+     "recipients; the reasons follow, and the message is returned\n"
+     "below. The postmaster of this site can help: please include\n"
+     "this report if you write.\n"),
 ]
 
 MAILDIR_NAME = re.compile(r"\d+\.V[0-9a-f]+I[0-9a-f]+M\d+\.[^/:]+")

@@ -107,8 +107,34 @@ pub fn report(
 ) -> io::Result<QueueId> {
     let to = original.sender.to_string();
     crate::cleanup::queue_local(s, syncer, "", &[(to.clone(), to)], |id| {
-        notification(s, id, original, recipients, kind)
+        notification(s, id, original, recipients, kind, None)
     })
+}
+
+/// The postmaster's notice (notify_classes): a copy of a bounce or delay
+/// notice, or a bounce that could not be delivered (a double bounce), to
+/// `recipient` (as configured: bounce_notice_recipient and friends), from
+/// double_bounce_sender@$myhostname.
+pub fn postmaster(
+    s: &Settings,
+    syncer: &Syncer,
+    original: &Original,
+    recipients: &[Failed],
+    kind: Kind,
+    recipient: &str,
+) -> io::Result<QueueId> {
+    let to = crate::resolve::canonical_form(s, recipient);
+    let sender = format!("{}@{}", s.double_bounce_sender, s.myhostname);
+    let rcpts = [(to.clone(), recipient.to_string())];
+    crate::cleanup::queue_local(s, syncer, &sender, &rcpts, |id| {
+        notification(s, id, original, recipients, kind, Some(&to))
+    })
+}
+
+/// Whether `sender` is the one postmaster notices come from (a notice
+/// that fails is dropped: nobody is left to tell).
+pub fn is_postmaster_notice(s: &Settings, sender: &str) -> bool {
+    sender.eq_ignore_ascii_case(&format!("{}@{}", s.double_bounce_sender, s.myhostname))
 }
 
 /// Text from a client or a local user (ENVID, ORCPT) as it may stand in
@@ -126,6 +152,7 @@ fn notification(
     original: &Original,
     failed: &[Failed],
     kind: Kind,
+    postmaster: Option<&str>,
 ) -> Vec<u8> {
     let now = date::now();
     let stamp = date::rfc5322(&date::local(now));
@@ -144,14 +171,20 @@ fn notification(
         "From: Mail Delivery System <{}>",
         crate::resolve::canonical_form(s, "MAILER-DAEMON")
     ));
-    line(match kind {
-        Kind::Failure => "Subject: Undelivered Mail Returned to Sender",
-        Kind::Success => "Subject: Successful Mail Delivery Report",
-        Kind::Delay => "Subject: Delayed Mail (still being retried)",
-        Kind::Verify => "Subject: Mail Delivery Status Report",
+    line(match (kind, postmaster) {
+        (Kind::Failure, None) => "Subject: Undelivered Mail Returned to Sender",
+        (Kind::Success, _) => "Subject: Successful Mail Delivery Report",
+        (Kind::Delay, None) => "Subject: Delayed Mail (still being retried)",
+        (Kind::Verify, _) => "Subject: Mail Delivery Status Report",
+        (Kind::Failure, Some(_)) => "Subject: Postmaster Copy: Undelivered Mail",
+        (Kind::Delay, Some(_)) => "Subject: Postmaster Warning: Delayed Mail",
     });
-    line(&format!("To: {}", original.sender));
-    line("Auto-Submitted: auto-replied");
+    line(&format!("To: {}", postmaster.unwrap_or(original.sender)));
+    line(if postmaster.is_some() {
+        "Auto-Submitted: auto-generated"
+    } else {
+        "Auto-Submitted: auto-replied"
+    });
     line("MIME-Version: 1.0");
     line("Content-Type: multipart/report; report-type=delivery-status;");
     line(&format!("\tboundary=\"{boundary}\""));
@@ -161,36 +194,18 @@ fn notification(
         date::message_id_stamp(now)
     ));
     line("");
-    line("This is a multi-part message in MIME format.");
+    line("This is a MIME-encapsulated message.");
     line("");
     line(&format!("--{boundary}"));
     line("Content-Description: Notification");
     line("Content-Type: text/plain; charset=utf-8");
     line("Content-Transfer-Encoding: 8bit");
     line("");
-    line(&format!("This is the mail system at host {host}."));
-    line("");
-    match kind {
-        Kind::Failure => {
-            line("Your message could not be delivered to one or more of its");
-            line("recipients; the reasons follow, and the message is returned");
-            line("below. The postmaster of this site can help: please include");
-            line("this report if you write.");
-        }
-        Kind::Success => {
-            line("Your message was delivered to the recipients below, as you");
-            line("asked to be told (its headers are returned).");
-        }
-        Kind::Verify => {
-            line("Enclosed is the mail delivery report that you requested.");
-        }
-        Kind::Delay => {
-            line("Your message could not be delivered yet to the recipients");
-            line("below; delivery will be tried again until the time the report");
-            line("gives. You need not send it again.");
-        }
+    // The postmaster gets the facts only.
+    match postmaster {
+        None => prose(&mut line, host, kind),
+        Some(_) => line(""),
     }
-    line("");
     for f in failed {
         let from = f
             .expanded_from
@@ -211,7 +226,13 @@ fn notification(
         ));
     }
     line(&format!("X-Postfix-Queue-ID: {}", original.id));
-    line(&format!("X-Postfix-Sender: rfc822; {}", original.sender));
+    // The null sender shows as MAILER-DAEMON (a double bounce).
+    let sender = if original.sender.is_empty() {
+        format!("MAILER-DAEMON@{host}")
+    } else {
+        original.sender.to_string()
+    };
+    line(&format!("X-Postfix-Sender: rfc822; {sender}"));
     line(&format!(
         "Arrival-Date: {}",
         date::rfc5322(&date::local(original.arrival))
@@ -237,9 +258,14 @@ fn notification(
     // The whole message, or its headers: when it is too big to return,
     // when the sender asked for them only (RET=HDRS), and in a success
     // report.
-    let whole = kind == Kind::Failure
-        && !original.ret_headers
-        && original.content.len() <= s.bounce_size_limit;
+    let fits = original.content.len() <= s.bounce_size_limit;
+    let whole = match (kind, postmaster) {
+        (Kind::Failure, None) => !original.ret_headers && fits,
+        // A double bounce returns the bounce that failed; a copy of the
+        // sender's bounce, its headers.
+        (Kind::Failure, Some(_)) => original.sender.is_empty() && fits,
+        _ => false,
+    };
     line(&format!("--{boundary}"));
     line(match (kind, whole) {
         (Kind::Success | Kind::Verify, _) => "Content-Description: Message Headers",
@@ -253,7 +279,7 @@ fn notification(
     });
     line("Content-Transfer-Encoding: 8bit");
     line("");
-    line(&format!("Return-Path: <{}>", original.sender));
+    line(&format!("Return-Path: <{sender}>"));
     let content = original.content;
     let mut returned = if whole {
         content
@@ -271,4 +297,31 @@ fn notification(
     t.extend_from_slice(b"\n\n");
     t.extend_from_slice(format!("--{boundary}--").as_bytes());
     t
+}
+
+/// The human-readable part's prose, ending in an empty line.
+fn prose(line: &mut impl FnMut(&str), host: &str, kind: Kind) {
+    line(&format!("This is the mail system at host {host}."));
+    line("");
+    match kind {
+        Kind::Failure => {
+            line("Your message could not be delivered to one or more of its");
+            line("recipients; the reasons follow, and the message is returned");
+            line("below. The postmaster of this site can help: please include");
+            line("this report if you write.");
+        }
+        Kind::Success => {
+            line("Your message was delivered to the recipients below, as you");
+            line("asked to be told (its headers are returned).");
+        }
+        Kind::Verify => {
+            line("Enclosed is the mail delivery report that you requested.");
+        }
+        Kind::Delay => {
+            line("Your message could not be delivered yet to the recipients");
+            line("below; delivery will be tried again until the time the report");
+            line("gives. You need not send it again.");
+        }
+    }
+    line("");
 }

@@ -20,7 +20,7 @@ use rostfix_queue::file::mark_done;
 use rostfix_queue::{QueueId, QueueReader, Syncer, deferlog};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::bounce;
+use crate::bounce::{self, Kind};
 use crate::local_agent::Delivered;
 use crate::log::{Log, delay};
 use crate::resolve::{resolve, split_dsn};
@@ -685,21 +685,13 @@ fn notify_sender(
     body: &[u8],
     bounced: &[(Recipient, bounce::Failed)],
 ) -> bool {
-    // NOTIFY=NEVER, or a NOTIFY without FAILURE: not reported.
-    let failed: Vec<bounce::Failed> = bounced
-        .iter()
-        .filter(|(r, _)| r.dsn.wants("failure"))
-        .map(|(_, f)| f.clone())
-        .collect();
-    if env.sender.is_empty() || failed.is_empty() {
-        return true;
-    }
     let original = original(env, body);
-    match bounce::queue(s, syncer, &original, &failed) {
+    let all: Vec<bounce::Failed> = bounced.iter().map(|(_, f)| f.clone()).collect();
+    let told = |result: std::io::Result<QueueId>, whom: &str| match result {
         Ok(new) => {
             log.info(
                 "bounce",
-                &format!("{}: sender non-delivery notification: {new}", env.id),
+                &format!("{}: {whom} non-delivery notification: {new}", env.id),
             );
             let _ = announce.send(new.to_string());
             true
@@ -708,7 +700,45 @@ fn notify_sender(
             log.warning("bounce", &format!("{}: notification: {e}", env.id));
             false
         }
+    };
+    let notify = |class: &str| s.notify_classes.iter().any(|c| c == class);
+    // A bounce that failed: a double bounce, for the postmaster if
+    // notify_classes asks (2bounce), else dropped.
+    if env.sender.is_empty() {
+        if !notify("2bounce") {
+            return true;
+        }
+        let recipient = &s.double_bounce_notice_recipient;
+        let sent = bounce::postmaster(s, syncer, &original, &all, Kind::Failure, recipient);
+        return told(sent, "postmaster");
     }
+    // A postmaster notice that failed: nobody is left to tell.
+    if bounce::is_postmaster_notice(s, &env.sender) {
+        log.warning(
+            "bounce",
+            &format!(
+                "{}: undeliverable postmaster notification discarded",
+                env.id
+            ),
+        );
+        return true;
+    }
+    // NOTIFY=NEVER, or a NOTIFY without FAILURE: not reported.
+    let failed: Vec<bounce::Failed> = bounced
+        .iter()
+        .filter(|(r, _)| r.dsn.wants("failure"))
+        .map(|(_, f)| f.clone())
+        .collect();
+    if !failed.is_empty() && !told(bounce::queue(s, syncer, &original, &failed), "sender") {
+        return false;
+    }
+    if notify("bounce") {
+        let recipient = &s.bounce_notice_recipient;
+        let sent = bounce::postmaster(s, syncer, &original, &all, Kind::Failure, recipient);
+        // The sender knows; a copy that cannot be queued is only logged.
+        told(sent, "postmaster");
+    }
+    true
 }
 
 /// Queues the delay notice for the recipients `deferred` leaves waiting
@@ -744,6 +774,21 @@ fn notify_delay(
                 &format!("{}: sender delay notification: {new}", env.id),
             );
             let _ = announce.send(new.to_string());
+            if s.notify_classes.iter().any(|c| c == "delay") {
+                let recipient = &s.delay_notice_recipient;
+                match bounce::postmaster(s, syncer, &original, &waiting, Kind::Delay, recipient) {
+                    Ok(new) => {
+                        log.info(
+                            "bounce",
+                            &format!("{}: postmaster delay notification: {new}", env.id),
+                        );
+                        let _ = announce.send(new.to_string());
+                    }
+                    Err(e) => {
+                        log.warning("bounce", &format!("{}: delay notification: {e}", env.id))
+                    }
+                }
+            }
             true
         }
         Err(e) => {

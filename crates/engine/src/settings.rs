@@ -64,6 +64,14 @@ pub struct Settings {
     pub maximal_queue_lifetime: u64,
     /// Seconds after which the sender hears that mail is delayed (0: never).
     pub delay_warning_time: u64,
+    /// What the postmaster is told of (notify_classes: `bounce`,
+    /// `2bounce`, `delay`, ...), and where it goes.
+    pub notify_classes: Vec<String>,
+    pub bounce_notice_recipient: String,
+    pub double_bounce_notice_recipient: String,
+    pub delay_notice_recipient: String,
+    /// The sender of postmaster notices (`double-bounce`@$myhostname).
+    pub double_bounce_sender: String,
     /// The same for notifications (mail from the null sender).
     pub bounce_queue_lifetime: u64,
     /// bounce_size_limit: a bigger message is returned as its headers.
@@ -415,6 +423,11 @@ impl Settings {
             bounce_size_limit: cf.int("bounce_size_limit").map_err(e)?.max(0) as usize,
             maximal_queue_lifetime: cf.time("maximal_queue_lifetime").map_err(e)?,
             delay_warning_time: cf.time("delay_warning_time").map_err(e)?,
+            notify_classes: list(cf, "notify_classes").map_err(e)?,
+            bounce_notice_recipient: cf.string("bounce_notice_recipient").map_err(e)?,
+            double_bounce_notice_recipient: cf.string("2bounce_notice_recipient").map_err(e)?,
+            delay_notice_recipient: cf.string("delay_notice_recipient").map_err(e)?,
+            double_bounce_sender: cf.string("double_bounce_sender").map_err(e)?,
             bounce_queue_lifetime: cf.time("bounce_queue_lifetime").map_err(e)?,
             message_drop_headers: list(cf, "message_drop_headers")
                 .map_err(e)?
