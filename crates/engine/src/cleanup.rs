@@ -599,11 +599,39 @@ pub fn queue_local(
     recipients: &[(String, String)],
     content: impl FnOnce(&QueueId) -> Vec<u8>,
 ) -> io::Result<QueueId> {
+    queue_forward(s, syncer, sender, recipients, &Carried::default(), content)
+}
+
+/// What a forwarded message keeps of the original's RFC 3461 requests:
+/// the recipient's NOTIFY and ORCPT (given to every new recipient), RET
+/// and ENVID.
+#[derive(Debug, Default)]
+pub struct Carried<'a> {
+    pub dsn: Dsn,
+    pub ret: &'a str,
+    pub envid: &'a str,
+}
+
+/// [`queue_local`] for mail local(8) forwards, with what it carries.
+pub fn queue_forward(
+    s: &Settings,
+    syncer: &Syncer,
+    sender: &str,
+    recipients: &[(String, String)],
+    carried: &Carried,
+    content: impl FnOnce(&QueueId) -> Vec<u8>,
+) -> io::Result<QueueId> {
     let mut file = QueueFile::create(&s.queue_directory.join("incoming"), s.long_queue_ids)?;
     file.sender(sender);
     file.attr("protocol_name", "local");
+    if !carried.ret.is_empty() {
+        file.attr("dsn_ret", carried.ret);
+    }
+    if !carried.envid.is_empty() {
+        file.attr("dsn_envid", carried.envid);
+    }
     for (address, original) in recipients {
-        file.recipient(address, original);
+        file.recipient_dsn(address, original, &carried.dsn);
     }
     file.content();
     let text = content(file.id());

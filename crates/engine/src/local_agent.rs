@@ -43,6 +43,7 @@ use std::path::PathBuf;
 
 use rostfix_maps::order;
 use rostfix_queue::Syncer;
+use rostfix_queue::file::Dsn;
 
 use crate::local_command::Privileges;
 use crate::settings::Settings;
@@ -453,6 +454,7 @@ pub fn deliver(
     m: &Message,
     recipient: &str,
     original: &str,
+    dsn: &Dsn,
 ) -> Result<Delivered, Failure> {
     if looped(m.body, recipient) {
         return Err(Failure::Bounce(
@@ -501,7 +503,7 @@ pub fn deliver(
             .push(format!("delivered to command: {command}"));
     }
     if !expansion.forward.is_empty() {
-        let id = forward(s, syncer, m, recipient, original, &expansion)?;
+        let id = forward(s, syncer, m, recipient, original, dsn, &expansion)?;
         delivered.done.push(format!("forwarded as {id}"));
         delivered.forwarded = Some(id);
     }
@@ -768,6 +770,7 @@ fn forward(
     m: &Message,
     recipient: &str,
     original: &str,
+    dsn: &Dsn,
     expansion: &Expansion,
 ) -> Result<rostfix_queue::QueueId, Failure> {
     let orig = if original.is_empty() {
@@ -786,7 +789,38 @@ fn forward(
     let sender = expansion.owner.as_deref().unwrap_or(m.sender);
     // The header names the recipient as the alias lookup saw it.
     let delivered_to = recipient.to_ascii_lowercase();
-    crate::cleanup::queue_local(s, syncer, sender, &recipients, |id| {
+    let attr = |name: &str| {
+        m.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    // Success was reported as "expanded" here (RFC 3461 6.2.7.1): the
+    // members are not reported on again.
+    let notify = if dsn.notify.is_empty() {
+        String::new()
+    } else {
+        let rest: Vec<&str> = dsn.notify.split(',').filter(|n| *n != "success").collect();
+        if rest.is_empty() {
+            "never".to_string()
+        } else {
+            rest.join(",")
+        }
+    };
+    let carried = crate::cleanup::Carried {
+        dsn: Dsn {
+            notify,
+            // A list with an owner starts afresh: its members are the
+            // original recipients (recorded in owner-alias).
+            orcpt: match expansion.owner {
+                Some(_) => String::new(),
+                None => dsn.orcpt.clone(),
+            },
+        },
+        ret: attr("dsn_ret"),
+        envid: attr("dsn_envid"),
+    };
+    crate::cleanup::queue_forward(s, syncer, sender, &recipients, &carried, |id| {
         let stamp = rostfix_message::date::rfc5322(&rostfix_message::date::local(
             rostfix_message::date::now(),
         ));

@@ -979,7 +979,14 @@ fn deliver_one(
         ),
         Some("local") => (
             "local",
-            match crate::local_agent::deliver(s, syncer, message, &resolved.address, &r.original) {
+            match crate::local_agent::deliver(
+                s,
+                syncer,
+                message,
+                &resolved.address,
+                &r.original,
+                &r.dsn,
+            ) {
                 Ok(Delivered {
                     stored,
                     done,
