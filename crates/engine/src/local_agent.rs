@@ -270,6 +270,40 @@ fn include(
     Ok(())
 }
 
+/// luser_relay with local(8)'s `$user`, `$local`, `$extension`,
+/// `$domain`, `$recipient`, `$recipient_delimiter` filled in, in canonical
+/// form.
+fn luser_relay(s: &Settings, recipient: &str) -> Result<String, Failure> {
+    let (local, user) = user_of(s, recipient);
+    let extension = local
+        .strip_prefix(&user)
+        .and_then(|rest| rest.get(1..))
+        .unwrap_or("");
+    let delimiter = if extension.is_empty() {
+        ""
+    } else {
+        local.get(user.len()..user.len() + 1).unwrap_or("")
+    };
+    let domain = recipient.rsplit_once('@').map_or("", |(_, d)| d);
+    let attr = |name: &str| -> Option<String> {
+        Some(
+            match name {
+                "user" => &user,
+                "local" => &local,
+                "extension" => extension,
+                "domain" => domain,
+                "recipient" => recipient,
+                "recipient_delimiter" => delimiter,
+                _ => return None,
+            }
+            .to_string(),
+        )
+    };
+    let relay = rostfix_config::expand::expand(&s.local.luser_relay, &attr, &mut |_| {})
+        .map_err(|e| Failure::Defer("4.3.0".into(), format!("luser_relay: {e}")))?;
+    Ok(crate::resolve::canonical_form(s, &relay))
+}
+
 /// The most a .forward or :include: file may hold.
 const LIST_FILE_LIMIT: u64 = 1 << 20;
 
@@ -477,16 +511,22 @@ pub fn deliver(
     };
     let expansion = match aliased {
         Some(e) => e,
-        None => {
-            let account = account()?;
-            match dot_forward(s, &account, recipient)? {
+        None => match account() {
+            Ok(account) => match dot_forward(s, &account, recipient)? {
                 Some(e) => e,
                 None => Expansion {
                     own_mailbox: true,
                     ..Expansion::default()
                 },
-            }
-        }
+            },
+            // luser_relay: where mail for users this host does not know
+            // goes.
+            Err(Failure::Bounce(..)) if !s.local.luser_relay.is_empty() => Expansion {
+                forward: vec![luser_relay(s, recipient)?],
+                ..Expansion::default()
+            },
+            Err(f) => return Err(f),
+        },
     };
     let mut delivered = Delivered::default();
     let prefix = virtual_agent::prepended(m.sender, original, recipient);

@@ -267,6 +267,9 @@ pub struct LocalSettings {
     pub mailbox_delivery_lock: Locking,
     /// The .forward files to try, unexpanded (`$home/.forward`...).
     pub forward_path: String,
+    /// Where mail for unknown users goes (raw: `$user` and the like are
+    /// local(8)'s), or empty.
+    pub luser_relay: String,
     /// Mailbox delivery by a command, per user or for all (raw text).
     pub mailbox_command_maps: Maps,
     pub mailbox_command: String,
@@ -454,6 +457,7 @@ impl Settings {
                 mailbox_size_limit: cf.int("mailbox_size_limit").map_err(e)?.max(0) as u64,
                 mailbox_delivery_lock: locking(cf, "mailbox_delivery_lock")?,
                 forward_path: cf.string("forward_path").map_err(e)?,
+                luser_relay: cf.string("luser_relay").map_err(e)?,
                 mailbox_command_maps: maps(cf, "mailbox_command_maps")?,
                 mailbox_command: cf.string("mailbox_command").map_err(e)?,
                 allow_mail_to_commands: list(cf, "allow_mail_to_commands").map_err(e)?,
