@@ -58,9 +58,13 @@ fn queue_directory(dir: Option<&Path>) -> PathBuf {
 /// `postqueue -p` (`json`: `-j`), also `mailq` and `sendmail -bp`.
 pub fn list(dir: Option<&Path>, json: bool) -> i32 {
     let queue_directory = queue_directory(dir);
-    if rostfix_engine::running(&queue_directory).is_none() {
-        crate::msg::warning("Mail system is down -- accessing queue directly");
+    // Through the mail system's showq, which may read the queue files;
+    // directly (root, mail_owner) when it is not running.
+    if let Some(text) = rostfix_engine::showq::ask(&queue_directory, json) {
+        print!("{text}");
+        return 0;
     }
+    crate::msg::warning("Mail system is down -- accessing queue directly");
     let entries = rostfix_engine::showq::entries(&queue_directory);
     let out = if json {
         rostfix_engine::showq::json(&entries)

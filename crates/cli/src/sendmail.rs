@@ -153,14 +153,13 @@ pub fn main() -> i32 {
             refuse_recipients("alias initialization mode");
             newaliases(o.dir, o.alias_override)
         }
-        Mode::Mailq => crate::postqueue::list(o.dir.as_deref(), false),
+        Mode::Mailq => postqueue(o.dir.as_deref(), "-p")
+            .unwrap_or_else(|| crate::postqueue::list(o.dir.as_deref(), false)),
         Mode::Flush => {
             refuse_recipients("flush queue mode");
             // Postfix's returns at once and flushes in the background:
             // a mail system that is down is no error here.
-            let queue_directory = queue_directory(o.dir.as_deref());
-            let fifo = queue_directory.join(rostfix_queue::maildrop::QMGR_FIFO);
-            let _ = rostfix_queue::maildrop::trigger(&fifo, b"F\n");
+            let _ = postqueue(o.dir.as_deref(), "-f");
             0
         }
         Mode::FlushSite => {
@@ -178,12 +177,23 @@ pub fn main() -> i32 {
     }
 }
 
-fn queue_directory(dir: Option<&Path>) -> PathBuf {
-    let cf = Config::load(dir).unwrap_or_else(|e| config_error(e));
-    PathBuf::from(
-        cf.string("queue_directory")
-            .unwrap_or_else(|e| config_error(e)),
-    )
+/// Runs postqueue (set-group-ID: it may reach the mail system's
+/// public/ directory, which sendmail may not) with `flag`; its exit
+/// status, or `None` when it cannot be run.
+fn postqueue(dir: Option<&Path>, flag: &str) -> Option<i32> {
+    let me = std::env::current_exe().ok()?;
+    let beside = me.with_file_name("postqueue");
+    let path = if beside.exists() {
+        beside
+    } else {
+        let cf = Config::load(dir).ok()?;
+        PathBuf::from(cf.string("command_directory").ok()?).join("postqueue")
+    };
+    let mut cmd = std::process::Command::new(path);
+    if let Some(d) = dir {
+        cmd.arg("-c").arg(d);
+    }
+    cmd.arg(flag).status().ok()?.code()
 }
 
 /// `sendmail -bd`: there is no Sendmail daemon to run; like Postfix's,

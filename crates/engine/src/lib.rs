@@ -505,6 +505,7 @@ fn qmgr_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
                 }
             }
         });
+        showq::serve(&base.queue_directory, &log);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let running = tokio::spawn(qmgr::run(
             base.clone(),

@@ -2,6 +2,12 @@
 //! `sendmail -bp`) and `postqueue -j`, in Postfix 3.7's formats
 //! (recorded in tests/golden/postqueue).
 //!
+//! qmgr's process serves the listing on `public/showq` (a UNIX socket
+//! any user who may enter public/, through the set-group-ID postqueue,
+//! can reach): the client sends `p` or `j` on a line and reads the
+//! listing. The queue files themselves stay readable by the mail system
+//! only.
+//!
 //! The queues are read in Postfix's order (maildrop, active, incoming,
 //! deferred, hold); within one, by arrival time (Postfix's order there
 //! is the directory's). Deferred recipients carry the reason from the
@@ -111,6 +117,66 @@ fn entry(queue_directory: &Path, queue: &'static str, path: &Path) -> Option<Ent
         has_reasons: !reasons.is_empty(),
         recipients,
     })
+}
+
+/// The socket under the queue directory.
+pub const SHOWQ_SOCKET: &str = "public/showq";
+
+/// Serves the listing on `public/showq` until the process ends.
+pub fn serve(queue_directory: &Path, log: &crate::log::Log) {
+    let path = queue_directory.join(SHOWQ_SOCKET);
+    let _ = std::fs::remove_file(&path);
+    let listener = match tokio::net::UnixListener::bind(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            log.warning("showq", &format!("bind {}: {e}", path.display()));
+            return;
+        }
+    };
+    // The directory (public/, mode 0710) decides who may connect.
+    let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let queue_directory = queue_directory.to_path_buf();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let queue_directory = queue_directory.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut request = [0u8; 2];
+                let Ok(Ok(n)) = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    conn.read(&mut request),
+                )
+                .await
+                else {
+                    return;
+                };
+                let json = n > 0 && request[0] == b'j';
+                let text = tokio::task::spawn_blocking(move || {
+                    let list = entries(&queue_directory);
+                    if json {
+                        self::json(&list)
+                    } else {
+                        self::text(&list)
+                    }
+                })
+                .await
+                .unwrap_or_default();
+                let _ = conn.write_all(text.as_bytes()).await;
+            });
+        }
+    });
+}
+
+/// The listing from a running mail system's showq, in `json` or text
+/// form; `None` when it cannot be reached.
+pub fn ask(queue_directory: &Path, json: bool) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut conn =
+        std::os::unix::net::UnixStream::connect(queue_directory.join(SHOWQ_SOCKET)).ok()?;
+    conn.write_all(if json { b"j\n" } else { b"p\n" }).ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// The column where a deferral reason in parentheses ends.
