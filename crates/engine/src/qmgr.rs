@@ -522,16 +522,8 @@ fn deliver_file(
     if verify {
         if !env.sender.is_empty() && !probed.is_empty() {
             let original = original(env, &body);
-            match bounce::report(s, syncer, &original, &probed, bounce::Kind::Verify) {
-                Ok(new) => {
-                    log.info(
-                        "bounce",
-                        &format!("{id}: sender delivery status notification: {new}"),
-                    );
-                    let _ = announce.send(new.to_string());
-                }
-                Err(e) => log.warning("bounce", &format!("{id}: notification: {e}")),
-            }
+            let sent = bounce::report(s, syncer, &original, &probed, Kind::Verify);
+            announced(log, announce, &id, "sender delivery status", sent);
         }
         settled.apply(s, log, path, &id, env.time.0);
         return;
@@ -687,19 +679,14 @@ fn notify_sender(
 ) -> bool {
     let original = original(env, body);
     let all: Vec<bounce::Failed> = bounced.iter().map(|(_, f)| f.clone()).collect();
-    let told = |result: std::io::Result<QueueId>, whom: &str| match result {
-        Ok(new) => {
-            log.info(
-                "bounce",
-                &format!("{}: {whom} non-delivery notification: {new}", env.id),
-            );
-            let _ = announce.send(new.to_string());
-            true
-        }
-        Err(e) => {
-            log.warning("bounce", &format!("{}: notification: {e}", env.id));
-            false
-        }
+    let told = |result, whom: &str| {
+        announced(
+            log,
+            announce,
+            &env.id,
+            &format!("{whom} non-delivery"),
+            result,
+        )
     };
     let notify = |class: &str| s.notify_classes.iter().any(|c| c == class);
     // A bounce that failed: a double bounce, for the postmaster if
@@ -767,32 +754,36 @@ fn notify_delay(
         return true;
     }
     let original = original(env, body);
-    match bounce::report(s, syncer, &original, &waiting, bounce::Kind::Delay) {
+    let sent = bounce::report(s, syncer, &original, &waiting, Kind::Delay);
+    if !announced(log, announce, &env.id, "sender delay", sent) {
+        return false;
+    }
+    if s.notify_classes.iter().any(|c| c == "delay") {
+        let recipient = &s.delay_notice_recipient;
+        let sent = bounce::postmaster(s, syncer, &original, &waiting, Kind::Delay, recipient);
+        announced(log, announce, &env.id, "postmaster delay", sent);
+    }
+    true
+}
+
+/// Logs a notification queued about message `id` (`ID: sender delay
+/// notification: NEWID`, as bounce(8) does) and hands it to qmgr; a
+/// notification that could not be queued is a warning. True when queued.
+fn announced(
+    log: &Log,
+    announce: &mpsc::UnboundedSender<String>,
+    id: &QueueId,
+    what: &str,
+    result: std::io::Result<QueueId>,
+) -> bool {
+    match result {
         Ok(new) => {
-            log.info(
-                "bounce",
-                &format!("{}: sender delay notification: {new}", env.id),
-            );
+            log.info("bounce", &format!("{id}: {what} notification: {new}"));
             let _ = announce.send(new.to_string());
-            if s.notify_classes.iter().any(|c| c == "delay") {
-                let recipient = &s.delay_notice_recipient;
-                match bounce::postmaster(s, syncer, &original, &waiting, Kind::Delay, recipient) {
-                    Ok(new) => {
-                        log.info(
-                            "bounce",
-                            &format!("{}: postmaster delay notification: {new}", env.id),
-                        );
-                        let _ = announce.send(new.to_string());
-                    }
-                    Err(e) => {
-                        log.warning("bounce", &format!("{}: delay notification: {e}", env.id))
-                    }
-                }
-            }
             true
         }
         Err(e) => {
-            log.warning("bounce", &format!("{}: delay notification: {e}", env.id));
+            log.warning("bounce", &format!("{id}: {what} notification: {e}"));
             false
         }
     }
@@ -856,16 +847,8 @@ fn report_success(
         return;
     }
     let original = original(env, body);
-    match bounce::report(s, syncer, &original, &reported, bounce::Kind::Success) {
-        Ok(new) => {
-            log.info(
-                "bounce",
-                &format!("{}: sender delivery status notification: {new}", env.id),
-            );
-            let _ = announce.send(new.to_string());
-        }
-        Err(e) => log.warning("bounce", &format!("{}: notification: {e}", env.id)),
-    }
+    let sent = bounce::report(s, syncer, &original, &reported, Kind::Success);
+    announced(log, announce, &env.id, "sender delivery status", sent);
 }
 
 /// What delivering one recipient would do (sendmail -bv): the agent its
