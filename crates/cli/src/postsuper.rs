@@ -213,9 +213,11 @@ fn locked(
             p.exists().then(|| (q.to_string(), p))
         })?;
         let Ok(file) = File::open(&path) else {
+            // Moved on meanwhile (qmgr is done with it): look again.
             if Instant::now() > deadline {
                 return None;
             }
+            std::thread::sleep(Duration::from_millis(50));
             continue;
         };
         // SAFETY: the descriptor is open (borrowed from `file`) for the
