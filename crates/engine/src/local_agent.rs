@@ -80,6 +80,9 @@ pub struct Delivered {
     pub stored: Option<Written>,
     pub done: Vec<String>,
     pub forwarded: Option<rostfix_queue::QueueId>,
+    /// A destination failed while others were delivered: the recipient
+    /// is deferred or bounced all the same (`stored` is then none).
+    pub failed: Option<Failure>,
 }
 
 /// The user part of a local address: lower case, without extension.
@@ -530,38 +533,66 @@ pub fn deliver(
     };
     let mut delivered = Delivered::default();
     let prefix = virtual_agent::prepended(m.sender, original, recipient);
-    for (path, source) in &expansion.files {
-        let who = privileges(s, source, &user)?;
-        to_file(s, syncer, m, &prefix, path, &who)?;
-        delivered.done.push(format!("delivered to file: {path}"));
-    }
-    for (command, source) in &expansion.commands {
-        let who = privileges(s, source, &user)?;
-        to_command(s, m, &prefix, recipient, original, command, &who)?;
-        delivered
-            .done
-            .push(format!("delivered to command: {command}"));
-    }
-    if !expansion.forward.is_empty() {
-        let id = forward(s, syncer, m, recipient, original, dsn, &expansion)?;
-        delivered.done.push(format!("forwarded as {id}"));
-        delivered.forwarded = Some(id);
-    }
-    if expansion.own_mailbox {
-        match mailbox_command(s, &user)? {
-            Some(command) => {
-                let who = privileges(s, &Source::Forward, &user)?;
-                to_command(s, m, &prefix, recipient, original, &command, &who)?;
-                delivered
-                    .done
-                    .push(format!("delivered to command: {command}"));
-            }
-            None => {
-                delivered.stored = Some(to_mailbox(s, syncer, m, &prefix, &user, account()?)?);
+    // Each destination on its own: one that fails does not keep mail
+    // from the others (the failure is reported with what was done).
+    let mut failed: Option<Failure> = None;
+    fn note(failed: &mut Option<Failure>, result: Result<String, Failure>, done: &mut Vec<String>) {
+        match result {
+            Ok(text) => done.push(text),
+            // A deferral wins over a bounce: the recipient is tried again.
+            Err(f) => {
+                if failed.is_none() || matches!(f, Failure::Defer(..)) {
+                    *failed = Some(f);
+                }
             }
         }
     }
-    Ok(delivered)
+    for (path, source) in &expansion.files {
+        let result = privileges(s, source, &user)
+            .and_then(|who| to_file(s, syncer, m, &prefix, path, &who))
+            .map(|()| format!("delivered to file: {path}"));
+        note(&mut failed, result, &mut delivered.done);
+    }
+    for (command, source) in &expansion.commands {
+        let result = privileges(s, source, &user)
+            .and_then(|who| to_command(s, m, &prefix, recipient, original, command, &who))
+            .map(|()| format!("delivered to command: {command}"));
+        note(&mut failed, result, &mut delivered.done);
+    }
+    if !expansion.forward.is_empty() {
+        match forward(s, syncer, m, recipient, original, dsn, &expansion) {
+            Ok(id) => {
+                delivered.done.push(format!("forwarded as {id}"));
+                delivered.forwarded = Some(id);
+            }
+            Err(f) => note(&mut failed, Err(f), &mut delivered.done),
+        }
+    }
+    // The mailbox last, and only when all else went well: a mailbox
+    // write waits for its group commit, which a failed recipient does
+    // not get.
+    if expansion.own_mailbox && failed.is_none() {
+        match mailbox_command(s, &user)? {
+            Some(command) => {
+                let result = privileges(s, &Source::Forward, &user)
+                    .and_then(|who| to_command(s, m, &prefix, recipient, original, &command, &who))
+                    .map(|()| format!("delivered to command: {command}"));
+                note(&mut failed, result, &mut delivered.done);
+            }
+            None => match account().and_then(|a| to_mailbox(s, syncer, m, &prefix, &user, a)) {
+                Ok(w) => delivered.stored = Some(w),
+                Err(f) => note(&mut failed, Err(f), &mut delivered.done),
+            },
+        }
+    }
+    match failed {
+        None => Ok(delivered),
+        Some(f) if delivered.done.is_empty() && delivered.forwarded.is_none() => Err(f),
+        Some(f) => {
+            delivered.failed = Some(f);
+            Ok(delivered)
+        }
+    }
 }
 
 /// The command that delivers to `user`'s mailbox, if any:

@@ -462,6 +462,14 @@ fn deliver_file(
             r.address,
             delay(total)
         );
+        // What was done of a recipient that failed is logged; the
+        // recipient is not done (a deferral delivers it all again, as
+        // Postfix's local(8) does).
+        if let Outcome::Failed(_, done) = &outcome {
+            for why in done {
+                log.info(agent, &format!("{head}, dsn=2.0.0, status=sent ({why})"));
+            }
+        }
         if verify {
             let (action, dsn, what) = match outcome {
                 Outcome::Done(_, done) => (
@@ -473,6 +481,7 @@ fn deliver_file(
                     Failure::Defer(dsn, why)
                     | Failure::Bounce(dsn, why)
                     | Failure::BounceUnix(dsn, why, _),
+                    _,
                 ) => ("undeliverable", dsn, why),
             };
             log.info(
@@ -500,7 +509,7 @@ fn deliver_file(
                     written.push((r.clone(), agent, head, w));
                 }
             }
-            Outcome::Failed(Failure::Defer(dsn, why)) => {
+            Outcome::Failed(Failure::Defer(dsn, why), _) => {
                 settled.all_done = false;
                 log.info(
                     agent,
@@ -509,7 +518,7 @@ fn deliver_file(
                 settled.waiting.push((r.address.clone(), why.clone()));
                 deferred.push((r.clone(), dsn, why));
             }
-            Outcome::Failed(f) => {
+            Outcome::Failed(f, _) => {
                 let diagnostic = f.diagnostic();
                 let (Failure::Bounce(dsn, why) | Failure::BounceUnix(dsn, why, _)) = f else {
                     continue;
@@ -856,7 +865,7 @@ fn report_success(
 fn probe_one(s: &Settings, r: &Recipient) -> (&'static str, Outcome) {
     let resolved = resolve(s, &r.address);
     let done = |agent, text: String| (agent, Outcome::Done(None, vec![text]));
-    let failed = |agent, f| (agent, Outcome::Failed(f));
+    let failed = |agent, f| (agent, Outcome::Failed(f, Vec::new()));
     match crate::resolve::relocated(s, &resolved) {
         Ok(Some(moved)) => {
             let why = format!("User has moved to {moved}");
@@ -907,7 +916,9 @@ enum Outcome {
     /// mailbox), and deliveries done already, each with its log text
     /// (discard(8), local(8)'s forwards, commands and files).
     Done(Option<virtual_agent::Written>, Vec<String>),
-    Failed(Failure),
+    /// The recipient failed; what was done of it all the same (local(8):
+    /// some destinations of several), each with its log text.
+    Failed(Failure, Vec<String>),
 }
 
 /// Hands one recipient to the agent its route names (master.cf's command
@@ -924,10 +935,10 @@ fn deliver_one(
     r: &Recipient,
 ) -> (&'static str, Outcome) {
     let unavailable = || {
-        Outcome::Failed(Failure::Defer(
-            "4.3.0".into(),
-            "mail transport unavailable".into(),
-        ))
+        Outcome::Failed(
+            Failure::Defer("4.3.0".into(), "mail transport unavailable".into()),
+            Vec::new(),
+        )
     };
     let resolved = resolve(s, &r.address);
     // trivial-rewrite hands a relocated recipient to error(8).
@@ -936,20 +947,26 @@ fn deliver_one(
             let why = format!("User has moved to {moved}");
             return (
                 "error",
-                Outcome::Failed(Failure::Bounce("5.1.6".into(), why)),
+                Outcome::Failed(Failure::Bounce("5.1.6".into(), why), Vec::new()),
             );
         }
         Ok(None) => {}
         Err(e) => {
             let why = format!("relocated_maps lookup failure: {e}");
-            return ("qmgr", Outcome::Failed(Failure::Defer("4.3.0".into(), why)));
+            return (
+                "qmgr",
+                Outcome::Failed(Failure::Defer("4.3.0".into(), why), Vec::new()),
+            );
         }
     }
     let route = match crate::resolve::route(s, &resolved) {
         Ok(route) => route,
         Err(e) => {
             let why = format!("transport_maps lookup failure: {e}");
-            return ("qmgr", Outcome::Failed(Failure::Defer("4.3.0".into(), why)));
+            return (
+                "qmgr",
+                Outcome::Failed(Failure::Defer("4.3.0".into(), why), Vec::new()),
+            );
         }
     };
     match s.routing.command(&route.transport) {
@@ -957,7 +974,7 @@ fn deliver_one(
             "virtual",
             match virtual_agent::deliver(s, syncer, message, &resolved.address, &r.original) {
                 Ok(w) => Outcome::Done(Some(w), Vec::new()),
-                Err(f) => Outcome::Failed(f),
+                Err(f) => Outcome::Failed(f, Vec::new()),
             },
         ),
         Some("local") => (
@@ -974,13 +991,17 @@ fn deliver_one(
                     stored,
                     done,
                     forwarded,
+                    failed,
                 }) => {
                     if let Some(id) = forwarded {
                         let _ = announce.send(id.to_string());
                     }
-                    Outcome::Done(stored, done)
+                    match failed {
+                        Some(f) => Outcome::Failed(f, done),
+                        None => Outcome::Done(stored, done),
+                    }
                 }
-                Err(f) => Outcome::Failed(f),
+                Err(f) => Outcome::Failed(f, Vec::new()),
             },
         ),
         Some("error") => {
@@ -1000,7 +1021,7 @@ fn deliver_one(
             } else {
                 Failure::Bounce(dsn, why)
             };
-            ("error", Outcome::Failed(failure))
+            ("error", Outcome::Failed(failure, Vec::new()))
         }
         Some("discard") => ("discard", Outcome::Done(None, vec![route.nexthop])),
         None => ("error", unavailable()),
