@@ -273,6 +273,16 @@ fn include(
     Ok(())
 }
 
+/// `text` with only the characters `allowed` keeps (others become `_`),
+/// and no `/` or `..`: safe inside a file name.
+fn path_safe(allowed: &str, text: &str) -> String {
+    let t: String = text
+        .chars()
+        .map(|c| if allowed.contains(c) { c } else { '_' })
+        .collect();
+    t.replace('/', "_").replace("..", "__")
+}
+
 /// luser_relay with local(8)'s `$user`, `$local`, `$extension`,
 /// `$domain`, `$recipient`, `$recipient_delimiter` filled in, in canonical
 /// form.
@@ -426,15 +436,20 @@ fn dot_forward(
     let domain = recipient.rsplit_once('@').map_or("", |(_, d)| d);
     let home = account.dir.to_string_lossy();
     let shell = account.shell.to_string_lossy();
+    // forward_expansion_filter: what a sender controls (the recipient's
+    // local part and extension) keeps only the characters allowed, and
+    // no path climbing (`+../../etc/x` would read a file of root's as
+    // the .forward, and mail its lines back in bounces).
+    let filter = |text: &str| path_safe(&s.local.forward_expansion_filter, text);
     let attr = |name: &str| -> Option<String> {
         Some(match name {
-            "user" => user.clone(),
+            "user" => filter(&user),
             "home" => home.to_string(),
             "shell" => shell.to_string(),
-            "recipient" => recipient.to_string(),
-            "local" => local.clone(),
-            "domain" => domain.to_string(),
-            "extension" => extension.to_string(),
+            "recipient" => filter(recipient),
+            "local" => filter(&local),
+            "domain" => filter(domain),
+            "extension" => filter(extension),
             "recipient_delimiter" if !extension.is_empty() => local
                 .get(user.len()..user.len() + 1)
                 .unwrap_or_default()
@@ -909,6 +924,15 @@ fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sender_chosen_parts_cannot_climb_out_of_forward_path() {
+        let allowed = "abcdefghijklmnopqrstuvwxyz0123456789!@%-_=+:,./";
+        assert_eq!(path_safe(allowed, "tag"), "tag");
+        assert_eq!(path_safe(allowed, "../../etc/passwd"), "______etc_passwd");
+        assert_eq!(path_safe(allowed, "a b$c"), "a_b_c");
+        assert_eq!(path_safe(allowed, "john.doe"), "john.doe");
+    }
 
     #[test]
     fn items_split_on_commas_outside_quotes() {

@@ -267,6 +267,8 @@ pub struct LocalSettings {
     pub mailbox_delivery_lock: Locking,
     /// The .forward files to try, unexpanded (`$home/.forward`...).
     pub forward_path: String,
+    /// The characters a sender-chosen part may bring into forward_path.
+    pub forward_expansion_filter: String,
     /// Where mail for unknown users goes (raw: `$user` and the like are
     /// local(8)'s), or empty.
     pub luser_relay: String,
@@ -457,6 +459,7 @@ impl Settings {
                 mailbox_size_limit: cf.int("mailbox_size_limit").map_err(e)?.max(0) as u64,
                 mailbox_delivery_lock: locking(cf, "mailbox_delivery_lock")?,
                 forward_path: cf.string("forward_path").map_err(e)?,
+                forward_expansion_filter: cf.string("forward_expansion_filter").map_err(e)?,
                 luser_relay: cf.string("luser_relay").map_err(e)?,
                 mailbox_command_maps: maps(cf, "mailbox_command_maps")?,
                 mailbox_command: cf.string("mailbox_command").map_err(e)?,
