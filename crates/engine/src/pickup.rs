@@ -114,9 +114,72 @@ async fn take(s: &Arc<Settings>, log: &Log, intake: &Intake, path: &Path) {
                 log.warning("pickup", &format!("remove {}: {e}", path.display()));
             }
         }
-        Err(Refused::TooManyHops) => set_aside(s, log, path, "too many hops"),
+        Err(Refused::TooManyHops) => {
+            // A loop: the sender hears of it (as from Postfix's cleanup),
+            // and the file goes only once that notice is queued.
+            let (s2, log2, intake2, path2) =
+                (s.clone(), log.clone(), intake.clone(), path.to_path_buf());
+            let bounced =
+                tokio::task::spawn_blocking(move || bounce_hops(&s2, &log2, &intake2, &path2))
+                    .await
+                    .unwrap_or(false);
+            if bounced {
+                let _ = std::fs::remove_file(path);
+            } else {
+                set_aside(s, log, path, "too many hops");
+            }
+        }
         // Logged by cleanup; the file stays for the next scan.
         Err(Refused::Io(_)) => {}
+    }
+}
+
+/// Returns a looping local submission to its sender (none for the null
+/// sender): every recipient failed with `5.4.0 too many hops`. True once
+/// the notice is queued (or there is nobody to tell).
+fn bounce_hops(s: &Settings, log: &Log, intake: &Intake, path: &Path) -> bool {
+    let Ok(queued) = QueueReader::read(path) else {
+        return false;
+    };
+    let env = &queued.envelope;
+    if env.sender.is_empty() {
+        return true;
+    }
+    let mut content = Vec::new();
+    for line in queued.lines().map_while(Result::ok) {
+        content.extend_from_slice(line);
+        content.push(b'\n');
+    }
+    let sender = crate::resolve::canonical_form(s, &env.sender);
+    let failed: Vec<crate::bounce::Failed> = env
+        .recipients
+        .iter()
+        .map(|r| {
+            let why = "too many hops".to_string();
+            crate::bounce::Failed::new(r, "5.4.0".into(), why.clone(), format!("X-Postfix; {why}"))
+        })
+        .collect();
+    let original = crate::bounce::Original {
+        id: &env.id,
+        sender: &sender,
+        arrival: env.time.0 as i64,
+        content: &content,
+        ret_headers: false,
+        envid: "",
+    };
+    match crate::bounce::queue(s, &intake.syncer, &original, &failed) {
+        Ok(new) => {
+            log.info(
+                "bounce",
+                &format!("{}: sender non-delivery notification: {new}", env.id),
+            );
+            let _ = intake.qmgr.send(new.to_string());
+            true
+        }
+        Err(e) => {
+            log.warning("bounce", &format!("{}: notification: {e}", env.id));
+            false
+        }
     }
 }
 
