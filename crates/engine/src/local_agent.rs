@@ -20,6 +20,10 @@
 //! carries `Delivered-To:` for the recipient is a forwarding loop and
 //! bounces.
 //!
+//! mailbox_transport hands the mailbox delivery to another transport
+//! (qmgr passes the recipient on); fallback_transport does so for users
+//! this host does not know, before luser_relay.
+//!
 //! mailbox_command_maps (by user) or mailbox_command, when set, delivers
 //! to the mailbox instead: a command run as the user (as default_privs
 //! for root).
@@ -31,7 +35,8 @@
 //! An alias with an `owner-NAME` alias forwards from
 //! `owner-NAME@$myorigin`, so that failures go to the list's owner.
 //!
-//! Not yet: `\otheruser`, luser_relay, alias commands
+//! Not yet: `\otheruser`, mailbox_transport_maps and
+//! fallback_transport_maps, alias commands
 //! run as the alias database's owner, aliases followed from inside a
 //! `:include:` file.
 
@@ -83,6 +88,9 @@ pub struct Delivered {
     /// A destination failed while others were delivered: the recipient
     /// is deferred or bounced all the same (`stored` is then none).
     pub failed: Option<Failure>,
+    /// mailbox_transport or fallback_transport: the mailbox delivery is
+    /// this transport's (`transport:nexthop`), which qmgr hands it to.
+    pub pass: Option<String>,
 }
 
 /// The user part of a local address: lower case, without extension.
@@ -537,8 +545,24 @@ pub fn deliver(
                     ..Expansion::default()
                 },
             },
-            // luser_relay: where mail for users this host does not know
-            // goes.
+            // Mail for a user this host does not know: mailbox_transport
+            // takes it as any other (it knows its own users, as recorded
+            // in mailbox-transport), else fallback_transport, else
+            // luser_relay.
+            Err(Failure::Bounce(..))
+                if !s.local.mailbox_transport.is_empty()
+                    || !s.local.fallback_transport.is_empty() =>
+            {
+                let t = if s.local.mailbox_transport.is_empty() {
+                    &s.local.fallback_transport
+                } else {
+                    &s.local.mailbox_transport
+                };
+                return Ok(Delivered {
+                    pass: Some(t.clone()),
+                    ..Delivered::default()
+                });
+            }
             Err(Failure::Bounce(..)) if !s.local.luser_relay.is_empty() => Expansion {
                 forward: vec![luser_relay(s, recipient)?],
                 ..Expansion::default()
@@ -586,7 +610,11 @@ pub fn deliver(
     // The mailbox last, and only when all else went well: a mailbox
     // write waits for its group commit, which a failed recipient does
     // not get.
-    if expansion.own_mailbox && failed.is_none() {
+    if expansion.own_mailbox && failed.is_none() && !s.local.mailbox_transport.is_empty() {
+        // mailbox_transport delivers the mailbox (after aliases and
+        // .forward), as Postfix's deliver_pass.
+        delivered.pass = Some(s.local.mailbox_transport.clone());
+    } else if expansion.own_mailbox && failed.is_none() {
         match mailbox_command(s, &user)? {
             Some(command) => {
                 let result = privileges(s, &Source::Forward, &user)

@@ -934,12 +934,6 @@ fn deliver_one(
     message: &virtual_agent::Message,
     r: &Recipient,
 ) -> (&'static str, Outcome) {
-    let unavailable = || {
-        Outcome::Failed(
-            Failure::Defer("4.3.0".into(), "mail transport unavailable".into()),
-            Vec::new(),
-        )
-    };
     let resolved = resolve(s, &r.address);
     // trivial-rewrite hands a relocated recipient to error(8).
     match crate::resolve::relocated(s, &resolved) {
@@ -969,41 +963,88 @@ fn deliver_one(
             );
         }
     };
+    dispatch(
+        s,
+        syncer,
+        announce,
+        message,
+        r,
+        &resolved.address,
+        &route,
+        true,
+    )
+}
+
+/// Hands one recipient to the agent `route` names (master.cf's command
+/// for the transport). `from_queue`: false when local(8) passes the
+/// recipient on (mailbox_transport), which may not pass it back.
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    s: &Settings,
+    syncer: &Syncer,
+    announce: &mpsc::UnboundedSender<String>,
+    message: &virtual_agent::Message,
+    r: &Recipient,
+    address: &str,
+    route: &crate::resolve::Route,
+    from_queue: bool,
+) -> (&'static str, Outcome) {
+    let unavailable = || {
+        Outcome::Failed(
+            Failure::Defer("4.3.0".into(), "mail transport unavailable".into()),
+            Vec::new(),
+        )
+    };
     match s.routing.command(&route.transport) {
         Some("virtual") => (
             "virtual",
-            match virtual_agent::deliver(s, syncer, message, &resolved.address, &r.original) {
+            match virtual_agent::deliver(s, syncer, message, address, &r.original) {
                 Ok(w) => Outcome::Done(Some(w), Vec::new()),
                 Err(f) => Outcome::Failed(f, Vec::new()),
             },
         ),
-        Some("local") => (
+        Some("local") if !from_queue => (
             "local",
-            match crate::local_agent::deliver(
-                s,
-                syncer,
-                message,
-                &resolved.address,
-                &r.original,
-                &r.dsn,
-            ) {
+            Outcome::Failed(
+                Failure::Defer(
+                    "4.3.0".into(),
+                    format!("mail for {address} loops back to local(8)"),
+                ),
+                Vec::new(),
+            ),
+        ),
+        Some("local") => {
+            match crate::local_agent::deliver(s, syncer, message, address, &r.original, &r.dsn) {
                 Ok(Delivered {
                     stored,
                     done,
                     forwarded,
                     failed,
+                    pass,
                 }) => {
                     if let Some(id) = forwarded {
                         let _ = announce.send(id.to_string());
                     }
-                    match failed {
+                    if let (Some(spec), None) = (pass, &failed) {
+                        // What local(8) did first (a forward) stays logged.
+                        let next = crate::resolve::parse_route(&spec, address);
+                        let (agent, outcome) =
+                            dispatch(s, syncer, announce, message, r, address, &next, false);
+                        let outcome = match outcome {
+                            Outcome::Done(w, more) => Outcome::Done(w, [done, more].concat()),
+                            Outcome::Failed(f, more) => Outcome::Failed(f, [done, more].concat()),
+                        };
+                        return (agent, outcome);
+                    }
+                    let outcome = match failed {
                         Some(f) => Outcome::Failed(f, done),
                         None => Outcome::Done(stored, done),
-                    }
+                    };
+                    ("local", outcome)
                 }
-                Err(f) => Outcome::Failed(f, Vec::new()),
-            },
-        ),
+                Err(f) => ("local", Outcome::Failed(f, Vec::new())),
+            }
+        }
         Some("error") => {
             // error(8) bounces, and defers only as the retry service; a
             // status code of the other class gives way to the default.
@@ -1023,7 +1064,7 @@ fn deliver_one(
             };
             ("error", Outcome::Failed(failure, Vec::new()))
         }
-        Some("discard") => ("discard", Outcome::Done(None, vec![route.nexthop])),
+        Some("discard") => ("discard", Outcome::Done(None, vec![route.nexthop.clone()])),
         None => ("error", unavailable()),
         Some(_) => ("qmgr", unavailable()),
     }

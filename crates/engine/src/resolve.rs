@@ -57,6 +57,17 @@ fn split_route(spec: &str) -> (&str, &str) {
     }
 }
 
+/// A `transport:nexthop` setting (mailbox_transport, fallback_transport)
+/// as a route for `address`: without a next hop, the address's domain.
+pub fn parse_route(spec: &str, address: &str) -> Route {
+    let (transport, nexthop) = split_route(spec);
+    let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+    Route {
+        transport: transport.to_string(),
+        nexthop: if nexthop.is_empty() { domain } else { nexthop }.to_string(),
+    }
+}
+
 /// The route of a resolved recipient: its class's transport and next hop
 /// (`$myhostname` for local mail, the recipient's domain otherwise, or
 /// `relayhost` for relay and default mail), with transport_maps's answer

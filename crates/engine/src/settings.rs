@@ -272,6 +272,11 @@ pub struct LocalSettings {
     /// Where mail for unknown users goes (raw: `$user` and the like are
     /// local(8)'s), or empty.
     pub luser_relay: String,
+    /// `transport:nexthop` that delivers users' mailboxes instead of
+    /// local(8) (after aliases and .forward), and the one for users this
+    /// host does not know; empty when not set.
+    pub mailbox_transport: String,
+    pub fallback_transport: String,
     /// Mailbox delivery by a command, per user or for all (raw text).
     pub mailbox_command_maps: Maps,
     pub mailbox_command: String,
@@ -461,6 +466,8 @@ impl Settings {
                 forward_path: cf.string("forward_path").map_err(e)?,
                 forward_expansion_filter: cf.string("forward_expansion_filter").map_err(e)?,
                 luser_relay: cf.string("luser_relay").map_err(e)?,
+                mailbox_transport: cf.string("mailbox_transport").map_err(e)?,
+                fallback_transport: cf.string("fallback_transport").map_err(e)?,
                 mailbox_command_maps: maps(cf, "mailbox_command_maps")?,
                 mailbox_command: cf.string("mailbox_command").map_err(e)?,
                 allow_mail_to_commands: list(cf, "allow_mail_to_commands").map_err(e)?,
