@@ -452,9 +452,7 @@ fn is_header_line(line: &[u8], first: bool) -> bool {
     if !first && line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
         return true;
     }
-    line.iter()
-        .position(|&b| b == b':')
-        .is_some_and(|i| i > 0 && line[..i].iter().all(u8::is_ascii_graphic))
+    rostfix_message::header::is_header(line)
 }
 
 fn has_recipients(headers: &[Vec<u8>]) -> bool {

@@ -295,11 +295,7 @@ impl Cleanup {
                 return Ok(());
             }
             self.flush_header(s)?;
-            let is_header = line
-                .iter()
-                .position(|&b| b == b':')
-                .is_some_and(|i| i > 0 && line[..i].iter().all(|b| b.is_ascii_graphic()));
-            if is_header {
+            if rostfix_message::header::is_header(line) {
                 self.header
                     .extend_from_slice(&line[..line.len().min(s.header_size_limit)]);
                 return Ok(());
@@ -321,10 +317,16 @@ impl Cleanup {
         if self.header.is_empty() {
             return Ok(());
         }
-        let header = std::mem::take(&mut self.header);
+        let mut header = std::mem::take(&mut self.header);
         self.header_full = false;
-        let colon = header.iter().position(|&b| b == b':').unwrap_or(0);
-        let name = String::from_utf8_lossy(&header[..colon]).to_ascii_lowercase();
+        let mut colon = header.iter().position(|&b| b == b':').unwrap_or(0);
+        // `To : x` is a To header, written `To: x` (as Postfix does).
+        let name_len = rostfix_message::header::name_len(&header).unwrap_or(colon);
+        if name_len < colon {
+            header.drain(name_len..colon);
+            colon = name_len;
+        }
+        let name = String::from_utf8_lossy(&header[..name_len]).to_ascii_lowercase();
         let value = || {
             String::from_utf8_lossy(&header[colon + 1..])
                 .trim()

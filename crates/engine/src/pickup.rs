@@ -339,8 +339,6 @@ fn prepare(s: &Settings, log: &Log, path: &Path) -> Result<(Cleanup, File), Skip
 fn header_lines(queued: &Queued) -> impl Iterator<Item = &[u8]> {
     queued.lines().map_while(Result::ok).take_while(|l| {
         l.first().is_some_and(|b| *b == b' ' || *b == b'\t')
-            || l.iter()
-                .position(|&b| b == b':')
-                .is_some_and(|i| i > 0 && l[..i].iter().all(u8::is_ascii_graphic))
+            || rostfix_message::header::is_header(l)
     })
 }

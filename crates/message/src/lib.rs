@@ -5,3 +5,4 @@
 //! Pure code apart from asking the C library for the local time zone.
 
 pub mod date;
+pub mod header;
