@@ -501,12 +501,17 @@ pub fn header_recipients<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Vec<Strin
     }
     let mut plain = Vec::new();
     let mut resent = Vec::new();
+    // Any Resent- header makes the message a resent one (as for
+    // cleanup's Resent- headers): then only the Resent- recipients count.
+    let mut resending = false;
     for h in &headers {
         let text = String::from_utf8_lossy(h);
         let Some((name, value)) = text.split_once(':') else {
             continue;
         };
-        let out = match name.trim().to_ascii_lowercase().as_str() {
+        let name = name.trim().to_ascii_lowercase();
+        resending |= name.starts_with("resent-");
+        let out = match name.as_str() {
             "to" | "cc" | "bcc" => &mut plain,
             "resent-to" | "resent-cc" | "resent-bcc" => &mut resent,
             _ => continue,
@@ -516,7 +521,7 @@ pub fn header_recipients<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Vec<Strin
             None
         });
     }
-    if resent.is_empty() { plain } else { resent }
+    if resending { resent } else { plain }
 }
 
 /// A full name as an RFC 5322 display name: as it is when it is a
@@ -728,3 +733,27 @@ pub const FIFOS: &[&str] = &[
     rostfix_queue::maildrop::PICKUP_FIFO,
     rostfix_queue::maildrop::QMGR_FIFO,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rcpts(lines: &[&str]) -> Vec<String> {
+        header_recipients(lines.iter().map(|l| l.as_bytes()))
+    }
+
+    #[test]
+    fn sendmail_t_takes_the_resent_recipients_of_a_resent_message() {
+        assert_eq!(
+            rcpts(&["To: a@x, B <b@y>", "Cc: c@z", "Bcc:", " d@w"]),
+            vec!["a@x", "b@y", "c@z", "d@w"]
+        );
+        assert_eq!(
+            rcpts(&["To: a@x", "Resent-To: r@x", "Resent-From: s@x"]),
+            vec!["r@x"]
+        );
+        // Resent, but to nobody: To does not count.
+        assert!(rcpts(&["To: a@x", "Resent-From: s@x"]).is_empty());
+        assert_eq!(rcpts(&["To : spaced@x"]), vec!["spaced@x"]);
+    }
+}
