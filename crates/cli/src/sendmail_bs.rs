@@ -28,6 +28,7 @@ pub fn main(dir: Option<&Path>) -> i32 {
         output: std::io::stdout().lock(),
         queue_directory,
         line_limit,
+        size_limit: cf.int("message_size_limit").unwrap_or(0).max(0) as u64,
         myhostname: cf.string("myhostname").unwrap_or_else(|e| fatal(e)),
         mail_name: cf.string("mail_name").unwrap_or_else(|e| fatal(e)),
         chunks: Vec::new(),
@@ -54,6 +55,8 @@ struct Dialogue<R, W> {
     output: W,
     queue_directory: PathBuf,
     line_limit: usize,
+    /// message_size_limit (0: none).
+    size_limit: u64,
     myhostname: String,
     mail_name: String,
     cf: Config,
@@ -105,8 +108,7 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
                     .replied(Reply::new(458, "Unable to queue messages")),
                 Event::StartData(r) => {
                     self.reply(&r)?;
-                    let lines = self.data()?;
-                    let reply = self.queue(lines.iter().map(Vec::as_slice));
+                    let reply = self.data()?;
                     self.session.data_done(reply)
                 }
                 Event::Bdat { size, last } => {
@@ -114,7 +116,16 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
                     self.chunks.extend_from_slice(&chunk);
                     if last {
                         let all = std::mem::take(&mut self.chunks);
-                        let reply = self.queue(split_lines(&all));
+                        let reply = match self.start() {
+                            Ok(mut f) => match split_lines(&all).try_for_each(|l| f.line(l)) {
+                                Ok(()) => self.finish(f),
+                                Err(e) => {
+                                    f.discard();
+                                    write_error(&e)
+                                }
+                            },
+                            Err(e) => write_error(&e),
+                        };
                         self.session.bdat_done(true, Ok(reply))
                     } else {
                         let reply = Reply::new(250, format!("2.0.0 Ok: {size} bytes"));
@@ -135,41 +146,81 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
             .map_err(|_| Gone)
     }
 
-    /// One command line without its line end; `None` at end of input.
+    /// One command line without its line end, at most line_length_limit
+    /// long (the rest of a longer one is read and dropped); `None` at
+    /// end of input.
     fn line(&mut self) -> Result<Option<Vec<u8>>, Gone> {
-        let mut buf = Vec::new();
-        let n = (&mut self.input)
-            .take(self.line_limit as u64)
-            .read_until(b'\n', &mut buf)
-            .map_err(|_| Gone)?;
-        if n == 0 {
+        let Some(mut buf) = self.read_line(self.line_limit)? else {
             return Ok(None);
-        }
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
+        };
+        if buf.last() != Some(&b'\n') {
+            while let Some(rest) = self.read_line(self.line_limit)? {
+                if rest.last() == Some(&b'\n') {
+                    break;
+                }
             }
         }
+        trim_line_end(&mut buf);
         Ok(Some(buf))
     }
 
-    /// The message after DATA: lines up to the one with a single dot,
-    /// dot-unstuffed.
-    fn data(&mut self) -> Result<Vec<Vec<u8>>, Gone> {
-        let mut lines = Vec::new();
+    /// Up to `limit` bytes, to and with a line end.
+    fn read_line(&mut self, limit: usize) -> Result<Option<Vec<u8>>, Gone> {
+        let mut buf = Vec::new();
+        let n = (&mut self.input)
+            .take(limit as u64)
+            .read_until(b'\n', &mut buf)
+            .map_err(|_| Gone)?;
+        Ok((n > 0).then_some(buf))
+    }
+
+    /// The message after DATA, dot-unstuffed, up to the line with a
+    /// single dot, written into the maildrop as it comes (never held
+    /// whole); a message over message_size_limit is read to its end and
+    /// refused.
+    fn data(&mut self) -> Result<Reply, Gone> {
+        let mut drop = self.start();
+        let limit = self.size_limit;
+        let line_cap = match limit {
+            0 => UNLIMITED_LINE,
+            n => usize::try_from(n)
+                .unwrap_or(UNLIMITED_LINE)
+                .saturating_add(2),
+        };
+        let mut size: u64 = 0;
         loop {
-            let Some(mut line) = self.line()? else {
+            // A line is read whole: only message_size_limit bounds it
+            // (and a longer one fails the message anyway).
+            let Some(mut line) = self.read_line(line_cap)? else {
                 return Err(Gone);
             };
+            trim_line_end(&mut line);
             if line == b"." {
-                return Ok(lines);
+                break;
             }
             if line.first() == Some(&b'.') {
                 line.remove(0);
             }
-            lines.push(line);
+            size += line.len() as u64 + 1;
+            let Ok(f) = &mut drop else { continue };
+            let written = if limit > 0 && size > limit {
+                Err("message file too big".to_string())
+            } else {
+                f.line(&line)
+            };
+            if let Err(e) = written
+                && let Ok(f) = std::mem::replace(&mut drop, Err(e))
+            {
+                f.discard();
+            }
         }
+        Ok(match drop {
+            Ok(f) => self.finish(f),
+            Err(e) if e == "message file too big" => {
+                Reply::new(552, "5.3.4 Error: message file too big")
+            }
+            Err(e) => write_error(&e),
+        })
     }
 
     /// `n` bytes of a BDAT chunk.
@@ -185,27 +236,22 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
         Ok(buf)
     }
 
-    /// Leaves the current transaction's message in the maildrop, under
-    /// the Received header smtpd would give it (the client being
-    /// `localhost[127.0.0.1]`); pickup adds its own on top.
-    fn queue<'a>(&self, lines: impl Iterator<Item = &'a [u8]>) -> Reply {
+    /// Starts the current transaction's maildrop file with the Received
+    /// header smtpd would give it (the client being `localhost[127.0.0.1]`);
+    /// pickup adds its own on top.
+    fn start(&self) -> Result<crate::maildrop::Drop, String> {
         let Some(Transaction {
             from, recipients, ..
         }) = self.session.transaction()
         else {
-            return Reply::new(503, "5.5.1 Error: need RCPT command");
+            return Err("no transaction".into());
         };
         let recipients: Vec<String> = recipients.iter().map(|(r, _)| r.clone()).collect();
         let sub = Submission {
             sender: from,
-            full_name: None,
-            extract_recipients: false,
             uid: Some(nix::unistd::getuid().as_raw()),
             recipients: &recipients,
-            notify: "",
-            ret: "",
-            envid: "",
-            verify: false,
+            ..Submission::default()
         };
         let env = Envelope {
             origin: Origin::Smtp {
@@ -223,28 +269,42 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
             envid: String::new(),
             verify: false,
         };
-        let written =
-            crate::maildrop::open(&self.cf, &self.queue_directory, &sub).and_then(|mut f| {
-                self.say(&format!("{}: client={CLIENT}", f.id()));
-                let received = received_header(&self.myhostname, &self.mail_name, &env, f.id());
-                let written = received
-                    .iter()
-                    .try_for_each(|l| f.line(l.as_bytes()))
-                    .and_then(|()| lines.into_iter().try_for_each(|l| f.line(l)));
-                match written {
-                    Ok(()) => f.finish(&self.queue_directory),
-                    Err(e) => {
-                        f.discard();
-                        Err(e)
-                    }
-                }
-            });
-        match written {
+        let mut f = crate::maildrop::open(&self.cf, &self.queue_directory, &sub)?;
+        self.say(&format!("{}: client={CLIENT}", f.id()));
+        let received = received_header(&self.myhostname, &self.mail_name, &env, f.id());
+        if let Err(e) = received.iter().try_for_each(|l| f.line(l.as_bytes())) {
+            f.discard();
+            return Err(e);
+        }
+        Ok(f)
+    }
+
+    /// Completes a maildrop file: `queued as ID`, or why not.
+    fn finish(&self, f: crate::maildrop::Drop) -> Reply {
+        match f.finish(&self.queue_directory) {
             Ok(id) => Reply::new(250, format!("2.0.0 Ok: queued as {id}")),
-            Err(e) => {
-                crate::msg::warning(&format!("maildrop: {e}"));
-                Reply::new(451, "4.3.0 Error: queue file write error")
-            }
+            Err(e) => write_error(&e),
+        }
+    }
+}
+
+/// The reply when the maildrop cannot take the message (said on
+/// standard error too).
+fn write_error(e: &str) -> Reply {
+    crate::msg::warning(&format!("maildrop: {e}"));
+    Reply::new(451, "4.3.0 Error: queue file write error")
+}
+
+/// The longest message line taken when message_size_limit is 0
+/// (unlimited); a longer one continues as the next line.
+const UNLIMITED_LINE: usize = 1 << 30;
+
+/// Drops a line's LF or CRLF.
+fn trim_line_end(line: &mut Vec<u8>) {
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
         }
     }
 }
