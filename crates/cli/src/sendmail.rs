@@ -285,12 +285,10 @@ fn sender_arg(arg: &str) -> String {
         .to_string()
 }
 
-/// `sendmail -bv`: a probe for the recipients, without reading standard
-/// input; the report goes to the sender.
-fn verify(o: &Options) -> i32 {
-    let (login, _) = user();
-    let uid = nix::unistd::getuid().as_raw();
-    if o.recipients.is_empty() {
+/// Refuses a submission with no recipient to find (none given, and no
+/// -t), as Postfix's sendmail does.
+fn need_recipients(o: &Options, extract: bool, login: &str, uid: u32) {
+    if o.recipients.is_empty() && !extract {
         fatal_status(
             EX_TEMPFAIL,
             &format!(
@@ -298,11 +296,26 @@ fn verify(o: &Options) -> i32 {
             ),
         );
     }
+}
+
+/// The configuration and its queue directory (an error exits 75).
+fn load(o: &Options) -> (Config, PathBuf) {
     let cf = Config::load(o.dir.as_deref()).unwrap_or_else(|e| config_error(e));
     let queue_directory = PathBuf::from(
         cf.string("queue_directory")
             .unwrap_or_else(|e| config_error(e)),
     );
+    (cf, queue_directory)
+}
+
+/// `sendmail -bv`: a probe for the recipients, without reading standard
+/// input; the report goes to the sender.
+fn verify(o: &Options) -> i32 {
+    let (login, _) = user();
+    let uid = nix::unistd::getuid().as_raw();
+    // A probe reads no message: -t has no headers to take them from.
+    need_recipients(o, false, &login, uid);
+    let (cf, queue_directory) = load(o);
     let sender = o.sender.as_deref().map_or(login.clone(), sender_arg);
     let sub = Submission {
         sender: &sender,
@@ -339,19 +352,8 @@ fn send(o: &Options) -> i32 {
     let (login, gecos_name) = user();
     let uid = nix::unistd::getuid().as_raw();
     let who = format!("{login}({uid})");
-    if o.recipients.is_empty() && !o.extract {
-        fatal_status(
-            EX_TEMPFAIL,
-            &format!(
-                "{who}: Recipient addresses must be specified on the command line or via the -t option"
-            ),
-        );
-    }
-    let cf = Config::load(o.dir.as_deref()).unwrap_or_else(|e| config_error(e));
-    let queue_directory = PathBuf::from(
-        cf.string("queue_directory")
-            .unwrap_or_else(|e| config_error(e)),
-    );
+    need_recipients(o, o.extract, &login, uid);
+    let (cf, queue_directory) = load(o);
     let size_limit = cf
         .int("message_size_limit")
         .unwrap_or_else(|e| config_error(e));

@@ -105,6 +105,58 @@ fn user_of(s: &Settings, address: &str) -> (String, String) {
     (local, user)
 }
 
+/// A local recipient's parts, by the names local(8)'s expansions give
+/// them (forward_path, luser_relay): `local` (lower case, with any
+/// extension), `user` (without it), `extension`, the
+/// `recipient_delimiter` that set it off, `domain`, `recipient`.
+struct LocalParts<'a> {
+    recipient: &'a str,
+    local: String,
+    user: String,
+    extension: String,
+    delimiter: String,
+    domain: &'a str,
+}
+
+impl<'a> LocalParts<'a> {
+    fn of(s: &Settings, recipient: &'a str) -> LocalParts<'a> {
+        let (local, user) = user_of(s, recipient);
+        let extension = local
+            .strip_prefix(&user)
+            .and_then(|rest| rest.get(1..))
+            .unwrap_or("")
+            .to_string();
+        let delimiter = if extension.is_empty() {
+            String::new()
+        } else {
+            local
+                .get(user.len()..user.len() + 1)
+                .unwrap_or("")
+                .to_string()
+        };
+        LocalParts {
+            recipient,
+            domain: recipient.rsplit_once('@').map_or("", |(_, d)| d),
+            local,
+            user,
+            extension,
+            delimiter,
+        }
+    }
+
+    fn attr(&self, name: &str) -> Option<&str> {
+        Some(match name {
+            "user" => &self.user,
+            "local" => &self.local,
+            "extension" => &self.extension,
+            "recipient_delimiter" => &self.delimiter,
+            "domain" => self.domain,
+            "recipient" => self.recipient,
+            _ => return None,
+        })
+    }
+}
+
 /// Where a destination list came from: it decides what it may do and
 /// whose privileges it has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,10 +312,7 @@ fn include(
     }
     let who = privileges(s, &source, &user_of(s, top).1)?;
     let read = {
-        let _identity = match s.privileged {
-            true => Some(FsIdentity::switch(who.uid, who.gid)?),
-            false => None,
-        };
+        let _identity = FsIdentity::maybe(s.privileged.then_some((who.uid, who.gid)))?;
         read_list(std::path::Path::new(path))
     };
     let (owner, text) = read.map_err(|e| {
@@ -295,31 +344,8 @@ fn path_safe(allowed: &str, text: &str) -> String {
 /// `$domain`, `$recipient`, `$recipient_delimiter` filled in, in canonical
 /// form.
 fn luser_relay(s: &Settings, recipient: &str) -> Result<String, Failure> {
-    let (local, user) = user_of(s, recipient);
-    let extension = local
-        .strip_prefix(&user)
-        .and_then(|rest| rest.get(1..))
-        .unwrap_or("");
-    let delimiter = if extension.is_empty() {
-        ""
-    } else {
-        local.get(user.len()..user.len() + 1).unwrap_or("")
-    };
-    let domain = recipient.rsplit_once('@').map_or("", |(_, d)| d);
-    let attr = |name: &str| -> Option<String> {
-        Some(
-            match name {
-                "user" => &user,
-                "local" => &local,
-                "extension" => extension,
-                "domain" => domain,
-                "recipient" => recipient,
-                "recipient_delimiter" => delimiter,
-                _ => return None,
-            }
-            .to_string(),
-        )
-    };
+    let p = LocalParts::of(s, recipient);
+    let attr = |name: &str| p.attr(name).map(str::to_string);
     let relay = rostfix_config::expand::expand(&s.local.luser_relay, &attr, &mut |_| {})
         .map_err(|e| Failure::Defer("4.3.0".into(), format!("luser_relay: {e}")))?;
     Ok(crate::resolve::canonical_form(s, &relay))
@@ -436,45 +462,28 @@ fn dot_forward(
     account: &nix::unistd::User,
     recipient: &str,
 ) -> Result<Option<Expansion>, Failure> {
-    let (local, user) = user_of(s, recipient);
-    let extension = local
-        .strip_prefix(&user)
-        .and_then(|rest| rest.get(1..))
-        .unwrap_or("");
-    let domain = recipient.rsplit_once('@').map_or("", |(_, d)| d);
+    let p = LocalParts::of(s, recipient);
     let home = account.dir.to_string_lossy();
     let shell = account.shell.to_string_lossy();
     // forward_expansion_filter: what a sender controls (the recipient's
     // local part and extension) keeps only the characters allowed, and
     // no path climbing (`+../../etc/x` would read a file of root's as
     // the .forward, and mail its lines back in bounces).
-    let filter = |text: &str| path_safe(&s.local.forward_expansion_filter, text);
     let attr = |name: &str| -> Option<String> {
-        Some(match name {
-            "user" => filter(&user),
-            "home" => home.to_string(),
-            "shell" => shell.to_string(),
-            "recipient" => filter(recipient),
-            "local" => filter(&local),
-            "domain" => filter(domain),
-            "extension" => filter(extension),
-            "recipient_delimiter" if !extension.is_empty() => local
-                .get(user.len()..user.len() + 1)
-                .unwrap_or_default()
-                .to_string(),
-            "recipient_delimiter" => String::new(),
-            _ => return None,
-        })
+        match name {
+            "home" => Some(home.to_string()),
+            "shell" => Some(shell.to_string()),
+            _ => p
+                .attr(name)
+                .map(|v| path_safe(&s.local.forward_expansion_filter, v)),
+        }
     };
     let paths = rostfix_config::expand::expand(&s.local.forward_path, &attr, &mut |_| {})
         .map_err(|e| Failure::Defer("4.3.0".into(), format!("forward_path: {e}")))?;
-    let _identity = match s.privileged {
-        true => Some(FsIdentity::switch(
-            account.uid.as_raw(),
-            account.gid.as_raw(),
-        )?),
-        false => None,
-    };
+    let _identity = FsIdentity::maybe(
+        s.privileged
+            .then(|| (account.uid.as_raw(), account.gid.as_raw())),
+    )?;
     for path in rostfix_config::value::split_list(&paths) {
         let text = match read_list(std::path::Path::new(path)) {
             // Owned by the user or root, as Postfix requires; any other
@@ -747,10 +756,7 @@ fn to_mailbox(
     let owner = s
         .privileged
         .then(|| (account.uid.as_raw(), account.gid.as_raw()));
-    let _identity = match owner {
-        Some((uid, gid)) => Some(FsIdentity::switch(uid, gid)?),
-        None => None,
-    };
+    let _identity = FsIdentity::maybe(owner)?;
     let mailbox = Mailbox {
         path: &path,
         user: Some(user),
@@ -772,10 +778,7 @@ fn to_file(
     who: &Privileges,
 ) -> Result<(), Failure> {
     let owner = s.privileged.then_some((who.uid, who.gid));
-    let _identity = match owner {
-        Some((uid, gid)) => Some(FsIdentity::switch(uid, gid)?),
-        None => None,
-    };
+    let _identity = FsIdentity::maybe(owner)?;
     let mailbox = Mailbox {
         path: std::path::Path::new(path),
         user: Some(&who.user),
@@ -796,18 +799,13 @@ fn to_command(
     command: &str,
     who: &Privileges,
 ) -> Result<(), Failure> {
-    let (local, user) = user_of(s, recipient);
-    let (rcpt_local, domain) = recipient.rsplit_once('@').unwrap_or((recipient, ""));
-    let extension = local
-        .strip_prefix(&user)
-        .and_then(|rest| rest.get(1..))
-        .filter(|e| !e.is_empty());
-    let attr = |name: &str| {
-        m.attrs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
+    let p = LocalParts::of(s, recipient);
+    let (rcpt_local, domain) = (
+        recipient.rsplit_once('@').map_or(recipient, |(l, _)| l),
+        p.domain,
+    );
+    let extension = Some(p.extension.as_str()).filter(|e| !e.is_empty());
+    let attr = |name: &str| rostfix_queue::file::attr(m.attrs, name).map(str::to_string);
     let mut env: Vec<(&'static str, String)> = Vec::new();
     for (var, attr_name) in [
         ("CLIENT_ADDRESS", "client_address"),
@@ -903,12 +901,7 @@ fn forward(
     let sender = expansion.owner.as_deref().unwrap_or(m.sender);
     // The header names the recipient as the alias lookup saw it.
     let delivered_to = recipient.to_ascii_lowercase();
-    let attr = |name: &str| {
-        m.attrs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or("", |(_, v)| v.as_str())
-    };
+    let attr = |name: &str| rostfix_queue::file::attr(m.attrs, name).unwrap_or("");
     // Success was reported as "expanded" here (RFC 3461 6.2.7.1): the
     // members are not reported on again.
     let notify = if dsn.notify.is_empty() {

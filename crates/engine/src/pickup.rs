@@ -265,12 +265,7 @@ fn prepare(s: &Settings, log: &Log, path: &Path) -> Result<(Cleanup, File), Skip
         Err(e) => return Err(Skip::Bad(e.to_string())),
     };
     let env = &queued.envelope;
-    let attr = |name: &str| {
-        env.attrs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let attr = |name: &str| env.attr(name);
     // The owner is who submitted it, unless the mail system's own user or
     // root wrote it on a user's behalf.
     let trusted = meta.uid() == 0 || meta.uid() == nix::unistd::geteuid().as_raw();

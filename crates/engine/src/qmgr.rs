@@ -431,7 +431,7 @@ fn deliver_file(
     let mut written = Vec::new();
     // sendmail -bv: each recipient is tried, not delivered, and the
     // sender gets the report.
-    let verify = env.attrs.iter().any(|(n, v)| n == "verify" && v == "yes");
+    let verify = env.attr("verify") == Some("yes");
     let mut probed = Vec::new();
     for r in pending {
         let t = Instant::now();
@@ -800,12 +800,7 @@ fn announced(
 
 /// The message, as a notification about it sees it.
 fn original<'a>(env: &'a rostfix_queue::file::Envelope, body: &'a [u8]) -> bounce::Original<'a> {
-    let attr = |name: &str| {
-        env.attrs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or("", |(_, v)| v.as_str())
-    };
+    let attr = |name: &str| env.attr(name).unwrap_or("");
     bounce::Original {
         id: &env.id,
         sender: &env.sender,

@@ -168,6 +168,16 @@ impl FsIdentity {
     }
 }
 
+impl FsIdentity {
+    /// [`FsIdentity::switch`] to `owner` when there is one (a process
+    /// that may not change identity writes as itself).
+    pub(crate) fn maybe(owner: Option<(u32, u32)>) -> Result<Option<FsIdentity>, Failure> {
+        owner
+            .map(|(uid, gid)| FsIdentity::switch(uid, gid))
+            .transpose()
+    }
+}
+
 impl Drop for FsIdentity {
     fn drop(&mut self) {
         // SAFETY: as in `switch`; back to the process's own identity.
@@ -211,10 +221,7 @@ impl Written {
         let Some((tmp, new)) = &self.rename else {
             return Ok(false);
         };
-        let _identity = match self.owner {
-            Some((uid, gid)) => Some(FsIdentity::switch(uid, gid)?),
-            None => None,
-        };
+        let _identity = FsIdentity::maybe(self.owner)?;
         fs::rename(tmp, new).map(|()| true).map_err(|e| {
             let _ = fs::remove_file(tmp);
             Failure::Defer("4.2.0".into(), format!("rename maildir file: {e}"))
@@ -251,10 +258,7 @@ pub fn deliver(
     } else {
         None
     };
-    let _identity = match owner {
-        Some((uid, gid)) => Some(FsIdentity::switch(uid, gid)?),
-        None => None,
-    };
+    let _identity = FsIdentity::maybe(owner)?;
     let prefix = prepended(m.sender, original, recipient);
     let mailbox = Mailbox {
         user: None,

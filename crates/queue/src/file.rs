@@ -310,6 +310,22 @@ pub struct Envelope {
     pub content_size: u64,
 }
 
+impl Envelope {
+    /// The value of attribute `name`, if the file has it.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        attr(&self.attrs, name)
+    }
+}
+
+/// The value of attribute `name` in `attrs` (an envelope's `name=value`
+/// attributes), if there.
+pub fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("{0}")]
