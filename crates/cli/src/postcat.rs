@@ -28,11 +28,10 @@ pub fn main() -> i32 {
             'b' => show.body = true,
             'e' => show.envelope = true,
             'h' => show.header = true,
-            'o' => show.offsets = true,
             'q' => by_id = true,
             'v' => show.verbose = true,
-            // -d, -r, -s: record types, record order, offsets of
-            // Postfix's own format; nothing to add here.
+            // -d, -o, -r, -s: record types, offsets and order of
+            // Postfix's own format; accepted, nothing to add here.
             _ => {}
         }
     }

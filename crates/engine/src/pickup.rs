@@ -12,7 +12,6 @@
 //! anything else is set aside in `corrupt/` or, incomplete and a day
 //! old, removed.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -78,11 +77,8 @@ async fn scan(s: &Arc<Settings>, log: &Log, intake: &Intake) {
     };
     let mut names: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
     names.sort();
-    let mut seen = HashSet::new();
     for path in names {
-        if seen.insert(path.clone()) {
-            take(s, log, intake, &path).await;
-        }
+        take(s, log, intake, &path).await;
     }
 }
 

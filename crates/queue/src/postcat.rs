@@ -7,15 +7,13 @@
 use crate::file::Queued;
 
 /// What to show (`-e`, `-h`, `-b`; none of them means all, with the
-/// section banners), and how (`-v`: content record types, `-o`: record
-/// offsets).
+/// section banners), and how (`-v`: content record types).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Show {
     pub envelope: bool,
     pub header: bool,
     pub body: bool,
     pub verbose: bool,
-    pub offsets: bool,
 }
 
 impl Show {
