@@ -6,15 +6,47 @@ A case is a directory tests/delivery/cases/<name>/ holding
 
     main.cf     lines added to BASE_MAIN_CF (`@ETC@` stands for the
                 instance's configuration directory, `@TMP@` for its
-                temporary directory); `#` comments say what the case shows
+                temporary directory, `@NEXTHOP_PORT@` for the nexthop
+                server's port); `#` comments say what the case shows
     send        the messages, as SMTP would carry them (format below)
     expected    what Postfix did, written by --record (do not edit by hand)
-    any other   a lookup table source (or a .forward file), copied to
-    file        TMP/etc/<file> with @ETC@ and @TMP@ replaced; it is
+    master.cf   optional: appended to the generated master.cf, with the
+                same replacements (pipe, lmtp, tlsmgr services)
+    nexthop     optional: start the nexthop server (below)
+    any other   a lookup table source (or a .forward file, or a script),
+    file        copied to TMP/etc/<file> with the same replacements; it is
                 built with the subject's own postmap (postalias for a file
                 named `aliases`) when main.cf names it
                 as hash:/lmdb:/cdb:/btree:/dbm: (a `vmailbox` file replaces
                 the base one)
+
+The nexthop server is where relayed mail goes: aiosmtpd (Debian's
+python3-aiosmtpd) in a thread of the runner, started before the instance
+on a free 127.0.0.1 port, greeting `220 nexthop.example ESMTP nexthop`,
+answering EHLO with PIPELINING, SIZE 10240000, (STARTTLS), (AUTH PLAIN
+LOGIN), ENHANCEDSTATUSCODES, 8BITMIME, DSN (as a Postfix smtpd would),
+accepting every MAIL (250 2.1.0 Ok), RCPT (250 2.1.5 Ok) and message
+(250 2.0.0 Ok: queued as NEXTHOP) unless its file says otherwise. Lines
+of the `nexthop` file (`#` comments):
+
+    rcpt ADDRESS: CODE TEXT [once]  the reply to RCPT TO:<ADDRESS>;
+                                    `once`: only the first time, 250 after
+    rcpt: / mail: / data: CODE TEXT [once]
+                                    the reply to every RCPT / to MAIL / at
+                                    the end of DATA
+    data ADDRESS: CODE TEXT [once]  LMTP: that recipient's reply after DATA
+                                    (the others get 250 2.0.0 <rcpt> Ok)
+    greeting: CODE TEXT             instead of the 220 greeting
+    starttls                        offer STARTTLS (a self-signed
+                                    certificate for nexthop.example that
+                                    the openssl command makes in TMP)
+    auth USER PASSWORD              offer AUTH PLAIN LOGIN (with starttls
+                                    only after TLS); only USER PASSWORD
+                                    is accepted (535 5.7.8 otherwise)
+    without KEYWORD...              leave these out of the EHLO reply
+    lmtp unix                       an LMTP server on TMP/lmtp.sock (mode
+                                    0666) instead of TCP
+    closed                          no server: nothing listens on the port
 
 For every case the runner builds a fresh private mail system in a
 temporary directory TMP (TMP/etc/main.cf and master.cf, TMP/queue,
@@ -30,10 +62,26 @@ check, normalized so that one expected text holds for both subjects:
                 ended before DATA because no recipient was accepted)
     == log      maillog lines with `to=<...>` (one per recipient delivery
                 attempt) and the bounce daemon's `... notification: ID`
-                lines: program without pid, queue IDs as Q1, Q2... (in the
+                lines, and the smtp client's `... TLS connection
+                established to ...` lines (smtp_tls_loglevel >= 1):
+                program without pid, queue IDs as Q1, Q2... (in the
                 order the maillog first names them), delays as D; grouped
                 by queue ID, sorted inside a group (parallel deliveries
                 finish in any order)
+    == nexthop  (cases with a nexthop file) each session the server saw,
+                in connection order: `session N`, then the client's
+                commands as it sent them (EHLO/HELO/LHLO, STARTTLS, `AUTH
+                MECHANISM USER` with ` (refused)` when the password was
+                wrong, MAIL and RCPT with their parameters, DATA, RSET,
+                NOOP, QUIT, or `(connection closed without QUIT)`); after
+                DATA the message as received, each line after `| `,
+                normalized as delivered files are. A MAIL's `SIZE=` is
+                shown as `SIZE=LEN` when it is the length of the content
+                that followed (CRLF line ends, after dot-unstuffing),
+                `SIZE=LEN+n`/`LEN-n` when it differs by n, `SIZE=N` when
+                no content followed. The next hop's port, which is new
+                every run, is PORT everywhere in the document
+                (relay=127.0.0.1[127.0.0.1]:PORT in log lines).
     == tree     every directory and file under virtual_mailbox_base with
                 its mode and owner (`vmail`: the virtual_uid_maps /
                 virtual_gid_maps user); Maildir file names shown as
@@ -56,6 +104,11 @@ The `send` file (blank lines and `#` lines outside DATA are ignored):
     DATA
     message lines, sent with CRLF line ends (smtplib dot-stuffs them)
     .                           ends the message; another MAIL FROM may follow
+    FLUSH                       the subject's `postqueue -c TMP/etc -f`, then
+                                a wait until something was delivered (the
+                                queue busy or the maillog growing) and
+                                settled: a deferred message's retry (the
+                                smtp section has a line `FLUSH (postqueue -f)`)
 
 or a local submission, run as the runner's user (root) with
 MAIL_CONFIG=TMP/etc, its standard input given line by line up to a line
@@ -138,7 +191,7 @@ sender@example.test    example.test/sender/
 """
 
 
-CASE_FILES = {"main.cf", "send", "expected", "README", "NOTES"}
+CASE_FILES = {"main.cf", "master.cf", "nexthop", "send", "expected", "README", "NOTES"}
 INDEXED = ("hash", "lmdb", "cdb", "btree", "dbm")
 
 # Deliberate differences, applied to the expected text for Rostfix.
@@ -170,6 +223,7 @@ MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 RFC5322_DATE = re.compile(DAY + r", +\d{1,2} " + MONTH + r" \d{4} \d\d:\d\d:\d\d [+-]\d{4}"
                           r"(?: \([A-Za-z0-9+-]+\))?")
 CTIME_DATE = re.compile(DAY + " " + MONTH + r" [ \d]\d \d\d:\d\d:\d\d \d{4}")
+TLS_ESTABLISHED = re.compile(r"\bTLS connection established to ")
 MESSAGE_ID_STAMP = re.compile(r"<\d{14}\.(Q\d+)@")
 
 
@@ -200,6 +254,10 @@ class Message:
         self.sender_options = []
         self.recipients = []      # (address, [options])
         self.data = None
+
+
+class Flush:
+    """A `FLUSH` step: the subject's postqueue -f."""
 
 
 class Command:
@@ -240,6 +298,9 @@ def parse_send(path):
             continue
         if not line.strip() or line.startswith("#"):
             continue
+        if line.strip() == "FLUSH" and cur.sender is None:
+            messages.append(Flush())
+            continue
         m = re.match(r"(?i)(EHLO|MAIL FROM:|RCPT TO:)\s*(.*)$", line)
         cm = re.match(r"(SENDMAIL|MAIL)(?:\s+(.*))?$", line)
         if cm and cur.sender is None and not re.match(r"(?i)MAIL FROM:", line):
@@ -277,7 +338,7 @@ def parse_send(path):
 class Instance:
     """A private Postfix or Rostfix in a temporary directory."""
 
-    def __init__(self, subject, bin_dir, tmp, case_dir):
+    def __init__(self, subject, bin_dir, tmp, case_dir, nexthop=None):
         self.subject = subject
         self.bin = bin_dir
         self.dir = tmp
@@ -295,11 +356,16 @@ class Instance:
             owner = pwd.getpwnam(self.mail_owner)
             os.chown(os.path.join(tmp, "data"), owner.pw_uid, owner.pw_gid)
             os.chown(self.vmail, self.uid, self.gid)
+        def subst(text):
+            text = text.replace("@ETC@", self.etc).replace("@TMP@", tmp)
+            if nexthop is not None and nexthop.port is not None:
+                text = text.replace("@NEXTHOP_PORT@", str(nexthop.port))
+            return text
+
         extra = ""
         extra_path = os.path.join(case_dir, "main.cf")
         if os.path.exists(extra_path):
-            extra = open(extra_path, encoding="utf-8").read()
-            extra = extra.replace("@ETC@", self.etc).replace("@TMP@", tmp)
+            extra = subst(open(extra_path, encoding="utf-8").read())
         base = ("# Written by tests/delivery/run.py: a private instance on loopback.\n"
                 + common.private_main_cf(tmp, self.mail_owner)
                 + BASE_MAIN_CF.format(dir=tmp, uid=self.uid, gid=self.gid))
@@ -314,6 +380,9 @@ class Instance:
                 f.write("# from the case\n" + extra)
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.write(common.MASTER_CF.format(port=self.port))
+            master_path = os.path.join(case_dir, "master.cf")
+            if os.path.exists(master_path):
+                f.write("# from the case\n" + subst(open(master_path, encoding="utf-8").read()))
         with open(os.path.join(self.etc, "vmailbox"), "w") as f:
             f.write(BASE_VMAILBOX)
         tables = {"vmailbox": "hash"}
@@ -321,7 +390,7 @@ class Instance:
             if name in CASE_FILES or name.startswith(".") or name.endswith("~"):
                 continue
             with open(os.path.join(case_dir, name), encoding="utf-8") as f:
-                text = f.read().replace("@ETC@", self.etc).replace("@TMP@", tmp)
+                text = subst(f.read())
             with open(os.path.join(self.etc, name), "w", encoding="utf-8") as f:
                 f.write(text)
             m = re.search(r"\b(" + "|".join(INDEXED) + r"):" + re.escape(self.etc) + "/"
@@ -403,6 +472,17 @@ class Instance:
                 pass
             raise CaseError(f"stop failed: {e}")
 
+    def flush(self):
+        """postqueue -f, then waits until something happened (the queue
+        busy or the maillog growing; at most SETTLE_TIMEOUT) and settled."""
+        before = len(self.maillog())
+        self.command("postqueue", "-c", self.etc, "-f")
+        deadline = time.time() + SETTLE_TIMEOUT
+        while (not self.queue_busy() and len(self.maillog()) == before
+               and time.time() < deadline):
+            time.sleep(0.05)
+        return self.settle()
+
     def maillog(self):
         try:
             with open(os.path.join(self.dir, "maillog"), encoding="utf-8",
@@ -473,6 +553,332 @@ def send(port, msg):
     return out
 
 
+# ---------------------------------------------------------------- next hop
+
+_aiosmtpd_lock = threading.Lock()
+
+
+def import_aiosmtpd():
+    """aiosmtpd, from Debian's python3-aiosmtpd when the python3 running
+    this is another one (pyenv): its dist-packages are pure Python."""
+    with _aiosmtpd_lock:
+        try:
+            import aiosmtpd.smtp  # noqa: F401
+        except ImportError:
+            debian = "/usr/lib/python3/dist-packages"
+            if debian not in sys.path and os.path.isdir(os.path.join(debian, "aiosmtpd")):
+                sys.path.append(debian)
+            try:
+                import aiosmtpd.smtp  # noqa: F401,F811
+            except ImportError as e:
+                raise CaseError(f"the nexthop server needs aiosmtpd ({e}): run scripts/deps")
+        import aiosmtpd.controller
+        import aiosmtpd.lmtp
+        return aiosmtpd
+
+
+class NexthopConfig:
+    """A case's `nexthop` file."""
+
+    def __init__(self, path):
+        self.replies = {}         # (command, address or None) -> [reply, once]
+        self.greeting = None
+        self.starttls = False
+        self.auth = None          # (user, password)
+        self.lmtp = False
+        self.closed = False
+        self.without = set()      # EHLO keywords not offered
+        for n, line in enumerate(open(path, encoding="utf-8"), 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            m = re.match(r"(?i)(greeting|mail|rcpt|data)(?:\s+(\S+))?\s*:\s*(\d{3}\b.*?)(\s+once)?$",
+                         line)
+            words = line.split()
+            if m:
+                command, address, reply, once = m.groups()
+                command = command.lower()
+                if command == "greeting":
+                    self.greeting = reply
+                else:
+                    key = (command, address.strip("<>").lower() if address else None)
+                    self.replies[key] = [reply, bool(once)]
+            elif words == ["starttls"]:
+                self.starttls = True
+            elif words[0] == "auth" and len(words) == 3:
+                self.auth = (words[1], words[2])
+            elif words == ["lmtp", "unix"]:
+                self.lmtp = True
+            elif words == ["closed"]:
+                self.closed = True
+            elif words[0] == "without" and len(words) > 1:
+                self.without |= {w.upper() for w in words[1:]}
+            else:
+                raise CaseError(f"{path}:{n}: cannot parse {line!r}")
+
+
+class Nexthop:
+    """The SMTP (or LMTP) server a case's mail goes out to: aiosmtpd in a
+    thread of the runner, answering as the `nexthop` file says and
+    writing down what each session brought."""
+
+    HOSTNAME = "nexthop.example"
+
+    def __init__(self, case_dir, tmp):
+        self.config = NexthopConfig(os.path.join(case_dir, "nexthop"))
+        self.tmp = tmp
+        self.port = None if self.config.lmtp else free_port()
+        self.socket = os.path.join(tmp, "lmtp.sock")
+        self.replies = {k: list(v) for k, v in self.config.replies.items()}
+        self.sessions = []        # per connection: entries, str or ("content", bytes)
+        self.recording = False    # the controller's own test connection is not a session
+        self.lock = threading.Lock()
+        self.controller = None
+
+    def reply(self, command, address=None):
+        """The configured reply to COMMAND (for ADDRESS), or None."""
+        with self.lock:
+            for key in ((command, address.lower() if address else None), (command, None)):
+                entry = self.replies.get(key)
+                if entry and entry[0] is not None:
+                    reply = entry[0]
+                    if entry[1]:
+                        entry[0] = None     # `once`: the default reply from now on
+                    return reply
+        return None
+
+    def new_session(self):
+        entries = []
+        if self.recording:
+            with self.lock:
+                self.sessions.append(entries)
+        return entries
+
+    def tls_context(self):
+        import ssl
+        cert, key = (os.path.join(self.tmp, f"nexthop-{n}.pem") for n in ("cert", "key"))
+        proc = subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj",
+             "/CN=" + self.HOSTNAME], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            raise CaseError("openssl req failed: " + proc.stdout.decode("utf-8", "replace"))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        return context
+
+    def start(self):
+        if self.config.closed:
+            return
+        import logging
+        logging.getLogger("mail.log").setLevel(logging.ERROR)
+        lib = import_aiosmtpd()
+        nexthop = self
+        config = self.config
+
+        class Recording:
+            """What the SMTP/LMTP protocol objects share: one per connection."""
+
+            def connection_made(self, transport):
+                if self._original_transport is None:    # not the TLS layer of one
+                    self.entries = nexthop.new_session()
+                    self.quit = False
+                    self.greeted = False
+                super().connection_made(transport)
+
+            def record_unread(self):
+                """Lines the client sent just before it closed (a QUIT
+                it did not wait to see answered): aiosmtpd cancels its
+                reader at the end of the stream without handling them."""
+                if getattr(self, "unread", False):
+                    return
+                self.unread = True
+                for raw in bytes(self._reader._buffer).split(b"\n")[:-1]:
+                    line = raw.rstrip(b"\r").decode("utf-8", "surrogateescape")
+                    self.entries.append(line)
+                    self.quit = self.quit or line.upper() == "QUIT"
+
+            def eof_received(self):
+                self.record_unread()
+                return super().eof_received()
+
+            def connection_lost(self, error):
+                self.record_unread()
+                if not self.quit and not getattr(self, "lost", False):
+                    self.lost = True
+                    self.entries.append("(connection closed without QUIT)")
+                super().connection_lost(error)
+
+            async def push(self, status):
+                if not self.greeted:
+                    self.greeted = True
+                    status = config.greeting or status
+                await super().push(status)
+
+            async def smtp_HELO(self, arg):
+                self.entries.append(f"HELO {arg}")
+                await super().smtp_HELO(arg)
+
+            async def smtp_EHLO(self, arg):
+                self.entries.append(f"EHLO {arg}")
+                await super().smtp_EHLO(arg)
+
+            async def smtp_LHLO(self, arg):
+                self.entries.append(f"LHLO {arg}")
+                await super().smtp_LHLO(arg)
+
+            async def smtp_STARTTLS(self, arg):
+                self.entries.append("STARTTLS" + (f" {arg}" if arg else ""))
+                await super().smtp_STARTTLS(arg)
+
+            async def smtp_AUTH(self, arg):
+                self.login = None
+                await super().smtp_AUTH(arg)
+                mechanism = (arg or "").split()[0].upper() if arg else ""
+                if self.login is None:
+                    self.entries.append(f"AUTH {mechanism} (no login given)")
+                else:
+                    self.entries.append(f"AUTH {mechanism} {self.login}"
+                                        + ("" if self.session.authenticated else " (refused)"))
+
+            async def smtp_MAIL(self, arg):
+                self.entries.append(f"MAIL {arg}")
+                reply = nexthop.reply("mail")
+                m = re.match(r"(?i)FROM:\s*<([^>]*)>", arg or "")
+                if reply is None and not m:
+                    reply = "501 5.5.4 Syntax: MAIL FROM:<address>"
+                if reply is None:
+                    self.envelope.mail_from = m.group(1)
+                    reply = "250 2.1.0 Ok"
+                await self.push(reply)
+
+            async def smtp_RCPT(self, arg):
+                self.entries.append(f"RCPT {arg}")
+                m = re.match(r"(?i)TO:\s*<([^>]*)>", arg or "")
+                reply = nexthop.reply("rcpt", m.group(1) if m else None)
+                if reply is None and not m:
+                    reply = "501 5.5.4 Syntax: RCPT TO:<address>"
+                if reply is None and self.envelope.mail_from is None:
+                    reply = "503 5.5.1 Error: need MAIL command"
+                if reply is None:
+                    self.envelope.rcpt_tos.append(m.group(1))
+                    reply = "250 2.1.5 Ok"
+                await self.push(reply)
+
+            async def smtp_DATA(self, arg):
+                self.entries.append("DATA" + (f" {arg}" if arg else ""))
+                await super().smtp_DATA(arg)
+
+            async def smtp_RSET(self, arg):
+                self.entries.append("RSET")
+                await super().smtp_RSET(arg)
+
+            async def smtp_NOOP(self, arg):
+                self.entries.append("NOOP")
+                await super().smtp_NOOP(arg)
+
+            async def smtp_QUIT(self, arg):
+                self.entries.append("QUIT")
+                self.quit = True
+                await super().smtp_QUIT(arg)
+
+        class NexthopSMTP(Recording, lib.smtp.SMTP):
+            pass
+
+        class NexthopLMTP(Recording, lib.lmtp.LMTP):
+            pass
+
+        class Handler:
+            async def handle_EHLO(self, server, session, envelope, hostname, responses):
+                session.host_name = hostname
+                tls = server._tls_protocol is not None
+                offer = ["PIPELINING", "SIZE 10240000"]
+                if config.starttls and not tls:
+                    offer.append("STARTTLS")
+                if config.auth and (tls or not config.starttls):
+                    offer.append("AUTH PLAIN LOGIN")
+                offer += ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN"]
+                offer = [o for o in offer if o.split()[0] not in config.without]
+                lines = [nexthop.HOSTNAME] + offer
+                return [f"250-{l}" for l in lines[:-1]] + [f"250 {lines[-1]}"]
+
+            async def handle_DATA(self, server, session, envelope):
+                server.entries.append(("content", bytes(envelope.original_content)))
+                if config.lmtp:
+                    # One reply per accepted recipient, in RCPT order.
+                    return "\r\n".join(nexthop.reply("data", r) or f"250 2.0.0 <{r}> Ok"
+                                       for r in envelope.rcpt_tos)
+                return nexthop.reply("data") or "250 2.0.0 Ok: queued as NEXTHOP"
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            login = auth_data.login.decode("utf-8", "replace")
+            password = auth_data.password.decode("utf-8", "replace")
+            server.login = login
+            ok = (login, password) == config.auth
+            return lib.smtp.AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+        kwargs = dict(server_hostname=self.HOSTNAME, ident="ESMTP nexthop",
+                      authenticator=authenticator, auth_require_tls=config.starttls,
+                      tls_context=self.tls_context() if config.starttls else None)
+
+        class Controller(lib.controller.UnixSocketController if config.lmtp
+                         else lib.controller.Controller):
+            def factory(self):
+                return (NexthopLMTP if config.lmtp else NexthopSMTP)(self.handler,
+                                                                      **self.SMTP_kwargs)
+
+        handler = Handler()
+        if config.lmtp:
+            self.controller = Controller(handler, unix_socket=self.socket, **kwargs)
+        else:
+            self.controller = Controller(handler, hostname="127.0.0.1", port=self.port, **kwargs)
+        self.controller.start()
+        if config.lmtp:
+            os.chmod(self.socket, 0o666)    # lmtp(8) runs as mail_owner
+        # start() has seen the greeting of its own test connection: every
+        # connection from now on is the client's.
+        self.recording = True
+
+    def stop(self):
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def section(self, ids, tmp):
+        """The `== nexthop` lines."""
+        out = []
+        with self.lock:
+            sessions = [list(s) for s in self.sessions]
+        for n, entries in enumerate(sessions, 1):
+            out.append(f"session {n}")
+            for i, entry in enumerate(entries):
+                if isinstance(entry, tuple):
+                    text = entry[1].decode("utf-8", "surrogateescape").replace("\r\n", "\n")
+                    text = normalize_text(text, ids, tmp)
+                    if text.endswith("\n"):
+                        text = text[:-1]
+                    else:
+                        text += "\n\\ No newline at end of data"
+                    out += [("| " + l).rstrip(" ") for l in text.split("\n")]
+                    continue
+                if entry.upper().startswith("MAIL ") and re.search(r"(?i)\bSIZE=\d+", entry):
+                    # SIZE against what came: LEN = the length of the content (CRLF line ends).
+                    content = None
+                    for e in entries[i + 1:]:
+                        if isinstance(e, tuple):
+                            content = e[1]
+                        if isinstance(e, tuple) or e.upper().startswith("MAIL "):
+                            break
+                    def size(m, content=content):
+                        if not isinstance(content, bytes):
+                            return "SIZE=N"
+                        diff = int(m.group(1)) - len(content)
+                        return "SIZE=LEN" + (f"{diff:+d}" if diff else "")
+                    entry = re.sub(r"(?i)\bSIZE=(\d+)", size, entry)
+                out.append(normalize_text(entry, ids, tmp))
+        return out
+
+
 # ---------------------------------------------------------------- normalizing
 
 class QueueIds:
@@ -522,7 +928,8 @@ def log_section(log_text, ids, inst):
         if not m:
             continue
         program, body = m.group(1), m.group(2)
-        if not (re.match(r"[0-9A-F]{6,}: to=<", body) or NOTIFICATION_ID.search(body)):
+        if not (re.match(r"[0-9A-F]{6,}: to=<", body) or NOTIFICATION_ID.search(body)
+                or TLS_ESTABLISHED.search(body)):
             continue
         body = re.sub(r"\bdelay=[\d.]+", "delay=D", body)
         body = re.sub(r"\bdelays=[\d./]+", "delays=D/D/D/D", body)
@@ -641,7 +1048,7 @@ def vmail_sections(inst, ids):
     return tree, files
 
 
-def document(smtp_lines, inst):
+def document(smtp_lines, inst, nexthop=None):
     """The normalized expected/actual text of a case."""
     log_text = inst.maillog()
     ids = QueueIds(log_text)
@@ -652,6 +1059,9 @@ def document(smtp_lines, inst):
     out += [normalize_text(l, ids, inst.dir) for l in smtp_lines]
     out.append("== log")
     out += log_section(log_text, ids, inst)
+    if nexthop is not None:
+        out.append("== nexthop")
+        out += nexthop.section(ids, inst.dir)
     tree, files = vmail_sections(inst, ids)
     out.append("== tree")
     out += tree
@@ -661,6 +1071,9 @@ def document(smtp_lines, inst):
         if content and not content.endswith("\n"):
             content += "\n\\ No newline at end of file\n"
         text += content
+    if nexthop is not None and nexthop.port is not None:
+        # The next hop's port is new every run.
+        text = re.sub(r"(?<![0-9])" + str(nexthop.port) + r"(?![0-9])", "PORT", text)
     return text
 
 
@@ -690,15 +1103,23 @@ def run_case(subject, bin_dir, name, record, keep):
     t0 = time.time()
     case_dir = os.path.join(CASES, name)
     tmp = tempfile.mkdtemp(prefix=f"delivery-{name}-")
-    inst = None
+    inst = nexthop = None
     ok, msg = True, ""
     try:
         messages = parse_send(os.path.join(case_dir, "send"))
-        inst = Instance(subject, bin_dir, tmp, case_dir)
+        if os.path.exists(os.path.join(case_dir, "nexthop")):
+            nexthop = Nexthop(case_dir, tmp)
+            nexthop.start()
+        inst = Instance(subject, bin_dir, tmp, case_dir, nexthop)
         inst.start()
         smtp_lines = []
         unsettled = []
         for n, m in enumerate(messages, 1):
+            if isinstance(m, Flush):
+                smtp_lines.append("FLUSH (postqueue -f)")
+                if not inst.flush():
+                    unsettled.append(n)
+                continue
             if isinstance(m, Command):
                 smtp_lines += inst.submit(m)
             else:
@@ -707,7 +1128,7 @@ def run_case(subject, bin_dir, name, record, keep):
                 unsettled.append(n)
         if record:
             time.sleep(1.0)     # what is recorded is not looked at again: let late lines land
-        actual = document(smtp_lines, inst)
+        actual = document(smtp_lines, inst, nexthop)
         note = ""
         if unsettled:
             note = (f"  message {', '.join(map(str, unsettled))}: still in maildrop/incoming/"
@@ -729,7 +1150,7 @@ def run_case(subject, bin_dir, name, record, keep):
             deadline = time.time() + RECHECK
             while actual != expected and time.time() < deadline:
                 time.sleep(0.2)
-                actual = document(smtp_lines, inst)
+                actual = document(smtp_lines, inst, nexthop)
             if actual != expected:
                 ok = False
                 diff = list(difflib.unified_diff(expected.splitlines(), actual.splitlines(),
@@ -748,6 +1169,8 @@ def run_case(subject, bin_dir, name, record, keep):
                 inst.stop()
             except CaseError as e:
                 ok, msg = False, (msg + "\n" if msg else "") + f"  {e}"
+        if nexthop is not None:
+            nexthop.stop()
         if keep == "all" or (not ok and keep):
             msg += f"\n  kept {tmp}"
         else:
