@@ -706,6 +706,9 @@ pub static PARAMS: &[ParamSpec] = &[
         "${{$compatibility_level} <level {3.6} ? {no} : {yes}}",
     ),
     p("rewrite_service_name", Str, "rewrite"),
+    // Rostfix's own: DNS servers (`ip`, `ip:port`) the SMTP client asks
+    // instead of resolv.conf's (tests run one on loopback).
+    p("rostfix_dns_servers", Str, ""),
     p("sample_directory", Str, "/etc/postfix"),
     p("send_cyrus_sasl_authzid", Bool, "no"),
     p("sender_bcc_maps", Str, ""),

@@ -30,12 +30,22 @@ pub struct Failed {
     pub diagnostic: String,
     /// Action: `failed`, `delivered`, `expanded`.
     pub action: &'static str,
+    /// The next hop that refused (Remote-MTA), when one did.
+    pub remote_mta: Option<String>,
     /// The address the client gave, when the recipient is another
     /// (rewritten, an alias, unqualified): the text part says so.
     pub expanded_from: Option<String>,
 }
 
 impl Failed {
+    /// A recipient that failed (or waits) for the reason `f` gives.
+    pub fn from_failure(r: &Recipient, f: &crate::virtual_agent::Failure) -> Failed {
+        let (dsn, why) = f.parts();
+        let mut out = Failed::new(r, dsn.to_string(), why.to_string(), f.diagnostic());
+        out.remote_mta = f.remote_mta().map(str::to_string);
+        out
+    }
+
     pub fn new(r: &Recipient, dsn: String, why: String, diagnostic: String) -> Failed {
         let original = if !r.dsn.orcpt.is_empty() {
             r.dsn.orcpt.clone()
@@ -51,6 +61,7 @@ impl Failed {
             why,
             diagnostic,
             action: "failed",
+            remote_mta: None,
             expanded_from: Some(r.original.clone()).filter(|o| !o.is_empty() && *o != r.address),
         }
     }
@@ -245,6 +256,9 @@ fn notification(
         }
         line(&format!("Action: {}", f.action));
         line(&format!("Status: {}", f.dsn));
+        if let Some(mta) = &f.remote_mta {
+            line(&format!("Remote-MTA: dns; {mta}"));
+        }
         line(&format!("Diagnostic-Code: {}", f.diagnostic));
         if kind == Kind::Delay {
             let until = original.arrival + s.maximal_queue_lifetime as i64;

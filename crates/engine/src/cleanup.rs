@@ -93,6 +93,67 @@ const SENDER_HEADERS: &[&str] = &[
 ];
 const RECIPIENT_HEADERS: &[&str] = &["to", "cc", "apparently-to", "resent-to", "resent-cc"];
 
+/// The content with the addresses of its sender and recipient headers
+/// put through `map` (smtp_generic_maps: the address, or `None` to keep
+/// it), each changed header refolded; `None` when nothing changed. Only
+/// the primary header section is looked at.
+pub fn rewrite_header_addresses(
+    content: &[u8],
+    map: &dyn Fn(&str) -> Option<String>,
+) -> Option<Vec<u8>> {
+    let end = content
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map_or(content.len(), |p| p + 1);
+    let (head, rest) = content.split_at(end);
+    let mut out = Vec::with_capacity(content.len() + 64);
+    let mut changed = false;
+    // Whole headers: a line and its continuation lines.
+    let mut headers: Vec<&[u8]> = Vec::new();
+    let mut start = 0;
+    for (i, _) in head.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+        let next = head.get(i + 1);
+        if !matches!(next, Some(b' ' | b'\t')) {
+            headers.push(&head[start..=i]);
+            start = i + 1;
+        }
+    }
+    if start < head.len() {
+        headers.push(&head[start..]);
+    }
+    for h in headers {
+        let rewritten = rostfix_message::header::name_len(h).and_then(|n| {
+            let name = std::str::from_utf8(&h[..n])
+                .ok()?
+                .trim_end()
+                .to_ascii_lowercase();
+            if !SENDER_HEADERS.contains(&name.as_str())
+                && !RECIPIENT_HEADERS.contains(&name.as_str())
+            {
+                return None;
+            }
+            let colon = h.iter().position(|&b| b == b':')?;
+            let value = std::str::from_utf8(&h[colon + 1..]).ok()?;
+            let value = value.strip_suffix('\n').unwrap_or(value);
+            let new = rewrite::rewrite_address_list(value, |a| map(a))?;
+            let shown = std::str::from_utf8(&h[..colon]).ok()?;
+            Some(format!("{shown}:{}\n", rewrite::refold(shown, &new)))
+        });
+        match rewritten {
+            Some(new) => {
+                out.extend_from_slice(new.as_bytes());
+                changed = true;
+            }
+            None => out.extend_from_slice(h),
+        }
+    }
+    if !changed {
+        return None;
+    }
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
 /// Which of the headers cleanup adds when missing the message has.
 #[derive(Debug, Default)]
 struct Seen {

@@ -21,6 +21,7 @@ pub mod resolve;
 pub mod rewrite;
 pub mod settings;
 pub mod showq;
+pub mod smtp;
 pub mod smtpd;
 pub mod virtual_agent;
 

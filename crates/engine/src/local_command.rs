@@ -262,6 +262,7 @@ mod tests {
             Ok(()) => "ok".into(),
             Err(Failure::Defer(d, w)) => format!("defer {d} {w}"),
             Err(Failure::Bounce(d, w) | Failure::BounceUnix(d, w, _)) => format!("bounce {d} {w}"),
+            Err(f @ Failure::Remote { .. }) => format!("remote {f:?}"),
         }
     }
 

@@ -30,6 +30,12 @@ impl Log {
         );
     }
 
+    /// A line under a program name of its own (`postfix/relay/smtp`:
+    /// a service with its own syslog_name).
+    pub fn tagged(&self, tag: &str, text: &str) {
+        self.logger.log(Level::Info, tag, self.pid, text);
+    }
+
     /// Waits until every line logged so far is written.
     pub fn flush(&self) {
         self.logger.flush();

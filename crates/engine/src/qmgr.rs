@@ -433,24 +433,41 @@ fn deliver_file(
     // sender gets the report.
     let verify = env.attr("verify") == Some("yes");
     let mut probed = Vec::new();
-    for r in pending {
-        let t = Instant::now();
-        let (agent, outcome) = if verify {
-            probe_one(s, r)
-        } else {
-            deliver_one(s, syncer, announce, &message, r)
-        };
-        let relay = match agent {
-            "virtual" | "local" => agent,
-            _ => "none",
-        };
+    let smtp_message = crate::smtp::Message {
+        id: id.as_str(),
+        sender: &env.sender,
+        ret: env.attr("dsn_ret"),
+        envid: env.attr("dsn_envid"),
+        body: &body,
+    };
+    let attempts = attempt_all(
+        s,
+        log,
+        syncer,
+        announce,
+        &message,
+        &smtp_message,
+        &pending,
+        verify,
+    );
+    for Attempt {
+        r,
+        via,
+        relay,
+        outcome,
+        setup,
+        took,
+    } in attempts
+    {
+        let agent = via.agent;
+        let line = |text: &str| via.log(log, text);
         let total = now() - arrival;
         let delays = format!(
             "{}/{}/{}/{}",
             delay(before_active),
-            delay(started.elapsed().as_secs_f64() - t.elapsed().as_secs_f64()),
-            "0",
-            delay(t.elapsed().as_secs_f64())
+            delay(started.elapsed().as_secs_f64() - took),
+            delay(setup),
+            delay((took - setup).max(0.0))
         );
         let orig = if r.original != r.address && !r.original.is_empty() {
             format!(", orig_to=<{}>", r.original)
@@ -467,7 +484,7 @@ fn deliver_file(
         // Postfix's local(8) does).
         if let Outcome::Failed(_, done) = &outcome {
             for why in done {
-                log.info(agent, &format!("{head}, dsn=2.0.0, status=sent ({why})"));
+                line(&format!("{head}, dsn=2.0.0, status=sent ({why})"));
             }
         }
         if verify {
@@ -477,17 +494,12 @@ fn deliver_file(
                     "2.0.0".to_string(),
                     done.into_iter().next().unwrap_or_default(),
                 ),
-                Outcome::Failed(
-                    Failure::Defer(dsn, why)
-                    | Failure::Bounce(dsn, why)
-                    | Failure::BounceUnix(dsn, why, _),
-                    _,
-                ) => ("undeliverable", dsn, why),
+                Outcome::Failed(f, _) => {
+                    let (dsn, why) = f.parts();
+                    ("undeliverable", dsn.to_string(), why.to_string())
+                }
             };
-            log.info(
-                agent,
-                &format!("{head}, dsn={dsn}, status={action} ({what})"),
-            );
+            line(&format!("{head}, dsn={dsn}, status={action} ({what})"));
             let text = format!("delivery via {agent}: {what}");
             let mut f = bounce::Failed::new(r, dsn, text.clone(), format!("X-Postfix; {text}"));
             f.action = action;
@@ -500,31 +512,26 @@ fn deliver_file(
                 for why in done {
                     settled.sent.push((
                         r.clone(),
-                        agent,
+                        via.clone(),
                         format!("{head}, dsn=2.0.0, status=sent ({why})"),
                         why,
                     ));
                 }
                 if let Some(w) = stored {
-                    written.push((r.clone(), agent, head, w));
+                    written.push((r.clone(), via.clone(), head, w));
                 }
             }
-            Outcome::Failed(Failure::Defer(dsn, why), _) => {
+            Outcome::Failed(f, _) if f.is_temporary() => {
                 settled.all_done = false;
-                log.info(
-                    agent,
-                    &format!("{head}, dsn={dsn}, status=deferred ({why})"),
-                );
-                settled.waiting.push((r.address.clone(), why.clone()));
-                deferred.push((r.clone(), dsn, why));
+                let (dsn, why) = f.parts();
+                line(&format!("{head}, dsn={dsn}, status=deferred ({why})"));
+                settled.waiting.push((r.address.clone(), why.to_string()));
+                deferred.push((r.clone(), f));
             }
             Outcome::Failed(f, _) => {
-                let diagnostic = f.diagnostic();
-                let (Failure::Bounce(dsn, why) | Failure::BounceUnix(dsn, why, _)) = f else {
-                    continue;
-                };
-                log.info(agent, &format!("{head}, dsn={dsn}, status=bounced ({why})"));
-                bounced.push((r.clone(), bounce::Failed::new(r, dsn, why, diagnostic)));
+                let (dsn, why) = f.parts();
+                line(&format!("{head}, dsn={dsn}, status=bounced ({why})"));
+                bounced.push((r.clone(), bounce::Failed::from_failure(r, &f)));
             }
         }
     }
@@ -550,9 +557,8 @@ fn deliver_file(
     }
     if expired(s, log, env, !deferred.is_empty()) {
         settled.all_done = true;
-        for (r, dsn, why) in deferred {
-            let diagnostic = Failure::Defer(dsn.clone(), why.clone()).diagnostic();
-            let failed = bounce::Failed::new(&r, dsn, why, diagnostic);
+        for (r, f) in deferred {
+            let failed = bounce::Failed::from_failure(&r, &f);
             bounced.push((r, failed));
         }
     }
@@ -589,7 +595,7 @@ fn deliver_file(
         syncer.wait_all(&files).map_err(|e| e.to_string())
     };
     let mut published = Vec::new();
-    for (r, agent, head, w) in written {
+    for (r, via, head, w) in written {
         let result = match &synced {
             Ok(()) => w.publish(),
             Err(e) => Err(Failure::Defer("4.3.0".into(), format!("group commit: {e}"))),
@@ -598,7 +604,7 @@ fn deliver_file(
             Ok(renamed) => {
                 settled.sent.push((
                     r,
-                    agent,
+                    via,
                     format!("{head}, dsn=2.0.0, status=sent ({})", w.what),
                     w.what.to_string(),
                 ));
@@ -606,17 +612,11 @@ fn deliver_file(
                     published.push(w.file);
                 }
             }
-            Err(
-                Failure::Defer(dsn, why)
-                | Failure::Bounce(dsn, why)
-                | Failure::BounceUnix(dsn, why, _),
-            ) => {
+            Err(f) => {
                 settled.all_done = false;
-                log.info(
-                    agent,
-                    &format!("{head}, dsn={dsn}, status=deferred ({why})"),
-                );
-                settled.waiting.push((r.address.clone(), why));
+                let (dsn, why) = f.parts();
+                via.log(log, &format!("{head}, dsn={dsn}, status=deferred ({why})"));
+                settled.waiting.push((r.address.clone(), why.to_string()));
             }
         }
     }
@@ -747,14 +747,13 @@ fn notify_delay(
     announce: &mpsc::UnboundedSender<String>,
     env: &rostfix_queue::file::Envelope,
     body: &[u8],
-    deferred: &[(Recipient, String, String)],
+    deferred: &[(Recipient, Failure)],
 ) -> bool {
     let waiting: Vec<bounce::Failed> = deferred
         .iter()
-        .filter(|(r, _, _)| r.dsn.wants("delay"))
-        .map(|(r, dsn, why)| {
-            let mut f =
-                bounce::Failed::new(r, dsn.clone(), why.clone(), format!("X-Postfix; {why}"));
+        .filter(|(r, _)| r.dsn.wants("delay"))
+        .map(|(r, failure)| {
+            let mut f = bounce::Failed::from_failure(r, failure);
             f.action = "delayed";
             f
         })
@@ -822,13 +821,14 @@ fn report_success(
     announce: &mpsc::UnboundedSender<String>,
     env: &rostfix_queue::file::Envelope,
     body: &[u8],
-    sent: &[(Recipient, &'static str, String, String)],
+    sent: &[(Recipient, Via, String, String)],
 ) {
     if env.sender.is_empty() {
         return;
     }
     let mut reported: Vec<bounce::Failed> = Vec::new();
-    for (r, agent, _, why) in sent {
+    for (r, via, _, why) in sent {
+        let agent = via.agent;
         if !r.dsn.wants("success") || reported.iter().any(|f| f.address == r.address) {
             continue;
         }
@@ -916,58 +916,185 @@ enum Outcome {
     Failed(Failure, Vec<String>),
 }
 
-/// Hands one recipient to the agent its route names (master.cf's command
-/// for the transport): virtual(8), error(8) (which defers when it runs as
-/// the `retry` service), discard(8). Returns the agent's name, for the
-/// log, and what it did. A transport master.cf does not define defers, as
-/// Postfix's retry service does; one Rostfix does not have yet defers
-/// from qmgr.
-fn deliver_one(
+/// Who delivered (or tried): the agent's name (for reports, and the
+/// log's program name unless the service has its own), and where to.
+#[derive(Debug, Clone)]
+struct Via {
+    agent: &'static str,
+    /// The log's program name, when not `$syslog_name/agent`.
+    tag: Option<String>,
+    /// The log's relay field, when not the agent's own.
+    relay: Option<String>,
+}
+
+impl Via {
+    fn agent(agent: &'static str) -> Via {
+        Via {
+            agent,
+            tag: None,
+            relay: None,
+        }
+    }
+
+    fn log(&self, log: &Log, text: &str) {
+        match &self.tag {
+            Some(tag) => log.tagged(tag, text),
+            None => log.info(self.agent, text),
+        }
+    }
+
+    /// The log's relay field: the next hop, or the agent for virtual
+    /// and local, or `none`.
+    fn relay(&self) -> String {
+        match (&self.relay, self.agent) {
+            (Some(r), _) => r.clone(),
+            (None, "virtual" | "local") => self.agent.to_string(),
+            _ => "none".to_string(),
+        }
+    }
+}
+
+/// One recipient's delivery attempt, for the log and the settling.
+struct Attempt<'r> {
+    r: &'r Recipient,
+    via: Via,
+    relay: String,
+    outcome: Outcome,
+    /// Seconds spent connecting (the log's third delay), and in all.
+    setup: f64,
+    took: f64,
+}
+
+/// Recipients for one smtp/lmtp transaction: the transport, the next
+/// hop, and each recipient with its final address.
+type Group<'s, 'r> = (
+    &'s std::sync::Arc<crate::smtp::Client>,
+    String,
+    Vec<(&'r Recipient, String)>,
+);
+
+/// Delivers (or, for sendmail -bv, tries) each pending recipient. The
+/// recipients for one smtp/lmtp next hop go together, in transactions of
+/// up to the transport's recipient limit; the others one by one.
+#[allow(clippy::too_many_arguments)]
+fn attempt_all<'r>(
     s: &Settings,
+    log: &Log,
     syncer: &Syncer,
     announce: &mpsc::UnboundedSender<String>,
     message: &virtual_agent::Message,
+    smtp_message: &crate::smtp::Message<'_>,
+    pending: &[&'r Recipient],
+    verify: bool,
+) -> Vec<Attempt<'r>> {
+    let mut out = Vec::with_capacity(pending.len());
+    let mut push = |r, via: Via, outcome, setup, took| {
+        let relay = via.relay();
+        out.push(Attempt {
+            r,
+            via,
+            relay,
+            outcome,
+            setup,
+            took,
+        });
+    };
+    // (client, next hop, recipients with their final addresses)
+    let mut groups: Vec<Group<'_, 'r>> = Vec::new();
+    for &r in pending {
+        let t = Instant::now();
+        if verify {
+            let (agent, outcome) = probe_one(s, r);
+            push(
+                r,
+                Via::agent(agent),
+                outcome,
+                0.0,
+                t.elapsed().as_secs_f64(),
+            );
+            continue;
+        }
+        let (address, route) = match route_of(s, r) {
+            Ok(found) => found,
+            Err((agent, f)) => {
+                let outcome = Outcome::Failed(f, Vec::new());
+                push(
+                    r,
+                    Via::agent(agent),
+                    outcome,
+                    0.0,
+                    t.elapsed().as_secs_f64(),
+                );
+                continue;
+            }
+        };
+        if let Some(client) = s.clients.get(&route.transport) {
+            let limit = client.recipient_limit;
+            match groups.iter_mut().find(|(c, hop, members)| {
+                c.service == client.service
+                    && hop.eq_ignore_ascii_case(&route.nexthop)
+                    && (limit == 0 || members.len() < limit)
+            }) {
+                Some((_, _, members)) => members.push((r, address)),
+                None => groups.push((client, route.nexthop, vec![(r, address)])),
+            }
+            continue;
+        }
+        let (via, outcome) = dispatch(s, log, syncer, announce, message, r, &address, &route, true);
+        push(r, via, outcome, 0.0, t.elapsed().as_secs_f64());
+    }
+    for (client, nexthop, members) in groups {
+        let t = Instant::now();
+        let rcpts: Vec<crate::smtp::Rcpt> = members
+            .iter()
+            .map(|(r, address)| crate::smtp::Rcpt {
+                address,
+                dsn: &r.dsn,
+            })
+            .collect();
+        let outcomes = crate::smtp::deliver(s, client, smtp_message, &nexthop, &rcpts, log);
+        let took = t.elapsed().as_secs_f64();
+        for ((r, _), o) in members.into_iter().zip(outcomes) {
+            let via = Via {
+                agent: if client.lmtp { "lmtp" } else { "smtp" },
+                tag: Some(client.log_tag.clone()),
+                relay: Some(o.relay),
+            };
+            let outcome = match o.result {
+                Ok(text) => Outcome::Done(None, vec![text]),
+                Err(f) => Outcome::Failed(f, Vec::new()),
+            };
+            push(r, via, outcome, o.setup, took);
+        }
+    }
+    out
+}
+
+/// A recipient's final address and route (trivial-rewrite), or why it
+/// has none: relocated (error(8) bounces it) or a table that failed.
+fn route_of(
+    s: &Settings,
     r: &Recipient,
-) -> (&'static str, Outcome) {
+) -> Result<(String, crate::resolve::Route), (&'static str, Failure)> {
     let resolved = resolve(s, &r.address);
-    // trivial-rewrite hands a relocated recipient to error(8).
     match crate::resolve::relocated(s, &resolved) {
         Ok(Some(moved)) => {
             let why = format!("User has moved to {moved}");
-            return (
-                "error",
-                Outcome::Failed(Failure::Bounce("5.1.6".into(), why), Vec::new()),
-            );
+            return Err(("error", Failure::Bounce("5.1.6".into(), why)));
         }
         Ok(None) => {}
         Err(e) => {
             let why = format!("relocated_maps lookup failure: {e}");
-            return (
-                "qmgr",
-                Outcome::Failed(Failure::Defer("4.3.0".into(), why), Vec::new()),
-            );
+            return Err(("qmgr", Failure::Defer("4.3.0".into(), why)));
         }
     }
-    let route = match crate::resolve::route(s, &resolved) {
-        Ok(route) => route,
+    match crate::resolve::route(s, &resolved) {
+        Ok(route) => Ok((resolved.address, route)),
         Err(e) => {
             let why = format!("transport_maps lookup failure: {e}");
-            return (
-                "qmgr",
-                Outcome::Failed(Failure::Defer("4.3.0".into(), why), Vec::new()),
-            );
+            Err(("qmgr", Failure::Defer("4.3.0".into(), why)))
         }
-    };
-    dispatch(
-        s,
-        syncer,
-        announce,
-        message,
-        r,
-        &resolved.address,
-        &route,
-        true,
-    )
+    }
 }
 
 /// Hands one recipient to the agent `route` names (master.cf's command
@@ -976,6 +1103,55 @@ fn deliver_one(
 #[allow(clippy::too_many_arguments)]
 fn dispatch(
     s: &Settings,
+    log: &Log,
+    syncer: &Syncer,
+    announce: &mpsc::UnboundedSender<String>,
+    message: &virtual_agent::Message,
+    r: &Recipient,
+    address: &str,
+    route: &crate::resolve::Route,
+    from_queue: bool,
+) -> (Via, Outcome) {
+    let (agent, outcome) = match s.routing.command(&route.transport) {
+        // local(8) passing mail on (mailbox_transport, fallback_transport).
+        Some("smtp" | "lmtp") if let Some(client) = s.clients.get(&route.transport) => {
+            let m = crate::smtp::Message {
+                id: "",
+                sender: message.sender,
+                ret: rostfix_queue::file::attr(message.attrs, "dsn_ret"),
+                envid: rostfix_queue::file::attr(message.attrs, "dsn_envid"),
+                body: message.body,
+            };
+            let rcpt = [crate::smtp::Rcpt {
+                address,
+                dsn: &r.dsn,
+            }];
+            let o = crate::smtp::deliver(s, client, &m, &route.nexthop, &rcpt, log)
+                .pop()
+                .expect("one outcome per recipient");
+            let via = Via {
+                agent: if client.lmtp { "lmtp" } else { "smtp" },
+                tag: Some(client.log_tag.clone()),
+                relay: Some(o.relay),
+            };
+            let outcome = match o.result {
+                Ok(text) => Outcome::Done(None, vec![text]),
+                Err(f) => Outcome::Failed(f, Vec::new()),
+            };
+            return (via, outcome);
+        }
+        _ => builtin(
+            s, log, syncer, announce, message, r, address, route, from_queue,
+        ),
+    };
+    (Via::agent(agent), outcome)
+}
+
+/// dispatch() for the agents that run in qmgr's thread.
+#[allow(clippy::too_many_arguments)]
+fn builtin(
+    s: &Settings,
+    log: &Log,
     syncer: &Syncer,
     announce: &mpsc::UnboundedSender<String>,
     message: &virtual_agent::Message,
@@ -1023,13 +1199,13 @@ fn dispatch(
                     if let (Some(spec), None) = (pass, &failed) {
                         // What local(8) did first (a forward) stays logged.
                         let next = crate::resolve::parse_route(&spec, address);
-                        let (agent, outcome) =
-                            dispatch(s, syncer, announce, message, r, address, &next, false);
+                        let (via, outcome) =
+                            dispatch(s, log, syncer, announce, message, r, address, &next, false);
                         let outcome = match outcome {
                             Outcome::Done(w, more) => Outcome::Done(w, [done, more].concat()),
                             Outcome::Failed(f, more) => Outcome::Failed(f, [done, more].concat()),
                         };
-                        return (agent, outcome);
+                        return (via.agent, outcome);
                     }
                     let outcome = match failed {
                         Some(f) => Outcome::Failed(f, done),
@@ -1069,7 +1245,7 @@ fn dispatch(
 struct Settled {
     /// Delivered, with the agent and the log line: logged and marked
     /// done once the delivery is durable.
-    sent: Vec<(Recipient, &'static str, String, String)>,
+    sent: Vec<(Recipient, Via, String, String)>,
     /// Finished otherwise (bounced, the sender notified): marked done.
     done: Vec<Recipient>,
     /// Deferred: address and reason, for the defer log (postqueue -p).
@@ -1084,8 +1260,8 @@ impl Settled {
     /// Logs the deliveries, marks recipients done, and removes the queue
     /// file or moves it to deferred.
     fn apply(self, s: &Settings, log: &Log, path: &Path, id: &QueueId, arrival: u64) {
-        for (_, agent, line, _) in &self.sent {
-            log.info(agent, line);
+        for (_, via, line, _) in &self.sent {
+            via.log(log, line);
         }
         if self.all_done {
             deferlog::remove(&s.queue_directory, id.as_str());

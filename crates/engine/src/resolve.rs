@@ -27,17 +27,27 @@ pub struct Routing {
     /// transport(5) lookups (parent_domain_matches_subdomains may list
     /// transport_maps).
     pub transport_order: OrderContext,
-    pub services: Vec<(String, String)>,
+    pub services: Vec<Service>,
+}
+
+/// A `unix` service of master.cf.
+#[derive(Debug)]
+pub struct Service {
+    pub name: String,
+    pub command: String,
+    /// The program name its log lines carry (`postfix/relay/smtp`).
+    pub tag: String,
 }
 
 impl Routing {
     /// The command master.cf runs for transport `name` (`error` for the
     /// `retry` service), if it defines one.
     pub fn command(&self, name: &str) -> Option<&str> {
-        self.services
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, c)| c.as_str())
+        self.service(name).map(|s| s.command.as_str())
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
     }
 }
 

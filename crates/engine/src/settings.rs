@@ -92,6 +92,8 @@ pub struct Settings {
     pub rewriting: Rewriting,
     /// Transports and next hops (trivial-rewrite).
     pub routing: Routing,
+    /// The smtp and lmtp transports (smtp(8), lmtp(8)).
+    pub clients: crate::smtp::Clients,
     /// local(8)'s settings.
     pub local: LocalSettings,
     /// `local_recipient_maps`; `None` when empty (no validation).
@@ -180,7 +182,7 @@ fn domains(cf: &Config, name: &str) -> Result<Vec<String>, ConfigError> {
 /// The tables of a parameter. A table that cannot be opened now (a
 /// missing file) answers every lookup with a temporary failure, so mail
 /// waits instead of bouncing; a misconfigured one stops the start.
-fn maps(cf: &Config, name: &str) -> Result<Maps, String> {
+pub(crate) fn maps(cf: &Config, name: &str) -> Result<Maps, String> {
     open_maps(cf, name, false)
 }
 
@@ -213,7 +215,7 @@ fn maildir_host() -> String {
 
 /// A per-transport parameter (`virtual_destination_concurrency_limit`),
 /// else its `default_` form.
-fn transport_int(cf: &Config, transport: &str, suffix: &str) -> Result<i64, String> {
+pub(crate) fn transport_int(cf: &Config, transport: &str, suffix: &str) -> Result<i64, String> {
     match cf.int(&format!("{transport}_{suffix}")) {
         Ok(v) => Ok(v),
         Err(_) => cf
@@ -322,9 +324,48 @@ fn routing(cf: &Config) -> Result<Routing, String> {
             .iter()
             .flat_map(|m| &m.services)
             .filter(|svc| svc.kind == rostfix_config::master_cf::ServiceType::Unix)
-            .map(|svc| (svc.name.clone(), svc.command.clone()))
-            .collect(),
+            .map(|svc| {
+                // The log's program name: the service's own syslog_name
+                // (`-o syslog_name=postfix/$service_name`) and its command.
+                let syslog = cf.for_service(svc).string("syslog_name").map_err(e)?;
+                Ok(crate::resolve::Service {
+                    name: svc.name.clone(),
+                    command: svc.command.clone(),
+                    tag: format!("{syslog}/{}", svc.command),
+                })
+            })
+            .collect::<Result<_, String>>()?,
     })
+}
+
+/// The smtp and lmtp services of master.cf, each with its settings, and
+/// the resolver they share.
+fn clients(cf: &Config) -> Result<crate::smtp::Clients, String> {
+    let e = |e: ConfigError| e.to_string();
+    let mut out = Vec::new();
+    for svc in cf.master.iter().flat_map(|m| &m.services) {
+        let lmtp = match svc.command.as_str() {
+            "smtp" => false,
+            "lmtp" => true,
+            _ => continue,
+        };
+        if svc.kind != rostfix_config::master_cf::ServiceType::Unix {
+            continue;
+        }
+        let view = cf.for_service(svc);
+        out.push(
+            crate::smtp::Client::from_config(&view, &svc.name, lmtp)
+                .map_err(|m| format!("master.cf service {}: {m}", svc.name))?,
+        );
+    }
+    let use_dns = !cf.bool("disable_dns_lookups").map_err(e)?
+        && list(cf, "smtp_host_lookup")
+            .map_err(e)?
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case("dns"));
+    let servers = list(cf, "rostfix_dns_servers").map_err(e)?;
+    let dns = crate::smtp::dns::Dns::new(use_dns, &servers)?;
+    Ok(crate::smtp::Clients::new(out, dns))
 }
 
 /// A mailbox lock setting with the delivery lock timing.
@@ -457,6 +498,7 @@ impl Settings {
                 .to_ascii_lowercase(),
             rewriting: rewriting(cf)?,
             routing: routing(cf)?,
+            clients: clients(cf)?,
             local: LocalSettings {
                 alias_maps: deferring_maps(cf, "alias_maps")?,
                 home_mailbox: cf.string("home_mailbox").map_err(e)?,

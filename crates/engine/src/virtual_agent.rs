@@ -37,6 +37,15 @@ pub enum Failure {
     /// its `x-unix;` diagnostic (a mailbox file that is full reports an
     /// I/O error; a command, its exit status or output).
     BounceUnix(String, String, String),
+    /// The next hop refused (or deferred: a 4.x.x code), with the reason
+    /// logged, the server's name and its reply (the notification's
+    /// Remote-MTA and `smtp;` diagnostic).
+    Remote {
+        dsn: String,
+        why: String,
+        mta: String,
+        reply: String,
+    },
 }
 
 impl Failure {
@@ -45,6 +54,34 @@ impl Failure {
         match self {
             Failure::BounceUnix(_, _, text) => format!("x-unix; {text}"),
             Failure::Defer(_, why) | Failure::Bounce(_, why) => format!("X-Postfix; {why}"),
+            Failure::Remote { reply, .. } => format!("smtp; {reply}"),
+        }
+    }
+
+    /// The status code and the reason.
+    pub fn parts(&self) -> (&str, &str) {
+        match self {
+            Failure::Defer(dsn, why)
+            | Failure::Bounce(dsn, why)
+            | Failure::BounceUnix(dsn, why, _)
+            | Failure::Remote { dsn, why, .. } => (dsn, why),
+        }
+    }
+
+    /// Whether the recipient is to be tried again later.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Failure::Defer(..) => true,
+            Failure::Remote { dsn, .. } => dsn.starts_with('4'),
+            _ => false,
+        }
+    }
+
+    /// The next hop's name, for the notification's Remote-MTA field.
+    pub fn remote_mta(&self) -> Option<&str> {
+        match self {
+            Failure::Remote { mta, .. } => Some(mta),
+            _ => None,
         }
     }
 }

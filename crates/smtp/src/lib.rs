@@ -7,6 +7,7 @@
 //! The server session state machine and the client side come with the
 //! receive path and outbound issues.
 
+pub mod client;
 pub mod command;
 pub mod data;
 pub mod params;
