@@ -268,6 +268,7 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
             ret: String::new(),
             envid: String::new(),
             verify: false,
+            eight_bit_mime: false,
         };
         let mut f = crate::maildrop::open(&self.cf, &self.queue_directory, &sub)?;
         self.say(&format!("{}: client={CLIENT}", f.id()));

@@ -67,6 +67,31 @@ impl Failed {
     }
 }
 
+/// A long field broken at spaces into lines of at most 79 characters,
+/// the continuation lines indented by four spaces, as Postfix's bounce
+/// daemon writes a Diagnostic-Code (recorded in
+/// tests/delivery/cases/relay-rcpt-550; a 77-character line stays whole
+/// in relocated-smtp). A word longer than a line is not broken.
+fn wrap(text: &str) -> Vec<String> {
+    const WIDTH: usize = 79;
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        if !cur.is_empty() && cur.len() + 1 + word.len() > WIDTH && cur.trim() != "" {
+            out.push(std::mem::take(&mut cur));
+            cur.push_str("    ");
+            cur.push_str(word);
+            continue;
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    out.push(cur);
+    out
+}
+
 /// Which notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -259,7 +284,9 @@ fn notification(
         if let Some(mta) = &f.remote_mta {
             line(&format!("Remote-MTA: dns; {mta}"));
         }
-        line(&format!("Diagnostic-Code: {}", f.diagnostic));
+        for l in wrap(&format!("Diagnostic-Code: {}", f.diagnostic)) {
+            line(&l);
+        }
         if kind == Kind::Delay {
             let until = original.arrival + s.maximal_queue_lifetime as i64;
             line(&format!(

@@ -57,6 +57,8 @@ pub struct Envelope {
     pub envid: String,
     /// sendmail -bv: a probe, to be tried and reported, not delivered.
     pub verify: bool,
+    /// The client declared BODY=8BITMIME: the smtp client passes it on.
+    pub eight_bit_mime: bool,
     /// Add Message-Id/Date if missing (local_header_rewrite_clients).
     pub rewrite_headers: bool,
     /// The sender's full name, for a From header cleanup adds (sendmail
@@ -301,6 +303,9 @@ impl Cleanup {
         }
         if env.verify {
             file.attr("verify", "yes");
+        }
+        if env.eight_bit_mime {
+            file.attr("encoding", "8bit");
         }
         for (final_addr, rcpt, dsn) in &recipients {
             file.recipient_dsn(final_addr, rcpt, dsn);

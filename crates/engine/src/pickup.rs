@@ -297,6 +297,7 @@ fn prepare(s: &Settings, log: &Log, path: &Path) -> Result<(Cleanup, File), Skip
         ret: attr(ATTR_RET).unwrap_or_default().to_string(),
         envid: attr(ATTR_ENVID).unwrap_or_default().to_string(),
         verify: attr(ATTR_VERIFY) == Some("yes"),
+        eight_bit_mime: false,
     };
     let mut c = Cleanup::start(s, &envelope).map_err(|e| {
         log.warning("cleanup", &format!("queue file: {e}"));

@@ -439,6 +439,7 @@ fn deliver_file(
         ret: env.attr("dsn_ret"),
         envid: env.attr("dsn_envid"),
         body: &body,
+        eight_bit: crate::smtp::eight_bit(env.attr("encoding") == Some("8bit"), &body),
     };
     let attempts = attempt_all(
         s,
@@ -828,16 +829,22 @@ fn report_success(
     }
     let mut reported: Vec<bounce::Failed> = Vec::new();
     for (r, via, _, why) in sent {
-        let agent = via.agent;
-        if !r.dsn.wants("success") || reported.iter().any(|f| f.address == r.address) {
+        if !r.dsn.wants("success")
+            || via.dsn_passed
+            || reported.iter().any(|f| f.address == r.address)
+        {
             continue;
         }
+        // Passed to a next hop that does not speak DSN: relayed.
         let (action, what) = if why.starts_with("forwarded as") {
             ("expanded", "alias expanded")
+        } else if via.agent == "smtp" {
+            ("relayed", why.as_str())
         } else {
             ("delivered", why.as_str())
         };
-        let text = format!("delivery via {agent}: {what}");
+        let by = via.relay.as_deref().unwrap_or(via.agent);
+        let text = format!("delivery via {by}: {what}");
         let mut f = bounce::Failed::new(
             r,
             "2.0.0".into(),
@@ -925,6 +932,9 @@ struct Via {
     tag: Option<String>,
     /// The log's relay field, when not the agent's own.
     relay: Option<String>,
+    /// A next hop that speaks DSN took the message: no success report
+    /// from here.
+    dsn_passed: bool,
 }
 
 impl Via {
@@ -933,6 +943,7 @@ impl Via {
             agent,
             tag: None,
             relay: None,
+            dsn_passed: false,
         }
     }
 
@@ -1059,6 +1070,7 @@ fn attempt_all<'r>(
                 agent: if client.lmtp { "lmtp" } else { "smtp" },
                 tag: Some(client.log_tag.clone()),
                 relay: Some(o.relay),
+                dsn_passed: o.dsn_passed,
             };
             let outcome = match o.result {
                 Ok(text) => Outcome::Done(None, vec![text]),
@@ -1121,6 +1133,10 @@ fn dispatch(
                 ret: rostfix_queue::file::attr(message.attrs, "dsn_ret"),
                 envid: rostfix_queue::file::attr(message.attrs, "dsn_envid"),
                 body: message.body,
+                eight_bit: crate::smtp::eight_bit(
+                    rostfix_queue::file::attr(message.attrs, "encoding") == Some("8bit"),
+                    message.body,
+                ),
             };
             let rcpt = [crate::smtp::Rcpt {
                 address,
@@ -1133,6 +1149,7 @@ fn dispatch(
                 agent: if client.lmtp { "lmtp" } else { "smtp" },
                 tag: Some(client.log_tag.clone()),
                 relay: Some(o.relay),
+                dsn_passed: o.dsn_passed,
             };
             let outcome = match o.result {
                 Ok(text) => Outcome::Done(None, vec![text]),

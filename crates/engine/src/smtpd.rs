@@ -785,6 +785,7 @@ async fn start_message(
         },
         envid: tx.params.envid.clone().unwrap_or_default(),
         verify: false,
+        eight_bit_mime: tx.params.body == Some(rostfix_smtp::params::Body::EightBitMime),
         // local_header_rewrite_clients = permit_inet_interfaces
         rewrite_headers: s.inet_interface_addrs.contains(&peer.ip()),
     };

@@ -263,6 +263,31 @@ pub struct Message<'a> {
     pub envid: Option<&'a str>,
     /// The content, lines ending in `\n`.
     pub body: &'a [u8],
+    /// 8-bit content: BODY=8BITMIME was declared, or a MIME header
+    /// says 8bit (what Postfix's cleanup records as the encoding).
+    pub eight_bit: bool,
+}
+
+/// Whether content is 8-bit MIME as Postfix's cleanup decides it:
+/// declared with BODY=8BITMIME (`declared`), or 8-bit bytes under a
+/// `Content-Transfer-Encoding: 8bit` (or binary) header. 8-bit bytes
+/// without MIME do not count.
+pub fn eight_bit(declared: bool, body: &[u8]) -> bool {
+    if declared {
+        return true;
+    }
+    if !body.iter().any(|&b| b >= 0x80) {
+        return false;
+    }
+    const CTE: &[u8] = b"content-transfer-encoding:";
+    body.split(|&b| b == b'\n').any(|line| {
+        line.len() > CTE.len() && line[..CTE.len()].eq_ignore_ascii_case(CTE) && {
+            let v = String::from_utf8_lossy(&line[CTE.len()..])
+                .trim()
+                .to_ascii_lowercase();
+            v == "8bit" || v == "binary"
+        }
+    })
 }
 
 /// A recipient handed to the client.
@@ -281,6 +306,9 @@ pub struct Outcome {
     pub result: Result<String, Failure>,
     /// Seconds to set up the connection (the log's third delay).
     pub setup: f64,
+    /// The server took the message and speaks DSN: notifications the
+    /// sender asked for are its business now.
+    pub dsn_passed: bool,
 }
 
 /// Delivers `message` to `recipients` through `client` to `nexthop`:

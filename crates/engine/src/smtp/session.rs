@@ -33,6 +33,10 @@ struct HostFailed {
     remote: Option<(String, String)>,
     /// A permanent refusal (5xx) that no other host changes.
     permanent: bool,
+    /// The server still listens: it gets a QUIT.
+    alive: bool,
+    /// The server's relay field, once connected.
+    relay: Option<String>,
 }
 
 impl HostFailed {
@@ -42,7 +46,15 @@ impl HostFailed {
             why,
             remote: None,
             permanent: false,
+            alive: false,
+            relay: None,
         }
+    }
+
+    /// A refusal by a server that still listens.
+    fn alive(mut self) -> HostFailed {
+        self.alive = true;
+        self
     }
 
     fn failure(self) -> Failure {
@@ -73,6 +85,7 @@ pub(super) async fn deliver(
     let mut setup = 0.0;
     let mut last: Option<HostFailed> = None;
     let mut kept = None;
+    let mut dsn = false;
     let generic = Generic::new(s, client, message);
 
     // A cached connection first; if it broke meanwhile, a new one.
@@ -90,7 +103,9 @@ pub(super) async fn deliver(
         .await
         {
             Ok(reusable) => {
-                return (finish(states, &relay, 0.0, None), reusable.then_some(conn));
+                let mut out = finish(states, &relay, 0.0, None);
+                mark_dsn(&mut out, conn.ext.dsn);
+                return (out, reusable.then_some(conn));
             }
             // Nothing was accepted over it: no harm in trying afresh.
             Err(_) if states.iter().all(|st| matches!(st, State::Pending)) => {}
@@ -118,6 +133,9 @@ pub(super) async fn deliver(
         let mut conn = match open(s, client, &host, message, log).await {
             Ok(conn) => conn,
             Err(f) => {
+                if let Some(r) = &f.relay {
+                    relay = r.clone();
+                }
                 if f.permanent {
                     return (finish(states, &relay, setup, Some(f)), None);
                 }
@@ -127,6 +145,7 @@ pub(super) async fn deliver(
         };
         setup = t.elapsed().as_secs_f64();
         relay = conn.peer.relay();
+        dsn = conn.ext.dsn;
         match transaction(
             s,
             client,
@@ -151,7 +170,17 @@ pub(super) async fn deliver(
             Err(f) => last = Some(f),
         }
     }
-    (finish(states, &relay, setup, last), kept)
+    let mut out = finish(states, &relay, setup, last);
+    mark_dsn(&mut out, dsn);
+    (out, kept)
+}
+
+/// Delivered recipients of a server that speaks DSN: it reports on them
+/// from here on (RFC 3461 section 4.2), not this MTA.
+fn mark_dsn(out: &mut [Outcome], dsn: bool) {
+    for o in out {
+        o.dsn_passed = dsn && o.result.is_ok();
+    }
 }
 
 /// Outcomes: each recipient as it ended, or with the last host's
@@ -170,6 +199,7 @@ fn finish(states: Vec<State>, relay: &str, setup: f64, last: Option<HostFailed>)
                 })),
             },
             setup,
+            dsn_passed: false,
         })
         .collect()
 }
@@ -201,12 +231,9 @@ async fn targets(s: &Settings, client: &Client, nexthop: &str) -> Result<Vec<Tar
             match first {
                 Ok(hosts) => out.extend(hosts.into_iter().map(Target2::Inet)),
                 Err(e) if client.fallback_relay.is_empty() => {
-                    return Err(HostFailed {
-                        dsn: e.dsn.into(),
-                        why: e.why,
-                        remote: None,
-                        permanent: e.dsn.starts_with('5'),
-                    });
+                    let mut f = HostFailed::soft(e.dsn, e.why);
+                    f.permanent = e.dsn.starts_with('5');
+                    return Err(f);
                 }
                 Err(e) => fallback_error = Some(e),
             }
@@ -311,44 +338,87 @@ async fn open(
             }
         }
     };
-    let mut conn = Conn::new(stream, peer);
+    let relay = peer.relay();
+    match setup(client, Conn::new(stream, peer), message, log).await {
+        Ok(conn) => Ok(conn),
+        Err((mut f, conn)) => {
+            if let Some(conn) = conn {
+                quit(conn, client).await;
+            }
+            f.relay = Some(relay);
+            Err(f)
+        }
+    }
+}
+
+/// A connection's start: the greeting, EHLO, STARTTLS, AUTH. A failure
+/// comes with the connection when the server still listens.
+async fn setup(
+    client: &Client,
+    mut conn: Conn,
+    message: &Message<'_>,
+    log: &crate::log::Log,
+) -> Result<Conn, (HostFailed, Option<Conn>)> {
+    // `?` for failures that leave the connection open (or not).
+    macro_rules! check {
+        ($e:expr, $conn:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(f) if f.alive => return Err((f, Some($conn))),
+                Err(f) => return Err((f, None)),
+            }
+        };
+    }
+    let t = &client.timeouts;
     let broken = |b: Broken, conn: &Conn| HostFailed::soft("4.4.2", b.reason(&conn.peer));
     let greeting = conn
         .reply(t.helo, "receiving the initial server greeting")
         .await
-        .map_err(|b| broken(b, &conn))?;
+        .map_err(|b| (broken(b, &conn), None))?;
     if greeting.code / 100 != 2 {
+        // smtp_skip_5xx_greeting: a 5xx greeting is this host's problem;
+        // the mail waits (or goes to the next host).
         let permanent = greeting.code >= 500 && !client.skip_5xx_greeting;
-        return Err(HostFailed {
-            dsn: status_code(&greeting, "4.0.0"),
-            why: format!(
+        let mut dsn = status_code(&greeting, "4.0.0");
+        if !permanent {
+            dsn.replace_range(..1, "4");
+        }
+        let mut f = HostFailed::soft(
+            &dsn,
+            format!(
                 "host {} refused to talk to me: {}",
                 conn.peer.named(),
                 one_line(&greeting)
             ),
-            remote: None,
-            permanent,
-        });
+        );
+        f.permanent = permanent;
+        return Err((f, Some(conn)));
     }
-    let mut ext = hello(client, &mut conn).await?;
+    let mut ext = check!(hello(client, &mut conn).await, conn);
     // STARTTLS, as the level (or the policy table) asks.
-    let level = tls_level(client, &conn.peer)?;
+    let level = check!(
+        tls_level(client, &conn.peer).map_err(HostFailed::alive),
+        conn
+    );
     if level > Level::None {
         if ext.starttls {
-            conn = starttls(client, conn, level, log).await?;
-            ext = hello(client, &mut conn).await?;
+            conn = starttls(client, conn, level, log)
+                .await
+                .map_err(|f| (f, None))?;
+            ext = check!(hello(client, &mut conn).await, conn);
         } else if level >= Level::Encrypt {
-            return Err(HostFailed::soft(
+            let f = HostFailed::soft(
                 "4.7.4",
                 format!(
                     "TLS is required, but was not offered by host {}",
                     conn.peer.named()
                 ),
-            ));
+            );
+            return Err((f, Some(conn)));
         }
     }
     if client.sasl_enable {
-        authenticate(client, &mut conn, &ext, message).await?;
+        check!(authenticate(client, &mut conn, &ext, message).await, conn);
     }
     conn.ext = ext;
     Ok(conn)
@@ -404,6 +474,8 @@ fn refused(conn: &Conn, r: &Reply, command: &str) -> HostFailed {
         ),
         remote: Some((conn.peer.name.clone(), one_line(r))),
         permanent: false,
+        alive: true,
+        relay: None,
     }
 }
 
@@ -574,7 +646,8 @@ async fn authenticate(
                 "SASL authentication failed; cannot authenticate to server {}: no mechanism available",
                 conn.peer.named()
             ),
-        ));
+        )
+        .alive());
     };
     let t = client.timeouts.helo;
     let broken = |b: Broken, conn: &Conn| HostFailed::soft("4.4.2", b.reason(&conn.peer));
@@ -617,7 +690,8 @@ async fn authenticate(
                         conn.peer.named(),
                         one_line(&r)
                     ),
-                ));
+                )
+                .alive());
             }
         }
     }
@@ -682,7 +756,9 @@ async fn transaction(
     let t = &client.timeouts;
     let ext = conn.ext.clone();
     let body = generic.body.as_deref().unwrap_or(message.body);
-    let size = body.len() as u64;
+    // SIZE: the message as queued, with CRLF line ends (before
+    // smtp_generic_maps, as Postfix measures it).
+    let size = (message.body.len() + message.body.iter().filter(|&&b| b == b'\n').count()) as u64;
     let named = conn.peer.named();
     let broken = |b: Broken, conn: &Conn| HostFailed::soft("4.4.2", b.reason(&conn.peer));
     if let Some(limit) = ext.size
@@ -702,7 +778,7 @@ async fn transaction(
     if ext.size.is_some() {
         mail.push_str(&format!(" SIZE={size}"));
     }
-    if ext.eight_bit_mime && body.iter().any(|&b| b >= 0x80) {
+    if ext.eight_bit_mime && message.eight_bit {
         mail.push_str(" BODY=8BITMIME");
     }
     let utf8 = !message.sender.is_ascii() || recipients.iter().any(|r| !r.address.is_ascii());
@@ -710,11 +786,11 @@ async fn transaction(
         mail.push_str(" SMTPUTF8");
     }
     if ext.dsn {
-        if let Some(ret) = message.ret.filter(|r| !r.is_empty()) {
-            mail.push_str(&format!(" RET={}", ret.to_ascii_uppercase()));
-        }
         if let Some(envid) = message.envid.filter(|e| !e.is_empty()) {
             mail.push_str(&format!(" ENVID={}", encode_xtext(envid)));
+        }
+        if let Some(ret) = message.ret.filter(|r| !r.is_empty()) {
+            mail.push_str(&format!(" RET={}", ret.to_ascii_uppercase()));
         }
     }
     mail.push_str("\r\n");
@@ -726,9 +802,6 @@ async fn transaction(
         let r = &recipients[i];
         let mut line = format!("RCPT TO:<{}>", generic.recipient(s, client, r.address));
         if ext.dsn {
-            if !r.dsn.notify.is_empty() {
-                line.push_str(&format!(" NOTIFY={}", r.dsn.notify.to_ascii_uppercase()));
-            }
             if !r.dsn.orcpt.is_empty() {
                 let (kind, addr) = r
                     .dsn
@@ -736,6 +809,9 @@ async fn transaction(
                     .split_once(';')
                     .unwrap_or(("rfc822", &r.dsn.orcpt));
                 line.push_str(&format!(" ORCPT={kind};{}", encode_xtext(addr)));
+            }
+            if !r.dsn.notify.is_empty() {
+                line.push_str(&format!(" NOTIFY={}", r.dsn.notify.to_ascii_uppercase()));
             }
         }
         line.push_str("\r\n");
@@ -827,12 +903,10 @@ async fn transaction(
         if ext.pipelining && replies.last().is_some_and(|r| r.code == 354) {
             // A server that accepted DATA all the same gets an empty message
             // it must not deliver.
-            return Err(HostFailed {
-                dsn: status_code(mail_reply, "5.1.0"),
-                why: said(mail_reply, "MAIL FROM"),
-                remote: None,
-                permanent: false,
-            });
+            return Err(HostFailed::soft(
+                &status_code(mail_reply, "4.1.0"),
+                said(mail_reply, "MAIL FROM"),
+            ));
         }
         settle_all(states, &pending, failure);
         // RSET leaves the connection usable for the next message.

@@ -270,7 +270,83 @@ pub fn describe(conn: &rustls::ClientConnection) -> String {
     if let Some(kx) = conn.negotiated_key_exchange_group() {
         out.push_str(&format!(" key-exchange {:?}", kx.name()));
     }
+    if let Some(sig) = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| server_signature(c))
+    {
+        out.push(' ');
+        out.push_str(&sig);
+    }
     out
+}
+
+/// `server-signature ECDSA (prime256v1) server-digest SHA256`: the
+/// server key's kind, as OpenSSL names it, from the certificate's
+/// public key (the digest is the one TLS pairs with that key).
+fn server_signature(cert: &[u8]) -> Option<String> {
+    const EC: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+    const RSA: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    const ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+    let find = |needle: &[u8]| cert.windows(needle.len()).position(|w| w == needle);
+    if find(EC).is_some() {
+        if find(P256).is_some() {
+            return Some("server-signature ECDSA (prime256v1) server-digest SHA256".into());
+        }
+        if find(P384).is_some() {
+            return Some("server-signature ECDSA (secp384r1) server-digest SHA384".into());
+        }
+        return None;
+    }
+    if find(ED25519).is_some() {
+        return Some("server-signature ED25519".into());
+    }
+    let at = find(RSA)?;
+    // The key follows: NULL, BIT STRING { SEQUENCE { INTEGER modulus ...
+    let rest = &cert[at + RSA.len()..];
+    let bits = rsa_modulus_bits(rest)?;
+    Some(format!("server-signature RSA-PSS ({bits} bits) server-digest SHA256"))
+}
+
+/// The modulus size of the RSA key whose DER follows its algorithm OID.
+fn rsa_modulus_bits(der: &[u8]) -> Option<usize> {
+    // A DER length at `i`: (length, bytes it took).
+    let len = |i: usize| -> Option<(usize, usize)> {
+        let first = *der.get(i)?;
+        if first < 0x80 {
+            return Some((first as usize, 1));
+        }
+        let n = (first & 0x7f) as usize;
+        let mut v = 0usize;
+        for k in 0..n {
+            v = (v << 8) | *der.get(i + 1 + k)? as usize;
+        }
+        Some((v, 1 + n))
+    };
+    let mut i = 0;
+    if der.get(i) == Some(&0x05) {
+        i += 2; // NULL parameters
+    }
+    if der.get(i) != Some(&0x03) {
+        return None;
+    }
+    let (_, l) = len(i + 1)?;
+    i += 1 + l + 1; // BIT STRING tag, length, unused-bits byte
+    if der.get(i) != Some(&0x30) {
+        return None;
+    }
+    let (_, l) = len(i + 1)?;
+    i += 1 + l;
+    if der.get(i) != Some(&0x02) {
+        return None;
+    }
+    let (n, l) = len(i + 1)?;
+    i += 1 + l;
+    // A leading zero keeps the integer positive; it is not a key bit.
+    let n = if der.get(i) == Some(&0) { n - 1 } else { n };
+    Some(n * 8)
 }
 
 /// OpenSSL's name of a cipher suite, and its key bits.
@@ -390,6 +466,19 @@ mod tests {
         assert_eq!(
             openssl_name(rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
             ("ECDHE-ECDSA-CHACHA20-POLY1305".into(), 256)
+        );
+    }
+
+    #[test]
+    fn server_keys() {
+        // Certificates made with openssl req -x509 -newkey rsa:2048 / ec.
+        assert_eq!(
+            server_signature(include_bytes!("testdata/rsa2048.der")).as_deref(),
+            Some("server-signature RSA-PSS (2048 bits) server-digest SHA256")
+        );
+        assert_eq!(
+            server_signature(include_bytes!("testdata/p256.der")).as_deref(),
+            Some("server-signature ECDSA (prime256v1) server-digest SHA256")
         );
     }
 
