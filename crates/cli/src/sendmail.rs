@@ -358,6 +358,15 @@ fn send(o: &Options) -> i32 {
         .int("message_size_limit")
         .unwrap_or_else(|e| config_error(e));
     let sender = o.sender.as_deref().map_or(login, sender_arg);
+    // Postfix's sendmail takes `-f -Xsomething` and pipe(8) commands get
+    // it as an argument that reads like an option; Rostfix refuses it
+    // here, where the user sees why (EX_USAGE).
+    if sender.starts_with('-') {
+        fatal_status(
+            64,
+            &format!("-f: sender address may not begin with '-': {sender}"),
+        );
+    }
     let full_name = o
         .full_name
         .clone()

@@ -16,6 +16,7 @@ pub mod log;
 pub mod master;
 pub mod mbox;
 pub mod pickup;
+pub mod pipe_agent;
 pub mod qmgr;
 pub mod resolve;
 pub mod rewrite;

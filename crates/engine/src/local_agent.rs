@@ -861,6 +861,8 @@ fn to_command(
     input.extend_from_slice(m.body);
     crate::local_command::run(crate::local_command::Job {
         command,
+        argv: None,
+        program: "local",
         privileges: who,
         switch: s.privileged,
         env,
@@ -873,6 +875,11 @@ fn to_command(
 /// The export_environment names a command may be given (the environment
 /// is built from static names).
 const EXPORTABLE: &[&str] = &["TZ", "MAIL_CONFIG", "LANG", "LC_ALL", "LC_CTYPE", "TERM"];
+
+/// The static name of an export_environment variable a command may get.
+pub(crate) fn exportable(name: &str) -> Option<&'static str> {
+    EXPORTABLE.iter().find(|k| **k == name).copied()
+}
 
 /// Queues the message again for `targets` (with `Delivered-To:
 /// recipient` and a Received header on top), durably.

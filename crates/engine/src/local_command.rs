@@ -43,7 +43,12 @@ pub struct Privileges {
 /// One delivery to a command.
 #[derive(Debug)]
 pub struct Job<'a> {
+    /// The command as written (`|command`), run by the shell when it
+    /// needs one; or its argument vector (pipe(8)'s argv=), run as is.
     pub command: &'a str,
+    pub argv: Option<&'a [String]>,
+    /// Who runs it, for the exec failure text (`local`, `pipe`).
+    pub program: &'static str,
     /// Switch to these (when the process may).
     pub privileges: &'a Privileges,
     pub switch: bool,
@@ -57,7 +62,11 @@ pub struct Job<'a> {
 
 /// Runs the command; `Ok` when it took the message.
 pub fn run(job: Job<'_>) -> Result<(), Failure> {
-    let mut cmd = if job.command.contains(SHELL_CHARS) {
+    let mut cmd = if let Some(argv) = job.argv {
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        c
+    } else if job.command.contains(SHELL_CHARS) {
         let mut c = Command::new("/bin/sh");
         c.arg("-c").arg(job.command);
         c
@@ -82,8 +91,8 @@ pub fn run(job: Job<'_>) -> Result<(), Failure> {
             return Err(Failure::Defer(
                 "4.3.0".into(),
                 format!(
-                    "temporary failure. Command output: local: fatal: execvp {}: {why} ",
-                    job.command
+                    "temporary failure. Command output: {}: fatal: execvp {}: {why} ",
+                    job.program, job.command
                 ),
             ));
         }

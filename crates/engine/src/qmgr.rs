@@ -18,6 +18,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rostfix_queue::file::Recipient;
 use rostfix_queue::file::mark_done;
 use rostfix_queue::{QueueId, QueueReader, Syncer, deferlog};
+use rostfix_smtp::path::external_form;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::bounce::{self, Kind};
@@ -470,14 +471,15 @@ fn deliver_file(
             delay(setup),
             delay((took - setup).max(0.0))
         );
+        // Addresses are logged in external form ("a b"@example).
         let orig = if r.original != r.address && !r.original.is_empty() {
-            format!(", orig_to=<{}>", r.original)
+            format!(", orig_to=<{}>", external_form(&r.original))
         } else {
             String::new()
         };
         let head = format!(
             "{id}: to=<{}>{orig}, relay={relay}, delay={}, delays={delays}",
-            r.address,
+            external_form(&r.address),
             delay(total)
         );
         // What was done of a recipient that failed is logged; the
@@ -976,13 +978,32 @@ struct Attempt<'r> {
     took: f64,
 }
 
-/// Recipients for one smtp/lmtp transaction: the transport, the next
-/// hop, and each recipient with its final address.
-type Group<'s, 'r> = (
-    &'s std::sync::Arc<crate::smtp::Client>,
-    String,
-    Vec<(&'r Recipient, String)>,
-);
+/// An agent that takes several recipients at once.
+#[derive(Clone, Copy)]
+enum Batch<'s> {
+    Client(&'s std::sync::Arc<crate::smtp::Client>),
+    Pipe(&'s crate::pipe_agent::Pipe),
+}
+
+impl Batch<'_> {
+    fn service(&self) -> &str {
+        match self {
+            Batch::Client(c) => &c.service,
+            Batch::Pipe(p) => &p.service,
+        }
+    }
+
+    fn limit(&self) -> usize {
+        match self {
+            Batch::Client(c) => c.recipient_limit,
+            Batch::Pipe(p) => p.recipient_limit,
+        }
+    }
+}
+
+/// Recipients for one transaction (smtp, lmtp) or command (pipe): the
+/// transport, the next hop, and each recipient with its final address.
+type Group<'s, 'r> = (Batch<'s>, String, Vec<(&'r Recipient, String)>);
 
 /// Delivers (or, for sendmail -bv, tries) each pending recipient. The
 /// recipients for one smtp/lmtp next hop go together, in transactions of
@@ -1039,23 +1060,60 @@ fn attempt_all<'r>(
                 continue;
             }
         };
-        if let Some(client) = s.clients.get(&route.transport) {
-            let limit = client.recipient_limit;
-            match groups.iter_mut().find(|(c, hop, members)| {
-                c.service == client.service
+        if let Some(batch) = batch_agent(s, &route.transport) {
+            let limit = batch.limit();
+            // The agent gets the recipient as queued, not in the form
+            // trivial-rewrite resolved it to (its case kept, as Postfix's).
+            let _ = address;
+            match groups.iter_mut().find(|(b, hop, members)| {
+                b.service() == batch.service()
                     && hop.eq_ignore_ascii_case(&route.nexthop)
                     && (limit == 0 || members.len() < limit)
             }) {
-                Some((_, _, members)) => members.push((r, address)),
-                None => groups.push((client, route.nexthop, vec![(r, address)])),
+                Some((_, _, members)) => members.push((r, r.address.clone())),
+                None => groups.push((batch, route.nexthop, vec![(r, r.address.clone())])),
             }
             continue;
         }
         let (via, outcome) = dispatch(s, log, syncer, announce, message, r, &address, &route, true);
         push(r, via, outcome, 0.0, t.elapsed().as_secs_f64());
     }
-    for (client, nexthop, members) in groups {
+    for (batch, nexthop, members) in groups {
         let t = Instant::now();
+        let client = match batch {
+            Batch::Client(c) => c,
+            Batch::Pipe(pipe) => {
+                let rcpts: Vec<crate::pipe_agent::Rcpt> = members
+                    .iter()
+                    .map(|(r, address)| crate::pipe_agent::Rcpt {
+                        address,
+                        original: &r.original,
+                    })
+                    .collect();
+                let m = crate::pipe_agent::Message {
+                    id: smtp_message.id,
+                    sender: message.sender,
+                    attrs: message.attrs,
+                    body: message.body,
+                };
+                let result = crate::pipe_agent::deliver(s, pipe, &m, &nexthop, &rcpts);
+                let took = t.elapsed().as_secs_f64();
+                for (r, _) in members {
+                    let via = Via {
+                        agent: "pipe",
+                        tag: Some(pipe.log_tag.clone()),
+                        relay: Some(pipe.service.clone()),
+                        dsn_passed: false,
+                    };
+                    let outcome = match &result {
+                        Ok(text) => Outcome::Done(None, vec![text.clone()]),
+                        Err(f) => Outcome::Failed(f.clone(), Vec::new()),
+                    };
+                    push(r, via, outcome, 0.0, took);
+                }
+                continue;
+            }
+        };
         let rcpts: Vec<crate::smtp::Rcpt> = members
             .iter()
             .map(|(r, address)| crate::smtp::Rcpt {
@@ -1082,12 +1140,31 @@ fn attempt_all<'r>(
     out
 }
 
+/// The agent of `transport` when it takes recipients in batches.
+fn batch_agent<'s>(s: &'s Settings, transport: &str) -> Option<Batch<'s>> {
+    if let Some(c) = s.clients.get(transport) {
+        return Some(Batch::Client(c));
+    }
+    s.pipes
+        .iter()
+        .find(|p| p.service == transport)
+        .map(Batch::Pipe)
+}
+
 /// A recipient's final address and route (trivial-rewrite), or why it
 /// has none: relocated (error(8) bounces it) or a table that failed.
 fn route_of(
     s: &Settings,
     r: &Recipient,
 ) -> Result<(String, crate::resolve::Route), (&'static str, Failure)> {
+    // trivial-rewrite (allow_min_user = no): an address that looks like
+    // a command option goes to error(8).
+    if r.address.starts_with('-') {
+        return Err((
+            "error",
+            Failure::Bounce("5.1.3".into(), "bad address syntax".into()),
+        ));
+    }
     let resolved = resolve(s, &r.address);
     match crate::resolve::relocated(s, &resolved) {
         Ok(Some(moved)) => {

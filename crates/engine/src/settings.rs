@@ -94,6 +94,8 @@ pub struct Settings {
     pub routing: Routing,
     /// The smtp and lmtp transports (smtp(8), lmtp(8)).
     pub clients: crate::smtp::Clients,
+    /// The pipe(8) transports.
+    pub pipes: Vec<crate::pipe_agent::Pipe>,
     /// local(8)'s settings.
     pub local: LocalSettings,
     /// `local_recipient_maps`; `None` when empty (no validation).
@@ -338,6 +340,27 @@ fn routing(cf: &Config) -> Result<Routing, String> {
     })
 }
 
+/// The pipe services of master.cf.
+fn pipes(cf: &Config) -> Result<Vec<crate::pipe_agent::Pipe>, String> {
+    let privileged = nix::unistd::geteuid().is_root();
+    cf.master
+        .iter()
+        .flat_map(|m| &m.services)
+        .filter(|svc| {
+            svc.command == "pipe" && svc.kind == rostfix_config::master_cf::ServiceType::Unix
+        })
+        .map(|svc| {
+            crate::pipe_agent::Pipe::from_config(
+                &cf.for_service(svc),
+                &svc.name,
+                &svc.args,
+                privileged,
+            )
+            .map_err(|m| format!("master.cf service {} (line {}): {m}", svc.name, svc.line))
+        })
+        .collect()
+}
+
 /// The smtp and lmtp services of master.cf, each with its settings, and
 /// the resolver they share.
 fn clients(cf: &Config) -> Result<crate::smtp::Clients, String> {
@@ -499,6 +522,7 @@ impl Settings {
             rewriting: rewriting(cf)?,
             routing: routing(cf)?,
             clients: clients(cf)?,
+            pipes: pipes(cf)?,
             local: LocalSettings {
                 alias_maps: deferring_maps(cf, "alias_maps")?,
                 home_mailbox: cf.string("home_mailbox").map_err(e)?,

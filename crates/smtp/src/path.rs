@@ -141,9 +141,68 @@ fn internal_form(addr: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
+/// The external form of an address the queue keeps in internal form:
+/// the local part quoted (`"a b"@d`) when RFC 5322 wants it, as Postfix
+/// writes addresses in logs, SMTP commands and headers (its
+/// quote_822_local). The local part is what comes before the last `@`.
+pub fn external_form(addr: &str) -> String {
+    let (local, domain) = match addr.rfind('@') {
+        Some(at) => (&addr[..at], Some(&addr[at + 1..])),
+        None => (addr, None),
+    };
+    if !needs_quotes(local) {
+        return addr.to_string();
+    }
+    let mut out = String::with_capacity(addr.len() + 4);
+    out.push('"');
+    for c in local.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    if let Some(d) = domain {
+        out.push('@');
+        out.push_str(d);
+    }
+    out
+}
+
+/// A local part that is not a dot-atom (RFC 5322 section 3.2.3).
+fn needs_quotes(local: &str) -> bool {
+    const ATEXT: &str = "!#$%&'*+-/=?^_`{|}~";
+    if local.is_empty() {
+        return false;
+    }
+    local.starts_with('.')
+        || local.ends_with('.')
+        || local.contains("..")
+        || local
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == '.' || ATEXT.contains(c) || !c.is_ascii()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn external_forms() {
+        assert_eq!(
+            external_form("user+ext@example.com"),
+            "user+ext@example.com"
+        );
+        assert_eq!(
+            external_form("John Doe+Tag@Flag.EXAMPLE"),
+            "\"John Doe+Tag\"@Flag.EXAMPLE"
+        );
+        assert_eq!(external_form("a\"b@x"), "\"a\\\"b\"@x");
+        assert_eq!(external_form(".dot@x"), "\".dot\"@x");
+        assert_eq!(external_form("a@b@x"), "\"a@b\"@x");
+        assert_eq!(external_form(""), "");
+        assert_eq!(external_form("MAILER-DAEMON"), "MAILER-DAEMON");
+    }
 
     fn addr(text: &str) -> Result<(String, bool, &str), PathError> {
         parse(text, false).map(|p| (p.address, p.bracketed, p.rest))

@@ -382,6 +382,11 @@ impl Session {
                 if self.tx.is_some() {
                     return self.answer("mail", text::nested_mail());
                 }
+                // allow_min_user = no: an address that looks like a
+                // command option never gets in.
+                if from.starts_with('-') {
+                    return self.answer("mail", text::bad_sender());
+                }
                 // SIZE= against message_size_limit is the driver's decision
                 // (it logs the reject).
                 self.pending = Some("mail");
@@ -401,6 +406,9 @@ impl Session {
                         return Event::Reply(text::too_many_recipients());
                     }
                     return self.answer("rcpt", text::too_many_recipients());
+                }
+                if to.starts_with('-') {
+                    return self.answer("rcpt", text::bad_recipient());
                 }
                 self.pending = Some("rcpt");
                 Event::CheckRcpt { to, params }

@@ -288,7 +288,9 @@ fn server_signature(cert: &[u8]) -> Option<String> {
     const EC: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
     const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
     const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
-    const RSA: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    const RSA: &[u8] = &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+    ];
     const ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
     let find = |needle: &[u8]| cert.windows(needle.len()).position(|w| w == needle);
     if find(EC).is_some() {
@@ -307,7 +309,9 @@ fn server_signature(cert: &[u8]) -> Option<String> {
     // The key follows: NULL, BIT STRING { SEQUENCE { INTEGER modulus ...
     let rest = &cert[at + RSA.len()..];
     let bits = rsa_modulus_bits(rest)?;
-    Some(format!("server-signature RSA-PSS ({bits} bits) server-digest SHA256"))
+    Some(format!(
+        "server-signature RSA-PSS ({bits} bits) server-digest SHA256"
+    ))
 }
 
 /// The modulus size of the RSA key whose DER follows its algorithm OID.

@@ -1,0 +1,595 @@
+#!/usr/bin/env python3
+"""MX handling of the smtp(8) client, end to end, against a DNS server of
+the test's own.
+
+Expected behaviour comes from RFC 5321 section 5 (MX lookup, preference
+order, a domain without MX as its own implicit MX, trying the next host
+when one cannot be reached or answers 4xx), Postfix's smtp(8) and
+postconf(5) manuals on this machine (`man 8 smtp`, `man 5 postconf`:
+smtp_host_lookup, smtp_tcp_port, ignore_mx_lookup_error,
+smtp_defer_if_no_mx_address_found), and Debian's Postfix 3.7.11, which
+passes every check here with SUBJECT=postfix (2025-11-23). Texts Postfix
+writes that the manuals do not show, as it logged them in that run:
+
+  * a domain that does not exist: Postfix treats an MX lookup that finds
+    nothing (NXDOMAIN or no MX) alike, looks up the name's address and
+    reports that lookup, so the reason names type=A (inet_protocols =
+    ipv4), not type=MX:
+      dsn=5.4.4, status=bounced (Host or domain name not found. Name
+      service error for name=nosuch.example.net type=A: Host not found)
+    (the same through the system resolver for `nosuch.invalid`:
+    `... name=nosuch.invalid type=A: Host not found`)
+  * SERVFAIL for the MX query: no address lookup follows
+    (ignore_mx_lookup_error = no):
+      dsn=4.4.3, status=deferred (Host or domain name not found. Name
+      service error for name=servfail.example.net type=MX: Host not
+      found, try again)
+  * an MX host whose address lookup fails for now, or that has no address
+    record; a warning first, then
+      warning: no MX host for mxservfail.example.net has a valid address record
+      dsn=4.4.3, status=deferred (Host or domain name not found. Name
+      service error for name=broken.example.net type=A: Host not found,
+      try again)
+      dsn=5.4.4, status=bounced (Host or domain name not found. Name
+      service error for name=noaddr.example.net type=A: Host found but no
+      data record of requested type)
+  * a host skipped for a refused connection, on its own line without a
+    queue ID, and one skipped for a 421 greeting, with the queue ID:
+      postfix/smtp[26777]: connect to dead.example.net[127.0.0.5]:59875:
+      Connection refused
+      postfix/smtp[26777]: 47E13996539: host busy.example.net[127.0.0.6]
+      refused to talk to me: 421 4.3.2 busy.example.net Service not
+      available, try later
+
+Postfix reads its name servers from resolv.conf only (port 53, no port
+setting): with SUBJECT=postfix (root) the script starts Postfix inside a
+mount namespace of its own (unshare(1)) whose /etc/resolv.conf is a bind
+mount naming the test's server on 127.0.0.153:53; the host's resolv.conf
+is not touched. For Rostfix the server is on 127.0.0.1:<free port>, named
+by `rostfix_dns_servers`.
+
+What runs:
+  * a DNS server (Debian's python3-dnslib, in threads of this script, UDP
+    and TCP) answering for the zone example.net below: MX and A records,
+    AAAA always empty (NOERROR, the SOA in the authority section), NXDOMAIN
+    for names it does not list, SERVFAIL where ZONE says so; names outside
+    the zone are refused;
+  * SMTP servers (Debian's python3-aiosmtpd) on 127.0.0.2 (mx1),
+    127.0.0.3 (mx2), 127.0.0.4 (nomx) and 127.0.0.6 (busy, greets with
+    421) at one common free port; main.cf's `smtp_tcp_port` makes MX hosts
+    reached on that port. Nothing listens on 127.0.0.5 (dead);
+  * a private instance (tests/common.py) with smtp_host_lookup = dns,
+    disable_dns_lookups = no, relayhost empty, inet_protocols = ipv4, and
+    a virtual Maildir for the sender, where bounces arrive.
+
+Scenarios (one message each, sent over SMTP, checked in turn): which SMTP
+server received the message (envelope and Subject), which servers were
+contacted, and the maillog's `to=<...>` line (relay, dsn, status, reason):
+
+  preference     example.net: MX 20 mx2 listed before MX 10 mx1: mx1 gets
+                 it (relay=mx1.example.net[127.0.0.2]:PORT), mx2 is not
+                 contacted; the MX query went to the test's server
+  fallback       MX 10 dead, MX 20 mx2: delivered by mx2, the refused
+                 connection logged as above
+  greeting       MX 10 busy (421 greeting), MX 20 mx2: delivered by mx2,
+                 the refusal logged as above
+  no MX          only an A record (127.0.0.4): delivered to it
+  NXDOMAIN       bounced, 5.4.4, the reason above; the sender gets the
+                 notification
+  SERVFAIL       the MX query fails: deferred, 4.4.3; the domain's A
+                 record (127.0.0.4) is not used
+  MX address     the only MX host's A query fails (SERVFAIL): deferred,
+   SERVFAIL      4.4.3, with the warning
+  MX host        the only MX host has no A record: bounced, 5.4.4, with
+   without addr. the warning
+
+Usage: tests/mx/run.py [--keep]   (SUBJECT=postfix: Debian's Postfix, root)
+Needs python3-dnslib and python3-aiosmtpd (scripts/deps). Exit 1 on a
+failed check; --keep keeps the temporary directory (kept anyway on failure).
+"""
+
+import email
+import os
+import pwd
+import re
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: E402
+
+SUBJECT, BIN = common.subject()
+check = common.Checks()
+
+DEBIAN = "/usr/lib/python3/dist-packages"
+
+
+def debian_import(module):
+    """A module from Debian's python3-* packages when the python3 running
+    this is another one (pyenv): those packages are pure Python."""
+    try:
+        return __import__(module)
+    except ImportError:
+        if DEBIAN not in sys.path and os.path.isdir(os.path.join(DEBIAN, module)):
+            sys.path.append(DEBIAN)
+        try:
+            return __import__(module)
+        except ImportError as e:
+            raise SystemExit(f"tests/mx needs {module} ({e}): run scripts/deps")
+
+
+# ---------------------------------------------------------------- DNS
+
+ZONE_APEX = "example.net"
+ZONE = {
+    # Listed worst first: the client must sort by preference.
+    "example.net": {"MX": [(20, "mx2.example.net"), (10, "mx1.example.net")]},
+    "fallback.example.net": {"MX": [(10, "dead.example.net"), (20, "mx2.example.net")]},
+    "greeting.example.net": {"MX": [(10, "busy.example.net"), (20, "mx2.example.net")]},
+    "nomx.example.net": {"A": ["127.0.0.4"]},
+    # The MX query fails; the address must not be used instead.
+    "servfail.example.net": {"MX": "SERVFAIL", "A": ["127.0.0.4"]},
+    # An MX host whose address lookup fails for now.
+    "mxservfail.example.net": {"MX": [(10, "broken.example.net")]},
+    "broken.example.net": {"A": "SERVFAIL"},
+    # An MX host that exists without an address record.
+    "mxnoaddr.example.net": {"MX": [(10, "noaddr.example.net")]},
+    "noaddr.example.net": {},
+    "mx1.example.net": {"A": ["127.0.0.2"]},
+    "mx2.example.net": {"A": ["127.0.0.3"]},
+    "dead.example.net": {"A": ["127.0.0.5"]},
+    "busy.example.net": {"A": ["127.0.0.6"]},
+    "ns.example.net": {"A": ["127.0.0.1"]},
+}
+
+
+class Dns:
+    """An authoritative server for ZONE on UDP and TCP."""
+
+    def __init__(self, address, port):
+        self.address, self.port = address, port
+        self.queries = []           # (name, type, protocol)
+        self.lock = threading.Lock()
+        self.servers = []
+
+    def start(self):
+        dnslib = debian_import("dnslib")
+        import dnslib.server
+        from dnslib import A, MX, QTYPE, RCODE, RR, SOA
+        dns = self
+
+        soa = RR(ZONE_APEX, QTYPE.SOA, ttl=60,
+                 rdata=SOA("ns.example.net", "hostmaster.example.net", (1, 3600, 600, 86400, 60)))
+
+        class Resolver(dnslib.server.BaseResolver):
+            def resolve(self, request, handler):
+                reply = request.reply()
+                name = str(request.q.qname).rstrip(".").lower()
+                qtype = QTYPE.get(request.q.qtype)
+                with dns.lock:
+                    dns.queries.append((name, qtype, handler.protocol))
+                if name != ZONE_APEX and not name.endswith("." + ZONE_APEX):
+                    reply.header.rcode = RCODE.REFUSED
+                    return reply
+                records = ZONE.get(name)
+                if records is None:
+                    reply.header.rcode = RCODE.NXDOMAIN
+                    reply.add_auth(soa)
+                    return reply
+                found = records.get(qtype, [])
+                if found == "SERVFAIL":
+                    reply.header.rcode = RCODE.SERVFAIL
+                    return reply
+                for value in found:
+                    if qtype == "MX":
+                        rdata = MX(value[1], value[0])
+                    else:
+                        rdata = A(value)
+                    reply.add_answer(RR(name, getattr(QTYPE, qtype), ttl=60, rdata=rdata))
+                if not found:
+                    reply.add_auth(soa)     # NOERROR, no data (AAAA always)
+                return reply
+
+        # Decoding errors only.
+        quiet = dnslib.server.DNSLogger(log="-request,-reply,-truncated", prefix=False)
+
+        for tcp in (False, True):
+            server = dnslib.server.DNSServer(Resolver(), address=self.address, port=self.port,
+                                             tcp=tcp, logger=quiet)
+            server.start_thread()
+            self.servers.append(server)
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
+            s.server.server_close()
+        self.servers = []
+
+    def asked(self, name, qtype):
+        with self.lock:
+            return any(n == name and t == qtype for n, t, _ in self.queries)
+
+
+def dns_port(address):
+    """A port free on `address` for both UDP and TCP."""
+    for _ in range(50):
+        port = common.free_port()
+        try:
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                s = socket.socket(socket.AF_INET, kind)
+                try:
+                    s.bind((address, port))
+                finally:
+                    s.close()
+            return port
+        except OSError:
+            continue
+    raise SystemExit(f"no free port on {address}")
+
+
+# ---------------------------------------------------------------- SMTP servers
+
+# address -> the server's name (greeting, EHLO, `queued as`)
+SERVERS = {"127.0.0.2": "mx1", "127.0.0.3": "mx2", "127.0.0.4": "nomx", "127.0.0.6": "busy"}
+BUSY_GREETING = "421 4.3.2 busy.example.net Service not available, try later"
+
+
+class Servers:
+    """aiosmtpd on each address of SERVERS at one port, recording the
+    connections and the messages each one got."""
+
+    def __init__(self):
+        self.port = None
+        self.connections = {a: 0 for a in SERVERS}
+        self.messages = {a: [] for a in SERVERS}   # (mail_from, rcpt_tos, subject)
+        self.lock = threading.Lock()
+        self.armed = False          # the controllers' own test connections do not count
+        self.controllers = []
+
+    def start(self):
+        aiosmtpd = debian_import("aiosmtpd")
+        import logging
+        import aiosmtpd.controller
+        import aiosmtpd.smtp
+        logging.getLogger("mail.log").setLevel(logging.ERROR)
+        servers = self
+
+        class Handler:
+            def __init__(self, address):
+                self.address = address
+
+            async def handle_DATA(self, server, session, envelope):
+                msg = email.message_from_bytes(envelope.original_content or b"")
+                with servers.lock:
+                    servers.messages[self.address].append(
+                        (envelope.mail_from, list(envelope.rcpt_tos), msg.get("Subject", "")))
+                return f"250 2.0.0 Ok: queued as {SERVERS[self.address].upper()}"
+
+        class Server(aiosmtpd.smtp.SMTP):
+            def connection_made(self, transport):
+                super().connection_made(transport)
+                if servers.armed and self._original_transport is None:
+                    with servers.lock:
+                        servers.connections[self.event_handler.address] += 1
+                self.greeted = False
+
+            async def push(self, status):
+                if (not self.greeted and servers.armed and status.startswith("220")
+                        and SERVERS[self.event_handler.address] == "busy"):
+                    self.greeted = True
+                    await super().push(BUSY_GREETING)
+                    self.transport.close()
+                    return
+                self.greeted = True
+                await super().push(status)
+
+        class Controller(aiosmtpd.controller.Controller):
+            def factory(self):
+                return Server(self.handler, **self.SMTP_kwargs)
+
+        for _ in range(20):
+            port = common.free_port()
+            started = []
+            try:
+                for address, name in SERVERS.items():
+                    c = Controller(Handler(address), hostname=address, port=port,
+                                   server_hostname=f"{name}.example.net", ident="ESMTP test")
+                    c.start()
+                    started.append(c)
+            except (OSError, RuntimeError, TimeoutError):
+                for c in started:
+                    c.stop()
+                continue
+            self.port, self.controllers = port, started
+            self.armed = True
+            return
+        raise SystemExit("no port free on 127.0.0.2-6 for the SMTP servers")
+
+    def stop(self):
+        for c in self.controllers:
+            try:
+                c.stop()
+            except Exception as e:          # keep stopping the others
+                print(f"stopping a server: {e}", file=sys.stderr)
+        self.controllers = []
+
+    def snapshot(self):
+        with self.lock:
+            return dict(self.connections), {a: list(m) for a, m in self.messages.items()}
+
+
+# ---------------------------------------------------------------- instance
+
+class Instance:
+    def __init__(self, tmp, dns_server, smtp_port):
+        self.dir = tmp
+        self.etc = os.path.join(tmp, "etc")
+        self.port = common.free_port()
+        self.started = False
+        owner, uid, gid = common.users()
+        os.chmod(tmp, 0o755)
+        for d in ("etc", "queue", "data", "vmail"):
+            os.mkdir(os.path.join(tmp, d), 0o755)
+        if os.geteuid() == 0:
+            o = pwd.getpwnam(owner)
+            os.chown(os.path.join(tmp, "data"), o.pw_uid, o.pw_gid)
+            os.chown(os.path.join(tmp, "vmail"), uid, gid)
+        dns_line = ""
+        if SUBJECT == "rostfix":
+            dns_line = f"rostfix_dns_servers = {dns_server}\n"
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write("# Written by tests/mx/run.py: a private instance on loopback.\n"
+                    + common.private_main_cf(tmp, owner) + f"""myhostname = mail.example.test
+mydomain = example.test
+mydestination = localhost
+mynetworks = 127.0.0.0/8
+relayhost =
+alias_maps =
+alias_database =
+biff = no
+smtp_host_lookup = dns
+disable_dns_lookups = no
+smtp_tcp_port = {smtp_port}
+{dns_line}virtual_mailbox_domains = example.test
+virtual_mailbox_base = {tmp}/vmail
+virtual_mailbox_maps = inline:{{ {{sender@example.test = example.test/sender/}} }}
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_minimum_uid = {uid}
+""")
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(common.MASTER_CF.format(port=self.port))
+        # Postfix's resolver, in its own mount namespace (SUBJECT=postfix).
+        self.resolv = os.path.join(tmp, "resolv.conf")
+        with open(self.resolv, "w") as f:
+            f.write(f"nameserver {dns_server.split(':')[0]}\noptions attempts:2 timeout:2\n")
+        past = time.time() - 3600
+        for n in os.listdir(self.etc):
+            os.utime(os.path.join(self.etc, n), (past, past))
+
+    def postfix(self, *args):
+        argv = [os.path.join(BIN, "postfix"), "-c", self.etc, *args]
+        if SUBJECT == "postfix" and args[0] == "start":
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    'mount --bind "$0" /etc/resolv.conf && exec "$@"', self.resolv, *argv]
+        env = dict(os.environ, LC_ALL="C")
+        env.pop("MAIL_CONFIG", None)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env,
+                              stdin=subprocess.DEVNULL)
+
+    def start(self):
+        self.started = True
+        r = self.postfix("start")
+        if r.returncode != 0:
+            raise SystemExit(f"postfix start exited {r.returncode}: {r.stdout}{r.stderr}")
+        if not common.wait_listening(self.port, 20):
+            raise SystemExit(f"nothing listens on 127.0.0.1:{self.port}")
+
+    def stop(self):
+        if self.started:
+            r = self.postfix("stop")
+            if r.returncode != 0:
+                print(f"postfix stop exited {r.returncode}: {r.stdout}{r.stderr}",
+                      file=sys.stderr)
+            self.started = False
+
+    def maillog(self):
+        try:
+            with open(os.path.join(self.dir, "maillog"), encoding="utf-8",
+                      errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def send(self, rcpt, subject):
+        """Submits one message over SMTP; its queue ID (from the 250 reply)."""
+        body = (f"From: sender@example.test\r\nTo: {rcpt}\r\nSubject: {subject}\r\n"
+                f"Message-Id: <{subject.replace(' ', '.')}@example.test>\r\n\r\n"
+                "A message of tests/mx/run.py.\r\n")
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as c:
+            c.ehlo("client.example")
+            c.mail("sender@example.test")
+            code, text = c.rcpt(rcpt)
+            if code != 250:
+                raise SystemExit(f"RCPT TO:<{rcpt}> refused: {code} {text!r}")
+            code, text = c.data(body.encode())
+        m = re.search(r"queued as (\S+)", text.decode("utf-8", "replace"))
+        return m.group(1) if m else None
+
+    def wait_to_line(self, rcpt, seconds=40):
+        """The first maillog `to=<rcpt>` line with a status, or None."""
+        pattern = re.compile(r"^.*: to=<" + re.escape(rcpt) + r">,.* status=\S+.*$", re.M)
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            m = pattern.search(self.maillog())
+            if m:
+                return m.group(0)
+            time.sleep(0.1)
+        return None
+
+    def sender_mail(self):
+        new = os.path.join(self.dir, "vmail", "example.test", "sender", "new")
+        out = []
+        if os.path.isdir(new):
+            for n in sorted(os.listdir(new)):
+                with open(os.path.join(new, n), encoding="utf-8", errors="replace") as f:
+                    out.append(f.read())
+        return out
+
+
+# ---------------------------------------------------------------- scenarios
+
+def status_fields(line):
+    """relay, dsn, status and reason of a `to=` log line."""
+    m = re.search(r"relay=([^,]+),.* dsn=([\d.]+), status=(\w+) \((.*)\)$", line or "")
+    return m.groups() if m else (None, None, None, None)
+
+
+def delivered(inst, servers, name, domain, want_address, want_relay_host, contacted=(),
+              untouched=(), extra=None):
+    """A scenario whose message must reach the server at want_address."""
+    rcpt = f"user@{domain}"
+    subject = f"mx test {name}"
+    conns0, msgs0 = servers.snapshot()
+    qid = inst.send(rcpt, subject)
+    line = inst.wait_to_line(rcpt)
+    conns, msgs = servers.snapshot()
+    check(line is not None, f"{name}: the maillog has a to=<{rcpt}> line")
+    relay, dsn, status, reason = status_fields(line)
+    want_relay = f"{want_relay_host}[{want_address}]:{servers.port}"
+    server = SERVERS[want_address].upper()
+    check(relay == want_relay and dsn == "2.0.0" and status == "sent"
+          and reason == f"250 2.0.0 Ok: queued as {server}",
+          f"{name}: relay={want_relay}, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as "
+          f"{server}); got: {line}")
+    got = {a: msgs[a][len(msgs0[a]):] for a in SERVERS}
+    check(got[want_address] == [("sender@example.test", [rcpt], subject)],
+          f"{name}: {SERVERS[want_address]} ({want_address}) got the message from "
+          f"<sender@example.test> to <{rcpt}> with Subject {subject!r}; got "
+          f"{got[want_address]}")
+    others = {a: m for a, m in got.items() if a != want_address and m}
+    check(not others, f"{name}: no other server got a message ({others})")
+    for a in contacted:
+        check(conns[a] > conns0[a], f"{name}: {SERVERS[a]} ({a}) was tried first")
+    for a in untouched:
+        check(conns[a] == conns0[a],
+              f"{name}: {SERVERS[a]} ({a}) was not contacted ({conns[a] - conns0[a]} times)")
+    if extra:
+        extra(qid, inst.maillog())
+
+
+def not_sent(inst, servers, name, domain, want_dsn, want_status, want_reason, bounce=False,
+             warning=False):
+    """A scenario whose message no server may get: relay=none, the dsn,
+    status and reason Postfix logs; `bounce`: the sender's notification
+    arrives; `warning`: smtp(8)'s warning that no MX host has an address."""
+    rcpt = f"user@{domain}"
+    _, msgs0 = servers.snapshot()
+    inst.send(rcpt, f"mx test {name}")
+    line = inst.wait_to_line(rcpt)
+    relay, dsn, status, reason = status_fields(line)
+    check(relay == "none" and dsn == want_dsn and status == want_status,
+          f"{name}: relay=none, dsn={want_dsn}, status={want_status}; got: {line}")
+    check(reason == want_reason, f"{name}: the reason is Postfix's ({want_reason}); "
+          f"got ({reason})")
+    if bounce:
+        deadline = time.time() + 20
+        while time.time() < deadline and not any(domain in m for m in inst.sender_mail()):
+            time.sleep(0.1)
+        bounces = [m for m in inst.sender_mail() if rcpt in m]
+        check(len(bounces) == 1 and want_reason.split(". ")[0] in bounces[0]
+              and f"Status: {want_dsn}" in bounces[0],
+              f"{name}: the sender gets a notification with the reason and Status: {want_dsn}")
+    if warning:
+        want = f"warning: no MX host for {domain} has a valid address record"
+        check(re.search(r"/smtp\[\d+\]: " + re.escape(want) + "$", inst.maillog(), re.M),
+              f"{name}: smtp logs '{want}' as Postfix does")
+    _, msgs = servers.snapshot()
+    check(msgs == msgs0, f"{name}: no server got a message")
+
+
+def main():
+    keep = "--keep" in sys.argv[1:]
+    if SUBJECT == "postfix" and os.geteuid() != 0:
+        raise SystemExit("SUBJECT=postfix needs root (a private Postfix, a mount namespace)")
+    if SUBJECT == "postfix":
+        dns_address, port = "127.0.0.153", 53
+    else:
+        dns_address = "127.0.0.1"
+        port = dns_port(dns_address)
+    dns = Dns(dns_address, port)
+    servers = Servers()
+    tmp = tempfile.mkdtemp(prefix="mx-")
+    inst = None
+    try:
+        dns.start()
+        servers.start()
+        inst = Instance(tmp, f"{dns_address}:{port}", servers.port)
+        inst.start()
+        sport = servers.port
+        print(f"mx ({SUBJECT}): DNS on {dns_address}:{port}, SMTP servers on port {sport}, "
+              f"instance in {tmp}")
+
+        delivered(inst, servers, "preference", "example.net", "127.0.0.2", "mx1.example.net",
+                  untouched=["127.0.0.3"])
+        check(dns.asked("example.net", "MX"),
+              "preference: the MX query went to the test's DNS server")
+
+        def connect_line(qid, log):
+            want = f"connect to dead.example.net[127.0.0.5]:{sport}: Connection refused"
+            lines = [l for l in log.splitlines() if "127.0.0.5" in l]
+            check(any(re.search(r"/smtp\[\d+\]: " + re.escape(want) + "$", l) for l in lines),
+                  f"fallback: the skipped host is logged as Postfix does: "
+                  f"'postfix/smtp[PID]: {want}'; got {lines}")
+        delivered(inst, servers, "fallback", "fallback.example.net", "127.0.0.3",
+                  "mx2.example.net", extra=connect_line)
+
+        def refused_line(qid, log):
+            want = (f"{qid}: host busy.example.net[127.0.0.6] refused to talk to me: "
+                    f"{BUSY_GREETING}")
+            lines = [l for l in log.splitlines() if "127.0.0.6" in l]
+            check(any(re.search(r"/smtp\[\d+\]: " + re.escape(want) + "$", l) for l in lines),
+                  f"greeting: the refusing host is logged as Postfix does: "
+                  f"'postfix/smtp[PID]: {want}'; got {lines}")
+        delivered(inst, servers, "greeting", "greeting.example.net", "127.0.0.3",
+                  "mx2.example.net", contacted=["127.0.0.6"], extra=refused_line)
+
+        delivered(inst, servers, "no MX", "nomx.example.net", "127.0.0.4", "nomx.example.net")
+        check(dns.asked("nomx.example.net", "MX"), "no MX: the MX query was made first")
+
+        not_sent(inst, servers, "NXDOMAIN", "nosuch.example.net", "5.4.4", "bounced",
+                 "Host or domain name not found. Name service error for "
+                 "name=nosuch.example.net type=A: Host not found", bounce=True)
+        # The domain's A record must not be used when the MX query failed.
+        not_sent(inst, servers, "SERVFAIL", "servfail.example.net", "4.4.3", "deferred",
+                 "Host or domain name not found. Name service error for "
+                 "name=servfail.example.net type=MX: Host not found, try again")
+        not_sent(inst, servers, "MX address SERVFAIL", "mxservfail.example.net", "4.4.3",
+                 "deferred", "Host or domain name not found. Name service error for "
+                 "name=broken.example.net type=A: Host not found, try again", warning=True)
+        not_sent(inst, servers, "MX host without address", "mxnoaddr.example.net", "5.4.4",
+                 "bounced", "Host or domain name not found. Name service error for "
+                 "name=noaddr.example.net type=A: Host found but no data record of requested "
+                 "type", warning=True)
+    finally:
+        if inst is not None:
+            inst.stop()
+        servers.stop()
+        dns.stop()
+    failed = len(check.failures)
+    if failed or keep:
+        print(f"mx ({SUBJECT}): {failed} failed; kept {tmp} (maillog: {tmp}/maillog)")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+        print(f"mx ({SUBJECT}): all passed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
