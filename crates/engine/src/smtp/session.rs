@@ -397,7 +397,7 @@ async fn setup(
     let mut ext = check!(hello(client, &mut conn).await, conn);
     // STARTTLS, as the level (or the policy table) asks.
     let level = check!(
-        tls_level(client, &conn.peer).map_err(HostFailed::alive),
+        tls_level(client, &conn.peer).map_err(|(dsn, why)| HostFailed::soft(dsn, why).alive()),
         conn
     );
     if level > Level::None {
@@ -481,7 +481,7 @@ fn refused(conn: &Conn, r: &Reply, command: &str) -> HostFailed {
 
 /// The TLS level for this server: smtp_tls_policy_maps (by next-hop
 /// domain) over the transport's level.
-fn tls_level(client: &Client, peer: &Peer) -> Result<Level, HostFailed> {
+fn tls_level(client: &Client, peer: &Peer) -> Result<Level, (&'static str, String)> {
     if client.tls_policy_maps.is_empty() {
         return Ok(client.tls_level);
     }
@@ -494,16 +494,13 @@ fn tls_level(client: &Client, peer: &Peer) -> Result<Level, HostFailed> {
         match client.tls_policy_maps.find(&k, true) {
             Ok(Some(v)) => {
                 let word = v.split_whitespace().next().unwrap_or("");
-                return Level::parse(word).map(|(l, _)| l).map_err(|e| {
-                    HostFailed::soft("4.7.5", format!("TLS policy lookup for {k}: {e}"))
-                });
+                return Level::parse(word)
+                    .map(|(l, _)| l)
+                    .map_err(|e| ("4.7.5", format!("TLS policy lookup for {k}: {e}")));
             }
             Ok(None) => {}
             Err(e) => {
-                return Err(HostFailed::soft(
-                    "4.3.0",
-                    format!("TLS policy lookup for {k}: {e}"),
-                ));
+                return Err(("4.3.0", format!("TLS policy lookup for {k}: {e}")));
             }
         }
     }
