@@ -422,7 +422,7 @@ virtual_minimum_uid = {uid}
         m = re.search(r"queued as (\S+)", text.decode("utf-8", "replace"))
         return m.group(1) if m else None
 
-    def wait_to_line(self, rcpt, seconds=40):
+    def wait_to_line(self, rcpt, seconds=30):
         """The first maillog `to=<rcpt>` line with a status, or None."""
         pattern = re.compile(r"^.*: to=<" + re.escape(rcpt) + r">,.* status=\S+.*$", re.M)
         deadline = time.time() + seconds

@@ -478,8 +478,10 @@ fn content(pipe: &Pipe, m: &Message<'_>, recipients: &[Rcpt<'_>]) -> Vec<u8> {
         out.extend_from_slice(text.as_bytes());
         out.extend_from_slice(eol);
     };
+    // The null sender is null_sender= here too (recorded with
+    // dovecot-lda in tests/dovecot: `Return-Path: <MAILER-DAEMON>`).
     let sender = if m.sender.is_empty() {
-        "MAILER-DAEMON".to_string()
+        pipe.null_sender.clone()
     } else {
         external_form(m.sender)
     };
@@ -489,12 +491,7 @@ fn content(pipe: &Pipe, m: &Message<'_>, recipients: &[Rcpt<'_>]) -> Vec<u8> {
         line(&mut out, &format!("From {sender}  {date}"));
     }
     if f.return_path {
-        let rp = if m.sender.is_empty() {
-            String::new()
-        } else {
-            external_form(m.sender)
-        };
-        line(&mut out, &format!("Return-Path: <{rp}>"));
+        line(&mut out, &format!("Return-Path: <{sender}>"));
     }
     if f.original_to {
         for r in recipients {
