@@ -6,3 +6,4 @@
 
 pub mod date;
 pub mod header;
+pub mod mime;

@@ -753,6 +753,14 @@ async fn transaction(
     let t = &client.timeouts;
     let ext = conn.ext.clone();
     let body = generic.body.as_deref().unwrap_or(message.body);
+    // 8-bit mail to a server without 8BITMIME: MIME parts made
+    // quoted-printable; the size is then unknown, so no SIZE= (as
+    // Postfix).
+    let downgraded = (message.eight_bit && !ext.eight_bit_mime)
+        .then(|| rostfix_message::mime::downgrade(body))
+        .flatten();
+    let body = downgraded.as_deref().unwrap_or(body);
+    let size_known = !(message.eight_bit && !ext.eight_bit_mime);
     // SIZE: the message as queued, with CRLF line ends (before
     // smtp_generic_maps, as Postfix measures it).
     let size = (message.body.len() + message.body.iter().filter(|&&b| b == b'\n').count()) as u64;
@@ -772,7 +780,7 @@ async fn transaction(
     }
     // The commands, in order.
     let mut mail = format!("MAIL FROM:<{}>", generic.sender);
-    if ext.size.is_some() {
+    if ext.size.is_some() && size_known {
         mail.push_str(&format!(" SIZE={size}"));
     }
     if ext.eight_bit_mime && message.eight_bit {
