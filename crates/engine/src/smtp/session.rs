@@ -756,11 +756,11 @@ async fn transaction(
     // 8-bit mail to a server without 8BITMIME: MIME parts made
     // quoted-printable; the size is then unknown, so no SIZE= (as
     // Postfix).
-    let downgraded = (message.eight_bit && !ext.eight_bit_mime)
+    let seven_bit_only = message.eight_bit && !ext.eight_bit_mime;
+    let downgraded = seven_bit_only
         .then(|| rostfix_message::mime::downgrade(body))
         .flatten();
     let body = downgraded.as_deref().unwrap_or(body);
-    let size_known = !(message.eight_bit && !ext.eight_bit_mime);
     // SIZE: the message as queued, with CRLF line ends (before
     // smtp_generic_maps, as Postfix measures it).
     let size = (message.body.len() + message.body.iter().filter(|&&b| b == b'\n').count()) as u64;
@@ -780,7 +780,7 @@ async fn transaction(
     }
     // The commands, in order.
     let mut mail = format!("MAIL FROM:<{}>", generic.sender);
-    if ext.size.is_some() && size_known {
+    if ext.size.is_some() && !seven_bit_only {
         mail.push_str(&format!(" SIZE={size}"));
     }
     if ext.eight_bit_mime && message.eight_bit {
