@@ -113,6 +113,10 @@ The `send` file (blank lines and `#` lines outside DATA are ignored):
                                 queue busy or the maillog growing) and
                                 settled: a deferred message's retry (the
                                 smtp section has a line `FLUSH (postqueue -f)`)
+    FLUSH SITE                  the same with `postqueue -s SITE` (fast flush
+                                of one destination; the line says
+                                `FLUSH SITE (postqueue -s SITE)` and the
+                                command's exit status and output)
 
 or a local submission, run as the runner's user (root) with
 MAIL_CONFIG=TMP/etc, its standard input given line by line up to a line
@@ -262,7 +266,10 @@ class Message:
 
 
 class Flush:
-    """A `FLUSH` step: the subject's postqueue -f."""
+    """A `FLUSH` step: the subject's postqueue -f (or -s site)."""
+
+    def __init__(self, site=None):
+        self.site = site
 
 
 class Command:
@@ -303,8 +310,9 @@ def parse_send(path):
             continue
         if not line.strip() or line.startswith("#"):
             continue
-        if line.strip() == "FLUSH" and cur.sender is None:
-            messages.append(Flush())
+        fm = re.match(r"FLUSH(?:\s+(\S+))?\s*$", line)
+        if fm and cur.sender is None:
+            messages.append(Flush(fm.group(1)))
             continue
         m = re.match(r"(?i)(EHLO|MAIL FROM:|RCPT TO:)\s*(.*)$", line)
         cm = re.match(r"(SENDMAIL|MAIL)(?:\s+(.*))?$", line)
@@ -477,16 +485,26 @@ class Instance:
                 pass
             raise CaseError(f"stop failed: {e}")
 
-    def flush(self):
-        """postqueue -f, then waits until something happened (the queue
-        busy or the maillog growing; at most SETTLE_TIMEOUT) and settled."""
+    def flush(self, site=None):
+        """postqueue -f (-s site), then waits until something happened
+        (the queue busy or the maillog growing; at most SETTLE_TIMEOUT)
+        and settled. (settled, lines of the command's status and output
+        when it failed)"""
         before = len(self.maillog())
-        self.command("postqueue", "-c", self.etc, "-f")
+        args = ["-s", site] if site else ["-f"]
+        proc = subprocess.run([os.path.join(self.bin, "postqueue"), "-c", self.etc, *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env=dict(os.environ, LC_ALL="C"), timeout=60)
+        out = []
+        if proc.returncode != 0:
+            out.append(f"  exit {proc.returncode}")
+            out += ["  " + l for l in proc.stdout.decode("utf-8", "replace").splitlines()]
+            return self.settle(), out
         deadline = time.time() + SETTLE_TIMEOUT
         while (not self.queue_busy() and len(self.maillog()) == before
                and time.time() < deadline):
             time.sleep(0.05)
-        return self.settle()
+        return self.settle(), []
 
     def maillog(self):
         try:
@@ -1121,8 +1139,13 @@ def run_case(subject, bin_dir, name, record, keep):
         unsettled = []
         for n, m in enumerate(messages, 1):
             if isinstance(m, Flush):
-                smtp_lines.append("FLUSH (postqueue -f)")
-                if not inst.flush():
+                if m.site:
+                    smtp_lines.append(f"FLUSH {m.site} (postqueue -s {m.site})")
+                else:
+                    smtp_lines.append("FLUSH (postqueue -f)")
+                settled, out = inst.flush(m.site)
+                smtp_lines += out
+                if not settled:
                     unsettled.append(n)
                 continue
             if isinstance(m, Command):

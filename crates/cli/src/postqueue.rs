@@ -42,10 +42,7 @@ pub fn main() -> i32 {
         Some(('j', _)) => list(dir.as_deref(), true),
         Some(('f', _)) => flush(dir.as_deref()),
         Some(('i', id)) => flush_one(dir.as_deref(), &id),
-        Some(('s', site)) => fatal_status(
-            EX_UNAVAILABLE,
-            &format!("Flush service is not configured for destination \"{site}\""),
-        ),
+        Some(('s', site)) => flush_site(dir.as_deref(), &site),
         _ => crate::msg::usage_exit(USAGE),
     }
 }
@@ -85,6 +82,24 @@ fn flush_one(dir: Option<&Path>, id: &str) -> i32 {
         fatal(format!("invalid mail queue id: {id}"));
     }
     request(dir, &format!("I {id}\n"))
+}
+
+/// postqueue -s: the deferred mail for a fast_flush_domains site, now.
+fn flush_site(dir: Option<&Path>, site: &str) -> i32 {
+    let cf = Config::load(dir).unwrap_or_else(|e| fatal(e));
+    let domains: Vec<String> = rostfix_config::value::split_list(
+        &cf.string("fast_flush_domains").unwrap_or_else(|e| fatal(e)),
+    )
+    .into_iter()
+    .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+    .collect();
+    if !rostfix_engine::settings::flushable(&domains, site) || site.contains(char::is_whitespace) {
+        fatal_status(
+            EX_UNAVAILABLE,
+            &format!("Flush service is not configured for destination \"{site}\""),
+        );
+    }
+    request(dir, &format!("S {site}\n"))
 }
 
 fn request(dir: Option<&Path>, text: &str) -> i32 {

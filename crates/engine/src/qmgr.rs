@@ -114,6 +114,13 @@ pub async fn run(
                         }
                     }
                     Flush::One(id) => q.dispatch(&deferred.join(id.as_str())).await,
+                    Flush::Site(site) => {
+                        for path in modified_by(&deferred, SystemTime::now() + FAR_FUTURE) {
+                            if waits_for(&path, &site) {
+                                q.dispatch(&path).await;
+                            }
+                        }
+                    }
                 }
             }
             id = queued.recv() => {
@@ -148,6 +155,23 @@ enum Flush {
     All,
     /// `I ID`: this deferred message, now (postqueue -i).
     One(QueueId),
+    /// `S site`: deferred mail with a recipient at this domain, now
+    /// (ETRN, postqueue -s).
+    Site(String),
+}
+
+/// Whether the queue file at `path` has a recipient not yet done at
+/// domain `site`.
+fn waits_for(path: &Path, site: &str) -> bool {
+    let Ok(env) = QueueReader::envelope(path) else {
+        return false;
+    };
+    env.recipients.iter().any(|r| {
+        !r.done
+            && r.address
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| d.trim_end_matches('.').eq_ignore_ascii_case(site))
+    })
 }
 
 /// Later than any retry time qmgr sets (maximal_backoff_time is far less).
@@ -187,6 +211,9 @@ fn flush_requests(queue_directory: &Path, log: &Log) -> mpsc::UnboundedReceiver<
                     Some(id) => Flush::One(id),
                     None => continue,
                 },
+                Some(("S", site)) if !site.trim().is_empty() => {
+                    Flush::Site(site.trim().to_ascii_lowercase())
+                }
                 _ if line.trim() == "F" => Flush::All,
                 _ => continue,
             };

@@ -36,6 +36,8 @@ pub struct Settings {
     pub mydestination: Vec<String>,
     pub virtual_mailbox_domains: Vec<String>,
     pub relay_domains: Vec<String>,
+    /// Sites ETRN and postqueue -s may flush (and their subdomains).
+    pub fast_flush_domains: Vec<String>,
     pub relay_restrictions: Vec<String>,
     pub recipient_restrictions: Vec<String>,
     /// smtpd_reject_unlisted_recipient
@@ -340,6 +342,22 @@ fn routing(cf: &Config) -> Result<Routing, String> {
     })
 }
 
+/// Whether `site` is one of `domains` or a subdomain of one (ETRN's
+/// `@domain` and `#name` forms are taken as the domain).
+pub fn flushable(domains: &[String], site: &str) -> bool {
+    let site = site
+        .trim_start_matches(['@', '#'])
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    !site.is_empty()
+        && domains.iter().any(|d| {
+            site == *d
+                || (site.len() > d.len()
+                    && site.ends_with(d.as_str())
+                    && site[..site.len() - d.len()].ends_with('.'))
+        })
+}
+
 /// The pipe services of master.cf.
 fn pipes(cf: &Config) -> Result<Vec<crate::pipe_agent::Pipe>, String> {
     let privileged = nix::unistd::geteuid().is_root();
@@ -471,6 +489,7 @@ impl Settings {
             mydestination: domains(cf, "mydestination").map_err(e)?,
             virtual_mailbox_domains,
             relay_domains: domains(cf, "relay_domains").map_err(e)?,
+            fast_flush_domains: domains(cf, "fast_flush_domains").map_err(e)?,
             relay_restrictions: list(cf, "smtpd_relay_restrictions").map_err(e)?,
             recipient_restrictions: list(cf, "smtpd_recipient_restrictions").map_err(e)?,
             reject_unlisted_recipient: cf.bool("smtpd_reject_unlisted_recipient").map_err(e)?,
@@ -570,6 +589,12 @@ impl Settings {
         }))
     }
 
+    /// Whether ETRN and postqueue -s may flush mail for `site`: it is in
+    /// fast_flush_domains, or a subdomain of one.
+    pub fn flushable(&self, site: &str) -> bool {
+        flushable(&self.fast_flush_domains, site)
+    }
+
     pub fn in_mynetworks(&self, ip: IpAddr) -> bool {
         self.mynetworks.iter().any(|n| n.contains(ip))
     }
@@ -596,6 +621,17 @@ pub fn session_config(cf: &Config) -> Result<SessionConfig, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fast_flush_sites() {
+        let d = vec!["example.net".to_string()];
+        assert!(flushable(&d, "example.net"));
+        assert!(flushable(&d, "@Example.NET"));
+        assert!(flushable(&d, "mx.example.net"));
+        assert!(!flushable(&d, "badexample.net"));
+        assert!(!flushable(&d, "other.example"));
+        assert!(!flushable(&d, ""));
+    }
+
     use super::*;
 
     #[test]

@@ -374,11 +374,23 @@ async fn session(
                     }
                 }
                 Event::Etrn(site) => {
-                    // No fast-flush service yet: every site is one that is
-                    // not flushed (fast_flush_domains), as Postfix logs
-                    // and answers it.
-                    log.warning("smtpd", &format!("reject: ETRN {site}... from {client}"));
-                    session.replied(Reply::new(459, format!("<{site}>: service unavailable")))
+                    // Sites outside fast_flush_domains are refused as
+                    // Postfix logs and answers it; the others' deferred
+                    // mail is tried again now.
+                    if s.flushable(&site) {
+                        let fifo = s.queue_directory.join(rostfix_queue::maildrop::QMGR_FIFO);
+                        let site = site.trim_start_matches(['@', '#']);
+                        match rostfix_queue::maildrop::trigger(
+                            &fifo,
+                            format!("S {site}\n").as_bytes(),
+                        ) {
+                            Ok(()) => session.replied(Reply::new(250, "Queuing started")),
+                            Err(_) => session.replied(Reply::new(458, "Unable to queue messages")),
+                        }
+                    } else {
+                        log.warning("smtpd", &format!("reject: ETRN {site}... from {client}"));
+                        session.replied(Reply::new(459, format!("<{site}>: service unavailable")))
+                    }
                 }
                 Event::Bdat { size, last } => {
                     if chunked.is_none() {
