@@ -893,7 +893,7 @@ fn report_success(
 
 /// What delivering one recipient would do (sendmail -bv): the agent its
 /// route names, and the agent's answer, without delivering.
-fn probe_one(s: &Settings, r: &Recipient) -> (&'static str, Outcome) {
+fn probe_one(s: &Settings, r: &Recipient, sender: &str) -> (&'static str, Outcome) {
     let resolved = resolve(s, &r.address);
     let done = |agent, text: String| (agent, Outcome::Done(None, vec![text]));
     let failed = |agent, f| (agent, Outcome::Failed(f, Vec::new()));
@@ -908,7 +908,7 @@ fn probe_one(s: &Settings, r: &Recipient) -> (&'static str, Outcome) {
             return failed("qmgr", Failure::Defer("4.3.0".into(), why));
         }
     }
-    let route = match crate::resolve::route(s, &resolved) {
+    let route = match crate::resolve::route(s, &resolved, sender) {
         Ok(route) => route,
         Err(e) => {
             let why = format!("transport_maps lookup failure: {e}");
@@ -1063,7 +1063,7 @@ fn attempt_all<'r>(
     for &r in pending {
         let t = Instant::now();
         if verify {
-            let (agent, outcome) = probe_one(s, r);
+            let (agent, outcome) = probe_one(s, r, message.sender);
             push(
                 r,
                 Via::agent(agent),
@@ -1073,7 +1073,7 @@ fn attempt_all<'r>(
             );
             continue;
         }
-        let (address, route) = match route_of(s, r) {
+        let (address, route) = match route_of(s, r, message.sender) {
             Ok(found) => found,
             Err((agent, f)) => {
                 let outcome = Outcome::Failed(f, Vec::new());
@@ -1183,6 +1183,7 @@ fn batch_agent<'s>(s: &'s Settings, transport: &str) -> Option<Batch<'s>> {
 fn route_of(
     s: &Settings,
     r: &Recipient,
+    sender: &str,
 ) -> Result<(String, crate::resolve::Route), (&'static str, Failure)> {
     // trivial-rewrite (allow_min_user = no): an address that looks like
     // a command option goes to error(8).
@@ -1204,7 +1205,7 @@ fn route_of(
             return Err(("qmgr", Failure::Defer("4.3.0".into(), why)));
         }
     }
-    match crate::resolve::route(s, &resolved) {
+    match crate::resolve::route(s, &resolved, sender) {
         Ok(route) => Ok((resolved.address, route)),
         Err(e) => {
             let why = format!("transport_maps lookup failure: {e}");

@@ -23,6 +23,9 @@ pub struct Routing {
     pub relay_transport: String,
     pub default_transport: String,
     pub relayhost: String,
+    pub sender_dependent_relayhost_maps: Maps,
+    /// The key the null sender is looked up with there (`<>`).
+    pub empty_address_relayhost_key: String,
     pub transport_maps: Maps,
     /// transport(5) lookups (parent_domain_matches_subdomains may list
     /// transport_maps).
@@ -82,14 +85,27 @@ pub fn parse_route(spec: &str, address: &str) -> Route {
 /// (`$myhostname` for local mail, the recipient's domain otherwise, or
 /// `relayhost` for relay and default mail), with transport_maps's answer
 /// taking the place of the parts it gives.
-pub fn route(s: &Settings, r: &Resolved) -> Result<Route, DictError> {
+pub fn route(s: &Settings, r: &Resolved, sender: &str) -> Result<Route, DictError> {
     let rt = &s.routing;
     let domain = r.address.rsplit_once('@').map_or("", |(_, d)| d);
+    // sender_dependent_relayhost_maps over relayhost (the null sender is
+    // looked up as empty_address_relayhost_maps_lookup_key).
+    let mut relayhost = rt.relayhost.clone();
+    if !rt.sender_dependent_relayhost_maps.is_empty() {
+        let keys = if sender.is_empty() {
+            vec![order::Key::exact(&rt.empty_address_relayhost_key)]
+        } else {
+            order::address_keys(sender, &s.order, false)
+        };
+        if let Some(found) = rt.sender_dependent_relayhost_maps.find_first(&keys)? {
+            relayhost = found.value;
+        }
+    }
     let remote_hop = || {
-        if rt.relayhost.is_empty() {
+        if relayhost.is_empty() {
             domain.to_string()
         } else {
-            rt.relayhost.clone()
+            relayhost.clone()
         }
     };
     let (spec, default_hop) = match r.class {

@@ -318,6 +318,8 @@ fn routing(cf: &Config) -> Result<Routing, String> {
         relay_transport: text("relay_transport")?,
         default_transport: text("default_transport")?,
         relayhost: text("relayhost")?,
+        sender_dependent_relayhost_maps: maps(cf, "sender_dependent_relayhost_maps")?,
+        empty_address_relayhost_key: text("empty_address_relayhost_maps_lookup_key")?,
         transport_maps: maps(cf, "transport_maps")?,
         transport_order: OrderContext {
             recipient_delimiter: text("recipient_delimiter")?,

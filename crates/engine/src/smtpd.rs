@@ -114,7 +114,8 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
             format!("5.1.6 {shown}: Recipient address rejected: User has moved to {moved}"),
         ));
     }
-    let route = crate::resolve::route(s, &r).map_err(|_| temporary())?;
+    // The sender does not change whether a recipient is deliverable.
+    let route = crate::resolve::route(s, &r, "").map_err(|_| temporary())?;
     let undeliverable = match route.transport.as_str() {
         "error" => Some((550, '5', "5.1.1")),
         "retry" => Some((450, '4', "4.1.1")),

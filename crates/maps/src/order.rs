@@ -107,6 +107,14 @@ pub struct Key {
     pub full: bool,
 }
 
+impl Key {
+    /// A key looked up as it is, in every table (`<>` for the null
+    /// sender).
+    pub fn exact(text: &str) -> Key {
+        key(text, Form::Address, true)
+    }
+}
+
 fn key(text: impl Into<String>, form: Form, full: bool) -> Key {
     Key {
         text: text.into(),
