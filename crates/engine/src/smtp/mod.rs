@@ -216,6 +216,8 @@ struct Destination {
     waiting: AtomicUsize,
     /// Open connections, with the time each was last used.
     idle: Mutex<Vec<(Conn, Instant)>>,
+    /// A task closes the idle connections that time out.
+    sweeping: std::sync::atomic::AtomicBool,
 }
 
 impl Clients {
@@ -247,6 +249,7 @@ impl Clients {
                     slots: tokio::sync::Semaphore::new(client.concurrency_limit),
                     waiting: AtomicUsize::new(0),
                     idle: Mutex::default(),
+                    sweeping: Default::default(),
                 })
             })
             .clone()
@@ -363,26 +366,39 @@ fn take_idle(dest: &Destination, client: &Client) -> Option<Conn> {
 }
 
 /// Keeps a connection for the next delivery to the same next hop; it
-/// is closed (QUIT) when nobody took it within the cache time limit.
+/// is closed (QUIT) when nobody took it within the cache time limit. One
+/// task per next hop does the closing, while it has idle connections.
 fn put_idle(dest: &Arc<Destination>, client: &Client, conn: Conn) {
     dest.idle
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .push((conn, Instant::now()));
+    if dest.sweeping.swap(true, Ordering::SeqCst) {
+        return;
+    }
     let dest = dest.clone();
     let limit = client.cache_time_limit;
     let quit = client.timeouts.quit;
     tokio::spawn(async move {
-        tokio::time::sleep(limit).await;
-        let expired: Vec<Conn> = {
-            let mut idle = dest.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            let (old, young): (Vec<_>, Vec<_>) =
-                idle.drain(..).partition(|(_, t)| t.elapsed() >= limit);
-            *idle = young;
-            old.into_iter().map(|(c, _)| c).collect()
-        };
-        for c in expired {
-            session::quit_with(c, quit).await;
+        loop {
+            tokio::time::sleep(limit / 2).await;
+            let (expired, empty) = {
+                let mut idle = dest.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                let (old, young): (Vec<_>, Vec<_>) =
+                    idle.drain(..).partition(|(_, t)| t.elapsed() >= limit);
+                *idle = young;
+                if idle.is_empty() {
+                    // Set under the lock: a put after this starts a new task.
+                    dest.sweeping.store(false, Ordering::SeqCst);
+                }
+                (old, idle.is_empty())
+            };
+            for (c, _) in expired {
+                session::quit_with(c, quit).await;
+            }
+            if empty {
+                break;
+            }
         }
     });
 }
