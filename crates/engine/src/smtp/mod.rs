@@ -81,6 +81,10 @@ pub struct Client {
     pub recipient_limit: usize,
     /// Connections per next hop (`<service>_destination_concurrency_limit`).
     pub concurrency_limit: usize,
+    /// Connections a next hop starts with (initial_destination_concurrency):
+    /// each delivery that succeeds allows one more, up to the limit (qmgr's
+    /// slow start).
+    pub initial_concurrency: usize,
 }
 
 impl Client {
@@ -194,6 +198,11 @@ impl Client {
             cache_time_limit: secs("connection_cache_time_limit")?,
             recipient_limit: per_transport("recipient")?,
             concurrency_limit: per_transport("concurrency")?.max(1),
+            initial_concurrency: usize::try_from(
+                cf.int("initial_destination_concurrency").map_err(e)?,
+            )
+            .unwrap_or(1)
+            .max(1),
         })
     }
 }
@@ -210,8 +219,10 @@ pub struct Clients {
 /// A next hop of a transport.
 #[derive(Debug)]
 struct Destination {
-    /// Deliveries at once (the destination concurrency limit).
+    /// Deliveries at once: from the initial concurrency up to the
+    /// destination concurrency limit (`allowed` counts them).
     slots: tokio::sync::Semaphore,
+    allowed: AtomicUsize,
     /// Deliveries waiting for a slot: more mail for this next hop.
     waiting: AtomicUsize,
     /// Open connections, with the time each was last used.
@@ -245,8 +256,10 @@ impl Clients {
             .unwrap_or_else(PoisonError::into_inner);
         all.entry((client.service.clone(), nexthop.to_ascii_lowercase()))
             .or_insert_with(|| {
+                let start = client.initial_concurrency.min(client.concurrency_limit);
                 Arc::new(Destination {
-                    slots: tokio::sync::Semaphore::new(client.concurrency_limit),
+                    slots: tokio::sync::Semaphore::new(start),
+                    allowed: AtomicUsize::new(start),
                     waiting: AtomicUsize::new(0),
                     idle: Mutex::default(),
                     sweeping: Default::default(),
@@ -335,6 +348,18 @@ pub fn deliver(
         let cached = take_idle(&dest, client);
         let (outcomes, conn) =
             session::deliver(s, client, message, nexthop, recipients, cached, log).await;
+        // Slow start: a next hop that took mail may have one more
+        // connection, up to its limit.
+        if outcomes.iter().any(|o| o.result.is_ok())
+            && dest
+                .allowed
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n < client.concurrency_limit).then_some(n + 1)
+                })
+                .is_ok()
+        {
+            dest.slots.add_permits(1);
+        }
         if let Some(mut conn) = conn {
             let keep = dest.waiting.load(Ordering::SeqCst) > 0 && client.cache_on_demand
                 || client
