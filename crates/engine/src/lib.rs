@@ -24,6 +24,7 @@ pub mod settings;
 pub mod showq;
 pub mod smtp;
 pub mod smtpd;
+pub mod tls_server;
 pub mod virtual_agent;
 
 use std::fs::File;

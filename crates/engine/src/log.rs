@@ -36,6 +36,11 @@ impl Log {
         self.logger.log(Level::Info, tag, self.pid, text);
     }
 
+    /// A warning under a program name of its own.
+    pub fn tagged_warning(&self, tag: &str, text: &str) {
+        self.logger.log(Level::Warning, tag, self.pid, text);
+    }
+
     /// Waits until every line logged so far is written.
     pub fn flush(&self) {
         self.logger.flush();

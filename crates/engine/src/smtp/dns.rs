@@ -144,7 +144,7 @@ impl Dns {
         if out.is_empty() {
             return Err(match last {
                 Failed::NoData => Failed::NotFound(format!(
-                    "Name service error for name={host} type=A: No address associated with hostname"
+                    "Name service error for name={host} type=A: Host found but no data record of requested type"
                 )),
                 other => other,
             });
@@ -182,17 +182,24 @@ fn absolute(name: &str) -> String {
     }
 }
 
+/// What a failed lookup means. hickory reports SERVFAIL and REFUSED as
+/// "no records" too, with the response code: only NXDOMAIN is "not
+/// found" and only NOERROR "no data"; anything else is for now.
 fn failure(e: &hickory_resolver::ResolveError, name: &str, kind: &str) -> Failed {
-    if e.is_nx_domain() {
-        Failed::NotFound(format!(
+    use hickory_resolver::proto::ProtoErrorKind;
+    use hickory_resolver::proto::op::ResponseCode;
+    let code = e.proto().and_then(|p| match p.kind() {
+        ProtoErrorKind::NoRecordsFound { response_code, .. } => Some(*response_code),
+        _ => None,
+    });
+    match code {
+        Some(ResponseCode::NXDomain) => Failed::NotFound(format!(
             "Name service error for name={name} type={kind}: Host not found"
-        ))
-    } else if e.is_no_records_found() {
-        Failed::NoData
-    } else {
-        Failed::Temporary(format!(
+        )),
+        Some(ResponseCode::NoError) => Failed::NoData,
+        _ => Failed::Temporary(format!(
             "Name service error for name={name} type={kind}: Host not found, try again"
-        ))
+        )),
     }
 }
 

@@ -108,6 +108,8 @@ pub struct NoHost {
     /// 5.4.4 (no such domain) or 4.4.3 (try again).
     pub dsn: &'static str,
     pub why: String,
+    /// MX hosts were found, but none has an address (worth a warning).
+    pub no_mx_address: bool,
 }
 
 /// The hosts to try for an inet target: for a domain, its MX hosts by
@@ -121,19 +123,23 @@ pub async fn hosts(
     families: Families,
     limit: usize,
 ) -> Result<Vec<Host>, NoHost> {
-    let names: Vec<String> = if mx && dns.has_mx() {
+    // A domain without MX records, or that does not exist, is looked up
+    // as a host (the reason then names its A lookup, as Postfix's);
+    // an MX lookup that failed for now is not (the A record may not be
+    // where the mail belongs).
+    let (names, from_mx) = if mx && dns.has_mx() {
         match dns.mx(host).await {
-            Ok(found) if !found.is_empty() => found.into_iter().map(|(_, h)| h).collect(),
-            Ok(_) | Err(Failed::NoData) => vec![host.to_string()],
+            Ok(found) if !found.is_empty() => (found.into_iter().map(|(_, h)| h).collect(), true),
+            Ok(_) | Err(Failed::NoData | Failed::NotFound(_)) => (vec![host.to_string()], false),
             Err(e) => return Err(no_host(e)),
         }
     } else {
-        vec![host.to_string()]
+        (vec![host.to_string()], false)
     };
     let mut out = Vec::new();
-    let mut last = None;
-    for name in names {
-        match dns.addresses(&name, families).await {
+    let mut last: Option<Failed> = None;
+    for name in &names {
+        match dns.addresses(name, families).await {
             Ok(addrs) => {
                 for addr in addrs.into_iter().filter(|a| families.allows(*a)) {
                     if out.len() < limit.max(1) {
@@ -145,13 +151,22 @@ pub async fn hosts(
                     }
                 }
             }
-            Err(e) => last = Some(e),
+            // A failure for now outweighs one for good: the mail waits.
+            Err(e) => {
+                if !matches!(last, Some(Failed::Temporary(_))) {
+                    last = Some(e);
+                }
+            }
         }
     }
     if out.is_empty() {
-        return Err(no_host(last.unwrap_or(Failed::NotFound(format!(
+        let f = last.unwrap_or(Failed::NotFound(format!(
             "Name service error for name={host} type=A: Host not found"
-        )))));
+        )));
+        return Err(NoHost {
+            no_mx_address: from_mx,
+            ..no_host(f)
+        });
     }
     Ok(out)
 }
@@ -161,14 +176,17 @@ fn no_host(f: Failed) -> NoHost {
         Failed::NotFound(why) => NoHost {
             dsn: "5.4.4",
             why: format!("Host or domain name not found. {why}"),
+            no_mx_address: false,
         },
         Failed::Temporary(why) => NoHost {
             dsn: "4.4.3",
             why: format!("Host or domain name not found. {why}"),
+            no_mx_address: false,
         },
         Failed::NoData => NoHost {
             dsn: "5.4.4",
             why: "Host or domain name not found.".into(),
+            no_mx_address: false,
         },
     }
 }

@@ -113,7 +113,7 @@ pub(super) async fn deliver(
         }
     }
 
-    let targets = match targets(s, client, nexthop).await {
+    let targets = match targets(s, client, nexthop, log).await {
         Ok(t) => t,
         Err(f) => return (finish(states, &relay, 0.0, Some(f)), None),
     };
@@ -129,8 +129,17 @@ pub(super) async fn deliver(
                 *st = State::Pending;
             }
         }
+        // The host before this one failed: its reason is logged on a line
+        // of its own (the last host's goes into each recipient's line).
+        if let Some(prev) = &last {
+            if prev.relay.is_some() && !message.id.is_empty() {
+                log.tagged(&client.log_tag, &format!("{}: {}", message.id, prev.why));
+            } else {
+                log.tagged(&client.log_tag, &prev.why);
+            }
+        }
         let t = Instant::now();
-        let mut conn = match open(s, client, &host, message, log).await {
+        let mut conn = match open(s, client, &host, message, nexthop, log).await {
             Ok(conn) => conn,
             Err(f) => {
                 if let Some(r) = &f.relay {
@@ -206,7 +215,12 @@ fn finish(states: Vec<State>, relay: &str, setup: f64, last: Option<HostFailed>)
 
 /// The hosts to try: a UNIX socket, or the next hop's hosts, then the
 /// fallback relays'.
-async fn targets(s: &Settings, client: &Client, nexthop: &str) -> Result<Vec<Target2>, HostFailed> {
+async fn targets(
+    s: &Settings,
+    client: &Client,
+    nexthop: &str,
+    log: &crate::log::Log,
+) -> Result<Vec<Target2>, HostFailed> {
     let target = nexthop::parse(
         nexthop,
         client.lmtp,
@@ -231,6 +245,12 @@ async fn targets(s: &Settings, client: &Client, nexthop: &str) -> Result<Vec<Tar
             match first {
                 Ok(hosts) => out.extend(hosts.into_iter().map(Target2::Inet)),
                 Err(e) if client.fallback_relay.is_empty() => {
+                    if e.no_mx_address {
+                        log.tagged_warning(
+                            &client.log_tag,
+                            &format!("no MX host for {host} has a valid address record"),
+                        );
+                    }
                     let mut f = HostFailed::soft(e.dsn, e.why);
                     f.permanent = e.dsn.starts_with('5');
                     return Err(f);
@@ -275,6 +295,7 @@ async fn open(
     client: &Client,
     target: &Target2,
     message: &Message<'_>,
+    nexthop: &str,
     log: &crate::log::Log,
 ) -> Result<Conn, HostFailed> {
     let t = &client.timeouts;
@@ -339,7 +360,7 @@ async fn open(
         }
     };
     let relay = peer.relay();
-    match setup(client, Conn::new(stream, peer), message, log).await {
+    match setup(client, Conn::new(stream, peer), message, nexthop, log).await {
         Ok(conn) => Ok(conn),
         Err((mut f, conn)) => {
             if let Some(conn) = conn {
@@ -357,6 +378,7 @@ async fn setup(
     client: &Client,
     mut conn: Conn,
     message: &Message<'_>,
+    nexthop: &str,
     log: &crate::log::Log,
 ) -> Result<Conn, (HostFailed, Option<Conn>)> {
     // `?` for failures that leave the connection open (or not).
@@ -397,12 +419,12 @@ async fn setup(
     let mut ext = check!(hello(client, &mut conn).await, conn);
     // STARTTLS, as the level (or the policy table) asks.
     let level = check!(
-        tls_level(client, &conn.peer).map_err(|(dsn, why)| HostFailed::soft(dsn, why).alive()),
+        tls_level(client, nexthop).map_err(|(dsn, why)| HostFailed::soft(dsn, why).alive()),
         conn
     );
     if level > Level::None {
         if ext.starttls {
-            conn = starttls(client, conn, level, log)
+            conn = starttls(client, conn, level, nexthop, log)
                 .await
                 .map_err(|f| (f, None))?;
             ext = check!(hello(client, &mut conn).await, conn);
@@ -418,7 +440,10 @@ async fn setup(
         }
     }
     if client.sasl_enable {
-        check!(authenticate(client, &mut conn, &ext, message).await, conn);
+        check!(
+            authenticate(client, &mut conn, &ext, message, nexthop).await,
+            conn
+        );
     }
     conn.ext = ext;
     Ok(conn)
@@ -479,17 +504,29 @@ fn refused(conn: &Conn, r: &Reply, command: &str) -> HostFailed {
     }
 }
 
-/// The TLS level for this server: smtp_tls_policy_maps (by next-hop
-/// domain) over the transport's level.
-fn tls_level(client: &Client, peer: &Peer) -> Result<Level, (&'static str, String)> {
+/// The TLS level for a next hop: smtp_tls_policy_maps over the
+/// transport's level, looked up by the next hop as written (`[host]:port`,
+/// `[host]`, `domain`), then `[host]` without the port, then the parent
+/// domains as `.domain`.
+fn tls_level(client: &Client, nexthop: &str) -> Result<Level, (&'static str, String)> {
     if client.tls_policy_maps.is_empty() {
         return Ok(client.tls_level);
     }
-    let mut keys = vec![peer.name.to_ascii_lowercase()];
-    if let Some(p) = peer.port {
-        keys.insert(0, format!("[{}]:{p}", peer.name.to_ascii_lowercase()));
+    let hop = nexthop.trim().to_ascii_lowercase();
+    let mut keys = vec![hop.clone()];
+    if let Some(rest) = hop.strip_prefix('[')
+        && let Some((host, port)) = rest.split_once(']')
+        && !port.is_empty()
+    {
+        keys.push(format!("[{host}]"));
+    } else if !hop.starts_with('[') {
+        let domain = hop.split(':').next().unwrap_or(&hop);
+        let mut parent = domain;
+        while let Some((_, up)) = parent.split_once('.') {
+            keys.push(format!(".{up}"));
+            parent = up;
+        }
     }
-    keys.push(format!("[{}]", peer.name.to_ascii_lowercase()));
     for k in keys {
         match client.tls_policy_maps.find(&k, true) {
             Ok(Some(v)) => {
@@ -507,11 +544,23 @@ fn tls_level(client: &Client, peer: &Peer) -> Result<Level, (&'static str, Strin
     Ok(client.tls_level)
 }
 
+/// The name a certificate must have: the MX host's at `verify`, the
+/// next-hop domain's at `secure` (DNS is not trusted for it).
+fn certificate_name(level: Level, peer: &Peer, nexthop: &str) -> String {
+    if level == Level::Secure {
+        let hop = nexthop.trim().trim_start_matches('[');
+        let host = hop.split([']', ':']).next().unwrap_or(hop);
+        return host.to_string();
+    }
+    peer.name.clone()
+}
+
 /// STARTTLS and the handshake.
 async fn starttls(
     client: &Client,
     mut conn: Conn,
     level: Level,
+    nexthop: &str,
     log: &crate::log::Log,
 ) -> Result<Conn, HostFailed> {
     let t = client.timeouts.starttls;
@@ -542,7 +591,7 @@ async fn starttls(
         ));
     }
     let (stream, peer) = conn.into_stream();
-    let name = rustls::pki_types::ServerName::try_from(peer.name.clone())
+    let name = rustls::pki_types::ServerName::try_from(certificate_name(level, &peer, nexthop))
         .or_else(|_| rustls::pki_types::ServerName::try_from(peer.addr.clone()))
         .unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("localhost").expect("valid"));
     let config = if level.verifies() {
@@ -574,7 +623,8 @@ async fn starttls(
     };
     let (_, session) = tls.get_ref();
     let trust = client.tls.trust(session, &name);
-    let described = super::tls::describe(session);
+    let server_cert = session.peer_certificates().and_then(|c| c.first());
+    let described = super::tls::describe(session, server_cert.map(|c| c.as_ref()));
     log.tagged(
         &client.log_tag,
         &format!(
@@ -594,6 +644,7 @@ async fn authenticate(
     conn: &mut Conn,
     ext: &Extensions,
     message: &Message<'_>,
+    nexthop: &str,
 ) -> Result<(), HostFailed> {
     let mut keys = Vec::new();
     if client.sender_dependent_authentication && !message.sender.is_empty() {
@@ -602,11 +653,9 @@ async fn authenticate(
             keys.push(format!("@{}", d.to_ascii_lowercase()));
         }
     }
+    // The server's host name, then the next hop as written (SASL_README).
     keys.push(conn.peer.name.to_ascii_lowercase());
-    if let Some(port) = conn.peer.port {
-        keys.push(format!("[{}]:{port}", conn.peer.name.to_ascii_lowercase()));
-    }
-    keys.push(format!("[{}]", conn.peer.name.to_ascii_lowercase()));
+    keys.push(nexthop.trim().to_ascii_lowercase());
     let mut found = None;
     for k in &keys {
         match client.sasl_password_maps.find(k, true) {
@@ -657,6 +706,17 @@ async fn authenticate(
     .map_err(|b| broken(b, conn))?;
     let mut step = 0;
     loop {
+        // A server that keeps challenging is not authenticating anyone.
+        if step > 4 {
+            return Err(HostFailed::soft(
+                "4.7.0",
+                format!(
+                    "SASL authentication failed; server {} keeps challenging",
+                    conn.peer.named()
+                ),
+            )
+            .alive());
+        }
         let r = conn
             .reply(t, "receiving the AUTH response")
             .await
@@ -666,6 +726,7 @@ async fn authenticate(
             334 => {
                 let challenge = r.lines.first().map(String::as_str).unwrap_or("");
                 let Some(a) = sasl::answer(mechanism, step, challenge, &user, &password) else {
+                    step += 1;
                     conn.send(b"*\r\n", t, "sending AUTH")
                         .await
                         .map_err(|b| broken(b, conn))?;

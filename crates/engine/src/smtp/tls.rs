@@ -255,8 +255,10 @@ impl Tls {
 }
 
 /// `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)
-/// key-exchange X25519`, as Postfix's log says it (OpenSSL's names).
-pub fn describe(conn: &rustls::ClientConnection) -> String {
+/// key-exchange X25519 server-signature ...`, as Postfix's log says it
+/// (OpenSSL's names); `server_cert` is the server's certificate (the
+/// peer's for a client, our own for a server).
+pub fn describe(conn: &rustls::CommonState, server_cert: Option<&[u8]>) -> String {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
@@ -270,11 +272,7 @@ pub fn describe(conn: &rustls::ClientConnection) -> String {
     if let Some(kx) = conn.negotiated_key_exchange_group() {
         out.push_str(&format!(" key-exchange {:?}", kx.name()));
     }
-    if let Some(sig) = conn
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .and_then(|c| server_signature(c))
-    {
+    if let Some(sig) = server_cert.and_then(server_signature) {
         out.push(' ');
         out.push_str(&sig);
     }

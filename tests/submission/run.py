@@ -1,0 +1,1142 @@
+#!/usr/bin/env python3
+"""Server TLS and SMTP AUTH (issue 6): STARTTLS on 25 and 587, implicit TLS
+on 465 (smtpd_tls_wrappermode), smtpd_tls_security_level may/encrypt,
+smtpd_tls_auth_only, AUTH through a real Dovecot auth socket (and Cyrus
+SASL with saslauthd), the Received header's ESMTPS/ESMTPSA and TLS comment,
+STARTTLS command injection, checked with clients Rostfix did not write
+(Python's smtplib and ssl, swaks, openssl s_client).
+
+README: SUBJECT=postfix python3 tests/submission/run.py (root) checks
+Debian's Postfix against the values below; plain `python3
+tests/submission/run.py` checks Rostfix (target/release or $ROSTFIX_BIN).
+Options: -v prints what was observed (replies, normalized log lines,
+headers), --keep keeps the temporary directory of a failing scenario;
+arguments name scenarios (see SCENARIOS at the end). Exits 0 with a `skip`
+line when Dovecot, swaks or openssl is missing (scripts/deps installs
+them); the cyrus scenario alone is skipped when sasl2-bin is. Takes about
+30 s.
+
+Each scenario builds a temporary directory TMP holding
+
+    TMP/etc, queue, data  a private Postfix or Rostfix (common.subject()):
+                          common.private_main_cf + MAIN_CF below, and
+                          common.MASTER_CF (smtpd on 127.0.0.1:SMTP, the
+                          "port 25" service, smtpd_tls_security_level = may)
+                          plus seed 004's submission and smtps services
+                          (MASTER_CF_EXTRA) on 127.0.0.1:SUBMISSION and
+                          127.0.0.1:SMTPS, all free loopback ports
+    TMP/cert.pem, key.pem a self-signed RSA 2048 certificate for
+                          CN=mail.example.test (subjectAltName the name and
+                          IP 127.0.0.1), made with the openssl command; the
+                          clients verify the server against it
+    TMP/dovecot.conf      a private Dovecot that only authenticates:
+                          passwd-file TMP/dovecot-users (alice:{PLAIN}secret),
+                          auth client socket TMP/queue/private/auth (mode
+                          0660, owned by mail_owner) = smtpd_sasl_path
+                          private/auth
+    TMP/vmail             virtual_mailbox_base: alice@example.test's Maildir
+
+Outside domains (example.org) are relayed to relayhost [127.0.0.1]:1, where
+nothing listens: relayed mail just stays queued. Both daemons are stopped
+and TMP removed in `finally`; every wait has a timeout.
+
+Expected values were observed from Postfix 3.7.11 (Debian 12, OpenSSL
+3.0, Dovecot 2.3.19.1) with SUBJECT=postfix python3 tests/submission/run.py -v.
+Log lines are compared normalized: program without pid, queue IDs Q1..,
+TMP for the temporary directory, ports SMTP/SUBMISSION/SMTPS.
+"""
+
+import base64
+import os
+import pwd
+import re
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: E402
+
+DOVECOT = "/usr/sbin/dovecot"
+DOVEADM = "/usr/bin/doveadm"
+SWAKS = "/usr/bin/swaks"
+OPENSSL = "/usr/bin/openssl"
+SASLAUTHD = "/usr/sbin/saslauthd"
+SASLPASSWD2 = "/usr/sbin/saslpasswd2"
+
+PASSWORD = "secret"
+HOSTNAME = "mail.example.test"
+OUTSIDE = "someone@example.org"
+LOCAL = "alice@example.test"
+SETTLE = 10.0           # seconds a delivery or a log line may take
+VERBOSE = False
+
+# ------------------------------------------------------------ configuration
+
+# After common.private_main_cf(). mynetworks excludes loopback so that the
+# test client is an outside client; smtpd_relay_restrictions ends in
+# reject_unauth_destination (the default defer_unauth_destination answers
+# 454 4.7.1 instead of 554 5.7.1).
+MAIN_CF = """\
+myhostname = mail.example.test
+mydomain = example.test
+mydestination = localhost
+mynetworks = 192.0.2.0/24
+relayhost = [127.0.0.1]:1
+alias_maps =
+alias_database =
+biff = no
+virtual_mailbox_domains = example.test
+virtual_mailbox_base = {tmp}/vmail
+virtual_mailbox_maps = hash:{tmp}/etc/vmailbox
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_minimum_uid = {uid}
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+smtpd_tls_cert_file = {tmp}/cert.pem
+smtpd_tls_key_file = {tmp}/key.pem
+smtpd_tls_security_level = may
+smtpd_tls_received_header = yes
+smtpd_tls_loglevel = 1
+smtpd_sasl_authenticated_header = yes
+"""
+
+MAIN_CF_SASL = {
+    "dovecot": "smtpd_sasl_type = dovecot\nsmtpd_sasl_path = private/auth\n",
+    # Cyrus SASL reads TMP/sasl/smtpd.conf (smtpd_sasl_path names it).
+    "saslauthd": "smtpd_sasl_type = cyrus\nsmtpd_sasl_path = smtpd\n"
+                 "cyrus_sasl_config_path = {tmp}/sasl\n",
+    "sasldb": "smtpd_sasl_type = cyrus\nsmtpd_sasl_path = smtpd\n"
+              "cyrus_sasl_config_path = {tmp}/sasl\n",
+}
+
+VMAILBOX = "alice@example.test     example.test/alice/\n"
+
+# Seed 004's submission and smtps services, bound to loopback ports, with
+# Debian's commented-out -o overrides; tlsmgr for the TLS PRNG/cache.
+MASTER_CF_EXTRA = """\
+127.0.0.1:{submission} inet n - n - - smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o milter_macro_daemon_name=ORIGINATING
+127.0.0.1:{smtps} inet n - n - - smtpd
+  -o syslog_name=postfix/smtps
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o milter_macro_daemon_name=ORIGINATING
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+"""
+
+DOVECOT_CONF = """\
+# Written by tests/submission/run.py: a private Dovecot that only authenticates.
+base_dir = {tmp}/dovecot-run
+state_dir = {tmp}/dovecot-state
+instance_name = rostfix-submission-{instance}
+log_path = {tmp}/dovecot.log
+protocols = {protocols}
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+# A wrong password is answered at once (the default waits 2 s).
+auth_failure_delay = 0
+default_internal_user = {internal_user}
+default_internal_group = {internal_group}
+default_login_user = {login_user}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {tmp}/dovecot-users
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home=/nonexistent
+}}
+service auth {{
+  unix_listener {socket} {{
+    mode = 0660
+    user = {mail_owner}
+  }}
+}}
+service anvil {{
+  {anvil_chroot}
+}}
+service imap-login {{
+  {login_chroot}
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+mail_location = maildir:{tmp}/dovecot-mail/%u
+"""
+
+# Cyrus SASL's configuration for Postfix's smtpd (smtpd_sasl_path = smtpd):
+# through saslauthd, or the sasldb auxprop plugin in smtpd itself.
+SMTPD_CONF = {
+    "saslauthd": "pwcheck_method: saslauthd\nsaslauthd_path: {tmp}/saslauthd/mux\n"
+                 "mech_list: PLAIN LOGIN\n",
+    "sasldb": "pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
+              "sasldb_path: {tmp}/sasldb2\nmech_list: PLAIN LOGIN\n",
+}
+
+# ------------------------------------------------------------ expected values
+# Observed from Postfix 3.7.11 (Debian 12, OpenSSL 3.0.19, Dovecot 2.3.19.1,
+# Python 3.11 ssl) with SUBJECT=postfix python3 tests/submission/run.py -v.
+
+# EHLO replies (after the host name line), by port and TLS state.
+EHLO_SUBMISSION_PLAIN = [
+    "PIPELINING", "SIZE 10240000", "VRFY", "ETRN", "STARTTLS",
+    "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING",
+]
+EHLO_SUBMISSION_TLS = [
+    "PIPELINING", "SIZE 10240000", "VRFY", "ETRN", "AUTH PLAIN LOGIN",
+    "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING",
+]
+EHLO_SMTP_PLAIN = EHLO_SUBMISSION_PLAIN
+EHLO_SMTP_TLS = [
+    "PIPELINING", "SIZE 10240000", "VRFY", "ETRN",
+    "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING",
+]
+
+REPLY_MUST_STARTTLS = (530, "5.7.0 Must issue a STARTTLS command first")
+REPLY_STARTTLS = (220, "2.0.0 Ready to start TLS")
+REPLY_AUTH_OK = (235, "2.7.0 Authentication successful")
+REPLY_AUTH_FAILED = {
+    # Dovecot's auth server gives no reason: Postfix's own words.
+    "dovecot": (535, "5.7.8 Error: authentication failed: (reason unavailable)"),
+    "saslauthd": (535, "5.7.8 Error: authentication failed: authentication failure"),
+    "sasldb": (535, "5.7.8 Error: authentication failed: authentication failure"),
+}
+REPLY_MAIL_OK = (250, "2.1.0 Ok")
+REPLY_RCPT_OK = (250, "2.1.5 Ok")
+REPLY_RELAY_DENIED = (554, "5.7.1 <someone@example.org>: Relay access denied")
+REPLY_RSET = (250, "2.0.0 Ok")
+
+LOG_AUTH_FAILED = {
+    "dovecot": "postfix/submission/smtpd: warning: unknown[127.0.0.1]:"
+               " SASL PLAIN authentication failed: (reason unavailable), sasl_username=alice",
+    "saslauthd": "postfix/submission/smtpd: warning: unknown[127.0.0.1]:"
+                 " SASL PLAIN authentication failed: authentication failure",
+    "sasldb": "postfix/submission/smtpd: warning: unknown[127.0.0.1]:"
+              " SASL PLAIN authentication failed: authentication failure",
+}
+
+# ------------------------------------------------------------ helpers
+
+
+def say(*lines):
+    if VERBOSE:
+        for line in lines:
+            print("   " + line)
+
+
+def run(argv, timeout, env=None, input=None, check=True):
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL if input is None else None,
+                          input=input, env=env, timeout=timeout)
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+    if check and proc.returncode != 0:
+        both = (out + err).rstrip("\n")
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n    | "
+                           + both.replace("\n", "\n    | "))
+    return proc.returncode, out, err
+
+
+def tail(path, n=20):
+    try:
+        return "".join(open(path, errors="replace").readlines()[-n:])
+    except OSError as e:
+        return str(e)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return open(f"/proc/{pid}/stat").read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def wait_gone(pid, seconds):
+    deadline = time.time() + seconds
+    while alive(pid):
+        if time.time() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def grp_name(gid):
+    import grp
+    return grp.getgrgid(gid).gr_name
+
+
+def age_files(d):
+    # Postfix commands pause when main.cf is younger than a second.
+    past = time.time() - 3600
+    for name in os.listdir(d):
+        os.utime(os.path.join(d, name), (past, past))
+
+
+def make_certificate(tmp):
+    run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", os.path.join(tmp, "key.pem"), "-out", os.path.join(tmp, "cert.pem"),
+         "-days", "2", "-subj", f"/CN={HOSTNAME}",
+         "-addext", f"subjectAltName=DNS:{HOSTNAME},IP:127.0.0.1"], timeout=60)
+    os.chmod(os.path.join(tmp, "key.pem"), 0o600)
+
+
+def tls_context(tmp):
+    """A client context that trusts only the instance's certificate."""
+    ctx = ssl.create_default_context(cafile=os.path.join(tmp, "cert.pem"))
+    ctx.check_hostname = True
+    return ctx
+
+
+def features(ehlo_reply):
+    """The EHLO keywords after the host name line, as text."""
+    return ehlo_reply.decode("utf-8", "replace").split("\n")[1:]
+
+
+def reply(code_msg):
+    code, msg = code_msg
+    return code, msg.decode("utf-8", "replace").replace("\n", " / ")
+
+
+def auth_plain(c, user, password):
+    token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+    return reply(c.docmd("AUTH", "PLAIN " + token))
+
+
+def message(sender, rcpt, subject_line, msgid):
+    return (f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: {subject_line}\r\n"
+            f"Message-Id: <{msgid}@client.example>\r\n\r\n"
+            f"Sent by the Rostfix/Postfix submission test.\r\n").encode()
+
+
+def transaction(c, sender, rcpt, body):
+    """MAIL, RCPT, DATA by hand: each reply as (code, text)."""
+    out = {"mail": reply(c.docmd("MAIL", f"FROM:<{sender}>"))}
+    out["rcpt"] = reply(c.docmd("RCPT", f"TO:<{rcpt}>"))
+    if out["rcpt"][0] == 250:
+        code, msg = c.data(body)
+        out["data"] = (code, re.sub(r"queued as [0-9A-Za-z]+", "queued as QID",
+                                    msg.decode("utf-8", "replace")))
+    return out
+
+
+def read_reply(sock, seconds=10):
+    """One SMTP reply from a raw socket: (lines, bytes read past it)."""
+    deadline = time.time() + seconds
+    buf = b""
+    while True:
+        lines = buf.split(b"\r\n")
+        for i, line in enumerate(lines[:-1]):
+            if len(line) >= 4 and line[3:4] == b" ":
+                return [l.decode("utf-8", "replace") for l in lines[:i + 1]], \
+                    b"\r\n".join(lines[i + 1:])
+        left = deadline - time.time()
+        if left <= 0:
+            raise TimeoutError(f"no complete SMTP reply in {seconds} s: {buf!r}")
+        sock.settimeout(left)
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError(f"connection closed; read {buf!r}")
+        buf += data
+
+
+def drain(sock, seconds):
+    """Whatever arrives within `seconds`; b"" on a quiet or closed socket,
+    with `closed` set when the peer closed or reset the connection."""
+    sock.settimeout(seconds)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return data, True
+            data += chunk
+    except socket.timeout:
+        return data, False
+    except (ConnectionResetError, ssl.SSLError, OSError):
+        return data, True
+
+
+# ------------------------------------------------------------ log normalizing
+
+LOG_LINE = re.compile(r"^\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ (\S+?)\[\d+\]: (.*)$")
+QUEUE_ID = re.compile(r"\b([0-9A-F]{8,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{10,}z[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{4,})\b")
+
+
+def normalize_log(text, inst):
+    ids = {}
+    out = []
+    for line in text.splitlines():
+        m = LOG_LINE.match(line)
+        if not m:
+            continue
+        body = m.group(2)
+        qm = re.match(r"([0-9A-Za-z]{8,}): ", body)
+        if qm:
+            ids.setdefault(qm.group(1), f"Q{len(ids) + 1}")
+        line = f"{m.group(1)}: {body}".replace(inst.tmp, "TMP")
+        for qid, name in ids.items():
+            line = re.sub(r"(?<![0-9A-Za-z])" + qid + r"(?![0-9A-Za-z])", name, line)
+        for port, name in ((inst.smtp, "SMTP"), (inst.submission, "SUBMISSION"),
+                           (inst.smtps, "SMTPS")):
+            line = line.replace(f"127.0.0.1:{port}", f"127.0.0.1:{name}")
+        line = re.sub(r"\bdelay=[\d.]+", "delay=D", line)
+        line = re.sub(r"\bdelays=[\d./]+", "delays=D/D/D/D", line)
+        out.append(line)
+    return out
+
+
+# ------------------------------------------------------------ Dovecot
+
+
+class Dovecot:
+    """A private Dovecot: the auth client socket TMP/queue/private/auth for
+    smtpd_sasl_type = dovecot, and with imap=True also IMAP on a free
+    loopback port (saslauthd's rimap mechanism logs in there)."""
+
+    def __init__(self, tmp, mail_owner, uid, gid, imap=False):
+        self.tmp = tmp
+        self.conf = os.path.join(tmp, "dovecot.conf")
+        self.base_dir = os.path.join(tmp, "dovecot-run")
+        self.socket = os.path.join(tmp, "queue", "private", "auth")
+        self.imap_port = common.free_port() if imap else 0
+        self.started = False
+        root = os.geteuid() == 0
+        me = pwd.getpwuid(os.getuid()).pw_name
+        os.mkdir(os.path.join(tmp, "dovecot-state"), 0o755)
+        users = os.path.join(tmp, "dovecot-users")
+        with open(users, "w") as f:
+            f.write(f"alice:{{PLAIN}}{PASSWORD}::::::\n")
+        # Dovecot's auth process reads it as default_internal_user (dovecot).
+        os.chmod(users, 0o640)
+        if root:
+            os.chown(users, 0, pwd.getpwnam("dovecot").pw_gid)
+        with open(self.conf, "w") as f:
+            f.write(DOVECOT_CONF.format(
+                tmp=tmp, instance=os.path.basename(tmp), uid=uid, gid=gid,
+                socket=self.socket, mail_owner=mail_owner,
+                protocols="imap" if imap else "none", imap_port=self.imap_port,
+                internal_user="dovecot" if root else me,
+                internal_group="dovecot" if root else grp_name(os.getgid()),
+                login_user="dovenull" if root else me,
+                # Without root Dovecot can chroot nothing.
+                login_chroot="" if root else "chroot =",
+                anvil_chroot="" if root else "chroot =",
+            ))
+        os.chmod(self.conf, 0o644)
+
+    def start(self):
+        self.started = True
+        out = os.path.join(self.tmp, "dovecot.out")
+        with open(out, "wb") as f:
+            rc = subprocess.run([DOVECOT, "-c", self.conf], stdin=subprocess.DEVNULL,
+                                stdout=f, stderr=f, timeout=30).returncode
+        if rc != 0:
+            raise RuntimeError(f"dovecot -c {self.conf} exited {rc}:\n{tail(out)}")
+        deadline = time.time() + 15
+        while not (os.path.exists(self.socket)
+                   and (not self.imap_port or common.wait_listening(self.imap_port, 0.2))):
+            if time.time() > deadline:
+                raise RuntimeError(f"Dovecot: no auth socket {self.socket} (or IMAP port)"
+                                   f" 15 s after start;"
+                                   f" log:\n{tail(os.path.join(self.tmp, 'dovecot.log'))}")
+            time.sleep(0.1)
+
+    def stop(self):
+        if not self.started:
+            return
+        try:
+            pid = int(open(os.path.join(self.base_dir, "master.pid")).read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pid = None
+        try:
+            run([DOVEADM, "-c", self.conf, "stop"], timeout=20)
+        except (RuntimeError, subprocess.TimeoutExpired):
+            pass
+        if pid is not None and not wait_gone(pid, 10):
+            try:
+                os.kill(pid, 9)   # last resort: the master this script started
+            except OSError:
+                pass
+
+
+# ------------------------------------------------------------ Cyrus SASL
+
+
+def write_smtpd_conf(tmp, kind):
+    os.mkdir(os.path.join(tmp, "sasl"), 0o755)
+    with open(os.path.join(tmp, "sasl", "smtpd.conf"), "w") as f:
+        f.write(SMTPD_CONF[kind].format(tmp=tmp))
+    os.chmod(os.path.join(tmp, "sasl", "smtpd.conf"), 0o644)
+
+
+class Saslauthd:
+    """Debian's saslauthd (sasl2-bin) on TMP/saslauthd/mux, a child of this
+    script (-d), stopped by its pid. Its sasldb mechanism reads only
+    /etc/sasldb2 (-O is ignored), which a test must not touch; so it uses
+    the rimap mechanism: an IMAP LOGIN at the private Dovecot."""
+
+    def __init__(self, tmp, mail_owner, uid, gid):
+        self.tmp = tmp
+        self.dir = os.path.join(tmp, "saslauthd")
+        self.proc = None
+        self.dovecot = Dovecot(tmp, mail_owner, uid, gid, imap=True)
+        os.mkdir(self.dir, 0o755)
+        write_smtpd_conf(tmp, "saslauthd")
+
+    def start(self):
+        self.dovecot.start()
+        log = open(os.path.join(self.tmp, "saslauthd.log"), "wb")
+        self.proc = subprocess.Popen(
+            [SASLAUTHD, "-d", "-a", "rimap", "-O", f"127.0.0.1/{self.dovecot.imap_port}",
+             "-m", self.dir, "-n", "1"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+        deadline = time.time() + 10
+        while not os.path.exists(os.path.join(self.dir, "mux")):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("saslauthd did not make its socket:\n"
+                                   + tail(os.path.join(self.tmp, "saslauthd.log")))
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.dovecot.stop()
+
+
+class Sasldb:
+    """No daemon: Cyrus SASL's sasldb auxprop plugin in smtpd reads
+    TMP/sasldb2, made by saslpasswd2 (realm = myhostname)."""
+
+    def __init__(self, tmp, mail_owner, uid, gid):
+        self.tmp = tmp
+        db = os.path.join(tmp, "sasldb2")
+        run([SASLPASSWD2, "-f", db, "-p", "-c", "-u", HOSTNAME, "alice"],
+            timeout=20, input=PASSWORD.encode())
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam(mail_owner)
+            os.chown(db, owner.pw_uid, owner.pw_gid)
+        write_smtpd_conf(tmp, "sasldb")
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+
+HELPERS = {"dovecot": Dovecot, "saslauthd": Saslauthd, "sasldb": Sasldb}
+
+
+# ------------------------------------------------------------ the mail system
+
+
+class Instance:
+    def __init__(self, name, bin_dir, sasl="dovecot"):
+        self.name = name
+        self.bin = bin_dir
+        self.sasl = sasl
+        self.tmp = tempfile.mkdtemp(prefix=f"submission-{name}-")
+        os.chmod(self.tmp, 0o755)
+        self.etc = os.path.join(self.tmp, "etc")
+        self.queue = os.path.join(self.tmp, "queue")
+        self.smtp, self.submission, self.smtps = (common.free_port() for _ in range(3))
+        self.mail_owner, self.uid, self.gid = common.users()
+        self.started = False
+        self.helper = None
+        self.offset = 0
+        for d in ("etc", "queue", "data", "vmail"):
+            os.mkdir(os.path.join(self.tmp, d), 0o755)
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam(self.mail_owner)
+            os.chown(os.path.join(self.tmp, "data"), owner.pw_uid, owner.pw_gid)
+            os.chown(os.path.join(self.tmp, "vmail"), self.uid, self.gid)
+        make_certificate(self.tmp)
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write("# Written by tests/submission/run.py: a private instance on loopback.\n"
+                    + common.private_main_cf(self.tmp, self.mail_owner)
+                    + MAIN_CF.format(tmp=self.tmp, uid=self.uid, gid=self.gid)
+                    + MAIN_CF_SASL[sasl].format(tmp=self.tmp))
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(common.MASTER_CF.format(port=self.smtp)
+                    + MASTER_CF_EXTRA.format(submission=self.submission, smtps=self.smtps))
+        with open(os.path.join(self.etc, "vmailbox"), "w") as f:
+            f.write(VMAILBOX)
+        age_files(self.etc)
+        self.command("postmap", "-c", self.etc, f"hash:{self.etc}/vmailbox")
+        age_files(self.etc)
+
+    def command(self, name, *args, timeout=60):
+        path = os.path.join(self.bin, name)
+        if not os.path.exists(path):
+            raise RuntimeError(f"{path} does not exist")
+        env = dict(os.environ, LC_ALL="C")
+        env.pop("MAIL_CONFIG", None)
+        return run([path, *args], timeout=timeout, env=env)[1]
+
+    def start(self):
+        self.started = True
+        self.command("postfix", "-c", self.etc, "start")
+        for port in (self.smtp, self.submission, self.smtps):
+            if not common.wait_listening(port, 10):
+                raise RuntimeError(f"nothing listens on 127.0.0.1:{port} 10 s after start")
+        self.mark_log()
+        # The SASL server's socket lives in queue/private (made by start).
+        private = os.path.join(self.queue, "private")
+        if not os.path.isdir(private):
+            raise RuntimeError(f"{private} missing after start")
+        self.helper = HELPERS[self.sasl](self.tmp, self.mail_owner, self.uid, self.gid)
+        self.helper.start()
+
+    def stop(self):
+        if self.helper is not None:
+            self.helper.stop()
+        if not self.started:
+            return
+        pidfile = os.path.join(self.queue, "pid", "master.pid")
+        try:
+            self.command("postfix", "-c", self.etc, "stop", timeout=30)
+        except (RuntimeError, subprocess.TimeoutExpired):
+            try:
+                os.kill(int(open(pidfile).read().split()[0]), 9)
+            except (OSError, ValueError, IndexError):
+                pass
+
+    def mark_log(self):
+        """Waits (bounded) until the three wait_listening probes are logged,
+        then makes log() start after them."""
+        self.offset = 0
+        deadline = time.time() + 3
+        while self.maillog().count(" commands=0/0") < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        self.offset = len(self.maillog())
+
+    def maillog(self):
+        try:
+            with open(os.path.join(self.tmp, "maillog"), encoding="utf-8",
+                      errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log(self):
+        """The normalized log lines after the start-up probes."""
+        return normalize_log(self.maillog()[self.offset:], self)
+
+    def wait_log(self, predicate, seconds=SETTLE):
+        """The normalized log once predicate(lines) holds, or at the deadline."""
+        deadline = time.time() + seconds
+        while True:
+            lines = self.log()
+            if predicate(lines) or time.time() > deadline:
+                return lines
+            time.sleep(0.1)
+
+    def maildir_files(self):
+        new = os.path.join(self.tmp, "vmail", "example.test", "alice", "new")
+        try:
+            return sorted(os.path.join(new, n) for n in os.listdir(new))
+        except FileNotFoundError:
+            return []
+
+    def wait_delivered(self, count, seconds=SETTLE):
+        deadline = time.time() + seconds
+        while len(self.maildir_files()) < count and time.time() < deadline:
+            time.sleep(0.1)
+        return self.maildir_files()
+
+    def smtp_client(self, port):
+        return smtplib.SMTP("127.0.0.1", port, local_hostname="client.example", timeout=20)
+
+    def smtps_client(self):
+        return smtplib.SMTP_SSL("127.0.0.1", self.smtps, local_hostname="client.example",
+                                timeout=20, context=tls_context(self.tmp))
+
+
+def received_headers(path):
+    """The Received headers of a delivered file, unfolded lines kept as
+    they are (list of header texts, each a list of physical lines)."""
+    data = open(path, "rb").read().decode("utf-8", "replace")
+    head = data.split("\n\n", 1)[0].split("\n")
+    out, cur = [], None
+    for line in head:
+        if line[:1] in (" ", "\t") and cur is not None:
+            cur.append(line)
+            continue
+        cur = None
+        if line.lower().startswith("received:"):
+            cur = [line]
+            out.append(cur)
+    return out
+
+
+def normalize_received(lines, inst):
+    """A Received header with its line layout kept; the queue ID as QID,
+    the date as DATE."""
+    text = "\n".join(lines)
+    text = re.sub(r" id [0-9A-Za-z]+", " id QID", text)
+    text = re.sub(r"; [A-Z][a-z]{2}, .*$", "; DATE", text, flags=re.S)
+    return text.split("\n")
+
+
+# ------------------------------------------------------------ scenarios
+
+
+def scenario_submission(inst, check, n):
+    """1. Port 587: STARTTLS required, AUTH only after TLS, relaying when
+    authenticated, a wrong password."""
+    with inst.smtp_client(inst.submission) as c:
+        code, msg = c.ehlo("client.example")
+        plain = features(msg)
+        say(f"587 EHLO before TLS: {code} {plain}")
+        check(code == 250 and "STARTTLS" in plain, f"{n}: 587 EHLO before TLS lists STARTTLS")
+        check(not any(f.startswith("AUTH") for f in plain),
+              f"{n}: 587 EHLO before TLS lists no AUTH (smtpd_tls_auth_only)")
+        check(plain == EHLO_SUBMISSION_PLAIN, f"{n}: 587 EHLO keywords before TLS as Postfix's")
+        r = reply(c.docmd("MAIL", "FROM:<alice@example.test>"))
+        say(f"587 MAIL before STARTTLS: {r}")
+        check(r == REPLY_MUST_STARTTLS, f"{n}: 587 MAIL before STARTTLS: {REPLY_MUST_STARTTLS}")
+        r = auth_plain(c, "alice", PASSWORD)
+        say(f"587 AUTH before STARTTLS: {r}")
+        check(r[0] >= 500, f"{n}: 587 AUTH before STARTTLS refused ({r})")
+        r = reply(c.starttls(context=tls_context(inst.tmp)))
+        say(f"587 STARTTLS: {r}")
+        check(r == REPLY_STARTTLS, f"{n}: 587 STARTTLS: {REPLY_STARTTLS}")
+        code, msg = c.ehlo("client.example")
+        tls = features(msg)
+        say(f"587 EHLO after TLS: {code} {tls}")
+        check("AUTH PLAIN LOGIN" in tls, f"{n}: 587 EHLO after TLS lists AUTH PLAIN LOGIN")
+        check("STARTTLS" not in tls, f"{n}: 587 EHLO after TLS no longer lists STARTTLS")
+        check(tls == EHLO_SUBMISSION_TLS, f"{n}: 587 EHLO keywords after TLS as Postfix's")
+        r = reply(c.docmd("MAIL", "FROM:<alice@example.test>"))
+        say(f"587 MAIL after TLS, before AUTH: {r}")
+        check(r == REPLY_MAIL_OK, f"{n}: 587 MAIL after TLS before AUTH: {REPLY_MAIL_OK}")
+        r = reply(c.docmd("RCPT", f"TO:<{OUTSIDE}>"))
+        say(f"587 RCPT before AUTH: {r}")
+        check(r[0] == 554, f"{n}: 587 RCPT before AUTH refused (554)")
+        c.rset()
+        r = auth_plain(c, "alice", "wrong")
+        say(f"587 AUTH PLAIN wrong password: {r}")
+        want = REPLY_AUTH_FAILED[inst.sasl]
+        check(r == want, f"{n}: 587 wrong password: {want}")
+        r = auth_plain(c, "alice", PASSWORD)
+        say(f"587 AUTH PLAIN alice: {r}")
+        check(r == REPLY_AUTH_OK, f"{n}: 587 AUTH PLAIN alice: {REPLY_AUTH_OK}")
+        t = transaction(c, "alice@example.test", OUTSIDE,
+                        message("alice@example.test", OUTSIDE, "submission relay", "s1"))
+        say(f"587 relay transaction: {t}")
+        check(t.get("mail") == REPLY_MAIL_OK and t.get("rcpt") == REPLY_RCPT_OK,
+              f"{n}: 587 authenticated relay to {OUTSIDE}: MAIL and RCPT 250")
+        check(t.get("data", (0, ""))[0] == 250 and "queued as" in t["data"][1],
+              f"{n}: 587 authenticated relay: DATA 250 ... queued as")
+    want = LOG_AUTH_FAILED[inst.sasl]
+    log = inst.wait_log(lambda l: want in l)
+    say("log:", *("  " + l for l in log if "submission" in l))
+    check(want in log, f"{n}: log line: {want}")
+
+
+def scenario_smtps(inst, check, n):
+    """2. Port 465: TLS first; AUTH LOGIN and a submission with SMTP_SSL;
+    a plain-text client gets nothing."""
+    with inst.smtps_client() as c:
+        code, msg = c.ehlo("client.example")
+        tls = features(msg)
+        say(f"465 EHLO: {code} {tls}")
+        check("AUTH PLAIN LOGIN" in tls and "STARTTLS" not in tls,
+              f"{n}: 465 EHLO lists AUTH PLAIN LOGIN, no STARTTLS")
+        c.user, c.password = "alice", PASSWORD
+        r = reply(c.auth("LOGIN", c.auth_login))
+        say(f"465 AUTH LOGIN: {r}")
+        check(r == REPLY_AUTH_OK, f"{n}: 465 AUTH LOGIN alice: {REPLY_AUTH_OK}")
+        t = transaction(c, "alice@example.test", OUTSIDE,
+                        message("alice@example.test", OUTSIDE, "smtps relay", "s2"))
+        say(f"465 transaction: {t}")
+        check(t.get("mail") == REPLY_MAIL_OK and t.get("rcpt") == REPLY_RCPT_OK
+              and t.get("data", (0, ""))[0] == 250,
+              f"{n}: 465 authenticated submission accepted (250 250 250)")
+    # A plain-text client: no greeting comes (the server waits for a
+    # ClientHello); its EHLO ends the connection.
+    s = socket.create_connection(("127.0.0.1", inst.smtps), 10)
+    try:
+        greeting, closed = drain(s, 2.0)
+        say(f"465 plain client, 2 s after connecting: {greeting!r} closed={closed}")
+        check(greeting == b"" and not closed, f"{n}: 465 plain client gets no greeting")
+        s.sendall(b"EHLO client.example\r\n")
+        answer, closed = drain(s, 5.0)
+        say(f"465 plain client after EHLO: {answer!r} closed={closed}")
+        check(closed, f"{n}: 465 plain client's EHLO: connection closed")
+        check(not answer.startswith(b"2") and not answer.startswith(b"5"),
+              f"{n}: 465 plain client gets no SMTP reply")
+    finally:
+        s.close()
+    log = inst.wait_log(lambda l: any("postfix/smtps/smtpd: disconnect from" in x
+                                      and "commands=0" in x for x in l))
+    mine = [l for l in log if l.startswith("postfix/smtps/")]
+    say("log:", *("  " + l for l in mine))
+    check(mine[:len(EXPECTED_SMTPS_LOG)] == EXPECTED_SMTPS_LOG,
+          f"{n}: smtps log lines of the SMTP_SSL session as Postfix's")
+    plain = mine[len(EXPECTED_SMTPS_LOG):]
+    check(len(plain) == len(EXPECTED_SMTPS_PLAIN_LOG)
+          and all(re.fullmatch(w, l) for w, l in zip(EXPECTED_SMTPS_PLAIN_LOG, plain)),
+          f"{n}: smtps log lines of the plain-text session as Postfix's (OpenSSL's"
+          " error text aside)")
+
+
+EXPECTED_SMTPS_LOG = [
+    "postfix/smtps/smtpd: connect from unknown[127.0.0.1]",
+    "postfix/smtps/smtpd: Anonymous TLS connection established from unknown[127.0.0.1]:"
+    " TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519"
+    " server-signature RSA-PSS (2048 bits) server-digest SHA256",
+    "postfix/smtps/smtpd: Q1: client=unknown[127.0.0.1], sasl_method=LOGIN, sasl_username=alice",
+    "postfix/smtps/smtpd: disconnect from unknown[127.0.0.1]"
+    " ehlo=1 auth=1 mail=1 rcpt=1 data=1 quit=1 commands=6",
+]
+# The plain-text client's session (regexps). Postfix 3.7.11 logged
+#   SSL_accept error from unknown[127.0.0.1]: -1
+#   warning: TLS library problem: error:0A00010B:SSL routines::wrong version
+#     number:../ssl/record/ssl3_record.c:350:
+# (a client that connects and closes without a byte, like common.wait_listening,
+# gets "SSL_accept error from unknown[127.0.0.1]: lost connection" instead).
+EXPECTED_SMTPS_PLAIN_LOG = [
+    r"postfix/smtps/smtpd: connect from unknown\[127\.0\.0\.1\]",
+    r"postfix/smtps/smtpd: SSL_accept error from unknown\[127\.0\.0\.1\]: -1",
+    r"postfix/smtps/smtpd: warning: TLS library problem: .*wrong version number.*",
+    r"postfix/smtps/smtpd: lost connection after CONNECT from unknown\[127\.0\.0\.1\]",
+    r"postfix/smtps/smtpd: disconnect from unknown\[127\.0\.0\.1\] commands=0/0",
+]
+
+
+def scenario_port25(inst, check, n):
+    """3. Port 25 (may): no relaying without AUTH, STARTTLS offered, ESMTPS
+    and the TLS comment in Received; ESMTPSA for a 587 submission."""
+    with inst.smtp_client(inst.smtp) as c:
+        code, msg = c.ehlo("client.example")
+        plain = features(msg)
+        say(f"25 EHLO: {code} {plain}")
+        check("STARTTLS" in plain, f"{n}: 25 EHLO lists STARTTLS")
+        check(plain == EHLO_SMTP_PLAIN, f"{n}: 25 EHLO keywords as Postfix's")
+        r = reply(c.docmd("MAIL", "FROM:<stranger@client.example>"))
+        check(r == REPLY_MAIL_OK, f"{n}: 25 MAIL without TLS: {REPLY_MAIL_OK}")
+        r = reply(c.docmd("RCPT", f"TO:<{OUTSIDE}>"))
+        say(f"25 RCPT to outside: {r}")
+        check(r == REPLY_RELAY_DENIED, f"{n}: 25 relay refused: {REPLY_RELAY_DENIED}")
+        c.rset()
+        r = reply(c.starttls(context=tls_context(inst.tmp)))
+        check(r == REPLY_STARTTLS, f"{n}: 25 STARTTLS: {REPLY_STARTTLS}")
+        say(f"25 TLS: {c.sock.version()} {c.sock.cipher()}")
+        code, msg = c.ehlo("client.example")
+        tls = features(msg)
+        say(f"25 EHLO after TLS: {code} {tls}")
+        check(tls == EHLO_SMTP_TLS, f"{n}: 25 EHLO keywords after TLS as Postfix's (no AUTH)")
+        t = transaction(c, "stranger@client.example", LOCAL,
+                        message("stranger@client.example", LOCAL, "port 25 TLS", "s3"))
+        say(f"25 transaction: {t}")
+        check(t.get("data", (0, ""))[0] == 250, f"{n}: 25 TLS message to {LOCAL} accepted")
+        cipher = c.sock.cipher()
+    files = inst.wait_delivered(1)
+    check(len(files) == 1, f"{n}: the message reached alice's Maildir")
+    if files:
+        rec = received_headers(files[0])
+        say("Received (25):", *("  " + l for l in rec[0]))
+        got = normalize_received(rec[0], inst)
+        want = [l.format(cipher=cipher[0], bits=cipher[2]) for l in EXPECTED_RECEIVED_25]
+        check(len(rec) == 1, f"{n}: one Received header")
+        check(got == want, f"{n}: Received header (25, TLS) as Postfix's")
+    # The authenticated submission on 587 to the same user.
+    with inst.smtp_client(inst.submission) as c:
+        c.starttls(context=tls_context(inst.tmp))
+        c.ehlo("client.example")
+        r = auth_plain(c, "alice", PASSWORD)
+        check(r == REPLY_AUTH_OK, f"{n}: 587 AUTH PLAIN alice")
+        t = transaction(c, "alice@example.test", LOCAL,
+                        message("alice@example.test", LOCAL, "port 587 TLS AUTH", "s4"))
+        check(t.get("data", (0, ""))[0] == 250, f"{n}: 587 message to {LOCAL} accepted")
+        cipher = c.sock.cipher()
+    files = inst.wait_delivered(2)
+    check(len(files) == 2, f"{n}: the second message reached alice's Maildir")
+    second = [f for f in files if "port 587" in open(f, errors="replace").read()]
+    if second:
+        rec = received_headers(second[0])
+        say("Received (587):", *("  " + l for l in rec[0]))
+        got = normalize_received(rec[0], inst)
+        want = [l.format(cipher=cipher[0], bits=cipher[2]) for l in EXPECTED_RECEIVED_587]
+        check(got == want, f"{n}: Received header (587, TLS, AUTH) as Postfix's")
+    log = inst.wait_log(lambda l: sum("to=<alice@example.test>" in x for x in l) >= 2)
+    say("log:", *("  " + l for l in log))
+    for want in EXPECTED_TLS_LOG_25:
+        check(any(re.fullmatch(want, l) for l in log), f"{n}: log line ~ {want}")
+
+
+# smtpd_tls_received_header = yes, smtpd_sasl_authenticated_header = yes;
+# {cipher} and {bits} are what the client's ssl module reports for the
+# session (Postfix prints OpenSSL's name for it, which is the same for TLS
+# 1.3). Key exchange and signature are what OpenSSL 3.0 negotiates with
+# Python's ssl for an RSA 2048 key.
+EXPECTED_RECEIVED_25 = [
+    "Received: from client.example (unknown [127.0.0.1])",
+    "\t(using TLSv1.3 with cipher {cipher} ({bits}/{bits} bits)",
+    "\t key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256)",
+    "\t(No client certificate requested)",
+    "\tby mail.example.test (Postfix) with ESMTPS id QID",
+    "\tfor <alice@example.test>; DATE",
+]
+EXPECTED_RECEIVED_587 = [
+    "Received: from client.example (unknown [127.0.0.1])",
+    "\t(using TLSv1.3 with cipher {cipher} ({bits}/{bits} bits)",
+    "\t key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256)",
+    "\t(No client certificate requested)",
+    "\t(Authenticated sender: alice)",
+    "\tby mail.example.test (Postfix) with ESMTPSA id QID",
+    "\tfor <alice@example.test>; DATE",
+]
+# smtpd_tls_loglevel = 1.
+EXPECTED_TLS_LOG_25 = [
+    r"postfix/smtpd: Anonymous TLS connection established from unknown\[127\.0\.0\.1\]:"
+    r" TLSv1\.3 with cipher \S+ \(\d+/\d+ bits\) key-exchange X25519"
+    r" server-signature RSA-PSS \(2048 bits\) server-digest SHA256",
+    r"postfix/submission/smtpd: Anonymous TLS connection established from"
+    r" unknown\[127\.0\.0\.1\]: TLSv1\.3 with cipher .*",
+]
+
+
+def scenario_injection(inst, check, n):
+    """4. STARTTLS command injection: RSET pipelined after STARTTLS in the
+    same packet must not run inside the TLS session."""
+    s = socket.create_connection(("127.0.0.1", inst.smtp), 10)
+    tls = None
+    try:
+        banner, rest = read_reply(s)
+        say(f"banner: {banner}")
+        s.sendall(b"EHLO client.example\r\n")
+        ehlo, rest = read_reply(s)
+        s.sendall(b"STARTTLS\r\nRSET\r\n")
+        first, rest = read_reply(s)
+        extra, closed = drain(s, 1.0)
+        say(f"reply to STARTTLS: {first}, then {rest + extra!r} closed={closed}")
+        check(first == ["220 2.0.0 Ready to start TLS"] and rest + extra == b"",
+              f"{n}: one 220 reply to STARTTLS, nothing for RSET in plain text")
+        tls = tls_context(inst.tmp).wrap_socket(s, server_hostname=HOSTNAME)
+        say(f"handshake: {tls.version()} {tls.cipher()}")
+        tls.sendall(b"EHLO client.example\r\n")
+        after, rest = read_reply(tls)
+        say(f"first reply inside TLS: {after}")
+        check(after[0].startswith("250-mail.example.test") or after[0] == "250 mail.example.test",
+              f"{n}: the first reply inside TLS is EHLO's 250 {HOSTNAME}, not RSET's")
+        check(after[-1] != "250 2.0.0 Ok", f"{n}: RSET's 250 2.0.0 Ok did not come")
+        tls.sendall(b"NOOP\r\n")
+        noop, rest2 = read_reply(tls)
+        say(f"NOOP: {noop} then {rest + rest2!r}")
+        check(noop == ["250 2.0.0 Ok"] and rest + rest2 == b"",
+              f"{n}: NOOP answered once: nothing queued from before TLS")
+        tls.sendall(b"QUIT\r\n")
+        quit_reply, _ = read_reply(tls)
+        check(quit_reply == ["221 2.0.0 Bye"], f"{n}: QUIT: 221 2.0.0 Bye")
+    finally:
+        (tls or s).close()
+    log = inst.wait_log(lambda l: any(x.startswith("postfix/smtpd: disconnect from") for x in l))
+    mine = [l for l in log if l.startswith("postfix/smtpd:")]
+    say("log:", *("  " + l for l in mine))
+    for want in EXPECTED_INJECTION_LOG:
+        check(want in mine, f"{n}: log line: {want}")
+
+
+# Postfix discards the pipelined RSET and says so.
+EXPECTED_INJECTION_LOG = [
+    "postfix/smtpd: disconnect from unknown[127.0.0.1] ehlo=2 starttls=1 noop=1 quit=1 commands=5",
+]
+
+
+def scenario_tools(inst, check, n):
+    """5. swaks with STARTTLS + AUTH PLAIN on 587 and --tlsc on 465;
+    openssl s_client -starttls smtp."""
+    for what, port, extra in (("587 --tls", inst.submission, ["--tls"]),
+                              ("465 --tlsc", inst.smtps, ["--tlsc"])):
+        rc, out, err = run([SWAKS, "--server", f"127.0.0.1:{port}", *extra,
+                            "--auth", "PLAIN", "--auth-user", "alice",
+                            "--auth-password", PASSWORD, "--helo", "client.example",
+                            "--from", "alice@example.test", "--to", OUTSIDE,
+                            "--timeout", "20"], timeout=60, check=False)
+        say(f"swaks {what}: exit {rc}", *("  " + l for l in (out + err).splitlines()
+                                          if l[:3] in ("<- ", "<~ ", "=== ", "-> ", "~> ")))
+        check(rc == 0, f"{n}: swaks {what} --auth PLAIN exits 0")
+        check("<~  235 2.7.0 Authentication successful" in out,
+              f"{n}: swaks {what}: 235 inside TLS")
+    rc, out, err = run([OPENSSL, "s_client", "-starttls", "smtp", "-connect",
+                        f"127.0.0.1:{inst.smtp}", "-servername", HOSTNAME, "-crlf",
+                        "-ign_eof", "-CAfile", os.path.join(inst.tmp, "cert.pem"),
+                        "-verify_return_error"],
+                       timeout=30, input=b"EHLO client.example\nQUIT\n", check=False)
+    subjects = re.findall(r"^subject=(.*)$", out, re.M)
+    replies = [l for l in out.splitlines() if re.match(r"^\d{3}[ -]", l)]
+    say(f"openssl s_client: exit {rc}, subject {subjects}", *("  " + l for l in replies))
+    check(rc == 0, f"{n}: openssl s_client -starttls smtp exits 0")
+    check(subjects == [f"CN = {HOSTNAME}"], f"{n}: s_client sees subject CN = {HOSTNAME}")
+    check("Verify return code: 0 (ok)" in out, f"{n}: s_client verifies the certificate")
+    check(replies[:1] == [f"250-{HOSTNAME}"] and "250-STARTTLS" not in replies
+          and replies[-1:] == ["221 2.0.0 Bye"],
+          f"{n}: s_client's EHLO inside TLS answered (250-{HOSTNAME} ..., no STARTTLS), QUIT 221")
+
+
+def scenario_log(inst, check, n):
+    """6. The smtpd log lines of an authenticated submission on 587."""
+    with inst.smtp_client(inst.submission) as c:
+        c.starttls(context=tls_context(inst.tmp))
+        c.ehlo("client.example")
+        r = auth_plain(c, "alice", PASSWORD)
+        check(r == REPLY_AUTH_OK, f"{n}: 587 AUTH PLAIN alice")
+        c.sendmail("alice@example.test", [OUTSIDE],
+                   message("alice@example.test", OUTSIDE, "log lines", "s6"))
+    log = inst.wait_log(lambda l: any(x.startswith("postfix/submission/smtpd: disconnect")
+                                      and "ehlo=" in x for x in l))
+    mine = [l for l in log if l.startswith("postfix/submission/smtpd:")]
+    say("log:", *("  " + l for l in mine))
+    check(mine == EXPECTED_SUBMISSION_LOG, f"{n}: submission smtpd log lines as Postfix's")
+
+
+EXPECTED_SUBMISSION_LOG = [
+    "postfix/submission/smtpd: connect from unknown[127.0.0.1]",
+    "postfix/submission/smtpd: Anonymous TLS connection established from unknown[127.0.0.1]:"
+    " TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519"
+    " server-signature RSA-PSS (2048 bits) server-digest SHA256",
+    "postfix/submission/smtpd: Q1: client=unknown[127.0.0.1], sasl_method=PLAIN, sasl_username=alice",
+    "postfix/submission/smtpd: disconnect from unknown[127.0.0.1]"
+    " ehlo=2 starttls=1 auth=1 mail=1 rcpt=1 data=1 quit=1 commands=8",
+]
+
+
+def scenario_cyrus(inst, check, n):
+    """7. smtpd_sasl_type = cyrus: through saslauthd (rimap at the private
+    Dovecot), or the sasldb auxprop plugin (scenario names saslauthd and
+    sasldb)."""
+    with inst.smtp_client(inst.submission) as c:
+        c.starttls(context=tls_context(inst.tmp))
+        code, msg = c.ehlo("client.example")
+        tls = features(msg)
+        say(f"587 EHLO after TLS (cyrus): {tls}")
+        check(any(f.startswith("AUTH ") for f in tls), f"{n}: 587 EHLO after TLS lists AUTH")
+        check(tls == EHLO_SUBMISSION_TLS, f"{n}: 587 EHLO keywords (cyrus) as Postfix's")
+        r = auth_plain(c, "alice", "wrong")
+        say(f"AUTH PLAIN wrong password: {r}")
+        want = REPLY_AUTH_FAILED[inst.sasl]
+        check(r == want, f"{n}: wrong password: {want}")
+        r = auth_plain(c, "alice", PASSWORD)
+        say(f"AUTH PLAIN alice: {r}")
+        check(r == REPLY_AUTH_OK, f"{n}: AUTH PLAIN alice: {REPLY_AUTH_OK}")
+        t = transaction(c, "alice@example.test", OUTSIDE,
+                        message("alice@example.test", OUTSIDE, "cyrus", "s7"))
+        say(f"transaction: {t}")
+        check(t.get("rcpt") == REPLY_RCPT_OK and t.get("data", (0, ""))[0] == 250,
+              f"{n}: authenticated relay accepted")
+    want = LOG_AUTH_FAILED[inst.sasl]
+    log = inst.wait_log(lambda l: any("sasl_username=alice" in x for x in l))
+    mine = [l for l in log if l.startswith("postfix/submission/smtpd:")]
+    say("log:", *("  " + l for l in mine))
+    check(want in mine, f"{n}: log line: {want}")
+    check(any(re.fullmatch(r"postfix/submission/smtpd: Q\d+: client=unknown\[127\.0\.0\.1\],"
+                           r" sasl_method=PLAIN, sasl_username=alice", l) for l in mine),
+          f"{n}: client=... sasl_method=PLAIN, sasl_username=alice")
+
+
+SCENARIOS = {
+    "submission": (scenario_submission, "dovecot"),
+    "smtps": (scenario_smtps, "dovecot"),
+    "port25": (scenario_port25, "dovecot"),
+    "injection": (scenario_injection, "dovecot"),
+    "tools": (scenario_tools, "dovecot"),
+    "log": (scenario_log, "dovecot"),
+    "saslauthd": (scenario_cyrus, "saslauthd"),
+    "sasldb": (scenario_cyrus, "sasldb"),
+}
+
+
+def run_scenario(name, bin_dir, check, keep):
+    fn, sasl = SCENARIOS[name]
+    print(f"-- {name}")
+    if sasl in ("saslauthd", "sasldb") and not all(os.path.exists(p) for p in (SASLAUTHD, SASLPASSWD2)):
+        print(f"skip  {name}: {SASLAUTHD} or {SASLPASSWD2} missing (sasl2-bin; scripts/deps installs it)")
+        return
+    failed_before = len(check.failures)
+    inst = None
+    try:
+        inst = Instance(name, bin_dir, sasl)
+        inst.start()
+        fn(inst, check, name)
+    except Exception as e:
+        check(False, f"{name}: {type(e).__name__}: {e}")
+    finally:
+        if inst is not None:
+            try:
+                inst.stop()
+            except Exception as e:
+                check(False, f"{name}: stopping: {type(e).__name__}: {e}")
+            failed = len(check.failures) > failed_before
+            if failed and (VERBOSE or keep):
+                for log in ("dovecot.log", "saslauthd.log"):
+                    text = tail(os.path.join(inst.tmp, log))
+                    if text.strip() and "No such file" not in text:
+                        print(f"   {log}:\n" + "".join("     " + l for l in text.splitlines(True)))
+            if keep and failed:
+                print(f"   kept {inst.tmp}")
+            else:
+                shutil.rmtree(inst.tmp, ignore_errors=True)
+
+
+def main(argv):
+    global VERBOSE
+    VERBOSE = "-v" in argv
+    keep = "--keep" in argv
+    names = [a for a in argv if not a.startswith("-")] or list(SCENARIOS)
+    for n in names:
+        if n not in SCENARIOS:
+            sys.exit(f"no scenario {n}; there are {', '.join(SCENARIOS)}")
+    missing = [p for p in (DOVECOT, DOVEADM, SWAKS, OPENSSL) if not os.path.exists(p)]
+    if missing:
+        print(f"skip  submission: {', '.join(missing)} not installed "
+              "(dovecot-core, swaks, openssl; scripts/deps installs them)")
+        return 0
+    subject, bin_dir = common.subject()
+    if subject not in ("postfix", "rostfix"):
+        sys.exit("SUBJECT must be postfix or rostfix")
+    if subject == "postfix" and os.geteuid() != 0:
+        sys.exit("SUBJECT=postfix needs root (postfix start)")
+    check = common.Checks()
+    t0 = time.time()
+    for n in names:
+        run_scenario(n, bin_dir, check, keep)
+    print(f"submission ({subject}): {len(check.failures)} failed checks in {time.time() - t0:.0f} s")
+    return 1 if check.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
