@@ -5,9 +5,10 @@
 //! with the message on its standard input as `flags=` shapes it; its exit
 //! status means what it means for local(8)'s commands (sysexits).
 //!
-//! One difference from Postfix, on purpose: an address that begins with
-//! `-` never becomes a command argument (a program could take it for an
-//! option); the delivery bounces instead.
+//! One difference from Postfix, on purpose: a macro never makes an
+//! argument that begins with `-` (an address `-X...`, an extension
+//! `user+-oX`: a program could take it for an option); the delivery
+//! bounces instead.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -95,9 +96,34 @@ pub struct Pipe {
     pub environment: Vec<(&'static str, String)>,
     /// recipient_delimiter, for ${user} and ${extension}.
     pub recipient_delimiter: String,
+    /// What is wrong with the service's master.cf entry (a user= that
+    /// does not exist): its deliveries wait, the rest of the mail system
+    /// runs (Postfix's pipe(8) finds such errors when it is used).
+    pub broken: Option<String>,
 }
 
 impl Pipe {
+    /// A service whose entry is wrong: every delivery to it defers with
+    /// `why`.
+    pub fn broken(name: &str, log_tag: String, why: String) -> Pipe {
+        Pipe {
+            service: name.to_string(),
+            log_tag,
+            flags: Flags::default(),
+            user: None,
+            argv: Vec::new(),
+            size_limit: 0,
+            eol: "\n".into(),
+            null_sender: String::new(),
+            directory: None,
+            recipient_limit: 1,
+            time_limit: Duration::from_secs(1),
+            environment: Vec::new(),
+            recipient_delimiter: String::new(),
+            broken: Some(why),
+        }
+    }
+
     /// The service `name` with master.cf arguments `args` (its per-service
     /// view `cf`). `privileged`: whether user= can be switched to.
     pub fn from_config(
@@ -141,6 +167,7 @@ impl Pipe {
             ),
             environment: Vec::new(),
             recipient_delimiter: cf.string("recipient_delimiter").map_err(e)?,
+            broken: None,
         };
         let mut user = None;
         while let Some(a) = it.next() {
@@ -231,6 +258,12 @@ pub fn deliver(
     nexthop: &str,
     recipients: &[Rcpt<'_>],
 ) -> Result<String, Failure> {
+    if let Some(why) = &pipe.broken {
+        return Err(Failure::Defer(
+            "4.3.5".into(),
+            format!("mail system configuration error: {why}"),
+        ));
+    }
     if pipe.size_limit > 0 && m.body.len() as u64 > pipe.size_limit {
         return Err(Failure::Bounce("5.2.3".into(), "message too large".into()));
     }
@@ -317,12 +350,6 @@ fn arguments(
     } else {
         address(f, m.sender)
     };
-    if sender.starts_with('-') {
-        return Err(Failure::Bounce(
-            "5.1.7".into(),
-            format!("bad sender address syntax: {sender} would be a command option"),
-        ));
-    }
     let global = |name: &str| -> Option<String> {
         Some(match name {
             "sender" => sender.clone(),
@@ -382,21 +409,27 @@ fn arguments(
             .is_some()
         });
         let expand = |r: Option<&Rcpt<'_>>| -> Result<String, Failure> {
-            substitute(word, |name| {
-                let v = r
-                    .and_then(|r| per_recipient(name, r))
-                    .or_else(|| global(name));
-                if let Some(v) = &v
-                    && v.starts_with('-')
-                    && matches!(name, "recipient" | "original_recipient")
-                {
-                    return Err(Failure::Bounce(
-                        "5.1.3".into(),
-                        format!("bad address syntax: {v} would be a command option"),
-                    ));
-                }
-                Ok(v.unwrap_or_default())
-            })
+            let value = substitute(word, |name| {
+                Ok::<_, Failure>(
+                    r.and_then(|r| per_recipient(name, r))
+                        .or_else(|| global(name))
+                        .unwrap_or_default(),
+                )
+            })?;
+            // A word that a macro made begin with `-` (an address, an
+            // extension `user+-oX`) would read as an option.
+            if value.starts_with('-') && !word.starts_with('-') {
+                let (dsn, what) = if names.first().is_some_and(|n| n == "sender") {
+                    ("5.1.7", "bad sender address syntax")
+                } else {
+                    ("5.1.3", "bad address syntax")
+                };
+                return Err(Failure::Bounce(
+                    dsn.into(),
+                    format!("{what}: {value} would be a command option"),
+                ));
+            }
+            Ok(value)
         };
         if per {
             for r in recipients {
@@ -541,6 +574,61 @@ mod tests {
         assert_eq!(
             macro_names("${recipient}x$nexthop"),
             ["recipient", "nexthop"]
+        );
+    }
+
+    fn pipe(argv: &[&str]) -> Pipe {
+        let mut p = Pipe::broken("test", "postfix/pipe".into(), String::new());
+        p.broken = None;
+        p.argv = argv.iter().map(|s| s.to_string()).collect();
+        p.recipient_delimiter = "+".into();
+        p.null_sender = "MAILER-DAEMON".into();
+        p
+    }
+
+    #[test]
+    fn no_argument_becomes_an_option() {
+        let m = Message {
+            id: "Q1",
+            sender: "-Xevil@example.test",
+            attrs: &[],
+            body: b"",
+        };
+        let ok = Rcpt {
+            address: "user+ext@example.test",
+            original: "",
+        };
+        let p = pipe(&["/bin/cmd", "-f", "${sender}", "-e", "${extension}"]);
+        let err = arguments(&p, &m, "hop", &[ok]).unwrap_err();
+        assert_eq!(err.parts().0, "5.1.7");
+        let m = Message {
+            sender: "sender@example.test",
+            ..m
+        };
+        assert_eq!(
+            arguments(&p, &m, "hop", &[ok]).unwrap(),
+            ["/bin/cmd", "-f", "sender@example.test", "-e", "ext"]
+        );
+        let dash = Rcpt {
+            address: "user+-oQ/tmp@example.test",
+            original: "",
+        };
+        assert_eq!(
+            arguments(&p, &m, "hop", &[dash]).unwrap_err().parts().0,
+            "5.1.3"
+        );
+        // Several recipients: one argument each.
+        let p = pipe(&["/bin/cmd", "${recipient}"]);
+        let two = [
+            ok,
+            Rcpt {
+                address: "b@x",
+                original: "",
+            },
+        ];
+        assert_eq!(
+            arguments(&p, &m, "hop", &two).unwrap(),
+            ["/bin/cmd", "user+ext@example.test", "b@x"]
         );
     }
 

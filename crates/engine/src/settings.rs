@@ -370,13 +370,19 @@ fn pipes(cf: &Config) -> Result<Vec<crate::pipe_agent::Pipe>, String> {
             svc.command == "pipe" && svc.kind == rostfix_config::master_cf::ServiceType::Unix
         })
         .map(|svc| {
-            crate::pipe_agent::Pipe::from_config(
-                &cf.for_service(svc),
-                &svc.name,
-                &svc.args,
-                privileged,
+            let view = cf.for_service(svc);
+            crate::pipe_agent::Pipe::from_config(&view, &svc.name, &svc.args, privileged).or_else(
+                |m| {
+                    let why = format!("master.cf service {} (line {}): {m}", svc.name, svc.line);
+                    eprintln!("warning: {why}; mail for it will be deferred");
+                    let syslog = view.string("syslog_name").map_err(|e| e.to_string())?;
+                    Ok(crate::pipe_agent::Pipe::broken(
+                        &svc.name,
+                        format!("{syslog}/pipe"),
+                        why,
+                    ))
+                },
             )
-            .map_err(|m| format!("master.cf service {} (line {}): {m}", svc.name, svc.line))
         })
         .collect()
 }
