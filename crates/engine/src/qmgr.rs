@@ -1029,8 +1029,9 @@ impl Batch<'_> {
 }
 
 /// Recipients for one transaction (smtp, lmtp) or command (pipe): the
-/// transport, the next hop, and each recipient with its final address.
-type Group<'s, 'r> = (Batch<'s>, String, Vec<(&'r Recipient, String)>);
+/// transport, the next hop, and the recipients (as queued: the agent
+/// gets an address in the case the client gave, as Postfix's).
+type Group<'s, 'r> = (Batch<'s>, String, Vec<&'r Recipient>);
 
 /// Delivers (or, for sendmail -bv, tries) each pending recipient. The
 /// recipients for one smtp/lmtp next hop go together, in transactions of
@@ -1089,16 +1090,13 @@ fn attempt_all<'r>(
         };
         if let Some(batch) = batch_agent(s, &route.transport) {
             let limit = batch.limit();
-            // The agent gets the recipient as queued, not in the form
-            // trivial-rewrite resolved it to (its case kept, as Postfix's).
-            let _ = address;
             match groups.iter_mut().find(|(b, hop, members)| {
                 b.service() == batch.service()
                     && hop.eq_ignore_ascii_case(&route.nexthop)
                     && (limit == 0 || members.len() < limit)
             }) {
-                Some((_, _, members)) => members.push((r, r.address.clone())),
-                None => groups.push((batch, route.nexthop, vec![(r, r.address.clone())])),
+                Some((_, _, members)) => members.push(r),
+                None => groups.push((batch, route.nexthop, vec![r])),
             }
             continue;
         }
@@ -1112,8 +1110,8 @@ fn attempt_all<'r>(
             Batch::Pipe(pipe) => {
                 let rcpts: Vec<crate::pipe_agent::Rcpt> = members
                     .iter()
-                    .map(|(r, address)| crate::pipe_agent::Rcpt {
-                        address,
+                    .map(|r| crate::pipe_agent::Rcpt {
+                        address: &r.address,
                         original: &r.original,
                     })
                     .collect();
@@ -1125,7 +1123,7 @@ fn attempt_all<'r>(
                 };
                 let result = crate::pipe_agent::deliver(s, pipe, &m, &nexthop, &rcpts);
                 let took = t.elapsed().as_secs_f64();
-                for (r, _) in members {
+                for r in members {
                     let via = Via {
                         agent: "pipe",
                         tag: Some(pipe.log_tag.clone()),
@@ -1143,28 +1141,39 @@ fn attempt_all<'r>(
         };
         let rcpts: Vec<crate::smtp::Rcpt> = members
             .iter()
-            .map(|(r, address)| crate::smtp::Rcpt {
-                address,
+            .map(|r| crate::smtp::Rcpt {
+                address: &r.address,
                 dsn: &r.dsn,
             })
             .collect();
         let outcomes = crate::smtp::deliver(s, client, smtp_message, &nexthop, &rcpts, log);
         let took = t.elapsed().as_secs_f64();
-        for ((r, _), o) in members.into_iter().zip(outcomes) {
-            let via = Via {
-                agent: if client.lmtp { "lmtp" } else { "smtp" },
-                tag: Some(client.log_tag.clone()),
-                relay: Some(o.relay),
-                dsn_passed: o.dsn_passed,
-            };
-            let outcome = match o.result {
-                Ok(text) => Outcome::Done(None, vec![text]),
-                Err(f) => Outcome::Failed(f, Vec::new()),
-            };
-            push(r, via, outcome, o.setup, took);
+        // One outcome per recipient, in order: a recipient without one
+        // would be taken for done.
+        assert_eq!(outcomes.len(), members.len(), "smtp outcomes per recipient");
+        for (r, o) in members.into_iter().zip(outcomes) {
+            let setup = o.setup;
+            let (via, outcome) = smtp_outcome(client, o);
+            push(r, via, outcome, setup, took);
         }
     }
     out
+}
+
+/// What the smtp/lmtp client did with a recipient, as qmgr logs and
+/// settles it.
+fn smtp_outcome(client: &crate::smtp::Client, o: crate::smtp::Outcome) -> (Via, Outcome) {
+    let via = Via {
+        agent: if client.lmtp { "lmtp" } else { "smtp" },
+        tag: Some(client.log_tag.clone()),
+        relay: Some(o.relay),
+        dsn_passed: o.dsn_passed,
+    };
+    let outcome = match o.result {
+        Ok(text) => Outcome::Done(None, vec![text]),
+        Err(f) => Outcome::Failed(f, Vec::new()),
+    };
+    (via, outcome)
 }
 
 /// The agent of `transport` when it takes recipients in batches.
@@ -1250,17 +1259,7 @@ fn dispatch(
             let o = crate::smtp::deliver(s, client, &m, &route.nexthop, &rcpt, log)
                 .pop()
                 .expect("one outcome per recipient");
-            let via = Via {
-                agent: if client.lmtp { "lmtp" } else { "smtp" },
-                tag: Some(client.log_tag.clone()),
-                relay: Some(o.relay),
-                dsn_passed: o.dsn_passed,
-            };
-            let outcome = match o.result {
-                Ok(text) => Outcome::Done(None, vec![text]),
-                Err(f) => Outcome::Failed(f, Vec::new()),
-            };
-            return (via, outcome);
+            return smtp_outcome(client, o);
         }
         _ => builtin(
             s, log, syncer, announce, message, r, address, route, from_queue,

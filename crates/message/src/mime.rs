@@ -68,12 +68,20 @@ pub fn downgrade(content: &[u8]) -> Option<Vec<u8>> {
             if text.is_empty() {
                 let e = parse_header(h);
                 // The encoding header is replaced, with any continuation
-                // lines it had.
+                // lines it had: a container (multipart, message/rfc822)
+                // is 7bit once its parts are (RFC 2045 section 6.4), a
+                // leaf quoted-printable.
+                let container = e.boundary.is_some() || e.message;
+                let replacement: &[u8] = if container {
+                    b"Content-Transfer-Encoding: 7bit\n"
+                } else {
+                    b"Content-Transfer-Encoding: quoted-printable\n"
+                };
                 let mut replaced = false;
                 for raw in raw_header.drain(..) {
                     let continuation = matches!(raw.first(), Some(b' ' | b'\t'));
                     if e.eight_bit && is_cte(raw) {
-                        out.extend_from_slice(b"Content-Transfer-Encoding: quoted-printable\n");
+                        out.extend_from_slice(replacement);
                         changed = true;
                         replaced = true;
                     } else if !(replaced && continuation) {
@@ -204,6 +212,17 @@ Gr=C3=BC=C3=9Fe aus Z=C3=BCrich, a line long enough to need a soft line b=\n\
 reak when it is converted to quoted-printable by the client.\n--b1\n"
         ));
         assert!(out.contains("\n\nPlain = part.\n--b1--\n"));
+    }
+
+    #[test]
+    fn containers_become_7bit() {
+        let msg = "Content-Type: multipart/mixed; boundary=b\nContent-Transfer-Encoding: 8bit\n\n\
+--b\nContent-Transfer-Encoding: 8bit\n\nGr\u{fc}\n--b--\n";
+        let out = String::from_utf8(downgrade(msg.as_bytes()).unwrap()).unwrap();
+        assert!(out.starts_with(
+            "Content-Type: multipart/mixed; boundary=b\nContent-Transfer-Encoding: 7bit\n\n"
+        ));
+        assert!(out.contains("Content-Transfer-Encoding: quoted-printable\n\nGr=C3=BC\n--b--"));
     }
 
     #[test]

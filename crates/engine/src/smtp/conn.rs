@@ -73,8 +73,6 @@ pub struct Conn {
     pub tls: Option<String>,
     /// What the server's EHLO offered.
     pub ext: rostfix_smtp::client::Extensions,
-    /// Transactions done over this connection.
-    pub used: u32,
     line: Vec<u8>,
 }
 
@@ -94,7 +92,6 @@ impl Conn {
             peer,
             tls: None,
             ext: Default::default(),
-            used: 0,
             line: Vec::with_capacity(256),
         }
     }

@@ -360,14 +360,17 @@ pub fn deliver(
         {
             dest.slots.add_permits(1);
         }
-        if let Some(mut conn) = conn {
-            let keep = dest.waiting.load(Ordering::SeqCst) > 0 && client.cache_on_demand
-                || client
-                    .cache_destinations
-                    .iter()
-                    .any(|d| d.eq_ignore_ascii_case(nexthop));
+        if let Some(conn) = conn {
+            // A session authenticated for one sender is not another's.
+            let keep = !client.sender_dependent_authentication
+                && dest.waiting.load(Ordering::SeqCst) > 0
+                && client.cache_on_demand
+                || !client.sender_dependent_authentication
+                    && client
+                        .cache_destinations
+                        .iter()
+                        .any(|d| d.eq_ignore_ascii_case(nexthop));
             if keep {
-                conn.used += 1;
                 put_idle(&dest, client, conn);
             } else {
                 session::quit(conn, client).await;

@@ -16,6 +16,11 @@ use super::{Client, Message, Outcome, Rcpt, sasl};
 use crate::settings::Settings;
 use crate::virtual_agent::Failure;
 
+/// The connection broke (or timed out) while `b` says.
+fn broken(b: Broken, conn: &Conn) -> HostFailed {
+    HostFailed::soft("4.4.2", b.reason(&conn.peer))
+}
+
 /// Where each recipient stands.
 #[derive(Debug)]
 enum State {
@@ -37,6 +42,8 @@ struct HostFailed {
     alive: bool,
     /// The server's relay field, once connected.
     relay: Option<String>,
+    /// Opportunistic TLS failed: this host may be tried again without.
+    retry_plain: bool,
 }
 
 impl HostFailed {
@@ -48,6 +55,7 @@ impl HostFailed {
             permanent: false,
             alive: false,
             relay: None,
+            retry_plain: false,
         }
     }
 
@@ -139,7 +147,11 @@ pub(super) async fn deliver(
             }
         }
         let t = Instant::now();
-        let mut conn = match open(s, client, &host, message, nexthop, log).await {
+        let opened = match open(s, client, &host, message, nexthop, false, log).await {
+            Err(f) if f.retry_plain => open(s, client, &host, message, nexthop, true, log).await,
+            other => other,
+        };
+        let mut conn = match opened {
             Ok(conn) => conn,
             Err(f) => {
                 if let Some(r) = &f.relay {
@@ -220,7 +232,7 @@ async fn targets(
     client: &Client,
     nexthop: &str,
     log: &crate::log::Log,
-) -> Result<Vec<Target2>, HostFailed> {
+) -> Result<Vec<Candidate>, HostFailed> {
     let target = nexthop::parse(
         nexthop,
         client.lmtp,
@@ -230,7 +242,7 @@ async fn targets(
     .map_err(|why| HostFailed::soft("4.3.5", why))?;
     let mut out = Vec::new();
     match target {
-        Target::Unix(path) => out.push(Target2::Unix(path)),
+        Target::Unix(path) => out.push(Candidate::Unix(path)),
         Target::Inet { host, port, mx } => {
             let first = nexthop::hosts(
                 &s.clients.dns,
@@ -243,7 +255,7 @@ async fn targets(
             .await;
             let mut fallback_error = None;
             match first {
-                Ok(hosts) => out.extend(hosts.into_iter().map(Target2::Inet)),
+                Ok(hosts) => out.extend(hosts.into_iter().map(Candidate::Inet)),
                 Err(e) if client.fallback_relay.is_empty() => {
                     if e.no_mx_address {
                         log.tagged_warning(
@@ -270,7 +282,7 @@ async fn targets(
                     )
                     .await
                 {
-                    out.extend(hosts.into_iter().map(Target2::Inet));
+                    out.extend(hosts.into_iter().map(Candidate::Inet));
                 }
             }
             if out.is_empty()
@@ -283,7 +295,7 @@ async fn targets(
     Ok(out)
 }
 
-enum Target2 {
+enum Candidate {
     Unix(std::path::PathBuf),
     Inet(Host),
 }
@@ -293,14 +305,15 @@ enum Target2 {
 async fn open(
     s: &Settings,
     client: &Client,
-    target: &Target2,
+    target: &Candidate,
     message: &Message<'_>,
     nexthop: &str,
+    plain_only: bool,
     log: &crate::log::Log,
 ) -> Result<Conn, HostFailed> {
     let t = &client.timeouts;
     let (stream, peer): (Box<dyn Stream>, Peer) = match target {
-        Target2::Unix(path) => {
+        Candidate::Unix(path) => {
             let peer = Peer {
                 name: s.myhostname.clone(),
                 addr: path.display().to_string(),
@@ -322,7 +335,7 @@ async fn open(
                 }
             }
         }
-        Target2::Inet(host) => {
+        Candidate::Inet(host) => {
             let peer = Peer {
                 name: host.name.clone(),
                 addr: host.addr.to_string(),
@@ -360,7 +373,16 @@ async fn open(
         }
     };
     let relay = peer.relay();
-    match setup(client, Conn::new(stream, peer), message, nexthop, log).await {
+    match setup(
+        client,
+        Conn::new(stream, peer),
+        message,
+        nexthop,
+        plain_only,
+        log,
+    )
+    .await
+    {
         Ok(conn) => Ok(conn),
         Err((mut f, conn)) => {
             if let Some(conn) = conn {
@@ -379,6 +401,7 @@ async fn setup(
     mut conn: Conn,
     message: &Message<'_>,
     nexthop: &str,
+    plain_only: bool,
     log: &crate::log::Log,
 ) -> Result<Conn, (HostFailed, Option<Conn>)> {
     // `?` for failures that leave the connection open (or not).
@@ -392,7 +415,6 @@ async fn setup(
         };
     }
     let t = &client.timeouts;
-    let broken = |b: Broken, conn: &Conn| HostFailed::soft("4.4.2", b.reason(&conn.peer));
     let greeting = conn
         .reply(t.helo, "receiving the initial server greeting")
         .await
@@ -422,12 +444,26 @@ async fn setup(
         tls_level(client, nexthop).map_err(|(dsn, why)| HostFailed::soft(dsn, why).alive()),
         conn
     );
+    let level = if plain_only { Level::None } else { level };
     if level > Level::None {
         if ext.starttls {
-            conn = starttls(client, conn, level, nexthop, log)
-                .await
-                .map_err(|f| (f, None))?;
-            ext = check!(hello(client, &mut conn).await, conn);
+            match check!(starttls_command(client, &mut conn).await, conn) {
+                // Opportunistic TLS: a server that will not start it
+                // gets the mail in plaintext.
+                Some(_) if level == Level::May => {}
+                Some(refused) => return Err((refused, Some(conn))),
+                None => {
+                    conn = starttls(client, conn, level, nexthop, log)
+                        .await
+                        .map_err(|mut f| {
+                            // A failed handshake at `may`: the same host
+                            // again, without TLS (Postfix's fallback).
+                            f.retry_plain = level == Level::May;
+                            (f, None)
+                        })?;
+                    ext = check!(hello(client, &mut conn).await, conn);
+                }
+            }
         } else if level >= Level::Encrypt {
             let f = HostFailed::soft(
                 "4.7.4",
@@ -453,7 +489,6 @@ async fn setup(
 async fn hello(client: &Client, conn: &mut Conn) -> Result<Extensions, HostFailed> {
     let t = client.timeouts.helo;
     let verb = if client.lmtp { "LHLO" } else { "EHLO" };
-    let broken = |b: Broken, conn: &Conn| HostFailed::soft("4.4.2", b.reason(&conn.peer));
     conn.send(
         format!("{verb} {}\r\n", client.helo_name).as_bytes(),
         t,
@@ -501,6 +536,7 @@ fn refused(conn: &Conn, r: &Reply, command: &str) -> HostFailed {
         permanent: false,
         alive: true,
         relay: None,
+        retry_plain: false,
     }
 }
 
@@ -556,32 +592,45 @@ fn certificate_name(level: Level, peer: &Peer, nexthop: &str) -> String {
 }
 
 /// STARTTLS and the handshake.
-async fn starttls(
+/// The STARTTLS command: `Ok(None)` when the server said yes, `Ok(Some(
+/// refusal))` when it did not (a session that may go on in plaintext).
+async fn starttls_command(
     client: &Client,
-    mut conn: Conn,
-    level: Level,
-    nexthop: &str,
-    log: &crate::log::Log,
-) -> Result<Conn, HostFailed> {
+    conn: &mut Conn,
+) -> Result<Option<HostFailed>, HostFailed> {
     let t = client.timeouts.starttls;
-    let broken = |b: Broken, conn: &Conn| HostFailed::soft("4.4.2", b.reason(&conn.peer));
     conn.send(b"STARTTLS\r\n", t, "sending STARTTLS")
         .await
-        .map_err(|b| broken(b, &conn))?;
+        .map_err(|b| broken(b, conn))?;
     let r = conn
         .reply(t, "receiving the STARTTLS response")
         .await
-        .map_err(|b| broken(b, &conn))?;
-    if r.code != 220 {
-        return Err(HostFailed::soft(
+        .map_err(|b| broken(b, conn))?;
+    if r.code == 220 {
+        return Ok(None);
+    }
+    Ok(Some(
+        HostFailed::soft(
             "4.7.5",
             format!(
                 "TLS is required, but host {} refused to start TLS: {}",
                 conn.peer.named(),
                 one_line(&r)
             ),
-        ));
-    }
+        )
+        .alive(),
+    ))
+}
+
+/// The TLS handshake after the server's 220 to STARTTLS.
+async fn starttls(
+    client: &Client,
+    conn: Conn,
+    level: Level,
+    nexthop: &str,
+    log: &crate::log::Log,
+) -> Result<Conn, HostFailed> {
+    let t = client.timeouts.starttls;
     if conn.has_buffered() {
         // Bytes after the 220 were sent before TLS: nothing the server
         // says in plaintext may be read as if it came under TLS.
@@ -696,7 +745,6 @@ async fn authenticate(
         .alive());
     };
     let t = client.timeouts.helo;
-    let broken = |b: Broken, conn: &Conn| HostFailed::soft("4.4.2", b.reason(&conn.peer));
     conn.send(
         sasl::start(mechanism, &user, &password).as_bytes(),
         t,
@@ -826,7 +874,6 @@ async fn transaction(
     // smtp_generic_maps, as Postfix measures it).
     let size = (message.body.len() + message.body.iter().filter(|&&b| b == b'\n').count()) as u64;
     let named = conn.peer.named();
-    let broken = |b: Broken, conn: &Conn| HostFailed::soft("4.4.2", b.reason(&conn.peer));
     if let Some(limit) = ext.size
         && limit > 0
         && size > limit
@@ -850,6 +897,15 @@ async fn transaction(
     let utf8 = !message.sender.is_ascii() || recipients.iter().any(|r| !r.address.is_ascii());
     if utf8 && ext.smtputf8 {
         mail.push_str(" SMTPUTF8");
+    } else if utf8 {
+        // RFC 6531: UTF-8 addresses go only to a server that takes them.
+        let why = format!("SMTPUTF8 is required, but was not offered by host {named}");
+        for st in states.iter_mut() {
+            if matches!(st, State::Pending) {
+                *st = State::Done(Err(Failure::Bounce("5.6.7".into(), why.clone())));
+            }
+        }
+        return Ok(true);
     }
     if ext.dsn {
         if let Some(envid) = message.envid.filter(|e| !e.is_empty()) {
@@ -966,15 +1022,12 @@ async fn transaction(
     if mail_reply.code / 100 != 2 {
         let why = said(mail_reply, "MAIL FROM");
         let failure = remote(mail_reply, "5.1.0", why, conn);
-        if ext.pipelining && replies.last().is_some_and(|r| r.code == 354) {
-            // A server that accepted DATA all the same gets an empty message
-            // it must not deliver.
-            return Err(HostFailed::soft(
-                &status_code(mail_reply, "4.1.0"),
-                said(mail_reply, "MAIL FROM"),
-            ));
-        }
         settle_all(states, &pending, failure);
+        if ext.pipelining && replies.last().is_some_and(|r| r.code == 354) {
+            // A server that took DATA all the same waits for a message:
+            // the connection is dropped, without a final dot.
+            return Ok(false);
+        }
         // RSET leaves the connection usable for the next message.
         return Ok(reset(client, conn).await);
     }
@@ -1025,9 +1078,13 @@ async fn transaction(
     }
     let mut bytes = Vec::new();
     data_bytes(body, &mut bytes);
-    conn.send(&bytes, t.data_xfer, "sending message body")
-        .await
-        .map_err(|b| broken(b, conn))?;
+    // smtp_data_xfer_timeout limits each write, not the whole message:
+    // a big message over a slow link is not a timeout while it moves.
+    for chunk in bytes.chunks(64 * 1024) {
+        conn.send(chunk, t.data_xfer, "sending message body")
+            .await
+            .map_err(|b| broken(b, conn))?;
+    }
     // One reply for the message (SMTP), or one per accepted recipient
     // (LMTP).
     let replies_due = if client.lmtp { accepted.len() } else { 1 };
@@ -1063,7 +1120,6 @@ async fn transaction(
             };
         }
     }
-    conn.used += 1;
     Ok(true)
 }
 
