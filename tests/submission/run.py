@@ -108,6 +108,7 @@ OUTSIDE = "someone@example.org"
 LOCAL = "alice@example.test"
 SETTLE = 10.0           # seconds a delivery or a log line may take
 VERBOSE = False
+SUBJECT = "rostfix"
 
 # ------------------------------------------------------------ configuration
 
@@ -729,6 +730,13 @@ class Instance:
                                 timeout=20, context=tls_context(self.tmp))
 
 
+def deviate(line):
+    """DESIGN.md's deliberate difference: Rostfix names itself after `by HOST`."""
+    if SUBJECT == "rostfix":
+        return line.replace(f"by {HOSTNAME} (Postfix)", f"by {HOSTNAME} (Rostfix)")
+    return line
+
+
 def received_headers(path):
     """The Received headers of a delivered file, unfolded lines kept as
     they are (list of header texts, each a list of physical lines)."""
@@ -811,9 +819,7 @@ def scenario_submission(inst, check, n):
     check(want in log, f"{n}: log line: {want}")
 
 
-def scenario_smtps(inst, check, n):
-    """2. Port 465: TLS first; AUTH LOGIN and a submission with SMTP_SSL;
-    a plain-text client gets nothing."""
+def smtps_submission(inst, check, n):
     with inst.smtps_client() as c:
         code, msg = c.ehlo("client.example")
         tls = features(msg)
@@ -830,6 +836,15 @@ def scenario_smtps(inst, check, n):
         check(t.get("mail") == REPLY_MAIL_OK and t.get("rcpt") == REPLY_RCPT_OK
               and t.get("data", (0, ""))[0] == 250,
               f"{n}: 465 authenticated submission accepted (250 250 250)")
+
+
+def scenario_smtps(inst, check, n):
+    """2. Port 465: TLS first; AUTH LOGIN and a submission with SMTP_SSL;
+    a plain-text client gets nothing."""
+    try:
+        smtps_submission(inst, check, n)
+    except Exception as e:
+        check(False, f"{n}: SMTP_SSL session: {type(e).__name__}: {e}")
     # A plain-text client: no greeting comes (the server waits for a
     # ClientHello); its EHLO ends the connection.
     s = socket.create_connection(("127.0.0.1", inst.smtps), 10)
@@ -915,7 +930,7 @@ def scenario_port25(inst, check, n):
         rec = received_headers(files[0])
         say("Received (25):", *("  " + l for l in rec[0]))
         got = normalize_received(rec[0], inst)
-        want = [l.format(cipher=cipher[0], bits=cipher[2]) for l in EXPECTED_RECEIVED_25]
+        want = [deviate(l.format(cipher=cipher[0], bits=cipher[2])) for l in EXPECTED_RECEIVED_25]
         check(len(rec) == 1, f"{n}: one Received header")
         check(got == want, f"{n}: Received header (25, TLS) as Postfix's")
     # The authenticated submission on 587 to the same user.
@@ -935,7 +950,7 @@ def scenario_port25(inst, check, n):
         rec = received_headers(second[0])
         say("Received (587):", *("  " + l for l in rec[0]))
         got = normalize_received(rec[0], inst)
-        want = [l.format(cipher=cipher[0], bits=cipher[2]) for l in EXPECTED_RECEIVED_587]
+        want = [deviate(l.format(cipher=cipher[0], bits=cipher[2])) for l in EXPECTED_RECEIVED_587]
         check(got == want, f"{n}: Received header (587, TLS, AUTH) as Postfix's")
     log = inst.wait_log(lambda l: sum("to=<alice@example.test>" in x for x in l) >= 2)
     say("log:", *("  " + l for l in log))
@@ -991,6 +1006,8 @@ def scenario_injection(inst, check, n):
         say(f"reply to STARTTLS: {first}, then {rest + extra!r} closed={closed}")
         check(first == ["220 2.0.0 Ready to start TLS"] and rest + extra == b"",
               f"{n}: one 220 reply to STARTTLS, nothing for RSET in plain text")
+        if not first[0].startswith("220"):
+            return
         tls = tls_context(inst.tmp).wrap_socket(s, server_hostname=HOSTNAME)
         say(f"handshake: {tls.version()} {tls.cipher()}")
         tls.sendall(b"EHLO client.example\r\n")
@@ -1041,7 +1058,7 @@ def scenario_tools(inst, check, n):
                         f"127.0.0.1:{inst.smtp}", "-servername", HOSTNAME, "-crlf",
                         "-ign_eof", "-CAfile", os.path.join(inst.tmp, "cert.pem"),
                         "-verify_return_error"],
-                       timeout=30, input=b"EHLO client.example\nQUIT\n", check=False)
+                       timeout=20, input=b"EHLO client.example\nQUIT\n", check=False)
     subjects = re.findall(r"^subject=(.*)$", out, re.M)
     replies = [l for l in out.splitlines() if re.match(r"^\d{3}[ -]", l)]
     say(f"openssl s_client: exit {rc}, subject {subjects}", *("  " + l for l in replies))
@@ -1181,7 +1198,7 @@ def run_scenario(name, bin_dir, check, keep):
 
 
 def main(argv):
-    global VERBOSE
+    global VERBOSE, SUBJECT
     VERBOSE = "-v" in argv
     keep = "--keep" in argv
     names = [a for a in argv if not a.startswith("-")] or list(SCENARIOS)
@@ -1196,6 +1213,7 @@ def main(argv):
     subject, bin_dir = common.subject()
     if subject not in ("postfix", "rostfix"):
         sys.exit("SUBJECT must be postfix or rostfix")
+    SUBJECT = subject
     if subject == "postfix" and os.geteuid() != 0:
         sys.exit("SUBJECT=postfix needs root (postfix start)")
     check = common.Checks()

@@ -93,7 +93,8 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
         loop {
             event = match event {
                 Event::Reply(r) => return self.reply(&r),
-                Event::Close(r) | Event::NonSmtp(r) => {
+                // -bs offers no STARTTLS (its session has none configured).
+                Event::Close(r) | Event::NonSmtp(r) | Event::StartTls(r) => {
                     let _ = self.reply(&r);
                     return Err(Gone);
                 }
@@ -259,6 +260,8 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
                 client_addr: "127.0.0.1".into(),
                 helo: self.session.helo_name().map(str::to_string),
                 esmtp: self.session.is_esmtp(),
+                tls: None,
+                authenticated: false,
             },
             sender: from.clone(),
             recipients: recipients.clone(),

@@ -37,11 +37,41 @@ pub enum Origin {
         client_addr: String,
         helo: Option<String>,
         esmtp: bool,
+        /// Under TLS: `TLSv1.3 with cipher ...`, and whether the
+        /// Received header shows it (smtpd_tls_received_header).
+        tls: Option<(String, bool)>,
+        /// The client authenticated (SMTP AUTH).
+        authenticated: bool,
     },
     /// Local submission through sendmail and pickup, by this user ID, at
     /// this arrival time (when sendmail wrote it: the Received and Date
     /// headers show it).
     Local { uid: u32, arrival: i64 },
+}
+
+impl Origin {
+    /// The protocol the Received header and the queue file name: SMTP or
+    /// ESMTP, with S under TLS and A when authenticated (RFC 3848).
+    pub fn protocol(&self) -> String {
+        match self {
+            Origin::Smtp {
+                esmtp,
+                tls,
+                authenticated,
+                ..
+            } => {
+                let mut p = String::from(if *esmtp { "ESMTP" } else { "SMTP" });
+                if *esmtp && tls.is_some() {
+                    p.push('S');
+                }
+                if *esmtp && *authenticated {
+                    p.push('A');
+                }
+                p
+            }
+            Origin::Local { .. } => "local".to_string(),
+        }
+    }
 }
 
 /// What smtpd or pickup knows about the message.
@@ -187,22 +217,42 @@ pub fn received_header(
             client_name,
             client_addr,
             helo,
-            esmtp,
+            tls,
+            ..
         } => {
             let now = date::rfc5322(&date::local(date::now()));
             let helo = helo.as_deref().unwrap_or(client_name);
-            let protocol = if *esmtp { "ESMTP" } else { "SMTP" };
+            let protocol = env.origin.protocol();
             // One recipient is named in a "for" clause; otherwise the
             // date moves to a line of its own.
             let (by_end, last) = match env.recipients.as_slice() {
                 [one] => ("", format!("\tfor <{one}>; {now}")),
                 _ => (";", format!("\t{now}")),
             };
-            vec![
-                format!("Received: from {helo} ({client_name} [{client_addr}])"),
-                format!("\tby {myhostname} ({mail_name}) with {protocol} id {id}{by_end}"),
-                last,
-            ]
+            let mut lines = vec![format!(
+                "Received: from {helo} ({client_name} [{client_addr}])"
+            )];
+            // smtpd_tls_received_header: the session's TLS, in a comment
+            // broken where Postfix breaks it.
+            if let Some((described, true)) = tls {
+                let (first, rest) = match described.find(" key-exchange") {
+                    Some(i) => (&described[..i], Some(&described[i + 1..])),
+                    None => (described.as_str(), None),
+                };
+                match rest {
+                    Some(rest) => {
+                        lines.push(format!("\t(using {first}"));
+                        lines.push(format!("\t {rest})"));
+                    }
+                    None => lines.push(format!("\t(using {first})")),
+                }
+                lines.push("\t(No client certificate requested)".to_string());
+            }
+            lines.push(format!(
+                "\tby {myhostname} ({mail_name}) with {protocol} id {id}{by_end}"
+            ));
+            lines.push(last);
+            lines
         }
         Origin::Local { uid, arrival } => vec![
             format!("Received: by {myhostname} ({mail_name}, from userid {uid})"),
@@ -281,14 +331,14 @@ impl Cleanup {
                 client_name,
                 client_addr,
                 helo,
-                esmtp,
+                ..
             } => {
                 file.attr("client_name", client_name);
                 file.attr("client_address", client_addr);
                 if let Some(h) = helo {
                     file.attr("helo_name", h);
                 }
-                file.attr("protocol_name", if *esmtp { "ESMTP" } else { "SMTP" });
+                file.attr("protocol_name", &env.origin.protocol());
             }
             Origin::Local { uid, .. } => {
                 file.attr("protocol_name", "local");

@@ -394,6 +394,11 @@ fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
     // message's client= and message-id= lines must be in the file before
     // qmgr (another process, another writer) logs its from= line.
     let logger = plan.logger(false)?;
+    // TLS keys are read before the privileges go (they are root's).
+    let mut tls = Vec::new();
+    for (view, _) in &plan.services {
+        tls.push(crate::tls_server::ServerTls::load(view)?);
+    }
     if let Some(o) = &plan.owner {
         master::drop_privileges(o)?;
         // Said now, at start, rather than as a 451 to every client.
@@ -412,8 +417,8 @@ fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
     }
     let log = Log::new(logger, &plan.syslog_name);
     let mut listeners = Vec::new();
-    for (view, socks) in &plan.services {
-        let settings = Settings::resolve(view)?;
+    for ((view, socks), tls) in plan.services.iter().zip(tls) {
+        let settings = Settings::with_tls(view, tls)?;
         for (_, s) in socks {
             let s = s.try_clone().map_err(|e| e.to_string())?;
             s.set_nonblocking(true).map_err(|e| e.to_string())?;

@@ -98,6 +98,8 @@ pub struct Settings {
     pub clients: crate::smtp::Clients,
     /// The pipe(8) transports.
     pub pipes: Vec<crate::pipe_agent::Pipe>,
+    /// smtpd's TLS, for a smtpd service that has it.
+    pub smtpd_tls: Option<Arc<crate::tls_server::ServerTls>>,
     /// local(8)'s settings.
     pub local: LocalSettings,
     /// `local_recipient_maps`; `None` when empty (no validation).
@@ -550,6 +552,7 @@ impl Settings {
             routing: routing(cf)?,
             clients: clients(cf)?,
             pipes: pipes(cf)?,
+            smtpd_tls: None,
             local: LocalSettings {
                 alias_maps: deferring_maps(cf, "alias_maps")?,
                 home_mailbox: cf.string("home_mailbox").map_err(e)?,
@@ -597,6 +600,23 @@ impl Settings {
         }))
     }
 
+    /// A smtpd service's settings with its TLS (loaded while the process
+    /// could still read the key): STARTTLS offered or required, or TLS
+    /// from the first byte.
+    pub fn with_tls(
+        cf: &Config,
+        tls: Option<Arc<crate::tls_server::ServerTls>>,
+    ) -> Result<Arc<Settings>, String> {
+        let mut s = Arc::try_unwrap(Settings::resolve(cf)?)
+            .map_err(|_| "settings shared before use".to_string())?;
+        if let Some(t) = &tls {
+            s.session.starttls = !t.wrapper;
+            s.session.tls_required = !t.wrapper && t.level == crate::tls_server::Level::Encrypt;
+        }
+        s.smtpd_tls = tls;
+        Ok(Arc::new(s))
+    }
+
     /// Whether ETRN and postqueue -s may flush mail for `site`: it is in
     /// fast_flush_domains, or a subdomain of one.
     pub fn flushable(&self, site: &str) -> bool {
@@ -624,6 +644,9 @@ pub fn session_config(cf: &Config) -> Result<SessionConfig, String> {
         junk_command_limit: cf.int("smtpd_junk_command_limit").map_err(e)?.max(0) as u32,
         recipient_overshoot_limit: cf.int("smtpd_recipient_overshoot_limit").map_err(e)?.max(0)
             as u32,
+        // Set with the service's TLS (Settings::with_tls).
+        starttls: false,
+        tls_required: false,
     })
 }
 

@@ -21,6 +21,7 @@ use crate::cleanup::{self, Cleanup, Envelope, Intake, Origin, Refused};
 use crate::log::Log;
 use crate::resolve::{Class, resolve};
 use crate::settings::Settings;
+use crate::tls_server::Stream;
 
 /// Longest command line read (Postfix's line_length_limit).
 const LINE_LIMIT: usize = 2048;
@@ -191,7 +192,7 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
 }
 
 async fn session(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     s: &Arc<Settings>,
     log: &Log,
@@ -206,16 +207,32 @@ async fn session(
     // machine) must not be taken for one that talked first.
     let talked_first = unread_bytes(&stream) > 0;
     let mut session = Session::new(s.session.clone());
-    let mut greeting = Vec::with_capacity(128);
-    session.greeting().write_to(&mut greeting);
-    if stream.write_all(&greeting).await.is_err() {
-        return session.summary();
-    }
-    let (rd, mut wr) = stream.into_split();
-    let mut rd = BufReader::with_capacity(16 * 1024, rd);
-    let mut out: Vec<u8> = Vec::with_capacity(1024);
     let client_name = "unknown".to_string();
     let client = format!("{client_name}[{}]", peer.ip());
+    // smtpd_tls_wrappermode: the handshake comes before the greeting.
+    let stream = match &s.smtpd_tls {
+        Some(tls) if tls.wrapper => match handshake(tls, stream, log, &client).await {
+            Some(t) => {
+                session.wrapped();
+                t
+            }
+            None => return session.summary(),
+        },
+        _ => Stream::Plain(stream),
+    };
+    let mut tls_info = s.smtpd_tls.as_ref().and_then(|t| {
+        stream
+            .describe(&t.certificate)
+            .map(|d| (d, t.received_header))
+    });
+    // One buffer for reading; replies are written to the stream under it.
+    let mut io = BufReader::with_capacity(16 * 1024, stream);
+    let mut greeting = Vec::with_capacity(128);
+    session.greeting().write_to(&mut greeting);
+    if send(&mut io, &greeting).await.is_err() {
+        return session.summary();
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut line = Vec::with_capacity(256);
     // The last command, for "lost connection after X".
     let mut last = "CONNECT".to_string();
@@ -224,24 +241,24 @@ async fn session(
     // "improper command pipelining" was logged.
     let mut improper = false;
     if talked_first {
-        let _ = rd.fill_buf().await;
+        let _ = io.fill_buf().await;
         improper = true;
-        improper_pipelining(log, "CONNECT", &client, rd.buffer());
+        improper_pipelining(log, "CONNECT", &client, io.buffer());
     }
     loop {
         // Replies to pipelined commands go out together, when the input
         // buffer runs dry (RFC 2920).
-        if rd.buffer().is_empty() && !out.is_empty() {
-            if wr.write_all(&out).await.is_err() {
+        if io.buffer().is_empty() && !out.is_empty() {
+            if send(&mut io, &out).await.is_err() {
                 break;
             }
             out.clear();
         }
         line.clear();
-        let read = tokio::time::timeout(s.smtpd_timeout, read_line(&mut rd, &mut line)).await;
+        let read = tokio::time::timeout(s.smtpd_timeout, read_line(&mut io, &mut line)).await;
         match read {
             Err(_) => {
-                timed_out(&mut wr, s, log, &format!("{last} from {client}")).await;
+                timed_out(&mut io, s, log, &format!("{last} from {client}")).await;
                 break;
             }
             Ok(Ok(Line::Complete)) => {}
@@ -259,7 +276,7 @@ async fn session(
                         ),
                     );
                     text::bare_lf(&s.myhostname).write_to(&mut out);
-                    let _ = wr.write_all(&out).await;
+                    let _ = send(&mut io, &out).await;
                     session.refused_line();
                     return session.summary();
                 }
@@ -283,9 +300,9 @@ async fn session(
         last = verb_of(&text);
         // A client that sends more after a command it must wait on (one
         // that ends a pipelined group, RFC 2920) is logged, once.
-        if !improper && ENDS_GROUP.contains(&last.as_str()) && !rd.buffer().is_empty() {
+        if !improper && ENDS_GROUP.contains(&last.as_str()) && !io.buffer().is_empty() {
             improper = true;
-            improper_pipelining(log, &last, &client, rd.buffer());
+            improper_pipelining(log, &last, &client, io.buffer());
         }
         let mut event = session.command(&text);
         loop {
@@ -297,6 +314,32 @@ async fn session(
                     }
                     r.write_to(&mut out);
                     break;
+                }
+                Event::StartTls(r) => {
+                    r.write_to(&mut out);
+                    if send(&mut io, &out).await.is_err() {
+                        return session.summary();
+                    }
+                    out.clear();
+                    // Whatever the client sent after STARTTLS in plaintext
+                    // goes with the buffer, unread (CVE-2011-0411).
+                    let (Some(tls), Stream::Plain(tcp)) = (&s.smtpd_tls, io.into_inner()) else {
+                        return session.summary();
+                    };
+                    match handshake(tls, tcp, log, &client).await {
+                        Some(stream) => {
+                            tls_info = stream
+                                .describe(&tls.certificate)
+                                .map(|d| (d, tls.received_header));
+                            io = BufReader::with_capacity(16 * 1024, stream);
+                            session.tls_started();
+                            break;
+                        }
+                        None => {
+                            session.tls_failed();
+                            return session.summary();
+                        }
+                    }
                 }
                 Event::NonSmtp(r) => {
                     let shown: String = text.chars().take(100).collect();
@@ -313,7 +356,7 @@ async fn session(
                         );
                     }
                     r.write_to(&mut out);
-                    let _ = wr.write_all(&out).await;
+                    let _ = send(&mut io, &out).await;
                     return session.summary();
                 }
                 Event::CheckMail { from, params } => {
@@ -395,7 +438,13 @@ async fn session(
                 }
                 Event::Bdat { size, last } => {
                     if chunked.is_none() {
-                        let cleanup = start_message(&session, s, log, peer, &client_name).await;
+                        let cleanup = start_message(
+                            &session,
+                            s,
+                            log,
+                            &Who::new(peer, &client_name, &tls_info),
+                        )
+                        .await;
                         chunked = Some(Chunked {
                             failed: cleanup.is_none(),
                             cleanup,
@@ -406,7 +455,7 @@ async fn session(
                     let Some(msg) = chunked.as_mut() else {
                         unreachable!("made above")
                     };
-                    if let Err(gone) = bdat_chunk(&mut rd, s, msg, size).await {
+                    if let Err(gone) = bdat_chunk(&mut io, s, msg, size).await {
                         drop(chunked.take());
                         session.data_aborted();
                         match gone {
@@ -416,7 +465,7 @@ async fn session(
                             ),
                             Gone::Timeout(n) => {
                                 let after = format!("BDAT ({n} bytes) from {client}");
-                                timed_out(&mut wr, s, log, &after).await;
+                                timed_out(&mut io, s, log, &after).await;
                             }
                         }
                         return session.summary();
@@ -466,7 +515,7 @@ async fn session(
                     }
                 }
                 Event::BdatDiscard { size, reply } => {
-                    if discard(&mut rd, s, size).await.is_err() {
+                    if discard(&mut io, s, size).await.is_err() {
                         log.info(
                             "smtpd",
                             &format!("lost connection after BDAT from {client}"),
@@ -478,12 +527,12 @@ async fn session(
                 }
                 Event::StartData(r) => {
                     r.write_to(&mut out);
-                    if wr.write_all(&out).await.is_err() {
+                    if send(&mut io, &out).await.is_err() {
                         return session.summary();
                     }
                     out.clear();
-                    let reply =
-                        receive(&mut rd, &session, s, log, peer, &client_name, intake).await;
+                    let who = Who::new(peer, &client_name, &tls_info);
+                    let reply = receive(&mut io, &session, s, log, &who, intake).await;
                     match reply {
                         Ok(r) => session.data_done(r),
                         Err(Gone::Lost(n)) => {
@@ -497,7 +546,7 @@ async fn session(
                         Err(Gone::Timeout(n)) => {
                             session.data_aborted();
                             let after = format!("DATA ({n} bytes) from {client}");
-                            timed_out(&mut wr, s, log, &after).await;
+                            timed_out(&mut io, s, log, &after).await;
                             return session.summary();
                         }
                     }
@@ -506,7 +555,7 @@ async fn session(
         }
         if let Some(r) = session.too_many_errors() {
             r.write_to(&mut out);
-            let _ = wr.write_all(&out).await;
+            let _ = send(&mut io, &out).await;
             log.info(
                 "smtpd",
                 &format!("too many errors after {last} from {client}"),
@@ -519,6 +568,64 @@ async fn session(
         }
     }
     session.summary()
+}
+
+/// The client, as a message's Received header and queue file name it.
+struct Who<'a> {
+    addr: SocketAddr,
+    name: &'a str,
+    /// The session's TLS (`TLSv1.3 with cipher ...`) and whether the
+    /// Received header shows it.
+    tls: &'a Option<(String, bool)>,
+}
+
+impl<'a> Who<'a> {
+    fn new(addr: SocketAddr, name: &'a str, tls: &'a Option<(String, bool)>) -> Who<'a> {
+        Who { addr, name, tls }
+    }
+}
+
+/// Writes replies to the session's stream (under its read buffer), and
+/// flushes them out of TLS.
+async fn send(io: &mut BufReader<Stream>, bytes: &[u8]) -> std::io::Result<()> {
+    let w = io.get_mut();
+    w.write_all(bytes).await?;
+    w.flush().await
+}
+
+/// The server side of a TLS handshake, within smtpd_starttls_timeout;
+/// `None` (logged) when it fails.
+async fn handshake(
+    tls: &crate::tls_server::ServerTls,
+    tcp: TcpStream,
+    log: &Log,
+    client: &str,
+) -> Option<Stream> {
+    match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)).await {
+        Ok(Ok(t)) => {
+            let stream = Stream::Tls(Box::new(t));
+            if tls.loglevel >= 1 {
+                let described = stream.describe(&tls.certificate).unwrap_or_default();
+                log.info(
+                    "smtpd",
+                    &format!("Anonymous TLS connection established from {client}: {described}"),
+                );
+            }
+            Some(stream)
+        }
+        Ok(Err(e)) => {
+            log.warning("smtpd", &format!("TLS handshake failed for {client}: {e}"));
+            log.info(
+                "smtpd",
+                &format!("lost connection after STARTTLS from {client}"),
+            );
+            None
+        }
+        Err(_) => {
+            log.info("smtpd", &format!("timeout after STARTTLS from {client}"));
+            None
+        }
+    }
 }
 
 /// Bytes the kernel holds for `stream` that nobody has read yet.
@@ -611,14 +718,14 @@ enum Gone {
 
 /// smtpd_timeout ran out: Postfix's 421 and log line (`after` is what the
 /// client was doing, and who it is).
-async fn timed_out(wr: &mut tokio::net::tcp::OwnedWriteHalf, s: &Settings, log: &Log, after: &str) {
+async fn timed_out(io: &mut BufReader<Stream>, s: &Settings, log: &Log, after: &str) {
     let reply = Reply::new(
         421,
         format!("4.4.2 {} Error: timeout exceeded", s.myhostname),
     );
     let mut out = Vec::new();
     reply.write_to(&mut out);
-    let _ = wr.write_all(&out).await;
+    let _ = send(io, &out).await;
     log.info("smtpd", &format!("timeout after {after}"));
 }
 
@@ -680,11 +787,11 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
     session: &Session,
     s: &Arc<Settings>,
     log: &Log,
-    peer: SocketAddr,
-    client_name: &str,
+    who: &Who<'_>,
     intake: &Intake,
 ) -> Result<Reply, Gone> {
-    let mut cleanup = match start_message(session, s, log, peer, client_name).await {
+    let (peer, client_name) = (who.addr, who.name);
+    let mut cleanup = match start_message(session, s, log, who).await {
         Some(c) => c,
         None => {
             // Read to the end of the data, then refuse.
@@ -769,9 +876,9 @@ async fn start_message(
     session: &Session,
     s: &Arc<Settings>,
     log: &Log,
-    peer: SocketAddr,
-    client_name: &str,
+    who: &Who<'_>,
 ) -> Option<Cleanup> {
+    let (peer, client_name, tls) = (who.addr, who.name, who.tls);
     let tx = session.transaction()?;
     let env = Envelope {
         origin: Origin::Smtp {
@@ -779,6 +886,8 @@ async fn start_message(
             client_addr: peer.ip().to_string(),
             helo: session.helo_name().map(str::to_string),
             esmtp: session.is_esmtp(),
+            tls: tls.clone(),
+            authenticated: false,
         },
         full_name: None,
         sender: tx.from.clone(),

@@ -29,6 +29,10 @@ pub struct SessionConfig {
     /// Recipients past smtpd_recipient_limit refused without counting as
     /// errors (per session).
     pub recipient_overshoot_limit: u32,
+    /// STARTTLS is offered (a certificate, and not wrapper mode).
+    pub starttls: bool,
+    /// smtpd_tls_security_level = encrypt: no mail before STARTTLS.
+    pub tls_required: bool,
 }
 
 /// The reply texts, one place each.
@@ -75,6 +79,10 @@ pub mod text {
     pub fn unsupported_option(option: &str) -> Reply {
         Reply::new(555, format!("5.5.4 Unsupported option: {option}"))
     }
+    pub fn starttls_first() -> Reply {
+        Reply::new(530, "5.7.0 Must issue a STARTTLS command first")
+    }
+
     pub fn need_helo() -> Reply {
         Reply::new(503, "5.5.1 Error: send HELO/EHLO first")
     }
@@ -140,6 +148,9 @@ pub enum Event {
     Vrfy(String),
     /// Flush the queue for this site (ETRN), then call `replied`.
     Etrn(String),
+    /// Send this 220, then do the TLS handshake and call `tls_started`
+    /// (or `tls_failed`, and close).
+    StartTls(Reply),
     /// Send this reply and close the connection.
     Close(Reply),
     /// The client sent message text where a command belongs (a header
@@ -245,6 +256,8 @@ pub struct Session {
     junk: u32,
     /// Recipients refused for smtpd_recipient_limit so far.
     overshoot: u32,
+    /// The session runs under TLS.
+    tls: bool,
 }
 
 impl Session {
@@ -260,7 +273,37 @@ impl Session {
             bdat: Bdat::None,
             junk: 0,
             overshoot: 0,
+            tls: false,
         }
+    }
+
+    /// The session runs under TLS from its start (smtpd_tls_wrappermode).
+    pub fn wrapped(&mut self) {
+        self.tls = true;
+    }
+
+    /// Whether the session runs under TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The TLS handshake after STARTTLS succeeded: the session starts
+    /// over (RFC 3207 section 4.2: the client says EHLO again; nothing
+    /// learned in plaintext is kept).
+    pub fn tls_started(&mut self) {
+        self.pending = None;
+        self.counters.count("starttls", true);
+        self.tls = true;
+        self.helo = None;
+        self.esmtp = false;
+        self.tx = None;
+        self.bdat = Bdat::None;
+    }
+
+    /// The TLS handshake after STARTTLS failed (the session ends).
+    pub fn tls_failed(&mut self) {
+        self.pending = None;
+        self.counters.count("starttls", false);
     }
 
     /// The 220 greeting.
@@ -382,6 +425,9 @@ impl Session {
                 if self.tx.is_some() {
                     return self.answer("mail", text::nested_mail());
                 }
+                if self.cfg.tls_required && !self.tls {
+                    return self.answer("mail", text::starttls_first());
+                }
                 // allow_min_user = no: an address that looks like a
                 // command option never gets in.
                 if from.starts_with('-') {
@@ -488,6 +534,22 @@ impl Session {
                     }
                 }
             }
+            Command::Starttls if self.cfg.starttls || self.tls => {
+                if self.tls {
+                    return self.answer(
+                        "starttls",
+                        Reply::new(554, "5.5.1 Error: TLS already active"),
+                    );
+                }
+                if self.tx.is_some() {
+                    return self.answer(
+                        "starttls",
+                        Reply::new(503, "5.5.1 Error: MAIL transaction in progress"),
+                    );
+                }
+                self.pending = Some("starttls");
+                Event::StartTls(Reply::new(220, "2.0.0 Ready to start TLS"))
+            }
             Command::Starttls | Command::Auth(_) | Command::Help | Command::Expn(_) => {
                 // Not offered yet: Postfix answers these only when enabled.
                 self.answer("unknown", text::not_recognized())
@@ -561,8 +623,11 @@ impl Session {
         if !self.cfg.disable_vrfy {
             lines.push("VRFY".to_string());
         }
+        lines.push("ETRN".to_string());
+        if self.cfg.starttls && !self.tls {
+            lines.push("STARTTLS".to_string());
+        }
         for k in [
-            "ETRN",
             "ENHANCEDSTATUSCODES",
             "8BITMIME",
             "DSN",
@@ -697,13 +762,19 @@ mod tests {
             hard_error_limit: 20,
             junk_command_limit: 100,
             recipient_overshoot_limit: 1000,
+            starttls: false,
+            tls_required: false,
         }
     }
 
     /// Drives a session where every sender and recipient is accepted.
     fn run(s: &mut Session, line: &str) -> Reply {
         match s.command(line) {
-            Event::Reply(r) | Event::Close(r) | Event::StartData(r) | Event::NonSmtp(r) => r,
+            Event::Reply(r)
+            | Event::Close(r)
+            | Event::StartData(r)
+            | Event::NonSmtp(r)
+            | Event::StartTls(r) => r,
             Event::CheckMail { from, params } => match s.mail_accepted(from, params) {
                 Event::Reply(r) => r,
                 other => panic!("{other:?}"),
@@ -726,6 +797,43 @@ mod tests {
             },
             Event::BdatDiscard { reply, .. } => reply,
         }
+    }
+
+    #[test]
+    fn starttls_offered_required_and_reset() {
+        let mut c = cfg();
+        c.starttls = true;
+        c.tls_required = true;
+        let mut s = Session::new(c);
+        let ehlo = run(&mut s, "EHLO client");
+        assert!(ehlo.lines.iter().any(|l| l == "STARTTLS"));
+        assert_eq!(
+            run(&mut s, "MAIL FROM:<a@b>").to_string(),
+            "530 5.7.0 Must issue a STARTTLS command first\r\n"
+        );
+        assert_eq!(run(&mut s, "STARTTLS x").code, 501);
+        assert!(matches!(s.command("STARTTLS"), Event::StartTls(r) if r.code == 220));
+        s.tls_started();
+        // Nothing from before TLS is kept: HELO again, and no STARTTLS.
+        assert!(s.helo_name().is_none() && s.is_tls());
+        let ehlo = run(&mut s, "EHLO client");
+        assert!(!ehlo.lines.iter().any(|l| l == "STARTTLS"));
+        assert_eq!(run(&mut s, "MAIL FROM:<a@b>").code, 250);
+        assert_eq!(run(&mut s, "STARTTLS").code, 554);
+        assert!(s.summary().starts_with("ehlo=2 starttls=1/3 mail=1/2"));
+    }
+
+    #[test]
+    fn starttls_not_offered() {
+        let mut s = Session::new(cfg());
+        assert!(
+            !run(&mut s, "EHLO client")
+                .lines
+                .iter()
+                .any(|l| l == "STARTTLS")
+        );
+        // As Postfix without TLS answers it (tests/dialog).
+        assert_eq!(run(&mut s, "STARTTLS").code, 500);
     }
 
     #[test]
