@@ -891,7 +891,8 @@ EXPECTED_SMTPS_LOG = [
 EXPECTED_SMTPS_PLAIN_LOG = [
     r"postfix/smtps/smtpd: connect from unknown\[127\.0\.0\.1\]",
     r"postfix/smtps/smtpd: SSL_accept error from unknown\[127\.0\.0\.1\]: -1",
-    r"postfix/smtps/smtpd: warning: TLS library problem: .*wrong version number.*",
+    # The library's text is its own (OpenSSL: "wrong version number").
+    r"postfix/smtps/smtpd: warning: TLS library problem: .+",
     r"postfix/smtps/smtpd: lost connection after CONNECT from unknown\[127\.0\.0\.1\]",
     r"postfix/smtps/smtpd: disconnect from unknown\[127\.0\.0\.1\] commands=0/0",
 ]

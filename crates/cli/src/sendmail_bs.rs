@@ -98,6 +98,11 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
                     let _ = self.reply(&r);
                     return Err(Gone);
                 }
+                // -bs offers no AUTH either: the local user is known.
+                Event::Auth { .. } => self.session.auth_done(Err(Reply::new(
+                    503,
+                    "5.5.1 Error: authentication not enabled",
+                ))),
                 Event::CheckMail { from, params } => self.session.mail_accepted(from, params),
                 Event::CheckRcpt { to, params } => self.session.rcpt_accepted(to, params),
                 Event::Vrfy(arg) => self
@@ -262,6 +267,7 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
                 esmtp: self.session.is_esmtp(),
                 tls: None,
                 authenticated: false,
+                auth_header: None,
             },
             sender: from.clone(),
             recipients: recipients.clone(),

@@ -40,8 +40,10 @@ pub enum Origin {
         /// Under TLS: `TLSv1.3 with cipher ...`, and whether the
         /// Received header shows it (smtpd_tls_received_header).
         tls: Option<(String, bool)>,
-        /// The client authenticated (SMTP AUTH).
+        /// The client authenticated (SMTP AUTH), and as whom when the
+        /// Received header says it (smtpd_sasl_authenticated_header).
         authenticated: bool,
+        auth_header: Option<String>,
     },
     /// Local submission through sendmail and pickup, by this user ID, at
     /// this arrival time (when sendmail wrote it: the Received and Date
@@ -218,6 +220,7 @@ pub fn received_header(
             client_addr,
             helo,
             tls,
+            auth_header,
             ..
         } => {
             let now = date::rfc5322(&date::local(date::now()));
@@ -247,6 +250,9 @@ pub fn received_header(
                     None => lines.push(format!("\t(using {first})")),
                 }
                 lines.push("\t(No client certificate requested)".to_string());
+            }
+            if let Some(user) = auth_header {
+                lines.push(format!("\t(Authenticated sender: {user})"));
             }
             lines.push(format!(
                 "\tby {myhostname} ({mail_name}) with {protocol} id {id}{by_end}"
@@ -782,6 +788,9 @@ pub const QUEUE_DIRS: &[&str] = &[
     "pid",
     "maildrop",
     "public",
+    // Sockets of services beside the mail system (Dovecot's auth socket
+    // at private/auth, as seed 004 sets smtpd_sasl_path).
+    "private",
     "bounce",
     "defer",
     "trace",

@@ -20,6 +20,7 @@ pub mod pipe_agent;
 pub mod qmgr;
 pub mod resolve;
 pub mod rewrite;
+pub mod sasl_server;
 pub mod settings;
 pub mod showq;
 pub mod smtp;
@@ -447,10 +448,11 @@ fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
         let mut serving = Vec::new();
         for (sock, settings) in listeners {
             let sock = tokio::net::TcpListener::from_std(sock).map_err(|e| e.to_string())?;
+            let log = log.for_smtpd(&settings.syslog_name);
             serving.push(tokio::spawn(smtpd::serve(
                 sock,
                 settings,
-                log.clone(),
+                log,
                 intake.clone(),
                 alive.clone(),
             )));

@@ -9,6 +9,10 @@ use rostfix_maillog::{Level, Logger};
 pub struct Log {
     logger: Arc<Logger>,
     syslog_name: String,
+    /// A smtpd service's own syslog_name (`-o
+    /// syslog_name=postfix/submission`): its smtpd lines carry it, the
+    /// lines of the components it calls (cleanup) the mail system's.
+    smtpd_name: Option<Arc<str>>,
     pid: u32,
 }
 
@@ -17,17 +21,29 @@ impl Log {
         Log {
             logger: Arc::new(logger),
             syslog_name: syslog_name.to_string(),
+            smtpd_name: None,
             pid: std::process::id(),
         }
     }
 
+    /// This log for a smtpd service whose syslog_name is `name`.
+    pub fn for_smtpd(&self, name: &str) -> Log {
+        let mut l = self.clone();
+        l.smtpd_name = (name != self.syslog_name).then(|| Arc::from(name));
+        l
+    }
+
+    /// `syslog_name/service`, the program name of a line.
+    fn program(&self, service: &str) -> String {
+        match &self.smtpd_name {
+            Some(name) if service == "smtpd" => format!("{name}/smtpd"),
+            _ => format!("{}/{service}", self.syslog_name),
+        }
+    }
+
     pub fn info(&self, service: &str, text: &str) {
-        self.logger.log(
-            Level::Info,
-            &format!("{}/{service}", self.syslog_name),
-            self.pid,
-            text,
-        );
+        self.logger
+            .log(Level::Info, &self.program(service), self.pid, text);
     }
 
     /// A line under a program name of its own (`postfix/relay/smtp`:
@@ -47,21 +63,13 @@ impl Log {
     }
 
     pub fn fatal(&self, service: &str, text: &str) {
-        self.logger.log(
-            Level::Fatal,
-            &format!("{}/{service}", self.syslog_name),
-            self.pid,
-            text,
-        );
+        self.logger
+            .log(Level::Fatal, &self.program(service), self.pid, text);
     }
 
     pub fn warning(&self, service: &str, text: &str) {
-        self.logger.log(
-            Level::Warning,
-            &format!("{}/{service}", self.syslog_name),
-            self.pid,
-            text,
-        );
+        self.logger
+            .log(Level::Warning, &self.program(service), self.pid, text);
     }
 }
 

@@ -410,6 +410,10 @@ pub fn chown_queue(queue_directory: &std::path::Path, owner: &Owner) -> Result<(
     // Postfix's setgid_group model: users reach maildrop/ and public/
     // only through the set-group-ID postdrop and postqueue; without the
     // group, only root and mail_owner submit.
+    let private = queue_directory.join("private");
+    let fd = crate::cleanup::open_entry(&private, true).map_err(|e| fail(&private, &e))?;
+    nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(0o700))
+        .map_err(|e| fail(&private, &e))?;
     for (d, mode) in [("maildrop", 0o1730), ("public", 0o710)] {
         let path: PathBuf = queue_directory.join(d);
         let (group, mode) = match owner.setgid_group {

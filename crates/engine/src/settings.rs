@@ -39,6 +39,8 @@ pub struct Settings {
     /// Sites ETRN and postqueue -s may flush (and their subdomains).
     pub fast_flush_domains: Vec<String>,
     pub relay_restrictions: Vec<String>,
+    /// smtpd_client_restrictions (applied at RCPT, smtpd_delay_reject).
+    pub client_restrictions: Vec<String>,
     pub recipient_restrictions: Vec<String>,
     /// smtpd_reject_unlisted_recipient
     pub reject_unlisted_recipient: bool,
@@ -100,6 +102,8 @@ pub struct Settings {
     pub pipes: Vec<crate::pipe_agent::Pipe>,
     /// smtpd's TLS, for a smtpd service that has it.
     pub smtpd_tls: Option<Arc<crate::tls_server::ServerTls>>,
+    /// smtpd's SMTP AUTH, for a smtpd service that offers it.
+    pub smtpd_sasl: Option<Arc<crate::sasl_server::SaslServer>>,
     /// local(8)'s settings.
     pub local: LocalSettings,
     /// `local_recipient_maps`; `None` when empty (no validation).
@@ -501,6 +505,7 @@ impl Settings {
             relay_domains: domains(cf, "relay_domains").map_err(e)?,
             fast_flush_domains: domains(cf, "fast_flush_domains").map_err(e)?,
             relay_restrictions: list(cf, "smtpd_relay_restrictions").map_err(e)?,
+            client_restrictions: list(cf, "smtpd_client_restrictions").map_err(e)?,
             recipient_restrictions: list(cf, "smtpd_recipient_restrictions").map_err(e)?,
             reject_unlisted_recipient: cf.bool("smtpd_reject_unlisted_recipient").map_err(e)?,
             virtual_mailbox_maps: maps(cf, "virtual_mailbox_maps")?,
@@ -553,6 +558,7 @@ impl Settings {
             clients: clients(cf)?,
             pipes: pipes(cf)?,
             smtpd_tls: None,
+            smtpd_sasl: None,
             local: LocalSettings {
                 alias_maps: deferring_maps(cf, "alias_maps")?,
                 home_mailbox: cf.string("home_mailbox").map_err(e)?,
@@ -614,6 +620,7 @@ impl Settings {
             s.session.tls_required = !t.wrapper && t.level == crate::tls_server::Level::Encrypt;
         }
         s.smtpd_tls = tls;
+        s.smtpd_sasl = crate::sasl_server::SaslServer::load(cf, &s.queue_directory)?;
         Ok(Arc::new(s))
     }
 

@@ -52,9 +52,37 @@ pub async fn serve(
 }
 
 /// The outcome of a recipient check.
-fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Reply> {
+fn check_recipient(
+    s: &Settings,
+    client: IpAddr,
+    authenticated: bool,
+    given: &str,
+) -> Result<(), Reply> {
     let r = resolve(s, given);
     let shown = format!("<{given}>");
+    // smtpd_client_restrictions, at RCPT time (smtpd_delay_reject = yes).
+    for item in &s.client_restrictions {
+        match item.as_str() {
+            "permit_mynetworks" if s.in_mynetworks(client) => break,
+            "permit_sasl_authenticated" if authenticated => break,
+            "permit_mynetworks" | "permit_sasl_authenticated" => {}
+            "permit" => break,
+            "reject" => {
+                return Err(Reply::new(
+                    554,
+                    format!("5.7.1 <unknown[{client}]>: Client host rejected: Access denied"),
+                ));
+            }
+            other => {
+                return Err(Reply::new(
+                    451,
+                    format!(
+                        "4.3.5 <unknown[{client}]>: Server configuration error ({other} is not supported yet)"
+                    ),
+                ));
+            }
+        }
+    }
     // Sender-specified routing (`user%elsewhere@`, `user!elsewhere@`,
     // `user@elsewhere@`) is never an authorized destination.
     let local_part = r
@@ -70,6 +98,7 @@ fn check_recipient(s: &Settings, client: IpAddr, given: &str) -> Result<(), Repl
                 !routed && matches!(r.class, Class::Local | Class::Virtual | Class::Relay);
             match item.as_str() {
                 "permit_mynetworks" if s.in_mynetworks(client) => break,
+                "permit_sasl_authenticated" if authenticated => break,
                 "permit_mynetworks" | "permit_sasl_authenticated" => {}
                 "reject_unauth_destination" if !authorized => {
                     return Err(Reply::new(
@@ -205,18 +234,27 @@ async fn session(
     // that did not wait for it. Checked before the write, never after: a
     // client that answers the greeting at once (loopback, a loaded
     // machine) must not be taken for one that talked first.
-    let talked_first = unread_bytes(&stream) > 0;
+    let mut talked_first = unread_bytes(&stream) > 0;
+    let local = stream.local_addr().ok();
     let mut session = Session::new(s.session.clone());
     let client_name = "unknown".to_string();
     let client = format!("{client_name}[{}]", peer.ip());
     // smtpd_tls_wrappermode: the handshake comes before the greeting.
     let stream = match &s.smtpd_tls {
-        Some(tls) if tls.wrapper => match handshake(tls, stream, log, &client).await {
+        Some(tls) if tls.wrapper => match handshake(tls, stream, log, &client, "CONNECT").await {
             Some(t) => {
+                // What came before the greeting was the TLS handshake,
+                // not an early talker.
+                talked_first = false;
                 session.wrapped();
                 t
             }
-            None => return session.summary(),
+            None => {
+                // Postfix counts the failed handshake as a refused line
+                // (`commands=0/0`).
+                session.refused_line();
+                return session.summary();
+            }
         },
         _ => Stream::Plain(stream),
     };
@@ -225,6 +263,22 @@ async fn session(
             .describe(&t.certificate)
             .map(|d| (d, t.received_header))
     });
+    // SMTP AUTH: the backend's mechanisms, in plaintext only without
+    // smtpd_tls_auth_only, under TLS only with a certificate.
+    if let Some(sasl) = &s.smtpd_sasl {
+        let auth_only = s.smtpd_tls.as_ref().is_some_and(|t| t.auth_only);
+        let plain = if auth_only || session.is_tls() {
+            Vec::new()
+        } else {
+            sasl.mechanisms(false).await
+        };
+        let under_tls = if s.smtpd_tls.is_some() {
+            sasl.mechanisms(true).await
+        } else {
+            Vec::new()
+        };
+        session.offer_auth(plain, under_tls, sasl.broken_clients);
+    }
     // One buffer for reading; replies are written to the stream under it.
     let mut io = BufReader::with_capacity(16 * 1024, stream);
     let mut greeting = Vec::with_capacity(128);
@@ -315,6 +369,30 @@ async fn session(
                     r.write_to(&mut out);
                     break;
                 }
+                Event::Auth { mechanism, initial } => {
+                    let Some(sasl) = &s.smtpd_sasl else {
+                        unreachable!("AUTH is offered only with SASL settings")
+                    };
+                    let exchange = Exchange {
+                        sasl,
+                        mechanism: &mechanism,
+                        client: &client,
+                        peer,
+                        local,
+                        tls: session.is_tls(),
+                    };
+                    match authenticate(&mut io, &exchange, initial.as_deref(), s, log).await {
+                        Ok(user) => session.auth_done(Ok((user, mechanism))),
+                        Err(Some(reply)) => session.auth_done(Err(reply)),
+                        Err(None) => {
+                            log.info(
+                                "smtpd",
+                                &format!("lost connection after AUTH from {client}"),
+                            );
+                            return session.summary();
+                        }
+                    }
+                }
                 Event::StartTls(r) => {
                     r.write_to(&mut out);
                     if send(&mut io, &out).await.is_err() {
@@ -326,7 +404,7 @@ async fn session(
                     let (Some(tls), Stream::Plain(tcp)) = (&s.smtpd_tls, io.into_inner()) else {
                         return session.summary();
                     };
-                    match handshake(tls, tcp, log, &client).await {
+                    match handshake(tls, tcp, log, &client, "STARTTLS").await {
                         Some(stream) => {
                             tls_info = stream
                                 .describe(&tls.certificate)
@@ -357,6 +435,8 @@ async fn session(
                     }
                     r.write_to(&mut out);
                     let _ = send(&mut io, &out).await;
+                    // Under TLS, a close_notify before the close.
+                    let _ = io.get_mut().shutdown().await;
                     return session.summary();
                 }
                 Event::CheckMail { from, params } => {
@@ -379,14 +459,15 @@ async fn session(
                         session.mail_accepted(from, params)
                     }
                 }
-                Event::CheckRcpt { to, params } => match check_recipient(s, peer.ip(), &to) {
-                    Ok(()) => session.rcpt_accepted(to, params),
-                    Err(reply) => {
-                        let from = session
-                            .transaction()
-                            .map(|t| t.from.clone())
-                            .unwrap_or_default();
-                        log.info(
+                Event::CheckRcpt { to, params } => {
+                    match check_recipient(s, peer.ip(), session.authenticated().is_some(), &to) {
+                        Ok(()) => session.rcpt_accepted(to, params),
+                        Err(reply) => {
+                            let from = session
+                                .transaction()
+                                .map(|t| t.from.clone())
+                                .unwrap_or_default();
+                            log.info(
                             "smtpd",
                             &format!(
                                 "NOQUEUE: reject: RCPT from {client}: {}; from=<{from}> to=<{to}> {}",
@@ -394,15 +475,16 @@ async fn session(
                                 proto_helo(&session)
                             ),
                         );
-                        session.rejected(reply)
+                            session.rejected(reply)
+                        }
                     }
-                },
+                }
                 Event::Vrfy(arg) => {
                     let addr = arg
                         .trim_start_matches('<')
                         .trim_end_matches('>')
                         .to_string();
-                    match check_recipient(s, peer.ip(), &addr) {
+                    match check_recipient(s, peer.ip(), session.authenticated().is_some(), &addr) {
                         Ok(()) => session.replied(Reply::new(252, format!("2.0.0 {arg}"))),
                         Err(reply) => {
                             log.info(
@@ -570,6 +652,90 @@ async fn session(
     session.summary()
 }
 
+/// One SMTP AUTH exchange's parties.
+struct Exchange<'a> {
+    sasl: &'a crate::sasl_server::SaslServer,
+    mechanism: &'a str,
+    /// `unknown[addr]`, for the log.
+    client: &'a str,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    tls: bool,
+}
+
+/// Runs an AUTH exchange between the client and the backend: the user
+/// it authenticated, or the reply that refuses it (`None`: the client
+/// went away).
+async fn authenticate(
+    io: &mut BufReader<Stream>,
+    x: &Exchange<'_>,
+    initial: Option<&str>,
+    s: &Settings,
+    log: &Log,
+) -> Result<String, Option<Reply>> {
+    let temporary = |why: String| {
+        log.warning(
+            "smtpd",
+            &format!(
+                "{}: SASL {} authentication failed: {why}",
+                x.client, x.mechanism
+            ),
+        );
+        Some(Reply::new(454, "4.7.0 Temporary authentication failure"))
+    };
+    let mut ex = match x
+        .sasl
+        .start(x.mechanism, initial, x.peer, x.local, x.tls)
+        .await
+    {
+        Ok(ex) => ex,
+        Err(e) => return Err(temporary(e)),
+    };
+    let mut line = Vec::with_capacity(256);
+    loop {
+        match ex.next().await {
+            Ok(crate::sasl_server::Step::Ok(user)) => return Ok(user),
+            Ok(crate::sasl_server::Step::Continue(challenge)) => {
+                let mut out = Vec::new();
+                Reply::new(334, challenge).write_to(&mut out);
+                if send(io, &out).await.is_err() {
+                    return Err(None);
+                }
+                line.clear();
+                match tokio::time::timeout(s.smtpd_timeout, read_line(io, &mut line)).await {
+                    Ok(Ok(Line::Complete | Line::BareLf)) => {}
+                    _ => return Err(None),
+                }
+                let answer = String::from_utf8_lossy(&line).into_owned();
+                if answer == "*" {
+                    return Err(Some(Reply::new(501, "5.7.0 Authentication aborted")));
+                }
+                if let Err(e) = ex.answer(&answer).await {
+                    return Err(temporary(e));
+                }
+            }
+            Ok(crate::sasl_server::Step::Fail(reason, user)) => {
+                let reason = reason.unwrap_or_else(|| "(reason unavailable)".to_string());
+                let user = user
+                    .map(|u| format!(", sasl_username={u}"))
+                    .unwrap_or_default();
+                log.warning(
+                    "smtpd",
+                    &format!(
+                        "{}: SASL {} authentication failed: {reason}{user}",
+                        x.client, x.mechanism
+                    ),
+                );
+                return Err(Some(Reply::new(
+                    535,
+                    format!("5.7.8 Error: authentication failed: {reason}"),
+                )));
+            }
+            Err(e) => return Err(temporary(e)),
+        }
+    }
+}
+
 /// The client, as a message's Received header and queue file name it.
 struct Who<'a> {
     addr: SocketAddr,
@@ -600,6 +766,7 @@ async fn handshake(
     tcp: TcpStream,
     log: &Log,
     client: &str,
+    after: &str,
 ) -> Option<Stream> {
     match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)).await {
         Ok(Ok(t)) => {
@@ -613,16 +780,30 @@ async fn handshake(
             }
             Some(stream)
         }
-        Ok(Err(e)) => {
-            log.warning("smtpd", &format!("TLS handshake failed for {client}: {e}"));
+        // Postfix's lines (the library's own text differs: rustls).
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             log.info(
                 "smtpd",
-                &format!("lost connection after STARTTLS from {client}"),
+                &format!("SSL_accept error from {client}: lost connection"),
+            );
+            log.info(
+                "smtpd",
+                &format!("lost connection after {after} from {client}"),
+            );
+            None
+        }
+        Ok(Err(e)) => {
+            log.info("smtpd", &format!("SSL_accept error from {client}: -1"));
+            log.warning("smtpd", &format!("TLS library problem: {e}"));
+            log.info(
+                "smtpd",
+                &format!("lost connection after {after} from {client}"),
             );
             None
         }
         Err(_) => {
-            log.info("smtpd", &format!("timeout after STARTTLS from {client}"));
+            log.info("smtpd", &format!("SSL_accept error from {client}: timeout"));
+            log.info("smtpd", &format!("timeout after {after} from {client}"));
             None
         }
     }
@@ -887,7 +1068,15 @@ async fn start_message(
             helo: session.helo_name().map(str::to_string),
             esmtp: session.is_esmtp(),
             tls: tls.clone(),
-            authenticated: false,
+            authenticated: session.authenticated().is_some(),
+            auth_header: session
+                .authenticated()
+                .filter(|_| {
+                    s.smtpd_sasl
+                        .as_ref()
+                        .is_some_and(|a| a.authenticated_header)
+                })
+                .map(|(user, _)| user.to_string()),
         },
         full_name: None,
         sender: tx.from.clone(),
@@ -916,9 +1105,13 @@ async fn start_message(
     // the create, which the journal rarely makes wait.
     match Cleanup::start(s, &env) {
         Ok(c) => {
+            let sasl = match session.authenticated() {
+                Some((user, method)) => format!(", sasl_method={method}, sasl_username={user}"),
+                None => String::new(),
+            };
             log.info(
                 "smtpd",
-                &format!("{}: client={client_name}[{}]", c.id(), peer.ip()),
+                &format!("{}: client={client_name}[{}]{sasl}", c.id(), peer.ip()),
             );
             Some(c)
         }

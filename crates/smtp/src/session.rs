@@ -148,6 +148,12 @@ pub enum Event {
     Vrfy(String),
     /// Flush the queue for this site (ETRN), then call `replied`.
     Etrn(String),
+    /// Authenticate the client with this mechanism (and initial
+    /// response), then call `auth_done`.
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
     /// Send this 220, then do the TLS handshake and call `tls_started`
     /// (or `tls_failed`, and close).
     StartTls(Reply),
@@ -258,6 +264,21 @@ pub struct Session {
     overshoot: u32,
     /// The session runs under TLS.
     tls: bool,
+    /// SMTP AUTH: the mechanisms offered, and to whom.
+    auth: Option<AuthOffer>,
+    /// The client authenticated: user name and mechanism.
+    authenticated: Option<(String, String)>,
+}
+
+/// What AUTH offers (smtpd_sasl_auth_enable, the backend's mechanisms).
+#[derive(Debug, Clone)]
+struct AuthOffer {
+    /// Offered in plaintext (none with smtpd_tls_auth_only).
+    plain: Vec<String>,
+    /// Offered under TLS.
+    tls: Vec<String>,
+    /// broken_sasl_auth_clients: the `AUTH=` line too.
+    broken_clients: bool,
 }
 
 impl Session {
@@ -274,6 +295,47 @@ impl Session {
             junk: 0,
             overshoot: 0,
             tls: false,
+            auth: None,
+            authenticated: None,
+        }
+    }
+
+    /// SMTP AUTH is offered with these mechanisms, in plaintext and under
+    /// TLS.
+    pub fn offer_auth(&mut self, plain: Vec<String>, tls: Vec<String>, broken_clients: bool) {
+        self.auth = Some(AuthOffer {
+            plain,
+            tls,
+            broken_clients,
+        });
+    }
+
+    /// The mechanisms offered now.
+    fn auth_mechanisms(&self) -> &[String] {
+        match &self.auth {
+            Some(a) if self.tls => &a.tls,
+            Some(a) => &a.plain,
+            None => &[],
+        }
+    }
+
+    /// Who the client authenticated as, and how.
+    pub fn authenticated(&self) -> Option<(&str, &str)> {
+        self.authenticated
+            .as_ref()
+            .map(|(u, m)| (u.as_str(), m.as_str()))
+    }
+
+    /// The AUTH exchange ended: `Ok((user, mechanism))`, or the reply
+    /// that refuses it.
+    pub fn auth_done(&mut self, result: Result<(String, String), Reply>) -> Event {
+        self.pending = None;
+        match result {
+            Ok(who) => {
+                self.authenticated = Some(who);
+                self.answer("auth", Reply::new(235, "2.7.0 Authentication successful"))
+            }
+            Err(reply) => self.answer("auth", reply),
         }
     }
 
@@ -294,6 +356,7 @@ impl Session {
         self.pending = None;
         self.counters.count("starttls", true);
         self.tls = true;
+        self.authenticated = None;
         self.helo = None;
         self.esmtp = false;
         self.tx = None;
@@ -550,6 +613,46 @@ impl Session {
                 self.pending = Some("starttls");
                 Event::StartTls(Reply::new(220, "2.0.0 Ready to start TLS"))
             }
+            Command::Auth(args) if self.auth.is_some() => {
+                if self.auth_mechanisms().is_empty() {
+                    // Offered under TLS only.
+                    if !self.tls && self.auth.as_ref().is_some_and(|a| !a.tls.is_empty()) {
+                        return self.answer("auth", text::starttls_first());
+                    }
+                    return self.answer(
+                        "auth",
+                        Reply::new(503, "5.5.1 Error: authentication not enabled"),
+                    );
+                }
+                if self.authenticated.is_some() {
+                    return self.answer(
+                        "auth",
+                        Reply::new(503, "5.5.1 Error: already authenticated"),
+                    );
+                }
+                if self.tx.is_some() {
+                    return self.answer(
+                        "auth",
+                        Reply::new(503, "5.5.1 Error: MAIL transaction in progress"),
+                    );
+                }
+                let mut words = args.split_whitespace();
+                let Some(mechanism) = words.next().map(str::to_ascii_uppercase) else {
+                    return self.answer("auth", Reply::new(501, "5.5.4 Syntax: AUTH mechanism"));
+                };
+                let initial = words.next().map(str::to_string);
+                if !self.auth_mechanisms().contains(&mechanism) {
+                    return self.answer(
+                        "auth",
+                        Reply::new(
+                            535,
+                            "5.7.8 Error: authentication failed: Invalid authentication mechanism",
+                        ),
+                    );
+                }
+                self.pending = Some("auth");
+                Event::Auth { mechanism, initial }
+            }
             Command::Starttls | Command::Auth(_) | Command::Help | Command::Expn(_) => {
                 // Not offered yet: Postfix answers these only when enabled.
                 self.answer("unknown", text::not_recognized())
@@ -626,6 +729,13 @@ impl Session {
         lines.push("ETRN".to_string());
         if self.cfg.starttls && !self.tls {
             lines.push("STARTTLS".to_string());
+        }
+        let mechanisms = self.auth_mechanisms().join(" ");
+        if !mechanisms.is_empty() {
+            lines.push(format!("AUTH {mechanisms}"));
+            if self.auth.as_ref().is_some_and(|a| a.broken_clients) {
+                lines.push(format!("AUTH={mechanisms}"));
+            }
         }
         for k in [
             "ENHANCEDSTATUSCODES",
@@ -775,6 +885,10 @@ mod tests {
             | Event::StartData(r)
             | Event::NonSmtp(r)
             | Event::StartTls(r) => r,
+            Event::Auth { mechanism, .. } => match s.auth_done(Ok(("alice".into(), mechanism))) {
+                Event::Reply(r) => r,
+                other => panic!("{other:?}"),
+            },
             Event::CheckMail { from, params } => match s.mail_accepted(from, params) {
                 Event::Reply(r) => r,
                 other => panic!("{other:?}"),
