@@ -709,6 +709,9 @@ pub static PARAMS: &[ParamSpec] = &[
     // Rostfix's own: DNS servers (`ip`, `ip:port`) the SMTP client asks
     // instead of resolv.conf's (tests run one on loopback).
     p("rostfix_dns_servers", Str, ""),
+    // Rostfix's own: the user/password table of smtpd_sasl_type = rostfix
+    // (stored as Dovecot stores passwords: {SHA512-CRYPT}..., {PLAIN}...).
+    p("rostfix_sasl_password_maps", Str, ""),
     p("sample_directory", Str, "/etc/postfix"),
     p("send_cyrus_sasl_authzid", Bool, "no"),
     p("sender_bcc_maps", Str, ""),

@@ -20,6 +20,7 @@ pub mod pipe_agent;
 pub mod qmgr;
 pub mod resolve;
 pub mod rewrite;
+pub mod sasl_password;
 pub mod sasl_server;
 pub mod settings;
 pub mod showq;

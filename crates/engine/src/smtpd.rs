@@ -714,7 +714,10 @@ async fn authenticate(
                     return Err(temporary(e));
                 }
             }
-            Ok(crate::sasl_server::Step::Fail(reason, user)) => {
+            Ok(crate::sasl_server::Step::Fail(reason, user, detail)) => {
+                if let Some(d) = detail {
+                    log.warning("smtpd", &format!("SASL authentication failure: {d}"));
+                }
                 let reason = reason.unwrap_or_else(|| "(reason unavailable)".to_string());
                 let user = user
                     .map(|u| format!(", sasl_username={u}"))
