@@ -461,14 +461,7 @@ fn deliver_file(
     // sender gets the report.
     let verify = env.attr("verify") == Some("yes");
     let mut probed = Vec::new();
-    let smtp_message = crate::smtp::Message {
-        id: id.as_str(),
-        sender: &env.sender,
-        ret: env.attr("dsn_ret"),
-        envid: env.attr("dsn_envid"),
-        body: &body,
-        eight_bit: crate::smtp::eight_bit(env.attr("encoding") == Some("8bit"), &body),
-    };
+    let smtp_message = crate::smtp::Message::queued(id.as_str(), &env.sender, &env.attrs, &body);
     let attempts = attempt_all(
         s,
         log,
@@ -1241,17 +1234,7 @@ fn dispatch(
     let (agent, outcome) = match s.routing.command(&route.transport) {
         // local(8) passing mail on (mailbox_transport, fallback_transport).
         Some("smtp" | "lmtp") if let Some(client) = s.clients.get(&route.transport) => {
-            let m = crate::smtp::Message {
-                id: "",
-                sender: message.sender,
-                ret: rostfix_queue::file::attr(message.attrs, "dsn_ret"),
-                envid: rostfix_queue::file::attr(message.attrs, "dsn_envid"),
-                body: message.body,
-                eight_bit: crate::smtp::eight_bit(
-                    rostfix_queue::file::attr(message.attrs, "encoding") == Some("8bit"),
-                    message.body,
-                ),
-            };
+            let m = crate::smtp::Message::queued("", message.sender, message.attrs, message.body);
             let rcpt = [crate::smtp::Rcpt {
                 address,
                 dsn: &r.dsn,

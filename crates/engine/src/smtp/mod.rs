@@ -284,6 +284,27 @@ pub struct Message<'a> {
     pub eight_bit: bool,
 }
 
+impl<'a> Message<'a> {
+    /// The message as the queue file holds it: its `dsn_ret`, `dsn_envid`
+    /// and `encoding` attributes.
+    pub fn queued(
+        id: &'a str,
+        sender: &'a str,
+        attrs: &'a [(String, String)],
+        body: &'a [u8],
+    ) -> Message<'a> {
+        let attr = |n| rostfix_queue::file::attr(attrs, n);
+        Message {
+            id,
+            sender,
+            ret: attr("dsn_ret"),
+            envid: attr("dsn_envid"),
+            body,
+            eight_bit: eight_bit(attr("encoding") == Some("8bit"), body),
+        }
+    }
+}
+
 /// Whether content is 8-bit MIME as Postfix's cleanup decides it:
 /// declared with BODY=8BITMIME (`declared`), or 8-bit bytes under a
 /// `Content-Transfer-Encoding: 8bit` (or binary) header. 8-bit bytes

@@ -487,40 +487,37 @@ async fn setup(
 
 /// EHLO (or LHLO), falling back to HELO when EHLO is refused (SMTP).
 async fn hello(client: &Client, conn: &mut Conn) -> Result<Extensions, HostFailed> {
-    let t = client.timeouts.helo;
     let verb = if client.lmtp { "LHLO" } else { "EHLO" };
-    conn.send(
-        format!("{verb} {}\r\n", client.helo_name).as_bytes(),
-        t,
-        "performing the EHLO handshake",
-    )
-    .await
-    .map_err(|b| broken(b, conn))?;
-    let r = conn
-        .reply(t, "performing the EHLO handshake")
-        .await
-        .map_err(|b| broken(b, conn))?;
+    let r = greet(client, conn, verb, "performing the EHLO handshake").await?;
     if r.code / 100 == 2 {
         return Ok(Extensions::parse(&r));
     }
     if client.lmtp || r.code / 100 == 4 {
         return Err(refused(conn, &r, verb));
     }
-    conn.send(
-        format!("HELO {}\r\n", client.helo_name).as_bytes(),
-        t,
-        "performing the HELO handshake",
-    )
-    .await
-    .map_err(|b| broken(b, conn))?;
-    let r = conn
-        .reply(t, "performing the HELO handshake")
-        .await
-        .map_err(|b| broken(b, conn))?;
+    let r = greet(client, conn, "HELO", "performing the HELO handshake").await?;
     if r.code / 100 == 2 {
         return Ok(Extensions::default());
     }
     Err(refused(conn, &r, "HELO"))
+}
+
+/// `VERB helo_name` and its reply.
+async fn greet(
+    client: &Client,
+    conn: &mut Conn,
+    verb: &str,
+    stage: &'static str,
+) -> Result<Reply, HostFailed> {
+    let t = client.timeouts.helo;
+    conn.send(
+        format!("{verb} {}\r\n", client.helo_name).as_bytes(),
+        t,
+        stage,
+    )
+    .await
+    .map_err(|b| broken(b, conn))?;
+    conn.reply(t, stage).await.map_err(|b| broken(b, conn))
 }
 
 /// A reply that ends the session with this host.
