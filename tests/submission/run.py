@@ -869,6 +869,9 @@ def scenario_smtps(inst, check, n):
         smtps_submission(inst, check, n)
     except Exception as e:
         check(False, f"{n}: SMTP_SSL session: {type(e).__name__}: {e}")
+    # The SMTP_SSL session's lines are all written before the next session
+    # starts (its disconnect line could otherwise follow the next connect).
+    inst.wait_log(lambda l: any(x.startswith("postfix/smtps/smtpd: disconnect") for x in l))
     # A plain-text client: no greeting comes (the server waits for a
     # ClientHello); its EHLO ends the connection.
     s = socket.create_connection(("127.0.0.1", inst.smtps), 10)
