@@ -40,8 +40,12 @@ Scenarios (each on a fresh instance):
                 sasl_username=alice, disconnect ... commands=8)
     saslauthd   smtpd_sasl_type = cyrus, smtpd.conf pwcheck_method:
                 saslauthd; Debian's saslauthd (-a rimap) logs in at the
-                private Dovecot's IMAP port (its sasldb mechanism reads
-                only /etc/sasldb2, whatever -O says)
+                private Dovecot's IMAP port
+    saslauthd-sasldb  the same with saslauthd -a sasldb and
+                smtpd_sasl_local_domain = $myhostname: alice@HOSTNAME in
+                TMP/sasldb2, bind-mounted over /etc/sasldb2 (the only file
+                the mechanism reads) in saslauthd's own mount namespace;
+                the logged sasl_username is alice@HOSTNAME
     sasldb      smtpd_sasl_type = cyrus, auxprop sasldb TMP/sasldb2 made
                 by saslpasswd2 (no daemon)
 
@@ -100,6 +104,9 @@ SWAKS = "/usr/bin/swaks"
 OPENSSL = "/usr/bin/openssl"
 SASLAUTHD = "/usr/sbin/saslauthd"
 SASLPASSWD2 = "/usr/sbin/saslpasswd2"
+UNSHARE = "/usr/bin/unshare"
+# Where Debian's saslauthd -a sasldb reads (sasl2-bin creates it).
+SYSTEM_SASLDB = "/etc/sasldb2"
 IMAP_BIN = "/usr/lib/dovecot/imap"
 
 PASSWORD = "secret"
@@ -147,6 +154,11 @@ MAIN_CF_SASL = {
     # cyrus_sasl_config_path says (strace showed it), so both name it.
     "saslauthd": "smtpd_sasl_type = cyrus\nsmtpd_sasl_path = smtpd\n"
                  "cyrus_sasl_config_path = {tmp}/etc/sasl\n",
+    # saslauthd is told smtpd_sasl_local_domain as the realm (empty by
+    # default); sasldb keys users by realm.
+    "saslauthd-sasldb": "smtpd_sasl_type = cyrus\nsmtpd_sasl_path = smtpd\n"
+                        "cyrus_sasl_config_path = {tmp}/etc/sasl\n"
+                        "smtpd_sasl_local_domain = $myhostname\n",
     "sasldb": "smtpd_sasl_type = cyrus\nsmtpd_sasl_path = smtpd\n"
               "cyrus_sasl_config_path = {tmp}/etc/sasl\n",
     # Rostfix's own type: no daemon, a table of {SCHEME}hashed passwords.
@@ -258,6 +270,7 @@ REPLY_AUTH_FAILED = {
     # Dovecot's auth server gives no reason: Postfix's own words.
     "dovecot": (535, "5.7.8 Error: authentication failed: (reason unavailable)"),
     "saslauthd": (535, "5.7.8 Error: authentication failed: authentication failure"),
+    "saslauthd-sasldb": (535, "5.7.8 Error: authentication failed: authentication failure"),
     "sasldb": (535, "5.7.8 Error: authentication failed: authentication failure"),
     # Rostfix's built-in type answers as Cyrus does.
     "rostfix": (535, "5.7.8 Error: authentication failed: authentication failure"),
@@ -272,6 +285,10 @@ LOG_AUTH_FAILED = {
                " SASL PLAIN authentication failed: (reason unavailable), sasl_username=alice",
     "saslauthd": "postfix/submission/smtpd: warning: unknown[127.0.0.1]:"
                  " SASL PLAIN authentication failed: authentication failure, sasl_username=alice",
+    # smtpd_sasl_local_domain qualifies the logged name.
+    "saslauthd-sasldb": "postfix/submission/smtpd: warning: unknown[127.0.0.1]:"
+                        " SASL PLAIN authentication failed: authentication failure,"
+                        " sasl_username=alice@mail.example.test",
     "sasldb": "postfix/submission/smtpd: warning: unknown[127.0.0.1]:"
               " SASL PLAIN authentication failed: authentication failure, sasl_username=alice",
     "rostfix": "postfix/submission/smtpd: warning: unknown[127.0.0.1]:"
@@ -539,9 +556,8 @@ def write_smtpd_conf(tmp, kind):
 
 class Saslauthd:
     """Debian's saslauthd (sasl2-bin) on TMP/saslauthd/mux, a child of this
-    script (-d), stopped by its pid. Its sasldb mechanism reads only
-    /etc/sasldb2 (-O is ignored), which a test must not touch; so it uses
-    the rimap mechanism: an IMAP LOGIN at the private Dovecot."""
+    script (-d), stopped by its pid, with the rimap mechanism: an IMAP
+    LOGIN at the private Dovecot."""
 
     def __init__(self, tmp, mail_owner, uid, gid):
         self.tmp = tmp
@@ -551,13 +567,16 @@ class Saslauthd:
         os.mkdir(self.dir, 0o755)
         write_smtpd_conf(tmp, "saslauthd")
 
+    def command(self):
+        return [SASLAUTHD, "-d", "-a", "rimap", "-O", f"127.0.0.1/{self.dovecot.imap_port}",
+                "-m", self.dir, "-n", "1"]
+
     def start(self):
-        self.dovecot.start()
+        if self.dovecot is not None:
+            self.dovecot.start()
         log = open(os.path.join(self.tmp, "saslauthd.log"), "wb")
         self.proc = subprocess.Popen(
-            [SASLAUTHD, "-d", "-a", "rimap", "-O", f"127.0.0.1/{self.dovecot.imap_port}",
-             "-m", self.dir, "-n", "1"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             # On SIGTERM saslauthd signals its whole process group: its own.
             start_new_session=True)
         log.close()
@@ -576,7 +595,33 @@ class Saslauthd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        self.dovecot.stop()
+        if self.dovecot is not None:
+            self.dovecot.stop()
+
+
+class SaslauthdSasldb(Saslauthd):
+    """saslauthd -a sasldb, as most guides run it: alice@HOSTNAME (realm =
+    myhostname) in TMP/sasldb2, made by saslpasswd2. The mechanism reads
+    only /etc/sasldb2 (-O is ignored), which a test must not touch; so
+    saslauthd runs in a mount namespace of its own (unshare) where
+    TMP/sasldb2 is bind-mounted over /etc/sasldb2. The system's file and
+    every other process's view of it stay as they are."""
+
+    def __init__(self, tmp, mail_owner, uid, gid):
+        self.tmp = tmp
+        self.dir = os.path.join(tmp, "saslauthd")
+        self.proc = None
+        self.dovecot = None
+        os.mkdir(self.dir, 0o755)
+        self.db = os.path.join(tmp, "sasldb2")
+        run([SASLPASSWD2, "-f", self.db, "-p", "-c", "-u", HOSTNAME, "alice"],
+            timeout=20, input=PASSWORD.encode())
+        write_smtpd_conf(tmp, "saslauthd")
+
+    def command(self):
+        return [UNSHARE, "--mount", "--propagation", "private", "sh", "-c",
+                f'mount --bind "$1" {SYSTEM_SASLDB} && shift && exec "$@"', "sh", self.db,
+                SASLAUTHD, "-d", "-a", "sasldb", "-m", self.dir, "-n", "1"]
 
 
 class Sasldb:
@@ -617,7 +662,8 @@ class Builtin:
         pass
 
 
-HELPERS = {"dovecot": Dovecot, "saslauthd": Saslauthd, "sasldb": Sasldb, "rostfix": Builtin}
+HELPERS = {"dovecot": Dovecot, "saslauthd": Saslauthd, "saslauthd-sasldb": SaslauthdSasldb,
+           "sasldb": Sasldb, "rostfix": Builtin}
 
 
 # ------------------------------------------------------------ the mail system
@@ -1154,8 +1200,12 @@ def scenario_cyrus(inst, check, n):
     mine = [l for l in log if l.startswith("postfix/submission/smtpd:")]
     say("log:", *("  " + l for l in mine))
     check(want in mine, f"{n}: log line: {want}")
-    check(mine == EXPECTED_CYRUS_LOG, f"{n}: submission smtpd log lines as Postfix's")
-    if inst.sasl == "saslauthd":
+    expected = EXPECTED_CYRUS_LOG
+    if inst.sasl == "saslauthd-sasldb":
+        expected = [l.replace("sasl_username=alice", f"sasl_username=alice@{HOSTNAME}")
+                    for l in expected]
+    check(mine == expected, f"{n}: submission smtpd log lines as Postfix's")
+    if inst.sasl.startswith("saslauthd"):
         text = open(os.path.join(inst.tmp, "saslauthd.log"), errors="replace").read()
         say("saslauthd.log:", *("  " + l for l in text.splitlines() if "auth " in l))
         check("auth failure: [user=alice] [service=smtp]" in text
@@ -1186,6 +1236,7 @@ SCENARIOS = {
     "tools": (scenario_tools, "dovecot"),
     "log": (scenario_log, "dovecot"),
     "saslauthd": (scenario_cyrus, "saslauthd"),
+    "saslauthd-sasldb": (scenario_cyrus, "saslauthd-sasldb"),
     "sasldb": (scenario_cyrus, "sasldb"),
     # Rostfix only: its built-in type, checked as the cyrus ones are.
     "builtin": (scenario_cyrus, "rostfix"),
@@ -1198,7 +1249,9 @@ def run_scenario(name, bin_dir, check, keep):
     if sasl == "rostfix" and SUBJECT == "postfix":
         print(f"skip  {name}: Rostfix's own smtpd_sasl_type")
         return
-    need = {"saslauthd": (SASLAUTHD, IMAP_BIN), "sasldb": (SASLPASSWD2,)}.get(sasl, ())
+    need = {"saslauthd": (SASLAUTHD, IMAP_BIN),
+            "saslauthd-sasldb": (SASLAUTHD, SASLPASSWD2, UNSHARE, SYSTEM_SASLDB),
+            "sasldb": (SASLPASSWD2,)}.get(sasl, ())
     missing = [p for p in need if not os.path.exists(p)]
     if missing:
         print(f"skip  {name}: {', '.join(missing)} not installed"

@@ -203,6 +203,18 @@ impl SaslServer {
         Ok(Exchange::Dovecot(b))
     }
 
+    /// The name a user given as `name` is known by once authenticated (and
+    /// logged as, when not): Cyrus SASL qualifies a bare name with its
+    /// realm, smtpd_sasl_local_domain (observed with saslauthd -a sasldb).
+    fn user_name(&self, name: &str) -> String {
+        match &self.kind {
+            Kind::Saslauthd { realm, .. } if !realm.is_empty() && !name.contains('@') => {
+                format!("{name}@{realm}")
+            }
+            _ => name.to_string(),
+        }
+    }
+
     /// Checks a user's password (cyrus-saslauthd and rostfix types):
     /// `Err(detail)` when it does not match.
     async fn check(&self, user: &str, password: &str) -> Result<(), String> {
@@ -407,9 +419,10 @@ impl Here<'_> {
                 let (Some(user), Some(password)) = (user, password) else {
                     return failed(None, "malformed response");
                 };
+                let name = self.server.user_name(user);
                 match self.server.check(user, password).await {
-                    Ok(()) => Step::Ok(user.to_string()),
-                    Err(detail) => failed(Some(user.to_string()), &detail),
+                    Ok(()) => Step::Ok(name),
+                    Err(detail) => failed(Some(name), &detail),
                 }
             }
             ("LOGIN", None) => {
@@ -431,10 +444,13 @@ impl Here<'_> {
                         self.asked += 1;
                         Step::Continue(b64.encode("Password:"))
                     }
-                    Some(user) => match self.server.check(&user, &text).await {
-                        Ok(()) => Step::Ok(user),
-                        Err(detail) => failed(Some(user), &detail),
-                    },
+                    Some(user) => {
+                        let name = self.server.user_name(&user);
+                        match self.server.check(&user, &text).await {
+                            Ok(()) => Step::Ok(name),
+                            Err(detail) => failed(Some(name), &detail),
+                        }
+                    }
                 }
             }
             _ => failed(None, "mechanism not available"),
