@@ -48,6 +48,15 @@ Scenarios (each on a fresh instance):
                 the logged sasl_username is alice@HOSTNAME
     sasldb      smtpd_sasl_type = cyrus, auxprop sasldb TMP/sasldb2 made
                 by saslpasswd2 (no daemon)
+    login       smtpd_sender_login_maps (SENDER_LOGINS) with
+                smtpd_sender_restrictions = reject_sender_login_mismatch,
+                SASL on port 25 too: 553 5.7.1 "not logged in" on 25 for
+                alice's address, "not owned by user alice" on 587 for an
+                unlisted one; her own, a domain's that lists ALICE and the
+                null sender pass
+    login-warn  the same under warn_if_reject: accepted, reject_warning
+    login-nosasl  without SASL in the service: the two halves of
+                reject_sender_login_mismatch are ignored with a warning
 
 Each scenario builds a temporary directory TMP holding
 
@@ -165,6 +174,28 @@ MAIN_CF_SASL = {
     "rostfix": "smtpd_sasl_type = rostfix\n"
                "rostfix_sasl_password_maps = texthash:{tmp}/etc/sasl_users\n",
 }
+
+# Scenarios' own main.cf lines, after the rest. The login checks need SASL
+# in the service (without it Postfix ignores them with a warning), so
+# port 25 has AUTH here too, after STARTTLS (Postfix's smtpd exits when
+# the auth socket is missing at connect time, as it is for the start-up
+# probes, which come before Dovecot).
+SCENARIO_CF = {
+    "login": "smtpd_sasl_auth_enable = yes\nsmtpd_tls_auth_only = yes\n"
+             "smtpd_sender_login_maps = hash:{tmp}/etc/sender_logins\n"
+             "smtpd_sender_restrictions = reject_sender_login_mismatch\n",
+    "login-warn": "smtpd_sasl_auth_enable = yes\nsmtpd_tls_auth_only = yes\n"
+                  "smtpd_sender_login_maps = hash:{tmp}/etc/sender_logins\n"
+                  "smtpd_sender_restrictions = warn_if_reject reject_sender_login_mismatch\n",
+    "login-nosasl": "smtpd_sender_login_maps = hash:{tmp}/etc/sender_logins\n"
+                    "smtpd_sender_restrictions = reject_sender_login_mismatch\n",
+}
+
+# smtpd_sender_login_maps: who may use which sender address.
+SENDER_LOGINS = """\
+alice@example.test      alice
+@shared.test            bob, ALICE
+"""
 
 VMAILBOX = "alice@example.test     example.test/alice/\n"
 
@@ -694,18 +725,22 @@ class Instance:
             f.write("# Written by tests/submission/run.py: a private instance on loopback.\n"
                     + common.private_main_cf(self.tmp, self.mail_owner)
                     + MAIN_CF.format(tmp=self.tmp, uid=self.uid, gid=self.gid)
-                    + MAIN_CF_SASL[sasl].format(tmp=self.tmp))
+                    + MAIN_CF_SASL[sasl].format(tmp=self.tmp)
+                    + SCENARIO_CF.get(name, "").format(tmp=self.tmp))
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.write(common.MASTER_CF.format(port=self.smtp)
                     + MASTER_CF_EXTRA.format(submission=self.submission, smtps=self.smtps))
         with open(os.path.join(self.etc, "vmailbox"), "w") as f:
             f.write(VMAILBOX)
+        with open(os.path.join(self.etc, "sender_logins"), "w") as f:
+            f.write(SENDER_LOGINS)
         # The SASL side's files before the start: the start-up probes
         # already spawn smtpd processes, and Cyrus SASL reads smtpd.conf
         # when smtpd starts.
         self.helper = HELPERS[sasl](self.tmp, self.mail_owner, self.uid, self.gid)
         age_files(self.etc)
-        self.command("postmap", "-c", self.etc, f"hash:{self.etc}/vmailbox")
+        for table in ("vmailbox", "sender_logins"):
+            self.command("postmap", "-c", self.etc, f"hash:{self.etc}/{table}")
         age_files(self.etc)
 
     def command(self, name, *args, timeout=60):
@@ -1228,6 +1263,102 @@ EXPECTED_CYRUS_LOG = [
 ]
 
 
+REPLY_NOT_LOGGED_IN = (553, "5.7.1 <alice@example.test>: Sender address rejected: not logged in")
+REPLY_NOT_OWNED = (553, "5.7.1 <bob@example.test>: Sender address rejected:"
+                        " not owned by user alice")
+EXPECTED_LOGIN_LOG = [
+    "postfix/smtpd: NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 553 5.7.1"
+    " <alice@example.test>: Sender address rejected: not logged in;"
+    " from=<alice@example.test> to=<alice@example.test> proto=ESMTP helo=<client.example>",
+    "postfix/submission/smtpd: NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 553 5.7.1"
+    " <bob@example.test>: Sender address rejected: not owned by user alice;"
+    " from=<bob@example.test> to=<someone@example.org> proto=ESMTP helo=<client.example>",
+]
+EXPECTED_LOGIN_WARN_LOG = [
+    "postfix/smtpd: NOQUEUE: reject_warning: RCPT from unknown[127.0.0.1]: 553 5.7.1"
+    " <alice@example.test>: Sender address rejected: not logged in;"
+    " from=<alice@example.test> to=<alice@example.test> proto=ESMTP helo=<client.example>",
+]
+
+
+def scenario_login(inst, check, n):
+    """8. smtpd_sender_login_maps with reject_sender_login_mismatch in
+    smtpd_sender_restrictions (judged at RCPT): on 25 nobody may use a
+    sender address a login owns; on 587 alice may use hers, a domain's
+    that lists her (in other case), the null sender, not bob's."""
+    with inst.smtp_client(inst.smtp) as c:
+        c.starttls(context=tls_context(inst.tmp))
+        c.ehlo("client.example")
+        t = transaction(c, "alice@example.test", "alice@example.test",
+                        message("alice@example.test", "alice@example.test", "login", "s8a"))
+        say(f"25, alice's address, not logged in: {t}")
+        check(t["rcpt"] == REPLY_NOT_LOGGED_IN, f"{n}: 25 alice's address: {REPLY_NOT_LOGGED_IN}")
+        c.rset()
+        t = transaction(c, "carol@example.org", "alice@example.test",
+                        message("carol@example.org", "alice@example.test", "login", "s8b"))
+        say(f"25, an address no login owns: {t}")
+        check(t["rcpt"] == REPLY_RCPT_OK, f"{n}: 25 an unowned sender address is accepted")
+    with inst.smtp_client(inst.submission) as c:
+        c.starttls(context=tls_context(inst.tmp))
+        c.ehlo("client.example")
+        r = auth_plain(c, "alice", PASSWORD)
+        check(r == REPLY_AUTH_OK, f"{n}: AUTH PLAIN alice: {REPLY_AUTH_OK}")
+        cases = [("alice@example.test", REPLY_RCPT_OK, "her own address"),
+                 ("bob@example.test", REPLY_NOT_OWNED, "an address nobody owns"),
+                 ("x@shared.test", REPLY_RCPT_OK, "@shared.test lists ALICE"),
+                 ("", REPLY_RCPT_OK, "the null sender")]
+        for sender, want, what in cases:
+            t = transaction(c, sender, OUTSIDE, message(sender, OUTSIDE, "login", "s8c"))
+            say(f"587 alice, {what} <{sender}>: {t}")
+            check(t["rcpt"] == want, f"{n}: 587 alice, {what}: RCPT {want}")
+            c.rset()
+    log = inst.wait_log(lambda l: sum("disconnect from" in x for x in l) >= 2)
+    mine = [l for l in log if "reject" in l]
+    say("log:", *("  " + l for l in mine))
+    check(mine == EXPECTED_LOGIN_LOG, f"{n}: the reject lines as Postfix's")
+
+
+EXPECTED_LOGIN_NOSASL_LOG = [
+    "postfix/smtpd: warning: restriction `reject_authenticated_sender_login_mismatch'"
+    " ignored: no SASL support",
+    "postfix/smtpd: warning: restriction `reject_unauthenticated_sender_login_mismatch'"
+    " ignored: no SASL support",
+]
+
+
+def scenario_login_nosasl(inst, check, n):
+    """10. reject_sender_login_mismatch on port 25 without SASL there: a
+    warning per restriction and per recipient, and the mail accepted."""
+    with inst.smtp_client(inst.smtp) as c:
+        c.ehlo("client.example")
+        t = transaction(c, "alice@example.test", "alice@example.test",
+                        message("alice@example.test", "alice@example.test", "nosasl", "s10"))
+        say(f"25 without SASL, alice's address: {t}")
+        check(t["rcpt"] == REPLY_RCPT_OK, f"{n}: accepted")
+    log = inst.wait_log(lambda l: any("disconnect from" in x for x in l))
+    mine = [l for l in log if "warning" in l]
+    say("log:", *("  " + l for l in mine))
+    check(mine == EXPECTED_LOGIN_NOSASL_LOG, f"{n}: the warnings as Postfix's")
+
+
+def scenario_login_warn(inst, check, n):
+    """9. warn_if_reject before reject_sender_login_mismatch: the rejection
+    is logged as reject_warning and the mail accepted."""
+    with inst.smtp_client(inst.smtp) as c:
+        c.starttls(context=tls_context(inst.tmp))
+        c.ehlo("client.example")
+        t = transaction(c, "alice@example.test", "alice@example.test",
+                        message("alice@example.test", "alice@example.test", "warn", "s9"))
+        say(f"25, alice's address, not logged in: {t}")
+        check(t["rcpt"] == REPLY_RCPT_OK and t.get("data", (0,))[0] == 250,
+              f"{n}: accepted under warn_if_reject")
+    log = inst.wait_log(lambda l: any("disconnect from" in x for x in l))
+    mine = [l for l in log if "reject" in l]
+    say("log:", *("  " + l for l in mine))
+    check(mine == EXPECTED_LOGIN_WARN_LOG, f"{n}: the reject_warning line as Postfix's")
+    check(len(inst.wait_delivered(1)) == 1, f"{n}: delivered to alice's Maildir")
+
+
 SCENARIOS = {
     "submission": (scenario_submission, "dovecot"),
     "smtps": (scenario_smtps, "dovecot"),
@@ -1238,6 +1369,9 @@ SCENARIOS = {
     "saslauthd": (scenario_cyrus, "saslauthd"),
     "saslauthd-sasldb": (scenario_cyrus, "saslauthd-sasldb"),
     "sasldb": (scenario_cyrus, "sasldb"),
+    "login": (scenario_login, "dovecot"),
+    "login-warn": (scenario_login_warn, "dovecot"),
+    "login-nosasl": (scenario_login_nosasl, "dovecot"),
     # Rostfix only: its built-in type, checked as the cyrus ones are.
     "builtin": (scenario_cyrus, "rostfix"),
 }

@@ -26,6 +26,7 @@ pub mod settings;
 pub mod showq;
 pub mod smtp;
 pub mod smtpd;
+pub mod smtpd_check;
 pub mod tls_server;
 pub mod virtual_agent;
 

@@ -39,8 +39,13 @@ pub struct Settings {
     /// Sites ETRN and postqueue -s may flush (and their subdomains).
     pub fast_flush_domains: Vec<String>,
     pub relay_restrictions: Vec<String>,
-    /// smtpd_client_restrictions (applied at RCPT, smtpd_delay_reject).
+    /// smtpd_client_restrictions, smtpd_helo_restrictions and
+    /// smtpd_sender_restrictions (applied at RCPT, smtpd_delay_reject).
     pub client_restrictions: Vec<String>,
+    pub helo_restrictions: Vec<String>,
+    pub sender_restrictions: Vec<String>,
+    /// smtpd_sender_login_maps: the SASL logins that own sender addresses.
+    pub sender_login_maps: Maps,
     pub recipient_restrictions: Vec<String>,
     /// smtpd_reject_unlisted_recipient
     pub reject_unlisted_recipient: bool,
@@ -506,6 +511,9 @@ impl Settings {
             fast_flush_domains: domains(cf, "fast_flush_domains").map_err(e)?,
             relay_restrictions: list(cf, "smtpd_relay_restrictions").map_err(e)?,
             client_restrictions: list(cf, "smtpd_client_restrictions").map_err(e)?,
+            helo_restrictions: list(cf, "smtpd_helo_restrictions").map_err(e)?,
+            sender_restrictions: list(cf, "smtpd_sender_restrictions").map_err(e)?,
+            sender_login_maps: maps(cf, "smtpd_sender_login_maps")?,
             recipient_restrictions: list(cf, "smtpd_recipient_restrictions").map_err(e)?,
             reject_unlisted_recipient: cf.bool("smtpd_reject_unlisted_recipient").map_err(e)?,
             virtual_mailbox_maps: maps(cf, "virtual_mailbox_maps")?,

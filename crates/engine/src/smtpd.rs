@@ -21,6 +21,7 @@ use crate::cleanup::{self, Cleanup, Envelope, Intake, Origin, Refused};
 use crate::log::Log;
 use crate::resolve::{Class, resolve};
 use crate::settings::Settings;
+use crate::smtpd_check;
 use crate::tls_server::Stream;
 
 /// Longest command line read (Postfix's line_length_limit).
@@ -51,38 +52,16 @@ pub async fn serve(
     }
 }
 
-/// The outcome of a recipient check.
+/// The outcome of a recipient check: the access restrictions
+/// (smtpd_check), then whether the recipient exists.
 fn check_recipient(
     s: &Settings,
+    session: &Session,
     client: IpAddr,
-    authenticated: bool,
+    client_name: &str,
     given: &str,
-) -> Result<(), Reply> {
+) -> smtpd_check::Verdict {
     let r = resolve(s, given);
-    let shown = format!("<{given}>");
-    // smtpd_client_restrictions, at RCPT time (smtpd_delay_reject = yes).
-    for item in &s.client_restrictions {
-        match item.as_str() {
-            "permit_mynetworks" if s.in_mynetworks(client) => break,
-            "permit_sasl_authenticated" if authenticated => break,
-            "permit_mynetworks" | "permit_sasl_authenticated" => {}
-            "permit" => break,
-            "reject" => {
-                return Err(Reply::new(
-                    554,
-                    format!("5.7.1 <unknown[{client}]>: Client host rejected: Access denied"),
-                ));
-            }
-            other => {
-                return Err(Reply::new(
-                    451,
-                    format!(
-                        "4.3.5 <unknown[{client}]>: Server configuration error ({other} is not supported yet)"
-                    ),
-                ));
-            }
-        }
-    }
     // Sender-specified routing (`user%elsewhere@`, `user!elsewhere@`,
     // `user@elsewhere@`) is never an authorized destination.
     let local_part = r
@@ -90,47 +69,34 @@ fn check_recipient(
         .rsplit_once('@')
         .map_or(r.address.as_str(), |(l, _)| l);
     let routed = local_part.contains(['@', '%', '!']);
-    // smtpd_relay_restrictions, then smtpd_recipient_restrictions: the
-    // first permit or reject decides each list.
-    for list in [&s.relay_restrictions, &s.recipient_restrictions] {
-        for item in list.iter() {
-            let authorized =
-                !routed && matches!(r.class, Class::Local | Class::Virtual | Class::Relay);
-            match item.as_str() {
-                "permit_mynetworks" if s.in_mynetworks(client) => break,
-                "permit_sasl_authenticated" if authenticated => break,
-                "permit_mynetworks" | "permit_sasl_authenticated" => {}
-                "reject_unauth_destination" if !authorized => {
-                    return Err(Reply::new(
-                        554,
-                        format!("5.7.1 {shown}: Relay access denied"),
-                    ));
-                }
-                "defer_unauth_destination" if !authorized => {
-                    return Err(Reply::new(
-                        454,
-                        format!("4.7.1 {shown}: Relay access denied"),
-                    ));
-                }
-                "reject_unauth_destination" | "defer_unauth_destination" => {}
-                "permit" => break,
-                "reject" => {
-                    return Err(Reply::new(
-                        554,
-                        format!("5.7.1 {shown}: Recipient address rejected: Access denied"),
-                    ));
-                }
-                other => {
-                    return Err(Reply::new(
-                        451,
-                        format!(
-                            "4.3.5 {shown}: Server configuration error ({other} is not supported yet)"
-                        ),
-                    ));
-                }
-            }
-        }
+    let req = smtpd_check::Request {
+        client,
+        client_name,
+        helo: session.helo_name(),
+        sender: session.transaction().map_or("", |t| t.from.as_str()),
+        recipient: given,
+        recipient_authorized: !routed
+            && matches!(r.class, Class::Local | Class::Virtual | Class::Relay),
+        sasl_active: s.smtpd_sasl.is_some()
+            && (session.is_tls() || !s.smtpd_tls.as_ref().is_some_and(|t| t.auth_only)),
+        sasl_username: session.authenticated().map(|(user, _)| user),
+    };
+    let mut verdict = smtpd_check::check_recipient(s, &req);
+    if verdict.refused.is_none()
+        && let Err(reply) = check_listed(s, &r, given)
+    {
+        verdict.refused = Some(reply);
     }
+    verdict
+}
+
+/// smtpd_reject_unlisted_recipient: the recipient must exist.
+fn check_listed(s: &Settings, r: &crate::resolve::Resolved, given: &str) -> Result<(), Reply> {
+    let shown = format!("<{given}>");
+    let local_part = r
+        .address
+        .rsplit_once('@')
+        .map_or(r.address.as_str(), |(l, _)| l);
     if !s.reject_unlisted_recipient {
         return Ok(());
     }
@@ -138,14 +104,14 @@ fn check_recipient(
     // transport is undeliverable by design: refused now, with the next
     // hop's text as the reason.
     let temporary = || Reply::new(451, format!("4.3.0 {shown}: Temporary lookup failure"));
-    if let Some(moved) = crate::resolve::relocated(s, &r).map_err(|_| temporary())? {
+    if let Some(moved) = crate::resolve::relocated(s, r).map_err(|_| temporary())? {
         return Err(Reply::new(
             550,
             format!("5.1.6 {shown}: Recipient address rejected: User has moved to {moved}"),
         ));
     }
     // The sender does not change whether a recipient is deliverable.
-    let route = crate::resolve::route(s, &r, "").map_err(|_| temporary())?;
+    let route = crate::resolve::route(s, r, "").map_err(|_| temporary())?;
     let undeliverable = match route.transport.as_str() {
         "error" => Some((550, '5', "5.1.1")),
         "retry" => Some((450, '4', "4.1.1")),
@@ -460,23 +426,15 @@ async fn session(
                     }
                 }
                 Event::CheckRcpt { to, params } => {
-                    match check_recipient(s, peer.ip(), session.authenticated().is_some(), &to) {
-                        Ok(()) => session.rcpt_accepted(to, params),
-                        Err(reply) => {
-                            let from = session
-                                .transaction()
-                                .map(|t| t.from.clone())
-                                .unwrap_or_default();
-                            log.info(
-                            "smtpd",
-                            &format!(
-                                "NOQUEUE: reject: RCPT from {client}: {}; from=<{from}> to=<{to}> {}",
-                                reply.to_string().trim_end(),
-                                proto_helo(&session)
-                            ),
-                        );
-                            session.rejected(reply)
-                        }
+                    let verdict = check_recipient(s, &session, peer.ip(), &client, &to);
+                    let from = session
+                        .transaction()
+                        .map(|t| t.from.clone())
+                        .unwrap_or_default();
+                    let about = format!("from=<{from}> to=<{to}> {}", proto_helo(&session));
+                    match judged(log, "RCPT", &client, &about, verdict) {
+                        None => session.rcpt_accepted(to, params),
+                        Some(reply) => session.rejected(reply),
                     }
                 }
                 Event::Vrfy(arg) => {
@@ -484,19 +442,11 @@ async fn session(
                         .trim_start_matches('<')
                         .trim_end_matches('>')
                         .to_string();
-                    match check_recipient(s, peer.ip(), session.authenticated().is_some(), &addr) {
-                        Ok(()) => session.replied(Reply::new(252, format!("2.0.0 {arg}"))),
-                        Err(reply) => {
-                            log.info(
-                                "smtpd",
-                                &format!(
-                                    "NOQUEUE: reject: VRFY from {client}: {}; to=<{addr}> {}",
-                                    reply.to_string().trim_end(),
-                                    proto_helo(&session)
-                                ),
-                            );
-                            session.replied(reply)
-                        }
+                    let verdict = check_recipient(s, &session, peer.ip(), &client, &addr);
+                    let about = format!("to=<{addr}> {}", proto_helo(&session));
+                    match judged(log, "VRFY", &client, &about, verdict) {
+                        None => session.replied(Reply::new(252, format!("2.0.0 {arg}"))),
+                        Some(reply) => session.replied(reply),
                     }
                 }
                 Event::Etrn(site) => {
@@ -827,6 +777,39 @@ fn unread_bytes(stream: &TcpStream) -> usize {
 }
 
 /// `proto=ESMTP helo=<name>`, the tail of Postfix's reject log lines.
+/// Logs a verdict as Postfix does (`NOQUEUE: reject: RCPT from CLIENT:
+/// REPLY; from=<..> to=<..> proto=.. helo=<..>`, `reject_warning` for
+/// what warn_if_reject let pass) and returns the refusal, if any.
+fn judged(
+    log: &Log,
+    verb: &str,
+    client: &str,
+    about: &str,
+    verdict: smtpd_check::Verdict,
+) -> Option<Reply> {
+    for e in &verdict.config_errors {
+        log.warning("smtpd", e);
+    }
+    for w in &verdict.warnings {
+        log.info(
+            "smtpd",
+            &format!(
+                "NOQUEUE: reject_warning: {verb} from {client}: {}; {about}",
+                w.to_string().trim_end()
+            ),
+        );
+    }
+    let reply = verdict.refused?;
+    log.info(
+        "smtpd",
+        &format!(
+            "NOQUEUE: reject: {verb} from {client}: {}; {about}",
+            reply.to_string().trim_end()
+        ),
+    );
+    Some(reply)
+}
+
 fn proto_helo(session: &Session) -> String {
     let proto = if session.is_esmtp() { "ESMTP" } else { "SMTP" };
     match session.helo_name() {
