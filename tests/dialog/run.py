@@ -21,6 +21,8 @@ Dialog lines (one per line; leading spaces are not allowed):
     # comment                  ignored (blank lines too)
     config: name = value       added to main.cf before start
     client: 127.0.0.2          connect from this source address (default 127.0.0.1)
+    table: NAME KEY VALUE      a line of TMP/etc/NAME, postmap'd as hash: before
+                               start (name it hash:$config_directory/NAME)
     > TEXT                     send TEXT + CRLF
     >raw TEXT                  send TEXT and nothing else
     < 250 Ok                   expect one reply line, exactly (without CRLF)
@@ -213,6 +215,11 @@ def parse(path):
                 items.append(Item(n, raw, "config", value))
             elif key == "client":
                 items.append(Item(n, raw, "client", value))
+            elif key == "table":
+                name, _, line = value.partition(" ")
+                if not line or "/" in name:
+                    raise DialogError(f"line {n}: table needs NAME KEY VALUE")
+                items.append(Item(n, raw, "table", (name, line)))
             elif key == "expect-maildir":
                 user, count = value.split()
                 items.append(Item(n, raw, "maildir", (user, int(count))))
@@ -246,7 +253,7 @@ def is_final_item(item):
 class Instance:
     """A private Postfix or Rostfix in a temporary directory."""
 
-    def __init__(self, subject, tmp, configs):
+    def __init__(self, subject, tmp, configs, tables=()):
         self.subject = subject
         self.dir = tmp
         self.port = free_port()
@@ -280,11 +287,18 @@ class Instance:
         with open(os.path.join(self.etc, "vmailbox"), "w") as f:
             for user in USERS:
                 f.write(f"{user}@example.test {user}/Maildir/\n")
+        names = ["vmailbox"]
+        for name, line in tables:
+            if name not in names:
+                names.append(name)
+            with open(os.path.join(self.etc, name), "a") as f:
+                f.write(line + "\n")
         self.age_files()
         postmap = subject_bin(self.subject, "postmap")
         if not os.path.exists(postmap):
             postmap = "/usr/sbin/postmap"
-        self.command([postmap, "-c", self.etc, "hash:" + os.path.join(self.etc, "vmailbox")])
+        for name in names:
+            self.command([postmap, "-c", self.etc, "hash:" + os.path.join(self.etc, name)])
         self.age_files()
         self.started = False
         self.start_failed = False
@@ -731,7 +745,8 @@ def run_case_timed(subject, name, path, record, keep):
     msg = ""
     new_text = None
     try:
-        inst = Instance(subject, tmp, configs)
+        inst = Instance(subject, tmp, configs,
+                        [it.arg for it in items if it.kind == "table"])
         inst.start()
         runner = Runner(subject, items, inst, record)
         try:

@@ -38,15 +38,8 @@ pub struct Settings {
     pub relay_domains: Vec<String>,
     /// Sites ETRN and postqueue -s may flush (and their subdomains).
     pub fast_flush_domains: Vec<String>,
-    pub relay_restrictions: Vec<String>,
-    /// smtpd_client_restrictions, smtpd_helo_restrictions and
-    /// smtpd_sender_restrictions (applied at RCPT, smtpd_delay_reject).
-    pub client_restrictions: Vec<String>,
-    pub helo_restrictions: Vec<String>,
-    pub sender_restrictions: Vec<String>,
-    /// smtpd_sender_login_maps: the SASL logins that own sender addresses.
-    pub sender_login_maps: Maps,
-    pub recipient_restrictions: Vec<String>,
+    /// The smtpd restriction lists, with their tables and reply codes.
+    pub access: crate::smtpd_check::Access,
     /// smtpd_reject_unlisted_recipient
     pub reject_unlisted_recipient: bool,
     pub virtual_mailbox_maps: Maps,
@@ -179,7 +172,7 @@ impl Network {
     }
 }
 
-fn list(cf: &Config, name: &str) -> Result<Vec<String>, ConfigError> {
+pub(crate) fn list(cf: &Config, name: &str) -> Result<Vec<String>, ConfigError> {
     Ok(value::split_list(&cf.string(name)?)
         .into_iter()
         .map(str::to_string)
@@ -205,8 +198,13 @@ pub(crate) fn maps(cf: &Config, name: &str) -> Result<Maps, String> {
 /// opened (not only a missing one) makes its lookups wait.
 fn open_maps(cf: &Config, name: &str, lenient: bool) -> Result<Maps, String> {
     let v = cf.string(name).map_err(|e| e.to_string())?;
+    open_value(name, &v, lenient)
+}
+
+/// The tables `v` names, for parameter (or restriction) `name`.
+pub(crate) fn open_value(name: &str, v: &str, lenient: bool) -> Result<Maps, String> {
     let mut tables: Vec<Box<dyn rostfix_maps::Dict>> = Vec::new();
-    for spec in value::split_list(&v) {
+    for spec in value::split_list(v) {
         match rostfix_maps::open(spec, &OpenOptions::default()) {
             Ok(t) => tables.push(t),
             Err(e) if lenient || matches!(e, DictError::Retry { .. }) => {
@@ -509,12 +507,7 @@ impl Settings {
             virtual_mailbox_domains,
             relay_domains: domains(cf, "relay_domains").map_err(e)?,
             fast_flush_domains: domains(cf, "fast_flush_domains").map_err(e)?,
-            relay_restrictions: list(cf, "smtpd_relay_restrictions").map_err(e)?,
-            client_restrictions: list(cf, "smtpd_client_restrictions").map_err(e)?,
-            helo_restrictions: list(cf, "smtpd_helo_restrictions").map_err(e)?,
-            sender_restrictions: list(cf, "smtpd_sender_restrictions").map_err(e)?,
-            sender_login_maps: maps(cf, "smtpd_sender_login_maps")?,
-            recipient_restrictions: list(cf, "smtpd_recipient_restrictions").map_err(e)?,
+            access: crate::smtpd_check::Access::load(cf)?,
             reject_unlisted_recipient: cf.bool("smtpd_reject_unlisted_recipient").map_err(e)?,
             virtual_mailbox_maps: maps(cf, "virtual_mailbox_maps")?,
             virtual_uid_maps: maps(cf, "virtual_uid_maps")?,

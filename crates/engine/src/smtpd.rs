@@ -1,8 +1,7 @@
 //! smtpd(8): the driver around `rostfix_smtp::session`. It owns the socket,
-//! the recipient and relay policy (smtpd_relay_restrictions and
-//! smtpd_recipient_restrictions with permit_mynetworks,
-//! reject/defer_unauth_destination, permit, reject), recipient validation
-//! against virtual_mailbox_maps, and hands the message to cleanup.
+//! TLS and AUTH, asks smtpd_check about each recipient (the restriction
+//! lists) and then whether it exists (smtpd_reject_unlisted_recipient),
+//! and hands the message to cleanup.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -9,16 +9,103 @@
 //! Each list is read left to right. The first restriction that permits
 //! ends its list (the next list is read), the first that rejects ends the
 //! check; `warn_if_reject` makes the next restriction's rejection a
-//! logged warning instead. A restriction this server does not know
-//! answers 451 4.3.5 (Postfix's "Server configuration error"), so a
-//! configuration that names one never turns into an open relay.
+//! logged warning instead. An access(5) table's result is an action (OK,
+//! REJECT, DEFER, DUNNO, `NNN text`) or restrictions read in its place. A
+//! restriction or action this server does not know answers 451 4.3.5
+//! (Postfix's "Server configuration error"), so a configuration that
+//! names one never turns into an open relay.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
-use rostfix_maps::order;
+use rostfix_config::{Config, ConfigError, value};
+use rostfix_maps::order::{self, Maps, OrderContext};
 use rostfix_smtp::reply::Reply;
 
 use crate::settings::Settings;
+
+/// The restriction lists, in the order they are read.
+const LISTS: [(Stage, &str); 5] = [
+    (Stage::Client, "smtpd_client_restrictions"),
+    (Stage::Helo, "smtpd_helo_restrictions"),
+    (Stage::Sender, "smtpd_sender_restrictions"),
+    (Stage::Relay, "smtpd_relay_restrictions"),
+    (Stage::Recipient, "smtpd_recipient_restrictions"),
+];
+
+/// Restrictions followed by a table.
+const TABLE_RESTRICTIONS: &[&str] = &[
+    "check_client_access",
+    "check_helo_access",
+    "check_sender_access",
+    "check_recipient_access",
+];
+
+/// The lists of one smtpd service, the tables they name (opened once,
+/// when the configuration is read), and the reply codes.
+#[derive(Debug)]
+pub struct Access {
+    lists: [Vec<String>; 5],
+    tables: HashMap<String, Maps>,
+    /// smtpd_sender_login_maps: the SASL logins that own sender addresses.
+    sender_login_maps: Maps,
+    /// access(5) lookups (parent_domain_matches_subdomains may list
+    /// smtpd_access_maps).
+    order: OrderContext,
+    /// smtpd_null_access_lookup_key: the null sender's key.
+    null_key: String,
+    access_map_reject_code: u16,
+    access_map_defer_code: u16,
+    non_fqdn_reject_code: u16,
+    invalid_hostname_reject_code: u16,
+}
+
+impl Access {
+    pub fn load(cf: &Config) -> Result<Access, String> {
+        let e = |e: ConfigError| e.to_string();
+        let mut lists: [Vec<String>; 5] = Default::default();
+        let mut tables = HashMap::new();
+        for (list, (_, name)) in lists.iter_mut().zip(LISTS) {
+            *list = crate::settings::list(cf, name).map_err(e)?;
+            let mut items = list.iter();
+            while let Some(item) = items.next() {
+                let item = item.to_ascii_lowercase();
+                if !TABLE_RESTRICTIONS.contains(&item.as_str()) {
+                    continue;
+                }
+                let Some(spec) = items.next() else {
+                    return Err(format!("{name}: {item} needs a table"));
+                };
+                if !tables.contains_key(spec) {
+                    let maps = crate::settings::open_value(&item, spec, false)?;
+                    tables.insert(spec.clone(), maps);
+                }
+            }
+        }
+        let parents = crate::settings::list(cf, "parent_domain_matches_subdomains").map_err(e)?;
+        let code = |name: &str| -> Result<u16, String> {
+            let v = cf.int(name).map_err(e)?;
+            u16::try_from(v)
+                .ok()
+                .filter(|c| (400..600).contains(c))
+                .ok_or_else(|| format!("{name} = {v}: not a 4XX or 5XX reply code"))
+        };
+        Ok(Access {
+            lists,
+            tables,
+            sender_login_maps: crate::settings::maps(cf, "smtpd_sender_login_maps")?,
+            order: OrderContext {
+                recipient_delimiter: cf.string("recipient_delimiter").map_err(e)?,
+                parent_matches_subdomains: parents.iter().any(|p| p == "smtpd_access_maps"),
+            },
+            null_key: cf.string("smtpd_null_access_lookup_key").map_err(e)?,
+            access_map_reject_code: code("access_map_reject_code")?,
+            access_map_defer_code: code("access_map_defer_code")?,
+            non_fqdn_reject_code: code("non_fqdn_reject_code")?,
+            invalid_hostname_reject_code: code("invalid_hostname_reject_code")?,
+        })
+    }
+}
 
 /// What a recipient is judged with.
 #[derive(Debug)]
@@ -64,7 +151,7 @@ enum Outcome {
     Permit,
     Reject(Reply),
     Dunno,
-    /// Not a restriction this server knows (the warning to log).
+    /// Not a restriction or action this server knows (the warning to log).
     Unknown(String),
     /// Not applicable here (the warning to log); the list goes on.
     Ignored(String),
@@ -73,48 +160,57 @@ enum Outcome {
 /// Reads the five lists for one recipient.
 pub fn check_recipient(s: &Settings, req: &Request) -> Verdict {
     let mut verdict = Verdict::default();
-    let lists = [
-        (Stage::Client, &s.client_restrictions),
-        (Stage::Helo, &s.helo_restrictions),
-        (Stage::Sender, &s.sender_restrictions),
-        (Stage::Relay, &s.relay_restrictions),
-        (Stage::Recipient, &s.recipient_restrictions),
-    ];
-    for (stage, list) in lists {
-        let mut items = list.iter().map(String::as_str);
-        let mut warn = false;
-        'list: while let Some(name) = items.next() {
-            if name.eq_ignore_ascii_case("warn_if_reject") {
-                warn = true;
-                continue;
+    for ((stage, _), list) in LISTS.iter().zip(&s.access.lists) {
+        match read_list(s, req, *stage, list, false, &mut verdict) {
+            Outcome::Permit | Outcome::Dunno | Outcome::Ignored(_) => {}
+            Outcome::Reject(reply) => {
+                verdict.refused = Some(reply);
+                break;
             }
-            let one = [name];
-            let parts: &[&str] = if name.eq_ignore_ascii_case("reject_sender_login_mismatch") {
-                &SENDER_LOGIN_MISMATCH
-            } else {
-                &one
-            };
-            for &name in parts {
-                match restriction(s, req, stage, name, &mut items) {
-                    Outcome::Dunno => {}
-                    Outcome::Ignored(warning) => verdict.config_errors.push(warning),
-                    Outcome::Permit => break 'list,
-                    Outcome::Reject(reply) if warn => verdict.warnings.push(reply),
-                    Outcome::Reject(reply) => {
-                        verdict.refused = Some(reply);
-                        return verdict;
-                    }
-                    Outcome::Unknown(warning) => {
-                        verdict.config_errors.push(warning);
-                        verdict.refused = Some(Reply::new(451, "4.3.5 Server configuration error"));
-                        return verdict;
-                    }
-                }
+            Outcome::Unknown(warning) => {
+                verdict.config_errors.push(warning);
+                verdict.refused = Some(Reply::new(451, "4.3.5 Server configuration error"));
+                break;
             }
-            warn = false;
         }
     }
     verdict
+}
+
+/// One list (or a table's result, `nested`): Permit or Dunno when it is
+/// done, Reject or Unknown to end the check.
+fn read_list(
+    s: &Settings,
+    req: &Request,
+    stage: Stage,
+    list: &[String],
+    nested: bool,
+    verdict: &mut Verdict,
+) -> Outcome {
+    let mut items = list.iter();
+    let mut warn = false;
+    while let Some(name) = items.next() {
+        if name.eq_ignore_ascii_case("warn_if_reject") {
+            warn = true;
+            continue;
+        }
+        let one = [name.as_str()];
+        let parts: &[&str] = if name.eq_ignore_ascii_case("reject_sender_login_mismatch") {
+            &SENDER_LOGIN_MISMATCH
+        } else {
+            &one
+        };
+        for &name in parts {
+            match restriction(s, req, stage, name, &mut items, nested, verdict) {
+                Outcome::Dunno => {}
+                Outcome::Ignored(warning) => verdict.config_errors.push(warning),
+                Outcome::Reject(reply) if warn => verdict.warnings.push(reply),
+                decided => return decided,
+            }
+        }
+        warn = false;
+    }
+    Outcome::Dunno
 }
 
 const AUTHENTICATED_MISMATCH: &str = "reject_authenticated_sender_login_mismatch";
@@ -125,17 +221,33 @@ const UNAUTHENTICATED_MISMATCH: &str = "reject_unauthenticated_sender_login_mism
 const SENDER_LOGIN_MISMATCH: [&str; 2] = [AUTHENTICATED_MISMATCH, UNAUTHENTICATED_MISMATCH];
 
 /// One restriction; `args` yields the words after it (a table).
-fn restriction<'a>(
+fn restriction(
     s: &Settings,
     req: &Request,
     stage: Stage,
     name: &str,
-    _args: &mut impl Iterator<Item = &'a str>,
+    args: &mut std::slice::Iter<String>,
+    nested: bool,
+    verdict: &mut Verdict,
 ) -> Outcome {
+    let a = &s.access;
     let authenticated = req.sasl_username.is_some();
-    match name.to_ascii_lowercase().as_str() {
+    let lower = name.to_ascii_lowercase();
+    match lower.as_str() {
         "permit" => Outcome::Permit,
-        "reject" => Outcome::Reject(rejected(req, stage, 554, "5.7.1", "Access denied")),
+        "dunno" => Outcome::Dunno,
+        "reject" => Outcome::Reject(rejected(
+            req,
+            stage,
+            a.access_map_reject_code,
+            "Access denied",
+        )),
+        "defer" => Outcome::Reject(rejected(
+            req,
+            stage,
+            a.access_map_defer_code,
+            "Access denied",
+        )),
         "permit_mynetworks" if s.in_mynetworks(req.client) => Outcome::Permit,
         "permit_sasl_authenticated" if authenticated => Outcome::Permit,
         "permit_mynetworks" | "permit_sasl_authenticated" => Outcome::Dunno,
@@ -148,11 +260,208 @@ fn restriction<'a>(
             format!("4.7.1 <{}>: Relay access denied", req.recipient),
         )),
         "reject_unauth_destination" | "defer_unauth_destination" => Outcome::Dunno,
+        "reject_invalid_helo_hostname" => match req.helo {
+            Some(helo) if !valid_helo(helo) => Outcome::Reject(rejected_dsn(
+                req,
+                Stage::Helo,
+                a.invalid_hostname_reject_code,
+                "5.5.2",
+                "Invalid name",
+            )),
+            _ => Outcome::Dunno,
+        },
+        "reject_non_fqdn_helo_hostname" => match req.helo {
+            Some(helo) if !helo.starts_with('[') && !fully_qualified(helo) => {
+                Outcome::Reject(rejected_dsn(
+                    req,
+                    Stage::Helo,
+                    a.non_fqdn_reject_code,
+                    "5.5.2",
+                    "need fully-qualified hostname",
+                ))
+            }
+            _ => Outcome::Dunno,
+        },
+        "reject_non_fqdn_sender" => non_fqdn_address(s, req, Stage::Sender, req.sender),
+        "reject_non_fqdn_recipient" => non_fqdn_address(s, req, Stage::Recipient, req.recipient),
         AUTHENTICATED_MISMATCH => sender_login(s, req, name, Login::Authenticated),
         "reject_known_sender_login_mismatch" => sender_login(s, req, name, Login::Known),
         UNAUTHENTICATED_MISMATCH => sender_login(s, req, name, Login::Unauthenticated),
+        table if TABLE_RESTRICTIONS.contains(&table) => {
+            let Some(spec) = args.next() else {
+                return Outcome::Unknown(format!("{name} needs a table"));
+            };
+            // Tables are opened with the configuration; a table's result
+            // names none of its own.
+            let Some(maps) = a.tables.get(spec).filter(|_| !nested) else {
+                return Outcome::Unknown(format!(
+                    "{name} {spec}: not opened with the configuration"
+                ));
+            };
+            check_access(s, req, table, maps, verdict)
+        }
         _ => Outcome::Unknown(format!("unknown smtpd restriction: \"{name}\"")),
     }
+}
+
+/// check_client_access, check_helo_access, check_sender_access,
+/// check_recipient_access: the keys access(5) defines for what `kind`
+/// looks up; the first result decides.
+fn check_access(
+    s: &Settings,
+    req: &Request,
+    kind: &str,
+    maps: &Maps,
+    verdict: &mut Verdict,
+) -> Outcome {
+    let a = &s.access;
+    // A rejection names what was looked up, whichever list asked.
+    let (keys, about) = match kind {
+        "check_client_access" => (
+            order::access_client_keys(
+                None,
+                &req.client.to_string(),
+                a.order.parent_matches_subdomains,
+            ),
+            Stage::Client,
+        ),
+        "check_helo_access" => match req.helo {
+            Some(helo) => (
+                order::domain_keys(helo, a.order.parent_matches_subdomains),
+                Stage::Helo,
+            ),
+            None => return Outcome::Dunno,
+        },
+        "check_sender_access" => (
+            order::access_address_keys(req.sender, &a.order, &a.null_key),
+            Stage::Sender,
+        ),
+        _ => (
+            order::access_address_keys(req.recipient, &a.order, &a.null_key),
+            Stage::Recipient,
+        ),
+    };
+    match maps.find_first(&keys) {
+        Ok(None) => Outcome::Dunno,
+        Ok(Some(found)) => access_result(s, req, about, &found.value, verdict),
+        Err(_) => Outcome::Reject(rejected_dsn(
+            req,
+            about,
+            451,
+            "4.3.0",
+            "Temporary lookup failure",
+        )),
+    }
+}
+
+/// An access(5) result: OK (or a number), REJECT or DEFER with optional
+/// text, DUNNO, `4NN`/`5NN text` (with or without an enhanced status
+/// code), or restrictions read in the table's place.
+fn access_result(
+    s: &Settings,
+    req: &Request,
+    stage: Stage,
+    result: &str,
+    verdict: &mut Verdict,
+) -> Outcome {
+    let a = &s.access;
+    let result = result.trim();
+    let (word, text) = result
+        .split_once(char::is_whitespace)
+        .map_or((result, ""), |(w, t)| (w, t.trim()));
+    let text_or = |default: &'static str| if text.is_empty() { default } else { text };
+    match word.to_ascii_uppercase().as_str() {
+        "OK" => Outcome::Permit,
+        w if w.bytes().all(|b| b.is_ascii_digit()) && w.len() != 3 => Outcome::Permit,
+        "REJECT" => Outcome::Reject(rejected(
+            req,
+            stage,
+            a.access_map_reject_code,
+            text_or("Access denied"),
+        )),
+        "DEFER" => Outcome::Reject(rejected(
+            req,
+            stage,
+            a.access_map_defer_code,
+            text_or("Access denied"),
+        )),
+        "DUNNO" => Outcome::Dunno,
+        w if w.len() == 3 && (w.starts_with('4') || w.starts_with('5')) => {
+            let code: u16 = w.parse().unwrap_or(554);
+            Outcome::Reject(rejected(req, stage, code, text_or("Access denied")))
+        }
+        // HOLD, DISCARD, FILTER, REDIRECT, PREPEND, ... act on the
+        // message; a mail system that cannot must not let it pass.
+        "HOLD" | "DISCARD" | "FILTER" | "REDIRECT" | "PREPEND" | "BCC" | "WARN" | "INFO"
+        | "DEFER_IF_REJECT" | "DEFER_IF_PERMIT" => {
+            Outcome::Unknown(format!("access table result \"{result}\" is not supported"))
+        }
+        _ => {
+            let list: Vec<String> = value::split_list(result)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            read_list(s, req, stage, &list, true, verdict)
+        }
+    }
+}
+
+/// reject_non_fqdn_sender / reject_non_fqdn_recipient: an address needs
+/// a domain with a dot in it (or an address literal); the null sender
+/// passes.
+fn non_fqdn_address(s: &Settings, req: &Request, stage: Stage, address: &str) -> Outcome {
+    if address.is_empty() {
+        return Outcome::Dunno;
+    }
+    let qualified = address
+        .rsplit_once('@')
+        .is_some_and(|(_, d)| d.starts_with('[') || fully_qualified(d));
+    if qualified {
+        return Outcome::Dunno;
+    }
+    Outcome::Reject(rejected_dsn(
+        req,
+        stage,
+        s.access.non_fqdn_reject_code,
+        "5.5.2",
+        "need fully-qualified address",
+    ))
+}
+
+/// A domain name with a dot inside it.
+fn fully_qualified(name: &str) -> bool {
+    name.trim_end_matches('.').contains('.')
+}
+
+/// reject_invalid_helo_hostname's idea of a valid name: an address
+/// literal, an IP address, or a host name of letters, digits, `-` and
+/// `_` labels (1 to 63 characters, no `-` at either end), at most 255 in
+/// all and not all numeric.
+fn valid_helo(helo: &str) -> bool {
+    if let Some(inner) = helo.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        let inner = inner
+            .strip_prefix("IPv6:")
+            .or_else(|| inner.strip_prefix("ipv6:"))
+            .unwrap_or(inner);
+        return inner.parse::<IpAddr>().is_ok();
+    }
+    if helo.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let name = helo.strip_suffix('.').unwrap_or(helo);
+    if name.is_empty() || name.len() > 255 {
+        return false;
+    }
+    let labels_ok = name.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    labels_ok && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
 /// Which sender/login check.
@@ -174,7 +483,7 @@ fn sender_login(s: &Settings, req: &Request, name: &str, login: Login) -> Outcom
     if !req.sasl_active {
         return Outcome::Ignored(format!("restriction `{name}' ignored: no SASL support"));
     }
-    if s.sender_login_maps.is_empty() || req.sender.is_empty() {
+    if s.access.sender_login_maps.is_empty() || req.sender.is_empty() {
         return Outcome::Dunno;
     }
     let owners = match (req.sasl_username, login) {
@@ -185,11 +494,11 @@ fn sender_login(s: &Settings, req: &Request, name: &str, login: Login) -> Outcom
             Ok(owners) => owners,
             Err(()) => {
                 let why = "Temporary lookup failure";
-                return Outcome::Reject(rejected(req, Stage::Sender, 451, "4.3.0", why));
+                return Outcome::Reject(rejected_dsn(req, Stage::Sender, 451, "4.3.0", why));
             }
         },
     };
-    let refuse = |why: &str| Outcome::Reject(rejected(req, Stage::Sender, 553, "5.7.1", why));
+    let refuse = |why: &str| Outcome::Reject(rejected_dsn(req, Stage::Sender, 553, "5.7.1", why));
     match (req.sasl_username, owners) {
         (None, Some(_)) => refuse("not logged in"),
         (None, None) => Outcome::Dunno,
@@ -214,7 +523,11 @@ fn sender_owners(s: &Settings, sender: &str) -> Result<Option<Vec<String>>, ()> 
         .domain
         .is_some_and(|d| crate::rewrite::domain_is_local(s, d));
     let keys = order::address_keys(&address, &s.order, own);
-    let found = s.sender_login_maps.find_first(&keys).map_err(|_| ())?;
+    let found = s
+        .access
+        .sender_login_maps
+        .find_first(&keys)
+        .map_err(|_| ())?;
     Ok(found.map(|f| {
         rostfix_config::value::split_list(&f.value)
             .into_iter()
@@ -224,8 +537,28 @@ fn sender_owners(s: &Settings, sender: &str) -> Result<Option<Vec<String>>, ()> 
 }
 
 /// A rejection about what `stage` judges: the client, the HELO name, the
-/// sender or the recipient.
-fn rejected(req: &Request, stage: Stage, code: u16, dsn: &str, why: &str) -> Reply {
+/// sender or the recipient. A text that starts with an enhanced status
+/// code keeps it; otherwise it is X.7.1 for the reply's class.
+fn rejected(req: &Request, stage: Stage, code: u16, text: &str) -> Reply {
+    let class = if code < 500 { '4' } else { '5' };
+    match text.split_once(' ') {
+        Some((dsn, rest)) if is_dsn(dsn, class) => rejected_dsn(req, stage, code, dsn, rest),
+        _ if is_dsn(text, class) => rejected_dsn(req, stage, code, text, "Access denied"),
+        _ => rejected_dsn(req, stage, code, &format!("{class}.7.1"), text),
+    }
+}
+
+/// `4.7.1`-style, of the reply's class.
+fn is_dsn(word: &str, class: char) -> bool {
+    let mut parts = word.split('.');
+    parts
+        .next()
+        .is_some_and(|c| c.len() == 1 && c.starts_with(class))
+        && parts.clone().count() == 2
+        && parts.all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn rejected_dsn(req: &Request, stage: Stage, code: u16, dsn: &str, why: &str) -> Reply {
     let (shown, what) = match stage {
         Stage::Client => (req.client_name, "Client host"),
         Stage::Helo => (req.helo.unwrap_or(""), "Helo command"),
@@ -233,4 +566,42 @@ fn rejected(req: &Request, stage: Stage, code: u16, dsn: &str, why: &str) -> Rep
         Stage::Relay | Stage::Recipient => (req.recipient, "Recipient address"),
     };
     Reply::new(code, format!("{dsn} <{shown}>: {what} rejected: {why}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helo_names() {
+        for good in [
+            "mail.example.test",
+            "host_1.example",
+            "[127.0.0.1]",
+            "[IPv6:::1]",
+            "x.",
+        ] {
+            assert!(valid_helo(good), "{good}");
+        }
+        // bad..name: observed rejected by Postfix (tests/dialog).
+        for bad in [
+            "bad..name",
+            "-lead.example",
+            "trail-.example",
+            "1.2.3",
+            "[999.1.1.1]",
+            "",
+        ] {
+            assert!(!valid_helo(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn enhanced_codes_of_the_reply_class() {
+        assert!(is_dsn("4.7.2", '4'));
+        assert!(is_dsn("5.1.1", '5'));
+        assert!(!is_dsn("4.7.2", '5'));
+        assert!(!is_dsn("Go", '5'));
+        assert!(!is_dsn("5.1", '5'));
+    }
 }
