@@ -57,6 +57,13 @@ Scenarios (each on a fresh instance):
     login-warn  the same under warn_if_reject: accepted, reject_warning
     login-nosasl  without SASL in the service: the two halves of
                 reject_sender_login_mismatch are ignored with a warning
+    ccert       smtpd_tls_ask_ccert on port 25 with EC client certificates
+                TMP/client-*.pem and TMP/other-*.pem: CLIENT's SHA-256
+                fingerprint in relay_clientcerts relays
+                (permit_tls_clientcerts), OTHER's in check_ccert_access
+                is refused "Client certificate rejected"; no certificate,
+                no relay; the Untrusted TLS log lines and the Received
+                header's client-signature and (Client CN ...) comment
 
 Each scenario builds a temporary directory TMP holding
 
@@ -92,6 +99,7 @@ directory, only the lines logged after the start-up probes.
 """
 
 import base64
+import hashlib
 import os
 import pwd
 import re
@@ -189,6 +197,13 @@ SCENARIO_CF = {
                   "smtpd_sender_restrictions = warn_if_reject reject_sender_login_mismatch\n",
     "login-nosasl": "smtpd_sender_login_maps = hash:{tmp}/etc/sender_logins\n"
                     "smtpd_sender_restrictions = reject_sender_login_mismatch\n",
+    # Client certificates: CLIENT's fingerprint may relay, OTHER's is
+    # refused by check_ccert_access.
+    "ccert": "smtpd_tls_ask_ccert = yes\n"
+             "smtpd_tls_fingerprint_digest = sha256\n"
+             "relay_clientcerts = hash:{tmp}/etc/relay_clientcerts\n"
+             "smtpd_relay_restrictions = permit_tls_clientcerts, reject_unauth_destination\n"
+             "smtpd_recipient_restrictions = check_ccert_access hash:{tmp}/etc/ccert_access\n",
 }
 
 # smtpd_sender_login_maps: who may use which sender address.
@@ -395,6 +410,26 @@ def make_certificate(tmp):
          "-days", "2", "-subj", f"/CN={HOSTNAME}",
          "-addext", f"subjectAltName=DNS:{HOSTNAME},IP:127.0.0.1"], timeout=60)
     os.chmod(os.path.join(tmp, "key.pem"), 0o600)
+
+
+def make_client_certificate(tmp, who):
+    """TMP/WHO-cert.pem and WHO-key.pem, a self-signed EC certificate for
+    CN=WHO.example; returns its SHA-256 fingerprint as Postfix writes
+    them (upper-case hex pairs joined by colons)."""
+    cert, key = (os.path.join(tmp, f"{who}-{x}.pem") for x in ("cert", "key"))
+    run([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN={who}.example"],
+        timeout=60)
+    der = ssl.PEM_cert_to_DER_cert(open(cert).read())
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def client_cert_context(tmp, who):
+    """tls_context, presenting WHO's client certificate."""
+    ctx = tls_context(tmp)
+    ctx.load_cert_chain(os.path.join(tmp, f"{who}-cert.pem"), os.path.join(tmp, f"{who}-key.pem"))
+    return ctx
 
 
 def tls_context(tmp):
@@ -734,12 +769,18 @@ class Instance:
             f.write(VMAILBOX)
         with open(os.path.join(self.etc, "sender_logins"), "w") as f:
             f.write(SENDER_LOGINS)
+        self.client_fp = {who: make_client_certificate(self.tmp, who)
+                          for who in ("client", "other")}
+        with open(os.path.join(self.etc, "relay_clientcerts"), "w") as f:
+            f.write(f"{self.client_fp['client']} client.example\n")
+        with open(os.path.join(self.etc, "ccert_access"), "w") as f:
+            f.write(f"{self.client_fp['other']} REJECT Not this one\n")
         # The SASL side's files before the start: the start-up probes
         # already spawn smtpd processes, and Cyrus SASL reads smtpd.conf
         # when smtpd starts.
         self.helper = HELPERS[sasl](self.tmp, self.mail_owner, self.uid, self.gid)
         age_files(self.etc)
-        for table in ("vmailbox", "sender_logins"):
+        for table in ("vmailbox", "sender_logins", "relay_clientcerts", "ccert_access"):
             self.command("postmap", "-c", self.etc, f"hash:{self.etc}/{table}")
         age_files(self.etc)
 
@@ -865,6 +906,7 @@ def normalize_received(lines, inst):
     text = "\n".join(lines)
     text = re.sub(r" id [0-9A-Za-z]+", " id QID", text)
     text = re.sub(r"; [A-Z][a-z]{2}, .*$", "; DATE", text, flags=re.S)
+    text = re.sub(r";\n\t[A-Z][a-z]{2}, .*$", ";\n\tDATE", text, flags=re.S)
     return text.split("\n")
 
 
@@ -1341,6 +1383,92 @@ def scenario_login_nosasl(inst, check, n):
     check(mine == EXPECTED_LOGIN_NOSASL_LOG, f"{n}: the warnings as Postfix's")
 
 
+REPLY_CCERT_REJECTED = (554, "5.7.1 <other.example>: Client certificate rejected: Not this one")
+RECEIVED_CCERT = [
+    "Received: from client.example (unknown [127.0.0.1])",
+    "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)",
+    "\t key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256",
+    "\t client-signature ECDSA (prime256v1) client-digest SHA256)",
+    "\t(Client CN \"client.example\", Issuer \"client.example\" (not verified))",
+    "\tby mail.example.test (Postfix) with ESMTPS id QID;",
+    "\tDATE",
+]
+EXPECTED_CCERT_LOG = [
+    "postfix/smtpd: NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 554 5.7.1"
+    " <someone@example.org>: Relay access denied; from=<carol@example.org>"
+    " to=<someone@example.org> proto=ESMTP helo=<client.example>",
+    "postfix/smtpd: Anonymous TLS connection established from unknown[127.0.0.1]:"
+    " TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519"
+    " server-signature RSA-PSS (2048 bits) server-digest SHA256",
+    "postfix/smtpd: NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 554 5.7.1"
+    " <someone@example.org>: Relay access denied; from=<carol@example.org>"
+    " to=<someone@example.org> proto=ESMTP helo=<client.example>",
+    "postfix/smtpd: Untrusted TLS connection established from unknown[127.0.0.1]:"
+    " TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519"
+    " server-signature RSA-PSS (2048 bits) server-digest SHA256"
+    " client-signature ECDSA (prime256v1) client-digest SHA256",
+    "postfix/smtpd: Untrusted TLS connection established from unknown[127.0.0.1]:"
+    " TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519"
+    " server-signature RSA-PSS (2048 bits) server-digest SHA256"
+    " client-signature ECDSA (prime256v1) client-digest SHA256",
+    "postfix/smtpd: NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 554 5.7.1 <other.example>:"
+    " Client certificate rejected: Not this one; from=<carol@example.org>"
+    " to=<alice@example.test> proto=ESMTP helo=<client.example>",
+]
+
+
+def scenario_ccert(inst, check, n):
+    """11. smtpd_tls_ask_ccert on port 25: a client certificate whose
+    fingerprint relay_clientcerts lists may relay (permit_tls_clientcerts);
+    one that check_ccert_access maps to REJECT is refused; no certificate,
+    no relaying."""
+    with inst.smtp_client(inst.smtp) as c:
+        c.ehlo("client.example")
+        t = transaction(c, "carol@example.org", OUTSIDE, message("carol@example.org", OUTSIDE,
+                                                                 "ccert", "s11a"))
+        say(f"25 plain text, outside recipient: {t}")
+        check(t["rcpt"] == REPLY_RELAY_DENIED, f"{n}: no TLS: {REPLY_RELAY_DENIED}")
+    with inst.smtp_client(inst.smtp) as c:
+        c.starttls(context=tls_context(inst.tmp))
+        c.ehlo("client.example")
+        t = transaction(c, "carol@example.org", OUTSIDE, message("carol@example.org", OUTSIDE,
+                                                                 "ccert", "s11b"))
+        say(f"25 TLS without a certificate, outside recipient: {t}")
+        check(t["rcpt"] == REPLY_RELAY_DENIED, f"{n}: no certificate: {REPLY_RELAY_DENIED}")
+    with inst.smtp_client(inst.smtp) as c:
+        c.starttls(context=client_cert_context(inst.tmp, "client"))
+        c.ehlo("client.example")
+        r1 = reply(c.docmd("MAIL", "FROM:<carol@example.org>"))
+        r2 = reply(c.docmd("RCPT", f"TO:<{OUTSIDE}>"))
+        r3 = reply(c.docmd("RCPT", "TO:<alice@example.test>"))
+        say(f"25 TLS with CLIENT's certificate: {r1} {r2} {r3}")
+        check(r2 == REPLY_RCPT_OK, f"{n}: a listed certificate may relay")
+        check(r3 == REPLY_RCPT_OK, f"{n}: a listed certificate may send to alice")
+        code, _ = c.data(message("carol@example.org", "alice@example.test", "ccert", "s11c"))
+        check(code == 250, f"{n}: DATA 250")
+    with inst.smtp_client(inst.smtp) as c:
+        c.starttls(context=client_cert_context(inst.tmp, "other"))
+        c.ehlo("client.example")
+        t = transaction(c, "carol@example.org", "alice@example.test",
+                        message("carol@example.org", "alice@example.test", "ccert", "s11d"))
+        say(f"25 TLS with OTHER's certificate: {t}")
+        check(t["rcpt"] == REPLY_CCERT_REJECTED, f"{n}: check_ccert_access REJECT:"
+              f" {REPLY_CCERT_REJECTED}")
+    files = inst.wait_delivered(1)
+    check(len(files) == 1, f"{n}: CLIENT's message in alice's Maildir")
+    if files:
+        got = normalize_received(received_headers(files[0])[0], inst)
+        say("Received:", *("  " + l for l in got))
+        want = [deviate(l) for l in RECEIVED_CCERT]
+        check(got == want, f"{n}: the Received header names the client certificate as Postfix's")
+    log = inst.wait_log(lambda l: sum("disconnect from" in x for x in l) >= 4)
+    mine = [l.replace(inst.client_fp["client"], "CLIENT_FP").replace(inst.client_fp["other"],
+                                                                      "OTHER_FP")
+            for l in log if l.startswith("postfix/smtpd:") and ("TLS" in l or "reject" in l)]
+    say("log:", *("  " + l for l in mine))
+    check(mine == EXPECTED_CCERT_LOG, f"{n}: TLS and reject lines as Postfix's")
+
+
 def scenario_login_warn(inst, check, n):
     """9. warn_if_reject before reject_sender_login_mismatch: the rejection
     is logged as reject_warning and the mail accepted."""
@@ -1372,6 +1500,7 @@ SCENARIOS = {
     "login": (scenario_login, "dovecot"),
     "login-warn": (scenario_login_warn, "dovecot"),
     "login-nosasl": (scenario_login_nosasl, "dovecot"),
+    "ccert": (scenario_ccert, "dovecot"),
     # Rostfix only: its built-in type, checked as the cyrus ones are.
     "builtin": (scenario_cyrus, "rostfix"),
 }

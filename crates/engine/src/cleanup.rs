@@ -37,9 +37,9 @@ pub enum Origin {
         client_addr: String,
         helo: Option<String>,
         esmtp: bool,
-        /// Under TLS: `TLSv1.3 with cipher ...`, and whether the
-        /// Received header shows it (smtpd_tls_received_header).
-        tls: Option<(String, bool)>,
+        /// Under TLS: what it was (the Received header shows it with
+        /// smtpd_tls_received_header).
+        tls: Option<Box<crate::tls_server::TlsSession>>,
         /// The client authenticated (SMTP AUTH), and as whom when the
         /// Received header says it (smtpd_sasl_authenticated_header).
         authenticated: bool,
@@ -237,19 +237,8 @@ pub fn received_header(
             )];
             // smtpd_tls_received_header: the session's TLS, in a comment
             // broken where Postfix breaks it.
-            if let Some((described, true)) = tls {
-                let (first, rest) = match described.find(" key-exchange") {
-                    Some(i) => (&described[..i], Some(&described[i + 1..])),
-                    None => (described.as_str(), None),
-                };
-                match rest {
-                    Some(rest) => {
-                        lines.push(format!("\t(using {first}"));
-                        lines.push(format!("\t {rest})"));
-                    }
-                    None => lines.push(format!("\t(using {first})")),
-                }
-                lines.push("\t(No client certificate requested)".to_string());
+            if let Some(tls) = tls.as_ref().filter(|t| t.received_header) {
+                lines.extend(tls.received_lines());
             }
             if let Some(user) = auth_header {
                 lines.push(format!("\t(Authenticated sender: {user})"));

@@ -21,7 +21,7 @@ use crate::log::Log;
 use crate::resolve::{Class, resolve};
 use crate::settings::Settings;
 use crate::smtpd_check;
-use crate::tls_server::Stream;
+use crate::tls_server::{Stream, TlsSession};
 
 /// Longest command line read (Postfix's line_length_limit).
 const LINE_LIMIT: usize = 2048;
@@ -56,6 +56,7 @@ pub async fn serve(
 fn check_recipient(
     s: &Settings,
     session: &Session,
+    tls: Option<&TlsSession>,
     client: IpAddr,
     client_name: &str,
     given: &str,
@@ -79,6 +80,7 @@ fn check_recipient(
         sasl_active: s.smtpd_sasl.is_some()
             && (session.is_tls() || !s.smtpd_tls.as_ref().is_some_and(|t| t.auth_only)),
         sasl_username: session.authenticated().map(|(user, _)| user),
+        client_cert: tls.and_then(|t| t.client_cert.as_ref()),
     };
     let mut verdict = smtpd_check::check_recipient(s, &req);
     if verdict.refused.is_none()
@@ -223,11 +225,7 @@ async fn session(
         },
         _ => Stream::Plain(stream),
     };
-    let mut tls_info = s.smtpd_tls.as_ref().and_then(|t| {
-        stream
-            .describe(&t.certificate)
-            .map(|d| (d, t.received_header))
-    });
+    let mut tls_info = s.smtpd_tls.as_ref().and_then(|t| stream.session(t));
     // SMTP AUTH: the backend's mechanisms, in plaintext only without
     // smtpd_tls_auth_only, under TLS only with a certificate.
     if let Some(sasl) = &s.smtpd_sasl {
@@ -371,9 +369,7 @@ async fn session(
                     };
                     match handshake(tls, tcp, log, &client, "STARTTLS").await {
                         Some(stream) => {
-                            tls_info = stream
-                                .describe(&tls.certificate)
-                                .map(|d| (d, tls.received_header));
+                            tls_info = stream.session(tls);
                             io = BufReader::with_capacity(16 * 1024, stream);
                             session.tls_started();
                             break;
@@ -425,7 +421,8 @@ async fn session(
                     }
                 }
                 Event::CheckRcpt { to, params } => {
-                    let verdict = check_recipient(s, &session, peer.ip(), &client, &to);
+                    let verdict =
+                        check_recipient(s, &session, tls_info.as_ref(), peer.ip(), &client, &to);
                     let from = session
                         .transaction()
                         .map(|t| t.from.clone())
@@ -441,7 +438,8 @@ async fn session(
                         .trim_start_matches('<')
                         .trim_end_matches('>')
                         .to_string();
-                    let verdict = check_recipient(s, &session, peer.ip(), &client, &addr);
+                    let verdict =
+                        check_recipient(s, &session, tls_info.as_ref(), peer.ip(), &client, &addr);
                     let about = format!("to=<{addr}> {}", proto_helo(&session));
                     match judged(log, "VRFY", &client, &about, verdict) {
                         None => session.replied(Reply::new(252, format!("2.0.0 {arg}"))),
@@ -694,11 +692,11 @@ struct Who<'a> {
     name: &'a str,
     /// The session's TLS (`TLSv1.3 with cipher ...`) and whether the
     /// Received header shows it.
-    tls: &'a Option<(String, bool)>,
+    tls: &'a Option<TlsSession>,
 }
 
 impl<'a> Who<'a> {
-    fn new(addr: SocketAddr, name: &'a str, tls: &'a Option<(String, bool)>) -> Who<'a> {
+    fn new(addr: SocketAddr, name: &'a str, tls: &'a Option<TlsSession>) -> Who<'a> {
         Who { addr, name, tls }
     }
 }
@@ -723,11 +721,16 @@ async fn handshake(
     match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)).await {
         Ok(Ok(t)) => {
             let stream = Stream::Tls(Box::new(t));
-            if tls.loglevel >= 1 {
-                let described = stream.describe(&tls.certificate).unwrap_or_default();
+            if tls.loglevel >= 1
+                && let Some(session) = stream.session(tls)
+            {
                 log.info(
                     "smtpd",
-                    &format!("Anonymous TLS connection established from {client}: {described}"),
+                    &format!(
+                        "{} TLS connection established from {client}: {}",
+                        session.trust(),
+                        session.described
+                    ),
                 );
             }
             Some(stream)
@@ -1052,7 +1055,7 @@ async fn start_message(
             client_addr: peer.ip().to_string(),
             helo: session.helo_name().map(str::to_string),
             esmtp: session.is_esmtp(),
-            tls: tls.clone(),
+            tls: tls.clone().map(Box::new),
             authenticated: session.authenticated().is_some(),
             auth_header: session
                 .authenticated()

@@ -23,6 +23,7 @@ use rostfix_maps::order::{self, Maps, OrderContext};
 use rostfix_smtp::reply::Reply;
 
 use crate::settings::Settings;
+use crate::tls_server::ClientCert;
 
 /// The restriction lists, in the order they are read.
 const LISTS: [(Stage, &str); 5] = [
@@ -35,6 +36,7 @@ const LISTS: [(Stage, &str); 5] = [
 
 /// Restrictions followed by a table.
 const TABLE_RESTRICTIONS: &[&str] = &[
+    "check_ccert_access",
     "check_client_access",
     "check_helo_access",
     "check_sender_access",
@@ -49,6 +51,9 @@ pub struct Access {
     tables: HashMap<String, Maps>,
     /// smtpd_sender_login_maps: the SASL logins that own sender addresses.
     sender_login_maps: Maps,
+    /// relay_clientcerts: the client certificate fingerprints
+    /// permit_tls_clientcerts permits.
+    relay_clientcerts: Maps,
     /// access(5) lookups (parent_domain_matches_subdomains may list
     /// smtpd_access_maps).
     order: OrderContext,
@@ -94,6 +99,7 @@ impl Access {
             lists,
             tables,
             sender_login_maps: crate::settings::maps(cf, "smtpd_sender_login_maps")?,
+            relay_clientcerts: crate::settings::maps(cf, "relay_clientcerts")?,
             order: OrderContext {
                 recipient_delimiter: cf.string("recipient_delimiter").map_err(e)?,
                 parent_matches_subdomains: parents.iter().any(|p| p == "smtpd_access_maps"),
@@ -125,6 +131,8 @@ pub struct Request<'a> {
     pub sasl_active: bool,
     /// The SASL login name, once AUTH succeeded.
     pub sasl_username: Option<&'a str>,
+    /// The client's TLS certificate, when it presented one.
+    pub client_cert: Option<&'a ClientCert>,
 }
 
 /// The judgement: rejections that warn_if_reject turned into warnings
@@ -141,6 +149,8 @@ pub struct Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Client,
+    /// Not a list: check_ccert_access's rejections name the certificate.
+    ClientCert,
     Helo,
     Sender,
     Relay,
@@ -282,6 +292,23 @@ fn restriction(
             }
             _ => Outcome::Dunno,
         },
+        // Any certificate whose fingerprint relay_clientcerts lists; none
+        // is ever trusted (see tls_server), so the "all" form never permits.
+        "permit_tls_clientcerts" => match req.client_cert {
+            Some(cert) => match find_fingerprint(&a.relay_clientcerts, cert) {
+                Ok(Some(_)) => Outcome::Permit,
+                Ok(None) => Outcome::Dunno,
+                Err(()) => Outcome::Reject(rejected_dsn(
+                    req,
+                    Stage::Client,
+                    451,
+                    "4.3.0",
+                    "Temporary lookup failure",
+                )),
+            },
+            None => Outcome::Dunno,
+        },
+        "permit_tls_all_clientcerts" => Outcome::Dunno,
         "reject_non_fqdn_sender" => non_fqdn_address(s, req, Stage::Sender, req.sender),
         "reject_non_fqdn_recipient" => non_fqdn_address(s, req, Stage::Recipient, req.recipient),
         AUTHENTICATED_MISMATCH => sender_login(s, req, name, Login::Authenticated),
@@ -315,6 +342,22 @@ fn check_access(
     verdict: &mut Verdict,
 ) -> Outcome {
     let a = &s.access;
+    if kind == "check_ccert_access" {
+        let Some(cert) = req.client_cert else {
+            return Outcome::Dunno;
+        };
+        return match find_fingerprint(maps, cert) {
+            Ok(None) => Outcome::Dunno,
+            Ok(Some(value)) => access_result(s, req, Stage::ClientCert, &value, verdict),
+            Err(()) => Outcome::Reject(rejected_dsn(
+                req,
+                Stage::ClientCert,
+                451,
+                "4.3.0",
+                "Temporary lookup failure",
+            )),
+        };
+    }
     // A rejection names what was looked up, whichever list asked.
     let (keys, about) = match kind {
         "check_client_access" => (
@@ -352,6 +395,17 @@ fn check_access(
             "Temporary lookup failure",
         )),
     }
+}
+
+/// A certificate's entry in a table: its fingerprint, then its public
+/// key's.
+fn find_fingerprint(maps: &Maps, cert: &ClientCert) -> Result<Option<String>, ()> {
+    for fp in &cert.fingerprints {
+        if let Some(v) = maps.find(fp, true).map_err(|_| ())? {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
 }
 
 /// An access(5) result: OK (or a number), REJECT or DEFER with optional
@@ -561,6 +615,10 @@ fn is_dsn(word: &str, class: char) -> bool {
 fn rejected_dsn(req: &Request, stage: Stage, code: u16, dsn: &str, why: &str) -> Reply {
     let (shown, what) = match stage {
         Stage::Client => (req.client_name, "Client host"),
+        Stage::ClientCert => (
+            req.client_cert.map_or("", |c| c.subject_cn.as_str()),
+            "Client certificate",
+        ),
         Stage::Helo => (req.helo.unwrap_or(""), "Helo command"),
         Stage::Sender => (req.sender, "Sender address"),
         Stage::Relay | Stage::Recipient => (req.recipient, "Recipient address"),

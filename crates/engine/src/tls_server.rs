@@ -5,6 +5,12 @@
 //!
 //! The key is read when the smtpd process starts, before it drops its
 //! privileges (key files are root's), and again at every reload.
+//!
+//! With smtpd_tls_ask_ccert a client may present a certificate. It is not
+//! checked against any CA (Postfix's "Untrusted" connection): what counts
+//! is its fingerprint (smtpd_tls_fingerprint_digest), which
+//! relay_clientcerts and check_ccert_access look up. The handshake still
+//! proves that the client holds the certificate's key.
 
 use std::io;
 use std::pin::Pin;
@@ -43,6 +49,125 @@ pub struct ServerTls {
     pub handshake_timeout: Duration,
     /// Our certificate, for the log's server-signature part.
     pub certificate: Vec<u8>,
+    /// smtpd_tls_ask_ccert: a client certificate is asked for.
+    pub ask_ccert: bool,
+    /// smtpd_tls_fingerprint_digest.
+    pub fingerprint_digest: Digest,
+}
+
+/// A fingerprint digest (smtpd_tls_fingerprint_digest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Digest {
+    Md5,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Digest {
+    fn parse(name: &str) -> Result<Digest, String> {
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "md5" => Digest::Md5,
+            "sha224" => Digest::Sha224,
+            "sha256" => Digest::Sha256,
+            "sha384" => Digest::Sha384,
+            "sha512" => Digest::Sha512,
+            other => {
+                return Err(format!(
+                    "smtpd_tls_fingerprint_digest: {other} is not supported (md5, sha224, sha256, sha384 and sha512 are)"
+                ));
+            }
+        })
+    }
+
+    /// `AB:CD:...`, as Postfix writes fingerprints.
+    pub fn fingerprint(self, der: &[u8]) -> String {
+        use sha2::Digest as _;
+        let sum: Vec<u8> = match self {
+            Digest::Md5 => md5::Md5::digest(der).to_vec(),
+            Digest::Sha224 => sha2::Sha224::digest(der).to_vec(),
+            Digest::Sha256 => sha2::Sha256::digest(der).to_vec(),
+            Digest::Sha384 => sha2::Sha384::digest(der).to_vec(),
+            Digest::Sha512 => sha2::Sha512::digest(der).to_vec(),
+        };
+        sum.iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+}
+
+/// A session's TLS, for the log, the Received header and the
+/// restrictions.
+#[derive(Debug, Clone)]
+pub struct TlsSession {
+    /// `TLSv1.3 with cipher ... server-digest SHA256`, and the client's
+    /// signature when it presented a certificate.
+    pub described: String,
+    /// smtpd_tls_received_header: the Received header shows it.
+    pub received_header: bool,
+    /// A client certificate was asked for.
+    pub asked: bool,
+    pub client_cert: Option<ClientCert>,
+}
+
+/// What a client's certificate says, and its fingerprints.
+#[derive(Debug, Clone)]
+pub struct ClientCert {
+    /// The subject's and the issuer's CommonName.
+    pub subject_cn: String,
+    pub issuer_cn: String,
+    /// The certificate's fingerprint, then its public key's: the keys
+    /// relay_clientcerts and check_ccert_access are asked, in that order.
+    pub fingerprints: [String; 2],
+}
+
+impl TlsSession {
+    /// `Anonymous`, or `Untrusted` with a client certificate (none is
+    /// checked against a CA).
+    pub fn trust(&self) -> &'static str {
+        if self.client_cert.is_some() {
+            "Untrusted"
+        } else {
+            "Anonymous"
+        }
+    }
+
+    /// The Received header's TLS comment, broken where Postfix breaks it.
+    pub fn received_lines(&self) -> Vec<String> {
+        let d = &self.described;
+        let mut parts = vec![];
+        let mut rest = d.as_str();
+        for mark in [" key-exchange ", " client-signature "] {
+            if let Some(i) = rest.find(mark) {
+                parts.push(&rest[..i]);
+                rest = &rest[i + 1..];
+            }
+        }
+        parts.push(rest);
+        let last = parts.len() - 1;
+        let mut lines: Vec<String> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (open, close) = (
+                    if i == 0 { "(using " } else { " " },
+                    if i == last { ")" } else { "" },
+                );
+                format!("\t{open}{p}{close}")
+            })
+            .collect();
+        lines.push(match (&self.client_cert, self.asked) {
+            (Some(c), _) => format!(
+                "\t(Client CN \"{}\", Issuer \"{}\" (not verified))",
+                c.subject_cn, c.issuer_cn
+            ),
+            (None, true) => "\t(No client certificate presented)".into(),
+            (None, false) => "\t(No client certificate requested)".into(),
+        });
+        lines
+    }
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -100,14 +225,29 @@ impl ServerTls {
         })?)
         .map_err(|m| format!("smtpd_tls_protocols: {m}"))?;
         let certificate = certs.first().map(|c| c.to_vec()).unwrap_or_default();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_protocol_versions(&protocols)
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("smtpd_tls_key_file: does not match smtpd_tls_cert_file: {e}"))?;
+        let ask_ccert = cf.bool("smtpd_tls_ask_ccert").map_err(e)?;
+        if level == Level::Encrypt && cf.bool("smtpd_tls_req_ccert").map_err(e)? {
+            // Postfix then requires a certificate a CA vouches for; without
+            // CA checks, taking any would be weaker than asked.
+            return Err(
+                "smtpd_tls_req_ccert = yes: client certificates are not checked against a CA (smtpd_tls_CAfile) yet; use smtpd_tls_ask_ccert with permit_tls_clientcerts or check_ccert_access".into(),
+            );
+        }
+        let fingerprint_digest = Digest::parse(&text("smtpd_tls_fingerprint_digest")?)?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&protocols)
+            .map_err(|e| e.to_string())?;
+        let builder = if ask_ccert {
+            builder.with_client_cert_verifier(Arc::new(AnyClientCert {
+                algorithms: provider.signature_verification_algorithms,
+            }))
+        } else {
+            builder.with_no_client_auth()
+        };
+        let config = builder
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("smtpd_tls_key_file: does not match smtpd_tls_cert_file: {e}"))?;
         Ok(Some(Arc::new(ServerTls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             level,
@@ -119,7 +259,65 @@ impl ServerTls {
                 cf.time("smtpd_starttls_timeout").map_err(e)?.max(1),
             ),
             certificate,
+            ask_ccert,
+            fingerprint_digest,
         })))
+    }
+}
+
+/// Takes any client certificate that parses, for its fingerprint; the
+/// handshake's signature checks (done with the provider's algorithms)
+/// prove the client holds its key.
+#[derive(Debug)]
+struct AnyClientCert {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::server::danger::ClientCertVerifier for AnyClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        webpki::EndEntityCert::try_from(end_entity).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -182,13 +380,55 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// `TLSv1.3 with cipher ...`, once under TLS.
-    pub fn describe(&self, certificate: &[u8]) -> Option<String> {
-        match self {
-            Stream::Plain(_) => None,
-            Stream::Tls(t) => Some(crate::smtp::tls::describe(t.get_ref().1, Some(certificate))),
+    /// The session's TLS, once under TLS.
+    pub fn session(&self, tls: &ServerTls) -> Option<TlsSession> {
+        let Stream::Tls(t) = self else {
+            return None;
+        };
+        let conn = t.get_ref().1;
+        let presented = conn.peer_certificates().and_then(|c| c.first());
+        let mut described = crate::smtp::tls::describe(conn, Some(&tls.certificate));
+        if let Some(sig) = presented.and_then(|c| crate::smtp::tls::key_signature(c, "client")) {
+            described.push(' ');
+            described.push_str(&sig);
         }
+        Some(TlsSession {
+            described,
+            received_header: tls.received_header,
+            asked: tls.ask_ccert,
+            client_cert: presented.and_then(|c| client_cert(c, tls.fingerprint_digest)),
+        })
     }
+}
+
+/// The names and fingerprints of a client's certificate.
+fn client_cert(der: &CertificateDer<'_>, digest: Digest) -> Option<ClientCert> {
+    let cert = webpki::EndEntityCert::try_from(der).ok()?;
+    let spki = cert.subject_public_key_info();
+    Some(ClientCert {
+        subject_cn: common_name(cert.subject()).unwrap_or_default(),
+        issuer_cn: common_name(cert.issuer()).unwrap_or_default(),
+        fingerprints: [digest.fingerprint(der), digest.fingerprint(spki.as_ref())],
+    })
+}
+
+/// The CommonName (2.5.4.3) in a DER Name's contents: a SEQUENCE of SETs
+/// of SEQUENCE { OID, string }. The last one wins, as OpenSSL shows it.
+fn common_name(name: &[u8]) -> Option<String> {
+    const CN: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x03];
+    let mut found = None;
+    let mut at = 0;
+    while let Some(i) = name[at..].windows(CN.len()).position(|w| w == CN) {
+        let start = at + i + CN.len();
+        // The string: a tag, a short length, the bytes.
+        let (tag, len) = (*name.get(start)?, usize::from(*name.get(start + 1)?));
+        if len < 0x80 && matches!(tag, 0x0c | 0x13 | 0x14 | 0x16 | 0x1e) {
+            let bytes = name.get(start + 2..start + 2 + len)?;
+            found = Some(String::from_utf8_lossy(bytes).into_owned());
+        }
+        at = start;
+    }
+    found
 }
 
 impl AsyncRead for Stream {

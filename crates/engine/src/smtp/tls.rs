@@ -272,17 +272,18 @@ pub fn describe(conn: &rustls::CommonState, server_cert: Option<&[u8]>) -> Strin
     if let Some(kx) = conn.negotiated_key_exchange_group() {
         out.push_str(&format!(" key-exchange {:?}", kx.name()));
     }
-    if let Some(sig) = server_cert.and_then(server_signature) {
+    if let Some(sig) = server_cert.and_then(|c| key_signature(c, "server")) {
         out.push(' ');
         out.push_str(&sig);
     }
     out
 }
 
-/// `server-signature ECDSA (prime256v1) server-digest SHA256`: the
-/// server key's kind, as OpenSSL names it, from the certificate's
-/// public key (the digest is the one TLS pairs with that key).
-fn server_signature(cert: &[u8]) -> Option<String> {
+/// `server-signature ECDSA (prime256v1) server-digest SHA256` (`role`
+/// "server" or "client"): the key's kind, as OpenSSL names it, from the
+/// certificate's public key (the digest is the one TLS pairs with that
+/// key).
+pub fn key_signature(cert: &[u8], role: &str) -> Option<String> {
     const EC: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
     const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
     const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
@@ -293,22 +294,26 @@ fn server_signature(cert: &[u8]) -> Option<String> {
     let find = |needle: &[u8]| cert.windows(needle.len()).position(|w| w == needle);
     if find(EC).is_some() {
         if find(P256).is_some() {
-            return Some("server-signature ECDSA (prime256v1) server-digest SHA256".into());
+            return Some(format!(
+                "{role}-signature ECDSA (prime256v1) {role}-digest SHA256"
+            ));
         }
         if find(P384).is_some() {
-            return Some("server-signature ECDSA (secp384r1) server-digest SHA384".into());
+            return Some(format!(
+                "{role}-signature ECDSA (secp384r1) {role}-digest SHA384"
+            ));
         }
         return None;
     }
     if find(ED25519).is_some() {
-        return Some("server-signature ED25519".into());
+        return Some(format!("{role}-signature ED25519"));
     }
     let at = find(RSA)?;
     // The key follows: NULL, BIT STRING { SEQUENCE { INTEGER modulus ...
     let rest = &cert[at + RSA.len()..];
     let bits = rsa_modulus_bits(rest)?;
     Some(format!(
-        "server-signature RSA-PSS ({bits} bits) server-digest SHA256"
+        "{role}-signature RSA-PSS ({bits} bits) {role}-digest SHA256"
     ))
 }
 
@@ -475,11 +480,11 @@ mod tests {
     fn server_keys() {
         // Certificates made with openssl req -x509 -newkey rsa:2048 / ec.
         assert_eq!(
-            server_signature(include_bytes!("testdata/rsa2048.der")).as_deref(),
+            key_signature(include_bytes!("testdata/rsa2048.der"), "server").as_deref(),
             Some("server-signature RSA-PSS (2048 bits) server-digest SHA256")
         );
         assert_eq!(
-            server_signature(include_bytes!("testdata/p256.der")).as_deref(),
+            key_signature(include_bytes!("testdata/p256.der"), "server").as_deref(),
             Some("server-signature ECDSA (prime256v1) server-digest SHA256")
         );
     }
