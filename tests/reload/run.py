@@ -4,8 +4,10 @@ session cut.
 
 A private instance knows only alice; main.cf then gains bob and a new
 smtpd_banner, and `postfix reload` runs while a client holds a session
-open. Checked: bob is refused before and accepted (and delivered) after;
-new sessions greet with the new banner; the session opened before the
+open, with the server's TLS certificate and key replaced by new ones.
+Checked: bob is refused before and accepted (and delivered) after; new
+sessions greet with the new banner and show the new certificate after
+STARTTLS; the session opened before the
 reload still completes its message; the master logs `reload -- version
 ..., configuration DIR`. Then (Rostfix only, a deliberate difference) a
 reload with a table that cannot be opened keeps the running configuration
@@ -20,6 +22,7 @@ import pwd
 import re
 import smtplib
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -35,6 +38,9 @@ check = common.Checks()
 
 def write_main(tmp, users, banner, extra=""):
     owner, uid, gid = common.users()
+    extra = (f"smtpd_tls_cert_file = {tmp}/etc/cert.pem\n"
+             f"smtpd_tls_key_file = {tmp}/etc/key.pem\n"
+             "smtpd_tls_security_level = may\n") + extra
     table = ", ".join(f"{{{u}@example.test = example.test/{u}/}}" for u in users)
     path = os.path.join(tmp, "etc", "main.cf")
     with open(path, "w") as f:
@@ -55,6 +61,31 @@ virtual_minimum_uid = {uid}
 {extra}""")
     past = time.time() - 3600
     os.utime(path, (past, past))
+
+
+def make_cert(etc, cn):
+    """A new self-signed certificate for CN in etc/cert.pem and key.pem;
+    returns it (DER)."""
+    key, cert = os.path.join(etc, "key.pem"), os.path.join(etc, "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", f"/CN={cn}"],
+                   check=True, capture_output=True, timeout=60)
+    os.chmod(key, 0o600)
+    past = time.time() - 3600
+    for f in (key, cert):
+        os.utime(f, (past, past))
+    return ssl.PEM_cert_to_DER_cert(open(cert).read())
+
+
+def server_cert(port):
+    """The certificate a new session shows after STARTTLS (DER)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+        c.starttls(context=ctx)
+        return c.sock.getpeercert(binary_form=True)
 
 
 def postfix(etc, *args):
@@ -104,6 +135,7 @@ def main():
         os.mkdir(os.path.join(tmp, d), 0o755)
     etc = os.path.join(tmp, "etc")
     port = common.free_port()
+    cert_before = make_cert(etc, "before.example")
     write_main(tmp, ["alice"], "$myhostname ESMTP before")
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postfix")
@@ -115,6 +147,7 @@ def main():
                 "cleanup unix n - n - 0 cleanup\nqmgr unix n - n 300 1 qmgr\n"
                 "rewrite unix - - n - - trivial-rewrite\nvirtual unix - n n - - virtual\n"
                 "bounce unix - - n - 0 bounce\ndefer unix - - n - 0 bounce\n"
+                "tlsmgr unix - - n 1000? 1 tlsmgr\n"
                 "postlog unix-dgram n - n - 1 postlogd\n")
     past = time.time() - 3600
     os.utime(os.path.join(etc, "master.cf"), (past, past))
@@ -127,6 +160,7 @@ def main():
             raise SystemExit("nothing listens")
         check(banner(port) == "220 mail.example.test ESMTP before", "the first banner")
         check(rcpt_code(port, "bob@example.test") == 550, "bob is unknown before the reload")
+        check(server_cert(port) == cert_before, "STARTTLS shows the first certificate")
 
         # A session opened before the reload, finished after it.
         held = smtplib.SMTP("127.0.0.1", port, timeout=60)
@@ -135,6 +169,7 @@ def main():
         held.rcpt("alice@example.test")
 
         write_main(tmp, ["alice", "bob"], "$myhostname ESMTP after")
+        cert_after = make_cert(etc, "after.example")
         r = postfix(etc, "reload")
         check(r.returncode == 0, f"postfix reload succeeds ({r.stderr.strip()!r})")
         check(wait_log(tmp, r"postfix/master\[\d+\]: reload -- version [\d.]+, configuration "
@@ -145,6 +180,10 @@ def main():
             time.sleep(0.2)
         check(banner(port) == "220 mail.example.test ESMTP after", "the new banner after reload")
         check(rcpt_code(port, "bob@example.test") == 250, "bob is known after the reload")
+        deadline = time.time() + 20
+        while time.time() < deadline and server_cert(port) != cert_after:
+            time.sleep(0.2)
+        check(server_cert(port) == cert_after, "STARTTLS shows the new certificate after reload")
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
             c.sendmail("someone@example.org", ["bob@example.test"], "Subject: after\r\n\r\nhi\r\n")
         code, _ = held.data("Subject: held\r\n\r\nopened before the reload\r\n")
