@@ -64,6 +64,11 @@ Scenarios (each on a fresh instance):
                 is refused "Client certificate rejected"; no certificate,
                 no relay; the Untrusted TLS log lines and the Received
                 header's client-signature and (Client CN ...) comment
+    ccert-ca    smtpd_tls_CAfile TMP/ca.pem signed SIGNED's certificate:
+                Trusted, relays on 25 (permit_tls_all_clientcerts),
+                (verified OK) in Received; CLIENT's self-signed one may
+                not; on 587 smtpd_tls_req_ccert answers 421 4.7.1 after
+                STARTTLS without a trusted certificate (NOQUEUE: abort)
 
 Each scenario builds a temporary directory TMP holding
 
@@ -199,6 +204,11 @@ SCENARIO_CF = {
                     "smtpd_sender_restrictions = reject_sender_login_mismatch\n",
     # Client certificates: CLIENT's fingerprint may relay, OTHER's is
     # refused by check_ccert_access.
+    # A CA (TMP/ca.pem) vouches for SIGNED's certificate: it may relay
+    # on 25 (permit_tls_all_clientcerts), and 587 requires such a one.
+    "ccert-ca": "smtpd_tls_ask_ccert = yes\nsmtpd_tls_req_ccert = yes\n"
+                "smtpd_tls_CAfile = {tmp}/ca.pem\n"
+                "smtpd_relay_restrictions = permit_tls_all_clientcerts, reject_unauth_destination\n",
     "ccert": "smtpd_tls_ask_ccert = yes\n"
              "smtpd_tls_fingerprint_digest = sha256\n"
              "relay_clientcerts = hash:{tmp}/etc/relay_clientcerts\n"
@@ -423,6 +433,26 @@ def make_client_certificate(tmp, who):
     der = ssl.PEM_cert_to_DER_cert(open(cert).read())
     digest = hashlib.sha256(der).hexdigest().upper()
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def make_ca_signed_certificate(tmp, who):
+    """TMP/ca.pem (a CA, CN=Test CA) and TMP/WHO-cert.pem, WHO-key.pem: an
+    EC client certificate for CN=WHO.example that the CA signed."""
+    ca_key, ca = os.path.join(tmp, "ca-key.pem"), os.path.join(tmp, "ca.pem")
+    cert, key = (os.path.join(tmp, f"{who}-{x}.pem") for x in ("cert", "key"))
+    csr = os.path.join(tmp, f"{who}.csr")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run([OPENSSL, "req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2",
+         "-subj", "/CN=Test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"], timeout=60)
+    run([OPENSSL, "req", "-new", *ec, "-keyout", key, "-out", csr,
+         "-subj", f"/CN={who}.example"], timeout=60)
+    ext = os.path.join(tmp, f"{who}.ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    run([OPENSSL, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", cert, "-days", "2", "-extfile", ext], timeout=60)
+    os.chmod(ca, 0o644)
 
 
 def client_cert_context(tmp, who):
@@ -771,6 +801,7 @@ class Instance:
             f.write(SENDER_LOGINS)
         self.client_fp = {who: make_client_certificate(self.tmp, who)
                           for who in ("client", "other")}
+        make_ca_signed_certificate(self.tmp, "signed")
         with open(os.path.join(self.etc, "relay_clientcerts"), "w") as f:
             f.write(f"{self.client_fp['client']} client.example\n")
         with open(os.path.join(self.etc, "ccert_access"), "w") as f:
@@ -1464,9 +1495,106 @@ def scenario_ccert(inst, check, n):
     log = inst.wait_log(lambda l: sum("disconnect from" in x for x in l) >= 4)
     mine = [l.replace(inst.client_fp["client"], "CLIENT_FP").replace(inst.client_fp["other"],
                                                                       "OTHER_FP")
-            for l in log if l.startswith("postfix/smtpd:") and ("TLS" in l or "reject" in l)]
+            for l in log if l.startswith("postfix/smtpd:") and ("TLS" in l or "reject" in l)
+            # Postfix warns of the scenario's second smtpd_relay_restrictions.
+            and "overriding earlier entry" not in l]
     say("log:", *("  " + l for l in mine))
     check(mine == EXPECTED_CCERT_LOG, f"{n}: TLS and reject lines as Postfix's")
+
+
+def scenario_ccert_ca(inst, check, n):
+    """12. smtpd_tls_CAfile: SIGNED's certificate is trusted (relays on 25
+    through permit_tls_all_clientcerts; the Trusted log line, verified
+    OK in Received); CLIENT's self-signed one is not. On 587
+    (encrypt) smtpd_tls_req_ccert refuses a session without a trusted
+    certificate."""
+    with inst.smtp_client(inst.smtp) as c:
+        c.starttls(context=client_cert_context(inst.tmp, "signed"))
+        c.ehlo("client.example")
+        r1 = reply(c.docmd("MAIL", "FROM:<carol@example.org>"))
+        r2 = reply(c.docmd("RCPT", f"TO:<{OUTSIDE}>"))
+        r3 = reply(c.docmd("RCPT", "TO:<alice@example.test>"))
+        say(f"25 TLS with SIGNED's certificate: {r1} {r2} {r3}")
+        check(r2 == REPLY_RCPT_OK, f"{n}: a trusted certificate may relay")
+        code, _ = c.data(message("carol@example.org", "alice@example.test", "ca", "s12a"))
+        check(code == 250, f"{n}: DATA 250")
+    with inst.smtp_client(inst.smtp) as c:
+        c.starttls(context=client_cert_context(inst.tmp, "client"))
+        c.ehlo("client.example")
+        t = transaction(c, "carol@example.org", OUTSIDE, message("carol@example.org", OUTSIDE,
+                                                                 "ca", "s12b"))
+        say(f"25 TLS with CLIENT's self-signed certificate: {t}")
+        check(t["rcpt"] == REPLY_RELAY_DENIED, f"{n}: an untrusted one may not relay")
+    outcomes = {}
+    for who in ("signed", "client", None):
+        try:
+            with inst.smtp_client(inst.submission) as c:
+                ctx = client_cert_context(inst.tmp, who) if who else tls_context(inst.tmp)
+                c.starttls(context=ctx)
+                r = reply(c.ehlo("client.example"))
+                outcomes[who] = r[0] if r[0] == 250 else r
+        except (smtplib.SMTPException, OSError) as e:
+            outcomes[who] = f"{type(e).__name__}: {e}"
+        say(f"587 with {who}'s certificate: EHLO after STARTTLS: {outcomes[who]}")
+    check(outcomes["signed"] == 250, f"{n}: 587 takes a trusted certificate")
+    check(outcomes["client"] == REQ_CCERT_UNTRUSTED, f"{n}: 587 and an untrusted certificate:"
+          f" {REQ_CCERT_UNTRUSTED}")
+    check(outcomes[None] == REQ_CCERT_NONE, f"{n}: 587 and no certificate: {REQ_CCERT_NONE}")
+    files = inst.wait_delivered(1)
+    if files:
+        got = normalize_received(received_headers(files[0])[0], inst)
+        say("Received:", *("  " + l for l in got))
+        check(got == [deviate(l) for l in RECEIVED_CCERT_CA],
+              f"{n}: the Received header says the certificate was verified, as Postfix's")
+    log = inst.wait_log(lambda l: sum("disconnect from" in x for x in l) >= 5)
+    mine = [l for l in log if re.match(r"postfix/(submission/)?smtpd: (?!warning: TMP)", l)
+            and ("TLS" in l or "reject" in l or "certificate" in l)]
+    say("log:", *("  " + l for l in mine))
+    check(mine == EXPECTED_CCERT_CA_LOG, f"{n}: TLS and reject lines as Postfix's")
+
+
+REQ_CCERT_UNTRUSTED = (421, "4.7.1 mail.example.test Error: Client certificate not trusted")
+REQ_CCERT_NONE = (421, "4.7.1 mail.example.test Error: No client certificate presented")
+RECEIVED_CCERT_CA = [
+    "Received: from client.example (unknown [127.0.0.1])",
+    "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)",
+    "\t key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256",
+    "\t client-signature ECDSA (prime256v1) client-digest SHA256)",
+    "\t(Client CN \"signed.example\", Issuer \"Test CA\" (verified OK))",
+    "\tby mail.example.test (Postfix) with ESMTPS id QID;",
+    "\tDATE",
+]
+# Only the service that requires a certificate logs why it failed.
+EXPECTED_CCERT_CA_LOG = [
+    "postfix/smtpd: Trusted TLS connection established from unknown[127.0.0.1]: TLSv1.3 with cipher"
+    " TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS"
+    " (2048 bits) server-digest SHA256"
+    " client-signature ECDSA (prime256v1) client-digest SHA256",
+    "postfix/smtpd: Untrusted TLS connection established from unknown[127.0.0.1]: TLSv1.3 with cipher"
+    " TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS"
+    " (2048 bits) server-digest SHA256"
+    " client-signature ECDSA (prime256v1) client-digest SHA256",
+    "postfix/smtpd: NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 554 5.7.1"
+    " <someone@example.org>: Relay access denied; from=<carol@example.org>"
+    " to=<someone@example.org> proto=ESMTP helo=<client.example>",
+    "postfix/submission/smtpd: Trusted TLS connection established from unknown[127.0.0.1]: TLSv1.3 with cipher"
+    " TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS"
+    " (2048 bits) server-digest SHA256"
+    " client-signature ECDSA (prime256v1) client-digest SHA256",
+    "postfix/submission/smtpd: certificate verification failed for unknown[127.0.0.1]:"
+    " self-signed certificate",
+    "postfix/submission/smtpd: Untrusted TLS connection established from unknown[127.0.0.1]: TLSv1.3 with cipher"
+    " TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS"
+    " (2048 bits) server-digest SHA256"
+    " client-signature ECDSA (prime256v1) client-digest SHA256",
+    "postfix/submission/smtpd: NOQUEUE: abort: TLS from unknown[127.0.0.1]:"
+    " Client certificate not trusted",
+    "postfix/submission/smtpd: Anonymous TLS connection established from unknown[127.0.0.1]: TLSv1.3 with cipher"
+    " TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS"
+    " (2048 bits) server-digest SHA256",
+    "postfix/submission/smtpd: NOQUEUE: abort: TLS from unknown[127.0.0.1]:"
+    " No client certificate presented",
+]
 
 
 def scenario_login_warn(inst, check, n):
@@ -1501,6 +1629,7 @@ SCENARIOS = {
     "login-warn": (scenario_login_warn, "dovecot"),
     "login-nosasl": (scenario_login_nosasl, "dovecot"),
     "ccert": (scenario_ccert, "dovecot"),
+    "ccert-ca": (scenario_ccert_ca, "dovecot"),
     # Rostfix only: its built-in type, checked as the cyrus ones are.
     "builtin": (scenario_cyrus, "rostfix"),
 }

@@ -206,14 +206,20 @@ async fn session(
     let mut session = Session::new(s.session.clone());
     let client_name = "unknown".to_string();
     let client = format!("{client_name}[{}]", peer.ip());
+    let mut tls_info: Option<TlsSession> = None;
+    // smtpd_tls_req_ccert refused the TLS session: every command gets
+    // this reply, and the connection ends.
+    let mut aborted: Option<Reply> = None;
     // smtpd_tls_wrappermode: the handshake comes before the greeting.
     let stream = match &s.smtpd_tls {
         Some(tls) if tls.wrapper => match handshake(tls, stream, log, &client, "CONNECT").await {
-            Some(t) => {
+            Some((t, info)) => {
                 // What came before the greeting was the TLS handshake,
                 // not an early talker.
                 talked_first = false;
                 session.wrapped();
+                aborted = required_cert(tls, &info, s, log, &client);
+                tls_info = Some(info);
                 t
             }
             None => {
@@ -225,7 +231,6 @@ async fn session(
         },
         _ => Stream::Plain(stream),
     };
-    let mut tls_info = s.smtpd_tls.as_ref().and_then(|t| stream.session(t));
     // SMTP AUTH: the backend's mechanisms, in plaintext only without
     // smtpd_tls_auth_only, under TLS only with a certificate.
     if let Some(sasl) = &s.smtpd_sasl {
@@ -315,6 +320,13 @@ async fn session(
         }
         let text = String::from_utf8_lossy(&line).into_owned();
         last = verb_of(&text);
+        if let Some(reply) = aborted.take() {
+            reply.write_to(&mut out);
+            let _ = send(&mut io, &out).await;
+            let _ = io.get_mut().shutdown().await;
+            session.refused_line();
+            return session.summary();
+        }
         // A client that sends more after a command it must wait on (one
         // that ends a pipelined group, RFC 2920) is logged, once.
         if !improper && ENDS_GROUP.contains(&last.as_str()) && !io.buffer().is_empty() {
@@ -368,8 +380,9 @@ async fn session(
                         return session.summary();
                     };
                     match handshake(tls, tcp, log, &client, "STARTTLS").await {
-                        Some(stream) => {
-                            tls_info = stream.session(tls);
+                        Some((stream, info)) => {
+                            aborted = required_cert(tls, &info, s, log, &client);
+                            tls_info = Some(info);
                             io = BufReader::with_capacity(16 * 1024, stream);
                             session.tls_started();
                             break;
@@ -709,6 +722,26 @@ async fn send(io: &mut BufReader<Stream>, bytes: &[u8]) -> std::io::Result<()> {
     w.flush().await
 }
 
+/// smtpd_tls_req_ccert: a session without a trusted client certificate is
+/// logged as aborted, and its next command answered 421.
+fn required_cert(
+    tls: &crate::tls_server::ServerTls,
+    info: &TlsSession,
+    s: &Settings,
+    log: &Log,
+    client: &str,
+) -> Option<Reply> {
+    let why = info.required_cert_missing(tls)?;
+    log.info(
+        "smtpd",
+        &format!("NOQUEUE: abort: TLS from {client}: {why}"),
+    );
+    Some(Reply::new(
+        421,
+        format!("4.7.1 {} Error: {why}", s.myhostname),
+    ))
+}
+
 /// The server side of a TLS handshake, within smtpd_starttls_timeout;
 /// `None` (logged) when it fails.
 async fn handshake(
@@ -717,13 +750,20 @@ async fn handshake(
     log: &Log,
     client: &str,
     after: &str,
-) -> Option<Stream> {
+) -> Option<(Stream, TlsSession)> {
     match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)).await {
         Ok(Ok(t)) => {
             let stream = Stream::Tls(Box::new(t));
-            if tls.loglevel >= 1
-                && let Some(session) = stream.session(tls)
+            let session = stream.session(tls)?;
+            if let Some(Err(why)) = session.client_cert.as_ref().map(|c| c.trust)
+                && tls.req_ccert
             {
+                log.info(
+                    "smtpd",
+                    &format!("certificate verification failed for {client}: {why}"),
+                );
+            }
+            if tls.loglevel >= 1 {
                 log.info(
                     "smtpd",
                     &format!(
@@ -733,7 +773,7 @@ async fn handshake(
                     ),
                 );
             }
-            Some(stream)
+            Some((stream, session))
         }
         // Postfix's lines (the library's own text differs: rustls).
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {

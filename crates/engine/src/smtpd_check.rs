@@ -292,8 +292,8 @@ fn restriction(
             }
             _ => Outcome::Dunno,
         },
-        // Any certificate whose fingerprint relay_clientcerts lists; none
-        // is ever trusted (see tls_server), so the "all" form never permits.
+        // A certificate whose fingerprint relay_clientcerts lists (trusted
+        // or not, as Postfix), or any a CA of smtpd_tls_CAfile vouches for.
         "permit_tls_clientcerts" => match req.client_cert {
             Some(cert) => match find_fingerprint(&a.relay_clientcerts, cert) {
                 Ok(Some(_)) => Outcome::Permit,
@@ -308,7 +308,10 @@ fn restriction(
             },
             None => Outcome::Dunno,
         },
-        "permit_tls_all_clientcerts" => Outcome::Dunno,
+        "permit_tls_all_clientcerts" => match req.client_cert {
+            Some(cert) if cert.trust.is_ok() => Outcome::Permit,
+            _ => Outcome::Dunno,
+        },
         "reject_non_fqdn_sender" => non_fqdn_address(s, req, Stage::Sender, req.sender),
         "reject_non_fqdn_recipient" => non_fqdn_address(s, req, Stage::Recipient, req.recipient),
         AUTHENTICATED_MISMATCH => sender_login(s, req, name, Login::Authenticated),

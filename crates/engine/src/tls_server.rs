@@ -6,11 +6,12 @@
 //! The key is read when the smtpd process starts, before it drops its
 //! privileges (key files are root's), and again at every reload.
 //!
-//! With smtpd_tls_ask_ccert a client may present a certificate. It is not
-//! checked against any CA (Postfix's "Untrusted" connection): what counts
-//! is its fingerprint (smtpd_tls_fingerprint_digest), which
-//! relay_clientcerts and check_ccert_access look up. The handshake still
-//! proves that the client holds the certificate's key.
+//! With smtpd_tls_ask_ccert a client may present a certificate. Any that
+//! parses completes the handshake (which proves the client holds its
+//! key); it is Trusted when the CAs of smtpd_tls_CAfile/smtpd_tls_CApath
+//! vouch for it (permit_tls_all_clientcerts, smtpd_tls_req_ccert), and
+//! its fingerprint (smtpd_tls_fingerprint_digest) is what
+//! relay_clientcerts and check_ccert_access look up either way.
 
 use std::io;
 use std::pin::Pin;
@@ -51,6 +52,11 @@ pub struct ServerTls {
     pub certificate: Vec<u8>,
     /// smtpd_tls_ask_ccert: a client certificate is asked for.
     pub ask_ccert: bool,
+    /// smtpd_tls_req_ccert (under encrypt): a trusted one is required.
+    pub req_ccert: bool,
+    /// The CAs that make a client certificate trusted.
+    roots: Vec<rustls::pki_types::TrustAnchor<'static>>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
     /// smtpd_tls_fingerprint_digest.
     pub fingerprint_digest: Digest,
 }
@@ -121,16 +127,29 @@ pub struct ClientCert {
     /// The certificate's fingerprint, then its public key's: the keys
     /// relay_clientcerts and check_ccert_access are asked, in that order.
     pub fingerprints: [String; 2],
+    /// A CA of smtpd_tls_CAfile/CApath vouches for it; else why not, in
+    /// OpenSSL's words.
+    pub trust: Result<(), &'static str>,
 }
 
 impl TlsSession {
     /// `Anonymous`, or `Untrusted` with a client certificate (none is
     /// checked against a CA).
     pub fn trust(&self) -> &'static str {
-        if self.client_cert.is_some() {
-            "Untrusted"
-        } else {
-            "Anonymous"
+        match &self.client_cert {
+            Some(c) if c.trust.is_ok() => "Trusted",
+            Some(_) => "Untrusted",
+            None => "Anonymous",
+        }
+    }
+
+    /// Why smtpd_tls_req_ccert refuses the session, if it does.
+    pub fn required_cert_missing(&self, tls: &ServerTls) -> Option<&'static str> {
+        match &self.client_cert {
+            _ if !tls.req_ccert => None,
+            Some(c) if c.trust.is_ok() => None,
+            Some(_) => Some("Client certificate not trusted"),
+            None => Some("No client certificate presented"),
         }
     }
 
@@ -160,8 +179,14 @@ impl TlsSession {
             .collect();
         lines.push(match (&self.client_cert, self.asked) {
             (Some(c), _) => format!(
-                "\t(Client CN \"{}\", Issuer \"{}\" (not verified))",
-                c.subject_cn, c.issuer_cn
+                "\t(Client CN \"{}\", Issuer \"{}\" ({}))",
+                c.subject_cn,
+                c.issuer_cn,
+                if c.trust.is_ok() {
+                    "verified OK"
+                } else {
+                    "not verified"
+                }
             ),
             (None, true) => "\t(No client certificate presented)".into(),
             (None, false) => "\t(No client certificate requested)".into(),
@@ -225,17 +250,14 @@ impl ServerTls {
         })?)
         .map_err(|m| format!("smtpd_tls_protocols: {m}"))?;
         let certificate = certs.first().map(|c| c.to_vec()).unwrap_or_default();
-        let ask_ccert = cf.bool("smtpd_tls_ask_ccert").map_err(e)?;
-        if level == Level::Encrypt && cf.bool("smtpd_tls_req_ccert").map_err(e)? {
-            // Postfix then requires a certificate a CA vouches for; without
-            // CA checks, taking any would be weaker than asked.
-            return Err(
-                "smtpd_tls_req_ccert = yes: client certificates are not checked against a CA (smtpd_tls_CAfile) yet; use smtpd_tls_ask_ccert with permit_tls_clientcerts or check_ccert_access".into(),
-            );
-        }
+        // smtpd_tls_req_ccert counts only where TLS is required.
+        let req_ccert = level == Level::Encrypt && cf.bool("smtpd_tls_req_ccert").map_err(e)?;
+        let ask_ccert = req_ccert || cf.bool("smtpd_tls_ask_ccert").map_err(e)?;
+        let roots = trust_anchors(&text("smtpd_tls_CAfile")?, &text("smtpd_tls_CApath")?)?;
         let fingerprint_digest = Digest::parse(&text("smtpd_tls_fingerprint_digest")?)?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let provider_arc = Arc::new(provider.clone());
+        let builder = rustls::ServerConfig::builder_with_provider(provider_arc)
             .with_protocol_versions(&protocols)
             .map_err(|e| e.to_string())?;
         let builder = if ask_ccert {
@@ -260,6 +282,9 @@ impl ServerTls {
             ),
             certificate,
             ask_ccert,
+            req_ccert,
+            roots,
+            algorithms: provider.signature_verification_algorithms,
             fingerprint_digest,
         })))
     }
@@ -319,6 +344,38 @@ impl rustls::server::danger::ClientCertVerifier for AnyClientCert {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// The CAs in smtpd_tls_CAfile (PEM) and the PEM files of
+/// smtpd_tls_CApath.
+fn trust_anchors(
+    file: &str,
+    dir: &str,
+) -> Result<Vec<rustls::pki_types::TrustAnchor<'static>>, String> {
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    if !file.is_empty() {
+        files.push(file.into());
+    }
+    if !dir.is_empty() {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|err| format!("smtpd_tls_CApath: {dir}: {}", rostfix_config::io_text(&err)))?;
+        let mut found: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        found.sort();
+        files.extend(found.into_iter().filter(|p| p.is_file()));
+    }
+    let mut anchors = Vec::new();
+    for f in files {
+        let shown = f.display().to_string();
+        let certs = CertificateDer::pem_file_iter(&f)
+            .map_err(|err| format!("smtpd_tls_CAfile: {shown}: {}", pem_text(&err)))?;
+        for c in certs {
+            let c = c.map_err(|err| format!("smtpd_tls_CAfile: {shown}: {}", pem_text(&err)))?;
+            let anchor = webpki::anchor_from_trusted_cert(&c)
+                .map_err(|err| format!("smtpd_tls_CAfile: {shown}: {err}"))?;
+            anchors.push(anchor.to_owned());
+        }
+    }
+    Ok(anchors)
 }
 
 type Credentials = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
@@ -392,23 +449,50 @@ impl Stream {
             described.push(' ');
             described.push_str(&sig);
         }
+        let chain = conn
+            .peer_certificates()
+            .map_or(&[][..], |c| c.get(1..).unwrap_or(&[]));
         Some(TlsSession {
             described,
             received_header: tls.received_header,
             asked: tls.ask_ccert,
-            client_cert: presented.and_then(|c| client_cert(c, tls.fingerprint_digest)),
+            client_cert: presented.and_then(|c| client_cert(c, chain, tls)),
         })
     }
 }
 
-/// The names and fingerprints of a client's certificate.
-fn client_cert(der: &CertificateDer<'_>, digest: Digest) -> Option<ClientCert> {
+/// The names, fingerprints and trust of a client's certificate (`chain`:
+/// the intermediate certificates it came with).
+fn client_cert(
+    der: &CertificateDer<'_>,
+    chain: &[CertificateDer<'_>],
+    tls: &ServerTls,
+) -> Option<ClientCert> {
     let cert = webpki::EndEntityCert::try_from(der).ok()?;
     let spki = cert.subject_public_key_info();
+    let digest = tls.fingerprint_digest;
+    let verified = cert.verify_for_usage(
+        tls.algorithms.all,
+        &tls.roots,
+        chain,
+        rustls::pki_types::UnixTime::now(),
+        webpki::KeyUsage::client_auth(),
+        None,
+        None,
+    );
+    let trust = match verified {
+        Ok(_) => Ok(()),
+        Err(webpki::Error::CertExpired { .. }) => Err("certificate has expired"),
+        Err(webpki::Error::CertNotValidYet { .. }) => Err("certificate is not yet valid"),
+        Err(_) if cert.subject() == cert.issuer() => Err("self-signed certificate"),
+        Err(webpki::Error::UnknownIssuer) => Err("unable to get local issuer certificate"),
+        Err(_) => Err("certificate verification failed"),
+    };
     Some(ClientCert {
         subject_cn: common_name(cert.subject()).unwrap_or_default(),
         issuer_cn: common_name(cert.issuer()).unwrap_or_default(),
         fingerprints: [digest.fingerprint(der), digest.fingerprint(spki.as_ref())],
+        trust,
     })
 }
 
