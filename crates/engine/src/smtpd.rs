@@ -62,19 +62,15 @@ fn check_recipient(
     given: &str,
 ) -> smtpd_check::Verdict {
     let r = resolve(s, given);
-    // Sender-specified routing (`user%elsewhere@`, `user!elsewhere@`,
-    // `user@elsewhere@`) is never an authorized destination.
-    let local_part = r
-        .address
-        .rsplit_once('@')
-        .map_or(r.address.as_str(), |(l, _)| l);
-    let routed = local_part.contains(['@', '%', '!']);
+    let routed = smtpd_check::is_routed(&r.address);
     let req = smtpd_check::Request {
         client,
         client_name,
         helo: session.helo_name(),
-        sender: session.transaction().map_or("", |t| t.from.as_str()),
+        sender: session.transaction().map(|t| t.from.as_str()),
         recipient: given,
+        recipient_address: &r.address,
+        recipient_routed: routed,
         recipient_authorized: !routed
             && matches!(r.class, Class::Local | Class::Virtual | Class::Relay),
         sasl_active: s.smtpd_sasl.is_some()
@@ -207,8 +203,8 @@ async fn session(
     let client_name = "unknown".to_string();
     let client = format!("{client_name}[{}]", peer.ip());
     let mut tls_info: Option<TlsSession> = None;
-    // smtpd_tls_req_ccert refused the TLS session: every command gets
-    // this reply, and the connection ends.
+    // smtpd_tls_req_ccert refused the TLS session: this reply at once
+    // (before any greeting), and the connection ends.
     let mut aborted: Option<Reply> = None;
     // smtpd_tls_wrappermode: the handshake comes before the greeting.
     let stream = match &s.smtpd_tls {
@@ -249,6 +245,9 @@ async fn session(
     }
     // One buffer for reading; replies are written to the stream under it.
     let mut io = BufReader::with_capacity(16 * 1024, stream);
+    if let Some(reply) = aborted.take() {
+        return refuse_tls_session(&mut io, reply, session).await;
+    }
     let mut greeting = Vec::with_capacity(128);
     session.greeting().write_to(&mut greeting);
     if send(&mut io, &greeting).await.is_err() {
@@ -320,13 +319,6 @@ async fn session(
         }
         let text = String::from_utf8_lossy(&line).into_owned();
         last = verb_of(&text);
-        if let Some(reply) = aborted.take() {
-            reply.write_to(&mut out);
-            let _ = send(&mut io, &out).await;
-            let _ = io.get_mut().shutdown().await;
-            session.refused_line();
-            return session.summary();
-        }
         // A client that sends more after a command it must wait on (one
         // that ends a pipelined group, RFC 2920) is logged, once.
         if !improper && ENDS_GROUP.contains(&last.as_str()) && !io.buffer().is_empty() {
@@ -385,6 +377,9 @@ async fn session(
                             tls_info = Some(info);
                             io = BufReader::with_capacity(16 * 1024, stream);
                             session.tls_started();
+                            if let Some(reply) = aborted.take() {
+                                return refuse_tls_session(&mut io, reply, session).await;
+                            }
                             break;
                         }
                         None => {
@@ -722,8 +717,17 @@ async fn send(io: &mut BufReader<Stream>, bytes: &[u8]) -> std::io::Result<()> {
     w.flush().await
 }
 
+/// Sends smtpd_tls_req_ccert's 421 and ends the session.
+async fn refuse_tls_session(io: &mut BufReader<Stream>, reply: Reply, session: Session) -> String {
+    let mut out = Vec::with_capacity(128);
+    reply.write_to(&mut out);
+    let _ = send(io, &out).await;
+    let _ = io.get_mut().shutdown().await;
+    session.summary()
+}
+
 /// smtpd_tls_req_ccert: a session without a trusted client certificate is
-/// logged as aborted, and its next command answered 421.
+/// logged as aborted, and answered 421 at once.
 fn required_cert(
     tls: &crate::tls_server::ServerTls,
     info: &TlsSession,
@@ -818,7 +822,6 @@ fn unread_bytes(stream: &TcpStream) -> usize {
     }
 }
 
-/// `proto=ESMTP helo=<name>`, the tail of Postfix's reject log lines.
 /// Logs a verdict as Postfix does (`NOQUEUE: reject: RCPT from CLIENT:
 /// REPLY; from=<..> to=<..> proto=.. helo=<..>`, `reject_warning` for
 /// what warn_if_reject let pass) and returns the refusal, if any.
@@ -852,6 +855,7 @@ fn judged(
     Some(reply)
 }
 
+/// `proto=ESMTP helo=<name>`, the tail of Postfix's reject log lines.
 fn proto_helo(session: &Session) -> String {
     let proto = if session.is_esmtp() { "ESMTP" } else { "SMTP" };
     match session.helo_name() {

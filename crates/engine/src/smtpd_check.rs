@@ -59,6 +59,8 @@ pub struct Access {
     order: OrderContext,
     /// smtpd_null_access_lookup_key: the null sender's key.
     null_key: String,
+    reject_code: u16,
+    defer_code: u16,
     access_map_reject_code: u16,
     access_map_defer_code: u16,
     non_fqdn_reject_code: u16,
@@ -71,19 +73,23 @@ impl Access {
         let mut lists: [Vec<String>; 5] = Default::default();
         let mut tables = HashMap::new();
         for (list, (_, name)) in lists.iter_mut().zip(LISTS) {
-            *list = crate::settings::list(cf, name).map_err(e)?;
-            let mut items = list.iter();
+            // Restriction names in lower case once, here; table names as
+            // they are.
+            let mut items = crate::settings::list(cf, name).map_err(e)?.into_iter();
             while let Some(item) = items.next() {
                 let item = item.to_ascii_lowercase();
-                if !TABLE_RESTRICTIONS.contains(&item.as_str()) {
-                    continue;
-                }
-                let Some(spec) = items.next() else {
-                    return Err(format!("{name}: {item} needs a table"));
-                };
-                if !tables.contains_key(spec) {
-                    let maps = crate::settings::open_value(&item, spec, false)?;
-                    tables.insert(spec.clone(), maps);
+                if TABLE_RESTRICTIONS.contains(&item.as_str()) {
+                    let Some(spec) = items.next() else {
+                        return Err(format!("{name}: {item} needs a table"));
+                    };
+                    if !tables.contains_key(&spec) {
+                        let maps = crate::settings::open_value(&item, &spec, false)?;
+                        tables.insert(spec.clone(), maps);
+                    }
+                    list.push(item);
+                    list.push(spec);
+                } else {
+                    list.push(item);
                 }
             }
         }
@@ -105,6 +111,8 @@ impl Access {
                 parent_matches_subdomains: parents.iter().any(|p| p == "smtpd_access_maps"),
             },
             null_key: cf.string("smtpd_null_access_lookup_key").map_err(e)?,
+            reject_code: code("reject_code")?,
+            defer_code: code("defer_code")?,
             access_map_reject_code: code("access_map_reject_code")?,
             access_map_defer_code: code("access_map_defer_code")?,
             non_fqdn_reject_code: code("non_fqdn_reject_code")?,
@@ -120,9 +128,14 @@ pub struct Request<'a> {
     /// `unknown[127.0.0.1]`
     pub client_name: &'a str,
     pub helo: Option<&'a str>,
-    /// MAIL FROM's address (empty: the null sender).
-    pub sender: &'a str,
+    /// MAIL FROM's address as given (empty: the null sender); None
+    /// outside a transaction (VRFY).
+    pub sender: Option<&'a str>,
     pub recipient: &'a str,
+    /// The recipient in canonical form (what tables are asked), and
+    /// whether it names a route onwards (`user%elsewhere@`, ...).
+    pub recipient_address: &'a str,
+    pub recipient_routed: bool,
     /// The recipient is in a domain this server takes mail for (local,
     /// virtual, relay_domains) and names no further route.
     pub recipient_authorized: bool,
@@ -133,6 +146,12 @@ pub struct Request<'a> {
     pub sasl_username: Option<&'a str>,
     /// The client's TLS certificate, when it presented one.
     pub client_cert: Option<&'a ClientCert>,
+}
+
+impl Request<'_> {
+    fn sender(&self) -> &str {
+        self.sender.unwrap_or("")
+    }
 }
 
 /// The judgement: rejections that warn_if_reject turned into warnings
@@ -171,6 +190,13 @@ enum Outcome {
 pub fn check_recipient(s: &Settings, req: &Request) -> Verdict {
     let mut verdict = Verdict::default();
     for ((stage, _), list) in LISTS.iter().zip(&s.access.lists) {
+        // Without HELO, or outside a transaction, there is nothing to
+        // judge: Postfix skips those lists.
+        if (*stage == Stage::Helo && req.helo.is_none())
+            || (*stage == Stage::Sender && req.sender.is_none())
+        {
+            continue;
+        }
         match read_list(s, req, *stage, list, false, &mut verdict) {
             Outcome::Permit | Outcome::Dunno | Outcome::Ignored(_) => {}
             Outcome::Reject(reply) => {
@@ -242,22 +268,11 @@ fn restriction(
 ) -> Outcome {
     let a = &s.access;
     let authenticated = req.sasl_username.is_some();
-    let lower = name.to_ascii_lowercase();
-    match lower.as_str() {
+    match name {
         "permit" => Outcome::Permit,
         "dunno" => Outcome::Dunno,
-        "reject" => Outcome::Reject(rejected(
-            req,
-            stage,
-            a.access_map_reject_code,
-            "Access denied",
-        )),
-        "defer" => Outcome::Reject(rejected(
-            req,
-            stage,
-            a.access_map_defer_code,
-            "Access denied",
-        )),
+        "reject" => Outcome::Reject(rejected(req, stage, a.reject_code, "Access denied")),
+        "defer" => Outcome::Reject(rejected(req, stage, a.defer_code, "Access denied")),
         "permit_mynetworks" if s.in_mynetworks(req.client) => Outcome::Permit,
         "permit_sasl_authenticated" if authenticated => Outcome::Permit,
         "permit_mynetworks" | "permit_sasl_authenticated" => Outcome::Dunno,
@@ -312,7 +327,7 @@ fn restriction(
             Some(cert) if cert.trust.is_ok() => Outcome::Permit,
             _ => Outcome::Dunno,
         },
-        "reject_non_fqdn_sender" => non_fqdn_address(s, req, Stage::Sender, req.sender),
+        "reject_non_fqdn_sender" => non_fqdn_address(s, req, Stage::Sender, req.sender()),
         "reject_non_fqdn_recipient" => non_fqdn_address(s, req, Stage::Recipient, req.recipient),
         AUTHENTICATED_MISMATCH => sender_login(s, req, name, Login::Authenticated),
         "reject_known_sender_login_mismatch" => sender_login(s, req, name, Login::Known),
@@ -323,7 +338,12 @@ fn restriction(
             };
             // Tables are opened with the configuration; a table's result
             // names none of its own.
-            let Some(maps) = a.tables.get(spec).filter(|_| !nested) else {
+            if nested {
+                return Outcome::Unknown(format!(
+                    "{name} {spec} in a table's result is not supported"
+                ));
+            }
+            let Some(maps) = a.tables.get(spec) else {
                 return Outcome::Unknown(format!(
                     "{name} {spec}: not opened with the configuration"
                 ));
@@ -349,19 +369,31 @@ fn check_access(
         let Some(cert) = req.client_cert else {
             return Outcome::Dunno;
         };
-        return match find_fingerprint(maps, cert) {
-            Ok(None) => Outcome::Dunno,
-            Ok(Some(value)) => access_result(s, req, Stage::ClientCert, &value, verdict),
-            Err(()) => Outcome::Reject(rejected_dsn(
-                req,
-                Stage::ClientCert,
-                451,
-                "4.3.0",
-                "Temporary lookup failure",
-            )),
-        };
+        // The certificate's entry, then (when that says DUNNO or there
+        // is none) its public key's.
+        for fp in &cert.fingerprints {
+            let found = match maps.find(fp, true) {
+                Ok(found) => found,
+                Err(_) => {
+                    let why = "Temporary lookup failure";
+                    return Outcome::Reject(rejected_dsn(
+                        req,
+                        Stage::ClientCert,
+                        451,
+                        "4.3.0",
+                        why,
+                    ));
+                }
+            };
+            match found.map(|v| access_result(s, req, Stage::ClientCert, &v, verdict)) {
+                None | Some(Outcome::Dunno) => {}
+                Some(decided) => return decided,
+            }
+        }
+        return Outcome::Dunno;
     }
     // A rejection names what was looked up, whichever list asked.
+    let mut routed = false;
     let (keys, about) = match kind {
         "check_client_access" => (
             order::access_client_keys(
@@ -378,18 +410,34 @@ fn check_access(
             ),
             None => return Outcome::Dunno,
         },
-        "check_sender_access" => (
-            order::access_address_keys(req.sender, &a.order, &a.null_key),
-            Stage::Sender,
-        ),
-        _ => (
-            order::access_address_keys(req.recipient, &a.order, &a.null_key),
-            Stage::Recipient,
-        ),
+        "check_sender_access" => {
+            let sender = match req.sender() {
+                "" => String::new(),
+                given => crate::resolve::resolve(s, given).address,
+            };
+            (
+                order::access_address_keys(&sender, &a.order, &a.null_key),
+                Stage::Sender,
+            )
+        }
+        _ => {
+            routed = req.recipient_routed;
+            (
+                order::access_address_keys(req.recipient_address, &a.order, &a.null_key),
+                Stage::Recipient,
+            )
+        }
     };
     match maps.find_first(&keys) {
         Ok(None) => Outcome::Dunno,
-        Ok(Some(found)) => access_result(s, req, about, &found.value, verdict),
+        // A recipient that names a route onwards is not vouched for by an
+        // entry for its domain (the route may leave this site): Postfix
+        // turns OK into DUNNO for it. (A sender's route sends nothing
+        // anywhere; its OK stands, as Postfix's does.)
+        Ok(Some(found)) => match access_result(s, req, about, &found.value, verdict) {
+            Outcome::Permit if routed => Outcome::Dunno,
+            other => other,
+        },
         Err(_) => Outcome::Reject(rejected_dsn(
             req,
             about,
@@ -398,6 +446,14 @@ fn check_access(
             "Temporary lookup failure",
         )),
     }
+}
+
+/// Sender-specified routing in an address's local part
+/// (`user%elsewhere@`, `user!elsewhere@`, `user@elsewhere@`): never an
+/// authorized destination, never vouched for by its domain's entry.
+pub fn is_routed(address: &str) -> bool {
+    let local = address.rsplit_once('@').map_or(address, |(local, _)| local);
+    local.contains(['@', '%', '!'])
 }
 
 /// A certificate's entry in a table: its fingerprint, then its public
@@ -427,9 +483,13 @@ fn access_result(
         .split_once(char::is_whitespace)
         .map_or((result, ""), |(w, t)| (w, t.trim()));
     let text_or = |default: &'static str| if text.is_empty() { default } else { text };
+    let numeric = !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit());
     match word.to_ascii_uppercase().as_str() {
+        "" => Outcome::Unknown("an empty access table result".into()),
         "OK" => Outcome::Permit,
-        w if w.bytes().all(|b| b.is_ascii_digit()) && w.len() != 3 => Outcome::Permit,
+        // An all-numerical result is OK (pop-before-smtp tables); a
+        // three-digit code with text is a reply.
+        _ if numeric && text.is_empty() => Outcome::Permit,
         "REJECT" => Outcome::Reject(rejected(
             req,
             stage,
@@ -443,9 +503,12 @@ fn access_result(
             text_or("Access denied"),
         )),
         "DUNNO" => Outcome::Dunno,
-        w if w.len() == 3 && (w.starts_with('4') || w.starts_with('5')) => {
+        w if numeric && w.len() == 3 && (w.starts_with('4') || w.starts_with('5')) => {
             let code: u16 = w.parse().unwrap_or(554);
-            Outcome::Reject(rejected(req, stage, code, text_or("Access denied")))
+            Outcome::Reject(rejected(req, stage, code, text))
+        }
+        _ if numeric => {
+            Outcome::Unknown(format!("access table result \"{result}\" is not a reply"))
         }
         // HOLD, DISCARD, FILTER, REDIRECT, PREPEND, ... act on the
         // message; a mail system that cannot must not let it pass.
@@ -526,7 +589,8 @@ fn valid_helo(helo: &str) -> bool {
 enum Login {
     /// An authenticated client may use only the addresses its login owns.
     Authenticated,
-    /// The same, for the addresses the table lists at all.
+    /// The same, for the addresses the table lists at all (and, as
+    /// Unauthenticated, for clients that did not log in).
     Known,
     /// No unauthenticated client may use an address some login owns.
     Unauthenticated,
@@ -540,14 +604,14 @@ fn sender_login(s: &Settings, req: &Request, name: &str, login: Login) -> Outcom
     if !req.sasl_active {
         return Outcome::Ignored(format!("restriction `{name}' ignored: no SASL support"));
     }
-    if s.access.sender_login_maps.is_empty() || req.sender.is_empty() {
+    if s.access.sender_login_maps.is_empty() || req.sender().is_empty() {
         return Outcome::Dunno;
     }
     let owners = match (req.sasl_username, login) {
-        (Some(_), Login::Unauthenticated) | (None, Login::Authenticated | Login::Known) => {
+        (Some(_), Login::Unauthenticated) | (None, Login::Authenticated) => {
             return Outcome::Dunno;
         }
-        _ => match sender_owners(s, req.sender) {
+        _ => match sender_owners(s, req.sender()) {
             Ok(owners) => owners,
             Err(()) => {
                 let why = "Temporary lookup failure";
@@ -623,7 +687,7 @@ fn rejected_dsn(req: &Request, stage: Stage, code: u16, dsn: &str, why: &str) ->
             "Client certificate",
         ),
         Stage::Helo => (req.helo.unwrap_or(""), "Helo command"),
-        Stage::Sender => (req.sender, "Sender address"),
+        Stage::Sender => (req.sender(), "Sender address"),
         Stage::Relay | Stage::Recipient => (req.recipient, "Recipient address"),
     };
     Reply::new(code, format!("{dsn} <{shown}>: {what} rejected: {why}"))

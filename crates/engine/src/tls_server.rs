@@ -133,8 +133,8 @@ pub struct ClientCert {
 }
 
 impl TlsSession {
-    /// `Anonymous`, or `Untrusted` with a client certificate (none is
-    /// checked against a CA).
+    /// `Anonymous`; with a client certificate `Trusted` when a CA of
+    /// smtpd_tls_CAfile/CApath vouches for it, else `Untrusted`.
     pub fn trust(&self) -> &'static str {
         match &self.client_cert {
             Some(c) if c.trust.is_ok() => "Trusted",
@@ -496,6 +496,15 @@ fn client_cert(
     })
 }
 
+/// A name from a client's certificate as it may go into a header, a reply
+/// or the log: control characters (CR, LF, NUL, ...) become `?`, as
+/// Postfix prints them.
+fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// The CommonName (2.5.4.3) in a DER Name's contents: a SEQUENCE of SETs
 /// of SEQUENCE { OID, string }. The last one wins, as OpenSSL shows it.
 fn common_name(name: &[u8]) -> Option<String> {
@@ -508,7 +517,7 @@ fn common_name(name: &[u8]) -> Option<String> {
         let (tag, len) = (*name.get(start)?, usize::from(*name.get(start + 1)?));
         if len < 0x80 && matches!(tag, 0x0c | 0x13 | 0x14 | 0x16 | 0x1e) {
             let bytes = name.get(start + 2..start + 2 + len)?;
-            found = Some(String::from_utf8_lossy(bytes).into_owned());
+            found = Some(printable(&String::from_utf8_lossy(bytes)));
         }
         at = start;
     }

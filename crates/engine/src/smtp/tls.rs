@@ -326,6 +326,9 @@ fn rsa_modulus_bits(der: &[u8]) -> Option<usize> {
             return Some((first as usize, 1));
         }
         let n = (first & 0x7f) as usize;
+        if n > 4 {
+            return None; // no key is that long; the shifts below stay in range
+        }
         let mut v = 0usize;
         for k in 0..n {
             v = (v << 8) | *der.get(i + 1 + k)? as usize;
@@ -352,8 +355,12 @@ fn rsa_modulus_bits(der: &[u8]) -> Option<usize> {
     let (n, l) = len(i + 1)?;
     i += 1 + l;
     // A leading zero keeps the integer positive; it is not a key bit.
-    let n = if der.get(i) == Some(&0) { n - 1 } else { n };
-    Some(n * 8)
+    let n = if der.get(i) == Some(&0) {
+        n.checked_sub(1)?
+    } else {
+        n
+    };
+    n.checked_mul(8)
 }
 
 /// OpenSSL's name of a cipher suite, and its key bits.
