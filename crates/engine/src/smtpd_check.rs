@@ -93,6 +93,26 @@ impl Access {
                 }
             }
         }
+        // Postfix refuses to run an open relay by omission: one of the two
+        // relay lists must end what nothing else permitted.
+        let guards = [
+            "reject_unauth_destination",
+            "defer_unauth_destination",
+            "reject",
+            "defer",
+        ];
+        let guarded = lists[3..]
+            .iter()
+            .flatten()
+            .any(|item| guards.contains(&item.as_str()));
+        if !guarded {
+            return Err(
+                "in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, \
+                 specify at least one working instance of: reject_unauth_destination, \
+                 defer_unauth_destination, reject or defer"
+                    .into(),
+            );
+        }
         let parents = crate::settings::list(cf, "parent_domain_matches_subdomains").map_err(e)?;
         let code = |name: &str| -> Result<u16, String> {
             let v = cf.int(name).map_err(e)?;
