@@ -40,6 +40,13 @@ pub async fn serve(
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
+        if let Some(why) = s.access.fatal() {
+            // Postfix's smtpd dies on this at every connection; the client
+            // sees the connection close without a greeting.
+            log.fatal("smtpd", why);
+            drop(stream);
+            continue;
+        }
         let (s, log, intake, alive) = (s.clone(), log.clone(), intake.clone(), alive.clone());
         tokio::spawn(async move {
             let _alive = alive;

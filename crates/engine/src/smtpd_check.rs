@@ -47,6 +47,8 @@ const TABLE_RESTRICTIONS: &[&str] = &[
 /// when the configuration is read), and the reply codes.
 #[derive(Debug)]
 pub struct Access {
+    /// Why this service cannot run (Postfix's smtpd exits with it).
+    fatal: Option<String>,
     lists: [Vec<String>; 5],
     tables: HashMap<String, Maps>,
     /// smtpd_sender_login_maps: the SASL logins that own sender addresses.
@@ -100,19 +102,21 @@ impl Access {
             "defer_unauth_destination",
             "reject",
             "defer",
+            "defer_if_permit",
+            "check_relay_domains",
         ];
         let guarded = lists[3..]
             .iter()
             .flatten()
             .any(|item| guards.contains(&item.as_str()));
-        if !guarded {
-            return Err(
-                "in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, \
-                 specify at least one working instance of: reject_unauth_destination, \
-                 defer_unauth_destination, reject or defer"
-                    .into(),
-            );
-        }
+        // As in Postfix, the service then refuses its connections (the
+        // others run on).
+        let fatal = (!guarded).then(|| {
+            "in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, \
+             specify at least one working instance of: reject_unauth_destination, \
+             defer_unauth_destination, reject, defer, defer_if_permit or check_relay_domains"
+                .to_string()
+        });
         let parents = crate::settings::list(cf, "parent_domain_matches_subdomains").map_err(e)?;
         let code = |name: &str| -> Result<u16, String> {
             let v = cf.int(name).map_err(e)?;
@@ -122,6 +126,7 @@ impl Access {
                 .ok_or_else(|| format!("{name} = {v}: not a 4XX or 5XX reply code"))
         };
         Ok(Access {
+            fatal,
             lists,
             tables,
             sender_login_maps: crate::settings::maps(cf, "smtpd_sender_login_maps")?,
@@ -138,6 +143,13 @@ impl Access {
             non_fqdn_reject_code: code("non_fqdn_reject_code")?,
             invalid_hostname_reject_code: code("invalid_hostname_reject_code")?,
         })
+    }
+}
+
+impl Access {
+    /// Why the service must not take connections, if it must not.
+    pub fn fatal(&self) -> Option<&str> {
+        self.fatal.as_deref()
     }
 }
 
@@ -716,6 +728,33 @@ fn rejected_dsn(req: &Request, stage: Stage, code: u16, dsn: &str, why: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn access(main_cf: &str) -> Access {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("compatibility_level = 3.6\n{main_cf}");
+        std::fs::write(dir.path().join("main.cf"), text).unwrap();
+        let cf = Config::load(Some(dir.path())).unwrap();
+        Access::load(&cf).unwrap()
+    }
+
+    #[test]
+    fn relay_lists_must_end_what_nothing_permitted() {
+        // Postfix 3.7's smtpd exits with this (tests/dialog, observed).
+        assert!(
+            access("smtpd_relay_restrictions = permit\n")
+                .fatal()
+                .is_some()
+        );
+        assert!(
+            access("").fatal().is_none(),
+            "the default ends in defer_unauth_destination"
+        );
+        let moved = "smtpd_relay_restrictions =\nsmtpd_recipient_restrictions = REJECT_unauth_destination\n";
+        assert!(
+            access(moved).fatal().is_none(),
+            "names are compared in lower case"
+        );
+    }
 
     #[test]
     fn helo_names() {
