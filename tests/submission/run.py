@@ -1448,6 +1448,20 @@ EXPECTED_CCERT_LOG = [
 ]
 
 
+def relay_with_certificate(inst, who, msgid):
+    """Port 25 under TLS with WHO's client certificate: one message to
+    OUTSIDE and alice. The two RCPT replies and DATA's code."""
+    with inst.smtp_client(inst.smtp) as c:
+        c.starttls(context=client_cert_context(inst.tmp, who))
+        c.ehlo("client.example")
+        mail = reply(c.docmd("MAIL", "FROM:<carol@example.org>"))
+        relay = reply(c.docmd("RCPT", f"TO:<{OUTSIDE}>"))
+        local = reply(c.docmd("RCPT", "TO:<alice@example.test>"))
+        code, _ = c.data(message("carol@example.org", "alice@example.test", who, msgid))
+    say(f"25 TLS with {who}'s certificate: {mail} {relay} {local} DATA {code}")
+    return relay, local, code
+
+
 def scenario_ccert(inst, check, n):
     """11. smtpd_tls_ask_ccert on port 25: a client certificate whose
     fingerprint relay_clientcerts lists may relay (permit_tls_clientcerts);
@@ -1466,17 +1480,10 @@ def scenario_ccert(inst, check, n):
                                                                  "ccert", "s11b"))
         say(f"25 TLS without a certificate, outside recipient: {t}")
         check(t["rcpt"] == REPLY_RELAY_DENIED, f"{n}: no certificate: {REPLY_RELAY_DENIED}")
-    with inst.smtp_client(inst.smtp) as c:
-        c.starttls(context=client_cert_context(inst.tmp, "client"))
-        c.ehlo("client.example")
-        r1 = reply(c.docmd("MAIL", "FROM:<carol@example.org>"))
-        r2 = reply(c.docmd("RCPT", f"TO:<{OUTSIDE}>"))
-        r3 = reply(c.docmd("RCPT", "TO:<alice@example.test>"))
-        say(f"25 TLS with CLIENT's certificate: {r1} {r2} {r3}")
-        check(r2 == REPLY_RCPT_OK, f"{n}: a listed certificate may relay")
-        check(r3 == REPLY_RCPT_OK, f"{n}: a listed certificate may send to alice")
-        code, _ = c.data(message("carol@example.org", "alice@example.test", "ccert", "s11c"))
-        check(code == 250, f"{n}: DATA 250")
+    relay, local, code = relay_with_certificate(inst, "client", "s11c")
+    check(relay == REPLY_RCPT_OK, f"{n}: a listed certificate may relay")
+    check(local == REPLY_RCPT_OK, f"{n}: a listed certificate may send to alice")
+    check(code == 250, f"{n}: DATA 250")
     with inst.smtp_client(inst.smtp) as c:
         c.starttls(context=client_cert_context(inst.tmp, "other"))
         c.ehlo("client.example")
@@ -1508,16 +1515,9 @@ def scenario_ccert_ca(inst, check, n):
     OK in Received); CLIENT's self-signed one is not. On 587
     (encrypt) smtpd_tls_req_ccert refuses a session without a trusted
     certificate."""
-    with inst.smtp_client(inst.smtp) as c:
-        c.starttls(context=client_cert_context(inst.tmp, "signed"))
-        c.ehlo("client.example")
-        r1 = reply(c.docmd("MAIL", "FROM:<carol@example.org>"))
-        r2 = reply(c.docmd("RCPT", f"TO:<{OUTSIDE}>"))
-        r3 = reply(c.docmd("RCPT", "TO:<alice@example.test>"))
-        say(f"25 TLS with SIGNED's certificate: {r1} {r2} {r3}")
-        check(r2 == REPLY_RCPT_OK, f"{n}: a trusted certificate may relay")
-        code, _ = c.data(message("carol@example.org", "alice@example.test", "ca", "s12a"))
-        check(code == 250, f"{n}: DATA 250")
+    relay, _, code = relay_with_certificate(inst, "signed", "s12a")
+    check(relay == REPLY_RCPT_OK, f"{n}: a trusted certificate may relay")
+    check(code == 250, f"{n}: DATA 250")
     with inst.smtp_client(inst.smtp) as c:
         c.starttls(context=client_cert_context(inst.tmp, "client"))
         c.ehlo("client.example")
