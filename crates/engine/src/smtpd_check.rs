@@ -34,6 +34,9 @@ const LISTS: [(Stage, &str); 5] = [
     (Stage::Recipient, "smtpd_recipient_restrictions"),
 ];
 
+/// How deep classes and table results may nest.
+const MAX_DEPTH: u8 = 8;
+
 /// Restrictions followed by a table.
 const TABLE_RESTRICTIONS: &[&str] = &[
     "check_ccert_access",
@@ -50,6 +53,8 @@ pub struct Access {
     /// Why this service cannot run (Postfix's smtpd exits with it).
     fatal: Option<String>,
     lists: [Vec<String>; 5],
+    /// smtpd_restriction_classes, by (lower-case) name.
+    classes: HashMap<String, Vec<String>>,
     tables: HashMap<String, Maps>,
     /// smtpd_sender_login_maps: the SASL logins that own sender addresses.
     sender_login_maps: Maps,
@@ -69,31 +74,48 @@ pub struct Access {
     invalid_hostname_reject_code: u16,
 }
 
+/// A restriction list as read once at load: restriction names in lower
+/// case, table names as they are (and opened into `tables`).
+fn parse_list(
+    param: &str,
+    value: &str,
+    tables: &mut HashMap<String, Maps>,
+) -> Result<Vec<String>, String> {
+    let mut list = Vec::new();
+    let mut items = value::split_list(value).into_iter();
+    while let Some(item) = items.next() {
+        let item = item.to_ascii_lowercase();
+        if TABLE_RESTRICTIONS.contains(&item.as_str()) {
+            let Some(spec) = items.next() else {
+                return Err(format!("{param}: {item} needs a table"));
+            };
+            if !tables.contains_key(spec) {
+                let maps = crate::settings::open_value(&item, spec, false)?;
+                tables.insert(spec.to_string(), maps);
+            }
+            list.push(item);
+            list.push(spec.to_string());
+        } else {
+            list.push(item);
+        }
+    }
+    Ok(list)
+}
+
 impl Access {
     pub fn load(cf: &Config) -> Result<Access, String> {
         let e = |e: ConfigError| e.to_string();
         let mut lists: [Vec<String>; 5] = Default::default();
         let mut tables = HashMap::new();
         for (list, (_, name)) in lists.iter_mut().zip(LISTS) {
-            // Restriction names in lower case once, here; table names as
-            // they are.
-            let mut items = crate::settings::list(cf, name).map_err(e)?.into_iter();
-            while let Some(item) = items.next() {
-                let item = item.to_ascii_lowercase();
-                if TABLE_RESTRICTIONS.contains(&item.as_str()) {
-                    let Some(spec) = items.next() else {
-                        return Err(format!("{name}: {item} needs a table"));
-                    };
-                    if !tables.contains_key(&spec) {
-                        let maps = crate::settings::open_value(&item, &spec, false)?;
-                        tables.insert(spec.clone(), maps);
-                    }
-                    list.push(item);
-                    list.push(spec);
-                } else {
-                    list.push(item);
-                }
-            }
+            *list = parse_list(name, &cf.string(name).map_err(e)?, &mut tables)?;
+        }
+        // smtpd_restriction_classes: named lists, usable wherever a
+        // restriction is (and as a table's result).
+        let mut classes = HashMap::new();
+        for class in crate::settings::list(cf, "smtpd_restriction_classes").map_err(e)? {
+            let list = parse_list(&class, &cf.string(&class).map_err(e)?, &mut tables)?;
+            classes.insert(class.to_ascii_lowercase(), list);
         }
         // Postfix refuses to run an open relay by omission: one of the two
         // relay lists must end what nothing else permitted.
@@ -128,6 +150,7 @@ impl Access {
         Ok(Access {
             fatal,
             lists,
+            classes,
             tables,
             sender_login_maps: crate::settings::maps(cf, "smtpd_sender_login_maps")?,
             relay_clientcerts: crate::settings::maps(cf, "relay_clientcerts")?,
@@ -229,7 +252,7 @@ pub fn check_recipient(s: &Settings, req: &Request) -> Verdict {
         {
             continue;
         }
-        match read_list(s, req, *stage, list, false, &mut verdict) {
+        match read_list(s, req, *stage, list, 0, &mut verdict) {
             Outcome::Permit | Outcome::Dunno | Outcome::Ignored(_) => {}
             Outcome::Reject(reply) => {
                 verdict.refused = Some(reply);
@@ -245,16 +268,22 @@ pub fn check_recipient(s: &Settings, req: &Request) -> Verdict {
     verdict
 }
 
-/// One list (or a table's result, `nested`): Permit or Dunno when it is
+/// One list (at `depth` 0; deeper: a class's or a table result's): Permit
+/// or Dunno when it is
 /// done, Reject or Unknown to end the check.
 fn read_list(
     s: &Settings,
     req: &Request,
     stage: Stage,
     list: &[String],
-    nested: bool,
+    depth: u8,
     verdict: &mut Verdict,
 ) -> Outcome {
+    // Classes and table results may name classes; a loop among them
+    // ends here.
+    if depth > MAX_DEPTH {
+        return Outcome::Unknown("restriction classes nest too deep (a loop?)".into());
+    }
     let mut items = list.iter();
     let mut warn = false;
     while let Some(name) = items.next() {
@@ -269,7 +298,7 @@ fn read_list(
             &one
         };
         for &name in parts {
-            match restriction(s, req, stage, name, &mut items, nested, verdict) {
+            match restriction(s, req, stage, name, &mut items, depth, verdict) {
                 Outcome::Dunno => {}
                 Outcome::Ignored(warning) => verdict.config_errors.push(warning),
                 Outcome::Reject(reply) if warn => verdict.warnings.push(reply),
@@ -295,7 +324,7 @@ fn restriction(
     stage: Stage,
     name: &str,
     args: &mut std::slice::Iter<String>,
-    nested: bool,
+    depth: u8,
     verdict: &mut Verdict,
 ) -> Outcome {
     let a = &s.access;
@@ -368,19 +397,17 @@ fn restriction(
             let Some(spec) = args.next() else {
                 return Outcome::Unknown(format!("{name} needs a table"));
             };
-            // Tables are opened with the configuration; a table's result
-            // names none of its own.
-            if nested {
-                return Outcome::Unknown(format!(
-                    "{name} {spec} in a table's result is not supported"
-                ));
-            }
+            // Tables are opened with the configuration: those the lists
+            // and classes name (not one a table's result names).
             let Some(maps) = a.tables.get(spec) else {
                 return Outcome::Unknown(format!(
                     "{name} {spec}: not opened with the configuration"
                 ));
             };
-            check_access(s, req, table, maps, verdict)
+            check_access(s, req, table, maps, depth, verdict)
+        }
+        class if a.classes.contains_key(class) => {
+            read_list(s, req, stage, &a.classes[class], depth + 1, verdict)
         }
         _ => Outcome::Unknown(format!("unknown smtpd restriction: \"{name}\"")),
     }
@@ -394,6 +421,7 @@ fn check_access(
     req: &Request,
     kind: &str,
     maps: &Maps,
+    depth: u8,
     verdict: &mut Verdict,
 ) -> Outcome {
     let a = &s.access;
@@ -417,7 +445,7 @@ fn check_access(
                     ));
                 }
             };
-            match found.map(|v| access_result(s, req, Stage::ClientCert, &v, verdict)) {
+            match found.map(|v| access_result(s, req, Stage::ClientCert, &v, depth, verdict)) {
                 None | Some(Outcome::Dunno) => {}
                 Some(decided) => return decided,
             }
@@ -466,7 +494,7 @@ fn check_access(
         // entry for its domain (the route may leave this site): Postfix
         // turns OK into DUNNO for it. (A sender's route sends nothing
         // anywhere; its OK stands, as Postfix's does.)
-        Ok(Some(found)) => match access_result(s, req, about, &found.value, verdict) {
+        Ok(Some(found)) => match access_result(s, req, about, &found.value, depth, verdict) {
             Outcome::Permit if routed => Outcome::Dunno,
             other => other,
         },
@@ -507,6 +535,7 @@ fn access_result(
     req: &Request,
     stage: Stage,
     result: &str,
+    depth: u8,
     verdict: &mut Verdict,
 ) -> Outcome {
     let a = &s.access;
@@ -553,7 +582,7 @@ fn access_result(
                 .into_iter()
                 .map(str::to_string)
                 .collect();
-            read_list(s, req, stage, &list, true, verdict)
+            read_list(s, req, stage, &list, depth + 1, verdict)
         }
     }
 }
