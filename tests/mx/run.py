@@ -62,6 +62,11 @@ What runs:
     disable_dns_lookups = no, relayhost empty, inet_protocols = ipv4, and
     a virtual Maildir for the sender, where bounces arrive.
 
+A second smtpd (syslog_name postfix/strict) has
+smtpd_recipient_restrictions = reject_unknown_sender_domain,
+reject_unknown_recipient_domain; UNKNOWN_DOMAIN_CASES lists its RCPT
+replies for senders and recipients in the zone, as Postfix gave them.
+
 Scenarios (one message each, sent over SMTP, checked in turn): which SMTP
 server received the message (envelope and Subject), which servers were
 contacted, and the maillog's `to=<...>` line (relay, dsn, status, reason):
@@ -363,8 +368,14 @@ virtual_uid_maps = static:{uid}
 virtual_gid_maps = static:{gid}
 virtual_minimum_uid = {uid}
 """)
+        # A second smtpd that checks the sender's and recipient's domains.
+        self.strict_port = common.free_port()
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(common.MASTER_CF.format(port=self.port))
+            f.write(common.MASTER_CF.format(port=self.port)
+                    + f"127.0.0.1:{self.strict_port} inet n - n - - smtpd\n"
+                    "  -o syslog_name=postfix/strict\n"
+                    "  -o smtpd_recipient_restrictions="
+                    "reject_unknown_sender_domain,reject_unknown_recipient_domain\n")
         # Postfix's resolver, in its own mount namespace (SUBJECT=postfix).
         self.resolv = os.path.join(tmp, "resolv.conf")
         with open(self.resolv, "w") as f:
@@ -388,8 +399,9 @@ virtual_minimum_uid = {uid}
         r = self.postfix("start")
         if r.returncode != 0:
             raise SystemExit(f"postfix start exited {r.returncode}: {r.stdout}{r.stderr}")
-        if not common.wait_listening(self.port, 20):
-            raise SystemExit(f"nothing listens on 127.0.0.1:{self.port}")
+        for port in (self.port, self.strict_port):
+            if not common.wait_listening(port, 20):
+                raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
     def stop(self):
         if self.started:
@@ -444,6 +456,40 @@ virtual_minimum_uid = {uid}
 
 
 # ---------------------------------------------------------------- scenarios
+
+# reject_unknown_sender_domain / reject_unknown_recipient_domain, as
+# Postfix 3.7.11 answered them against ZONE (unknown_address_reject_code
+# 450): (MAIL FROM, RCPT TO, the RCPT reply).
+UNKNOWN_DOMAIN_CASES = [
+    ("x@nosuch.example.net", "sender@example.test",
+     (450, "4.1.8 <x@nosuch.example.net>: Sender address rejected: Domain not found")),
+    ("x@example.net", "sender@example.test", (250, "2.1.5 Ok")),
+    ("sender@example.test", "u@nosuch.example.net",
+     (450, "4.1.2 <u@nosuch.example.net>: Recipient address rejected: Domain not found")),
+    ("sender@example.test", "u@nomx.example.net", (250, "2.1.5 Ok")),
+    # Any of MX, A, AAAA will do: the A record, when MX fails for now.
+    ("sender@example.test", "u@servfail.example.net", (250, "2.1.5 Ok")),
+    # The name exists without any of them.
+    ("sender@example.test", "u@noaddr.example.net",
+     (450, "4.1.2 <u@noaddr.example.net>: Recipient address rejected: Domain not found")),
+    ("sender@example.test", "u@mxnoaddr.example.net", (250, "2.1.5 Ok")),
+    # No MX, A lookup fails for now.
+    ("sender@example.test", "u@broken.example.net",
+     (450, "4.1.2 <u@broken.example.net>: Recipient address rejected: Domain not found")),
+    ("x@[127.0.0.1]", "sender@example.test", (250, "2.1.5 Ok")),
+]
+
+
+def unknown_domains(inst):
+    """The strict smtpd's RCPT replies for UNKNOWN_DOMAIN_CASES."""
+    for sender, rcpt, want in UNKNOWN_DOMAIN_CASES:
+        with smtplib.SMTP("127.0.0.1", inst.strict_port, timeout=30) as c:
+            c.ehlo("client.example")
+            c.mail(sender)
+            code, text = c.rcpt(rcpt)
+        got = (code, text.decode("utf-8", "replace"))
+        check(got == want, f"unknown domains: MAIL FROM:<{sender}> RCPT TO:<{rcpt}>: "
+              f"want {want}, got {got}")
 
 def status_fields(line):
     """relay, dsn, status and reason of a `to=` log line."""
@@ -577,6 +623,7 @@ def main():
                  "bounced", "Host or domain name not found. Name service error for "
                  "name=noaddr.example.net type=A: Host found but no data record of requested "
                  "type", warning=True)
+        unknown_domains(inst)
     finally:
         if inst is not None:
             inst.stop()

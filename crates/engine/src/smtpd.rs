@@ -60,7 +60,7 @@ pub async fn serve(
 
 /// The outcome of a recipient check: the access restrictions
 /// (smtpd_check), then whether the recipient exists.
-fn check_recipient(
+async fn check_recipient(
     s: &Settings,
     session: &Session,
     tls: Option<&TlsSession>,
@@ -68,13 +68,19 @@ fn check_recipient(
     client_name: &str,
     given: &str,
 ) -> smtpd_check::Verdict {
+    let sender = session.transaction().map(|t| t.from.as_str());
+    let domains = if s.access.asks_dns() {
+        smtpd_check::domains(s, sender, given).await
+    } else {
+        smtpd_check::Domains::default()
+    };
     let r = resolve(s, given);
     let routed = smtpd_check::is_routed(&r.address);
     let req = smtpd_check::Request {
         client,
         client_name,
         helo: session.helo_name(),
-        sender: session.transaction().map(|t| t.from.as_str()),
+        sender,
         recipient: given,
         recipient_address: &r.address,
         recipient_routed: routed,
@@ -84,6 +90,7 @@ fn check_recipient(
             && (session.is_tls() || !s.smtpd_tls.as_ref().is_some_and(|t| t.auth_only)),
         sasl_username: session.authenticated().map(|(user, _)| user),
         client_cert: tls.and_then(|t| t.client_cert.as_ref()),
+        domains,
     };
     let mut verdict = smtpd_check::check_recipient(s, &req);
     if verdict.refused.is_none()
@@ -437,7 +444,8 @@ async fn session(
                 }
                 Event::CheckRcpt { to, params } => {
                     let verdict =
-                        check_recipient(s, &session, tls_info.as_ref(), peer.ip(), &client, &to);
+                        check_recipient(s, &session, tls_info.as_ref(), peer.ip(), &client, &to)
+                            .await;
                     let from = session
                         .transaction()
                         .map(|t| t.from.clone())
@@ -454,7 +462,8 @@ async fn session(
                         .trim_end_matches('>')
                         .to_string();
                     let verdict =
-                        check_recipient(s, &session, tls_info.as_ref(), peer.ip(), &client, &addr);
+                        check_recipient(s, &session, tls_info.as_ref(), peer.ip(), &client, &addr)
+                            .await;
                     let about = format!("to=<{addr}> {}", proto_helo(&session));
                     match judged(log, "VRFY", &client, &about, verdict) {
                         None => session.replied(Reply::new(252, format!("2.0.0 {arg}"))),

@@ -37,6 +37,12 @@ const LISTS: [(Stage, &str); 5] = [
 /// How deep classes and table results may nest.
 const MAX_DEPTH: u8 = 8;
 
+/// Restrictions that ask the name service about a domain.
+const DOMAIN_RESTRICTIONS: &[&str] = &[
+    "reject_unknown_sender_domain",
+    "reject_unknown_recipient_domain",
+];
+
 /// Restrictions followed by a table.
 const TABLE_RESTRICTIONS: &[&str] = &[
     "check_ccert_access",
@@ -72,6 +78,10 @@ pub struct Access {
     access_map_defer_code: u16,
     non_fqdn_reject_code: u16,
     invalid_hostname_reject_code: u16,
+    unknown_address_reject_code: u16,
+    /// The name service, when a list asks about domains
+    /// (reject_unknown_sender_domain, reject_unknown_recipient_domain).
+    dns: Option<crate::smtp::dns::Dns>,
 }
 
 /// A restriction list as read once at load: restriction names in lower
@@ -139,6 +149,18 @@ impl Access {
              defer_unauth_destination, reject, defer, defer_if_permit or check_relay_domains"
                 .to_string()
         });
+        let asks_dns = lists
+            .iter()
+            .chain(classes.values())
+            .flatten()
+            .any(|item| DOMAIN_RESTRICTIONS.contains(&item.as_str()));
+        let dns = if asks_dns {
+            let use_dns = !cf.bool("disable_dns_lookups").map_err(e)?;
+            let servers = crate::settings::list(cf, "rostfix_dns_servers").map_err(e)?;
+            Some(crate::smtp::dns::Dns::new(use_dns, &servers)?)
+        } else {
+            None
+        };
         let parents = crate::settings::list(cf, "parent_domain_matches_subdomains").map_err(e)?;
         let code = |name: &str| -> Result<u16, String> {
             let v = cf.int(name).map_err(e)?;
@@ -165,11 +187,92 @@ impl Access {
             access_map_defer_code: code("access_map_defer_code")?,
             non_fqdn_reject_code: code("non_fqdn_reject_code")?,
             invalid_hostname_reject_code: code("invalid_hostname_reject_code")?,
+            unknown_address_reject_code: code("unknown_address_reject_code")?,
+            dns,
         })
     }
 }
 
+/// What the name service says of a domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// It has an MX, A or AAAA record (or needs none: ours, a literal).
+    Exists,
+    /// None of them (NXDOMAIN, or no such records).
+    NotFound,
+    /// The lookups failed for now.
+    TryAgain,
+}
+
+/// The domains of a transaction as the name service sees them, asked
+/// before the (synchronous) check when a list wants them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Domains {
+    pub sender: Option<Domain>,
+    pub recipient: Option<Domain>,
+}
+
+/// Looks up what reject_unknown_sender_domain and
+/// reject_unknown_recipient_domain need: the sender's and recipient's
+/// domains, unless this host is their final destination.
+pub async fn domains(s: &Settings, sender: Option<&str>, recipient: &str) -> Domains {
+    let Some(dns) = &s.access.dns else {
+        return Domains::default();
+    };
+    let sender = match sender.filter(|a| !a.is_empty()) {
+        Some(a) => Some(domain_of(s, dns, a).await),
+        None => None,
+    };
+    Domains {
+        sender,
+        recipient: Some(domain_of(s, dns, recipient).await),
+    }
+}
+
+/// Whether an address's domain exists: ours (local or virtual), address
+/// literals and domain-less addresses need no lookup; otherwise any of
+/// MX, A, AAAA records will do, as Postfix asks them.
+async fn domain_of(s: &Settings, dns: &crate::smtp::dns::Dns, address: &str) -> Domain {
+    use crate::resolve::Class;
+    use crate::smtp::dns::Failed;
+    let r = crate::resolve::resolve(s, address);
+    let Some((_, domain)) = r.address.rsplit_once('@') else {
+        return Domain::Exists;
+    };
+    if matches!(r.class, Class::Local | Class::Virtual) || domain.starts_with('[') {
+        return Domain::Exists;
+    }
+    let mut outcome = Domain::NotFound;
+    match dns.mx(domain).await {
+        Ok(hosts) if !hosts.is_empty() => return Domain::Exists,
+        Err(Failed::Temporary(_)) => outcome = Domain::TryAgain,
+        _ => {}
+    }
+    for families in [
+        crate::smtp::dns::Families {
+            ipv4: true,
+            ipv6: false,
+        },
+        crate::smtp::dns::Families {
+            ipv4: false,
+            ipv6: true,
+        },
+    ] {
+        match dns.addresses(domain, families).await {
+            Ok(found) if !found.is_empty() => return Domain::Exists,
+            Err(Failed::Temporary(_)) => outcome = Domain::TryAgain,
+            _ => {}
+        }
+    }
+    outcome
+}
+
 impl Access {
+    /// Whether a list asks about domains ([`domains`] before the check).
+    pub fn asks_dns(&self) -> bool {
+        self.dns.is_some()
+    }
+
     /// Why the service must not take connections, if it must not.
     pub fn fatal(&self) -> Option<&str> {
         self.fatal.as_deref()
@@ -201,6 +304,8 @@ pub struct Request<'a> {
     pub sasl_username: Option<&'a str>,
     /// The client's TLS certificate, when it presented one.
     pub client_cert: Option<&'a ClientCert>,
+    /// What the name service says of the domains, when a list asks.
+    pub domains: Domains,
 }
 
 impl Request<'_> {
@@ -388,6 +493,12 @@ fn restriction(
             Some(cert) if cert.trust.is_ok() => Outcome::Permit,
             _ => Outcome::Dunno,
         },
+        // unknown_address_reject_code; always 450 when the name service
+        // fails for now (Postfix defers then: defer_if_permit).
+        "reject_unknown_sender_domain" => unknown_domain(s, req, Stage::Sender, req.domains.sender),
+        "reject_unknown_recipient_domain" => {
+            unknown_domain(s, req, Stage::Recipient, req.domains.recipient)
+        }
         "reject_non_fqdn_sender" => non_fqdn_address(s, req, Stage::Sender, req.sender()),
         "reject_non_fqdn_recipient" => non_fqdn_address(s, req, Stage::Recipient, req.recipient),
         AUTHENTICATED_MISMATCH => sender_login(s, req, name, Login::Authenticated),
@@ -607,6 +718,19 @@ fn non_fqdn_address(s: &Settings, req: &Request, stage: Stage, address: &str) ->
         "5.5.2",
         "need fully-qualified address",
     ))
+}
+
+/// reject_unknown_sender_domain / reject_unknown_recipient_domain.
+fn unknown_domain(s: &Settings, req: &Request, stage: Stage, domain: Option<Domain>) -> Outcome {
+    let code = match domain {
+        None | Some(Domain::Exists) => return Outcome::Dunno,
+        Some(Domain::NotFound) => s.access.unknown_address_reject_code,
+        Some(Domain::TryAgain) => 450,
+    };
+    let class = if code < 500 { '4' } else { '5' };
+    let detail = if stage == Stage::Sender { "1.8" } else { "1.2" };
+    let dsn = format!("{class}.{detail}");
+    Outcome::Reject(rejected_dsn(req, stage, code, &dsn, "Domain not found"))
 }
 
 /// A domain name with a dot inside it.
