@@ -65,7 +65,11 @@ What runs:
 A second smtpd (syslog_name postfix/strict) has
 smtpd_recipient_restrictions = reject_unknown_sender_domain,
 reject_unknown_recipient_domain; UNKNOWN_DOMAIN_CASES lists its RCPT
-replies for senders and recipients in the zone, as Postfix gave them.
+replies for senders and recipients in the zone, as Postfix gave them. A
+third (postfix/client, smtpd_peername_lookup = yes) has
+smtpd_client_restrictions = reject_unknown_client_hostname; the server
+answers PTR queries for 127.0.0.0/8 from REVERSE, and
+UNKNOWN_CLIENT_CASES connects from three loopback addresses.
 
 Scenarios (one message each, sent over SMTP, checked in turn): which SMTP
 server received the message (envelope and Subject), which servers were
@@ -153,6 +157,14 @@ ZONE = {
     "ns.example.net": {"A": ["127.0.0.1"]},
 }
 
+# PTR records of client addresses (reverse_client scenario): 127.0.0.1's
+# name resolves back to it; 127.0.0.7's names a host with another address;
+# 127.0.0.8 has none (NXDOMAIN).
+REVERSE = {
+    "1.0.0.127.in-addr.arpa": "ns.example.net",
+    "7.0.0.127.in-addr.arpa": "mx1.example.net",
+}
+
 
 class Dns:
     """An authoritative server for ZONE on UDP and TCP."""
@@ -166,7 +178,7 @@ class Dns:
     def start(self):
         dnslib = debian_import("dnslib")
         import dnslib.server
-        from dnslib import A, MX, QTYPE, RCODE, RR, SOA
+        from dnslib import A, MX, PTR, QTYPE, RCODE, RR, SOA
         dns = self
 
         soa = RR(ZONE_APEX, QTYPE.SOA, ttl=60,
@@ -179,6 +191,12 @@ class Dns:
                 qtype = QTYPE.get(request.q.qtype)
                 with dns.lock:
                     dns.queries.append((name, qtype, handler.protocol))
+                if name.endswith(".127.in-addr.arpa"):
+                    if name not in REVERSE:
+                        reply.header.rcode = RCODE.NXDOMAIN
+                    elif qtype == "PTR":
+                        reply.add_answer(RR(name, QTYPE.PTR, ttl=60, rdata=PTR(REVERSE[name])))
+                    return reply
                 if name != ZONE_APEX and not name.endswith("." + ZONE_APEX):
                     reply.header.rcode = RCODE.REFUSED
                     return reply
@@ -370,12 +388,18 @@ virtual_minimum_uid = {uid}
 """)
         # A second smtpd that checks the sender's and recipient's domains.
         self.strict_port = common.free_port()
+        # And one that wants the client's name to resolve back to it.
+        self.client_port = common.free_port()
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.write(common.MASTER_CF.format(port=self.port)
                     + f"127.0.0.1:{self.strict_port} inet n - n - - smtpd\n"
                     "  -o syslog_name=postfix/strict\n"
                     "  -o smtpd_recipient_restrictions="
-                    "reject_unknown_sender_domain,reject_unknown_recipient_domain\n")
+                    "reject_unknown_sender_domain,reject_unknown_recipient_domain\n"
+                    f"127.0.0.1:{self.client_port} inet n - n - - smtpd\n"
+                    "  -o syslog_name=postfix/client\n"
+                    "  -o smtpd_peername_lookup=yes\n"
+                    "  -o smtpd_client_restrictions=reject_unknown_client_hostname\n")
         # Postfix's resolver, in its own mount namespace (SUBJECT=postfix).
         self.resolv = os.path.join(tmp, "resolv.conf")
         with open(self.resolv, "w") as f:
@@ -399,7 +423,7 @@ virtual_minimum_uid = {uid}
         r = self.postfix("start")
         if r.returncode != 0:
             raise SystemExit(f"postfix start exited {r.returncode}: {r.stdout}{r.stderr}")
-        for port in (self.port, self.strict_port):
+        for port in (self.port, self.strict_port, self.client_port):
             if not common.wait_listening(port, 20):
                 raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
@@ -478,6 +502,29 @@ UNKNOWN_DOMAIN_CASES = [
      (450, "4.1.2 <u@broken.example.net>: Recipient address rejected: Domain not found")),
     ("x@[127.0.0.1]", "sender@example.test", (250, "2.1.5 Ok")),
 ]
+
+
+# reject_unknown_client_hostname, from each client address: the RCPT
+# reply, as Postfix gave it.
+UNKNOWN_CLIENT_CASES = [
+    ("127.0.0.1", (250, "2.1.5 Ok")),
+    # Its name resolves to another address.
+    ("127.0.0.7", (450, "4.7.25 Client host rejected: cannot find your hostname, [127.0.0.7]")),
+    # No name.
+    ("127.0.0.8", (450, "4.7.25 Client host rejected: cannot find your hostname, [127.0.0.8]")),
+]
+
+
+def unknown_clients(inst):
+    """The client smtpd's RCPT replies for UNKNOWN_CLIENT_CASES."""
+    for source, want in UNKNOWN_CLIENT_CASES:
+        with smtplib.SMTP("127.0.0.1", inst.client_port, timeout=30,
+                          source_address=(source, 0)) as c:
+            c.ehlo("client.example")
+            c.mail("sender@example.test")
+            code, text = c.rcpt("sender@example.test")
+        got = (code, text.decode("utf-8", "replace"))
+        check(got == want, f"unknown clients: from {source}: want {want}, got {got}")
 
 
 def unknown_domains(inst):
@@ -624,6 +671,7 @@ def main():
                  "name=noaddr.example.net type=A: Host found but no data record of requested "
                  "type", warning=True)
         unknown_domains(inst)
+        unknown_clients(inst)
     finally:
         if inst is not None:
             inst.stop()

@@ -70,7 +70,7 @@ async fn check_recipient(
 ) -> smtpd_check::Verdict {
     let sender = session.transaction().map(|t| t.from.as_str());
     let domains = if s.access.asks_dns() {
-        smtpd_check::domains(s, sender, given).await
+        smtpd_check::domains(s, client, sender, given).await
     } else {
         smtpd_check::Domains::default()
     };

@@ -37,10 +37,13 @@ const LISTS: [(Stage, &str); 5] = [
 /// How deep classes and table results may nest.
 const MAX_DEPTH: u8 = 8;
 
-/// Restrictions that ask the name service about a domain.
+/// Restrictions that ask the name service (about a domain, or the
+/// client's name).
 const DOMAIN_RESTRICTIONS: &[&str] = &[
     "reject_unknown_sender_domain",
     "reject_unknown_recipient_domain",
+    "reject_unknown_client_hostname",
+    "reject_unknown_client",
 ];
 
 /// Restrictions followed by a table.
@@ -79,9 +82,13 @@ pub struct Access {
     non_fqdn_reject_code: u16,
     invalid_hostname_reject_code: u16,
     unknown_address_reject_code: u16,
+    unknown_client_reject_code: u16,
     /// The name service, when a list asks about domains
     /// (reject_unknown_sender_domain, reject_unknown_recipient_domain).
     dns: Option<crate::smtp::dns::Dns>,
+    /// Which of the lookups the lists need.
+    asks_domains: bool,
+    asks_client: bool,
 }
 
 /// A restriction list as read once at load: restriction names in lower
@@ -149,12 +156,16 @@ impl Access {
              defer_unauth_destination, reject, defer, defer_if_permit or check_relay_domains"
                 .to_string()
         });
-        let asks_dns = lists
-            .iter()
-            .chain(classes.values())
-            .flatten()
-            .any(|item| DOMAIN_RESTRICTIONS.contains(&item.as_str()));
-        let dns = if asks_dns {
+        let asks = |names: &[&str]| {
+            lists
+                .iter()
+                .chain(classes.values())
+                .flatten()
+                .any(|item| names.contains(&item.as_str()))
+        };
+        let asks_domains = asks(&DOMAIN_RESTRICTIONS[..2]);
+        let asks_client = asks(&DOMAIN_RESTRICTIONS[2..]);
+        let dns = if asks_domains || asks_client {
             let use_dns = !cf.bool("disable_dns_lookups").map_err(e)?;
             let servers = crate::settings::list(cf, "rostfix_dns_servers").map_err(e)?;
             Some(crate::smtp::dns::Dns::new(use_dns, &servers)?)
@@ -188,7 +199,10 @@ impl Access {
             non_fqdn_reject_code: code("non_fqdn_reject_code")?,
             invalid_hostname_reject_code: code("invalid_hostname_reject_code")?,
             unknown_address_reject_code: code("unknown_address_reject_code")?,
+            unknown_client_reject_code: code("unknown_client_reject_code")?,
             dns,
+            asks_domains,
+            asks_client,
         })
     }
 }
@@ -210,22 +224,56 @@ pub enum Domain {
 pub struct Domains {
     pub sender: Option<Domain>,
     pub recipient: Option<Domain>,
+    /// The client's address has a name that resolves back to it
+    /// (Exists), or not, or the lookups failed for now.
+    pub client: Option<Domain>,
 }
 
 /// Looks up what reject_unknown_sender_domain and
 /// reject_unknown_recipient_domain need: the sender's and recipient's
 /// domains, unless this host is their final destination.
-pub async fn domains(s: &Settings, sender: Option<&str>, recipient: &str) -> Domains {
+pub async fn domains(
+    s: &Settings,
+    client: IpAddr,
+    sender: Option<&str>,
+    recipient: &str,
+) -> Domains {
     let Some(dns) = &s.access.dns else {
         return Domains::default();
     };
-    let sender = match sender.filter(|a| !a.is_empty()) {
-        Some(a) => Some(domain_of(s, dns, a).await),
-        None => None,
+    let mut out = Domains::default();
+    if s.access.asks_domains {
+        if let Some(a) = sender.filter(|a| !a.is_empty()) {
+            out.sender = Some(domain_of(s, dns, a).await);
+        }
+        out.recipient = Some(domain_of(s, dns, recipient).await);
+    }
+    if s.access.asks_client {
+        out.client = Some(client_name(dns, client).await);
+    }
+    out
+}
+
+/// Whether the client's address has a name (its first PTR record) whose
+/// addresses include it, as reject_unknown_client_hostname wants.
+async fn client_name(dns: &crate::smtp::dns::Dns, client: IpAddr) -> Domain {
+    use crate::smtp::dns::{Failed, Families};
+    let name = match dns.reverse(client).await {
+        Ok(names) => match names.into_iter().next() {
+            Some(n) => n,
+            None => return Domain::NotFound,
+        },
+        Err(Failed::Temporary(_)) => return Domain::TryAgain,
+        Err(_) => return Domain::NotFound,
     };
-    Domains {
-        sender,
-        recipient: Some(domain_of(s, dns, recipient).await),
+    let family = Families {
+        ipv4: client.is_ipv4(),
+        ipv6: client.is_ipv6(),
+    };
+    match dns.addresses(&name, family).await {
+        Ok(found) if found.contains(&client) => Domain::Exists,
+        Err(Failed::Temporary(_)) => Domain::TryAgain,
+        _ => Domain::NotFound,
     }
 }
 
@@ -495,6 +543,21 @@ fn restriction(
         },
         // unknown_address_reject_code; always 450 when the name service
         // fails for now (Postfix defers then: defer_if_permit).
+        "reject_unknown_client_hostname" | "reject_unknown_client" => {
+            let code = match req.domains.client {
+                None | Some(Domain::Exists) => return Outcome::Dunno,
+                Some(Domain::NotFound) => a.unknown_client_reject_code,
+                Some(Domain::TryAgain) => 450,
+            };
+            let class = if code < 500 { '4' } else { '5' };
+            Outcome::Reject(Reply::new(
+                code,
+                format!(
+                    "{class}.7.25 Client host rejected: cannot find your hostname, [{}]",
+                    req.client
+                ),
+            ))
+        }
         "reject_unknown_sender_domain" => unknown_domain(s, req, Stage::Sender, req.domains.sender),
         "reject_unknown_recipient_domain" => {
             unknown_domain(s, req, Stage::Recipient, req.domains.recipient)

@@ -153,6 +153,22 @@ impl Dns {
     }
 }
 
+impl Dns {
+    /// The names a PTR lookup of `ip` gives (without the final dot).
+    pub async fn reverse(&self, ip: IpAddr) -> Result<Vec<String>, Failed> {
+        let Some(r) = &self.resolver else {
+            return Err(Failed::Temporary("no name service".into()));
+        };
+        match r.reverse_lookup(ip).await {
+            Ok(found) => Ok(found
+                .iter()
+                .map(|n| n.to_utf8().trim_end_matches('.').to_string())
+                .collect()),
+            Err(e) => Err(failure(&e, &ip.to_string(), "PTR")),
+        }
+    }
+}
+
 /// getaddrinfo(3), for `smtp_host_lookup = native`.
 async fn native(host: &str, families: Families) -> Result<Vec<IpAddr>, Failed> {
     match tokio::net::lookup_host((host, 0)).await {
