@@ -60,20 +60,24 @@ pub async fn serve(
 
 /// The outcome of a recipient check: the access restrictions
 /// (smtpd_check), then whether the recipient exists.
+/// `client_dns` keeps what the name service said of the client for the
+/// rest of the session.
 async fn check_recipient(
     s: &Settings,
     session: &Session,
     tls: Option<&TlsSession>,
     client: IpAddr,
     client_name: &str,
+    client_dns: &mut Option<smtpd_check::Domain>,
     given: &str,
 ) -> smtpd_check::Verdict {
     let sender = session.transaction().map(|t| t.from.as_str());
     let domains = if s.access.asks_dns() {
-        smtpd_check::domains(s, client, sender, given).await
+        smtpd_check::domains(s, client, *client_dns, sender, given).await
     } else {
         smtpd_check::Domains::default()
     };
+    *client_dns = client_dns.or(domains.client);
     let r = resolve(s, given);
     let routed = smtpd_check::is_routed(&r.address);
     let req = smtpd_check::Request {
@@ -220,6 +224,8 @@ async fn session(
     // smtpd_tls_req_ccert refused the TLS session: this reply at once
     // (before any greeting), and the connection ends.
     let mut aborted: Option<Reply> = None;
+    // What the name service said of the client (asked once, if at all).
+    let mut client_dns: Option<smtpd_check::Domain> = None;
     // smtpd_tls_wrappermode: the handshake comes before the greeting.
     let stream = match &s.smtpd_tls {
         Some(tls) if tls.wrapper => match handshake(tls, stream, log, &client, "CONNECT").await {
@@ -443,9 +449,16 @@ async fn session(
                     }
                 }
                 Event::CheckRcpt { to, params } => {
-                    let verdict =
-                        check_recipient(s, &session, tls_info.as_ref(), peer.ip(), &client, &to)
-                            .await;
+                    let verdict = check_recipient(
+                        s,
+                        &session,
+                        tls_info.as_ref(),
+                        peer.ip(),
+                        &client,
+                        &mut client_dns,
+                        &to,
+                    )
+                    .await;
                     let from = session
                         .transaction()
                         .map(|t| t.from.clone())
@@ -461,9 +474,16 @@ async fn session(
                         .trim_start_matches('<')
                         .trim_end_matches('>')
                         .to_string();
-                    let verdict =
-                        check_recipient(s, &session, tls_info.as_ref(), peer.ip(), &client, &addr)
-                            .await;
+                    let verdict = check_recipient(
+                        s,
+                        &session,
+                        tls_info.as_ref(),
+                        peer.ip(),
+                        &client,
+                        &mut client_dns,
+                        &addr,
+                    )
+                    .await;
                     let about = format!("to=<{addr}> {}", proto_helo(&session));
                     match judged(log, "VRFY", &client, &about, verdict) {
                         None => session.replied(Reply::new(252, format!("2.0.0 {arg}"))),

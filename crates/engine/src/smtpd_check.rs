@@ -229,12 +229,14 @@ pub struct Domains {
     pub client: Option<Domain>,
 }
 
-/// Looks up what reject_unknown_sender_domain and
-/// reject_unknown_recipient_domain need: the sender's and recipient's
-/// domains, unless this host is their final destination.
+/// Looks up what the lists need: the sender's and recipient's domains
+/// (reject_unknown_sender/recipient_domain; not where this host is their
+/// final destination), and the client's name unless `known_client` says
+/// it already (reject_unknown_client_hostname).
 pub async fn domains(
     s: &Settings,
     client: IpAddr,
+    known_client: Option<Domain>,
     sender: Option<&str>,
     recipient: &str,
 ) -> Domains {
@@ -249,7 +251,10 @@ pub async fn domains(
         out.recipient = Some(domain_of(s, dns, recipient).await);
     }
     if s.access.asks_client {
-        out.client = Some(client_name(dns, client).await);
+        out.client = match known_client {
+            Some(known) => Some(known),
+            None => Some(client_name(dns, client).await),
+        };
     }
     out
 }
