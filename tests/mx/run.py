@@ -69,7 +69,9 @@ replies for senders and recipients in the zone, as Postfix gave them. A
 third (postfix/client, smtpd_peername_lookup = yes) has
 smtpd_client_restrictions = reject_unknown_client_hostname; the server
 answers PTR queries for 127.0.0.0/8 from REVERSE, and
-UNKNOWN_CLIENT_CASES connects from three loopback addresses.
+UNKNOWN_CLIENT_CASES connects from three loopback addresses. A fourth
+(postfix/rbl) has smtpd_client_restrictions = reject_rbl_client
+rbl.example.net, a blocklist in ZONE (RBL_CASES).
 
 Scenarios (one message each, sent over SMTP, checked in turn): which SMTP
 server received the message (envelope and Subject), which servers were
@@ -155,6 +157,9 @@ ZONE = {
     "dead.example.net": {"A": ["127.0.0.5"]},
     "busy.example.net": {"A": ["127.0.0.6"]},
     "ns.example.net": {"A": ["127.0.0.1"]},
+    # A DNS blocklist: 127.0.0.7 listed with a reason, 127.0.0.9 without.
+    "7.0.0.127.rbl.example.net": {"A": ["127.0.0.2"], "TXT": ["Listed for testing"]},
+    "9.0.0.127.rbl.example.net": {"A": ["127.0.0.2"]},
 }
 
 # PTR records of client addresses (reverse_client scenario): 127.0.0.1's
@@ -178,7 +183,7 @@ class Dns:
     def start(self):
         dnslib = debian_import("dnslib")
         import dnslib.server
-        from dnslib import A, MX, PTR, QTYPE, RCODE, RR, SOA
+        from dnslib import A, MX, PTR, QTYPE, RCODE, RR, SOA, TXT
         dns = self
 
         soa = RR(ZONE_APEX, QTYPE.SOA, ttl=60,
@@ -212,6 +217,8 @@ class Dns:
                 for value in found:
                     if qtype == "MX":
                         rdata = MX(value[1], value[0])
+                    elif qtype == "TXT":
+                        rdata = TXT(value)
                     else:
                         rdata = A(value)
                     reply.add_answer(RR(name, getattr(QTYPE, qtype), ttl=60, rdata=rdata))
@@ -390,6 +397,8 @@ virtual_minimum_uid = {uid}
         self.strict_port = common.free_port()
         # And one that wants the client's name to resolve back to it.
         self.client_port = common.free_port()
+        # And one that asks a DNS blocklist about the client.
+        self.rbl_port = common.free_port()
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.write(common.MASTER_CF.format(port=self.port)
                     + f"127.0.0.1:{self.strict_port} inet n - n - - smtpd\n"
@@ -399,7 +408,10 @@ virtual_minimum_uid = {uid}
                     f"127.0.0.1:{self.client_port} inet n - n - - smtpd\n"
                     "  -o syslog_name=postfix/client\n"
                     "  -o smtpd_peername_lookup=yes\n"
-                    "  -o smtpd_client_restrictions=reject_unknown_client_hostname\n")
+                    "  -o smtpd_client_restrictions=reject_unknown_client_hostname\n"
+                    f"127.0.0.1:{self.rbl_port} inet n - n - - smtpd\n"
+                    "  -o syslog_name=postfix/rbl\n"
+                    "  -o smtpd_client_restrictions=reject_rbl_client,rbl.example.net\n")
         # Postfix's resolver, in its own mount namespace (SUBJECT=postfix).
         self.resolv = os.path.join(tmp, "resolv.conf")
         with open(self.resolv, "w") as f:
@@ -423,7 +435,7 @@ virtual_minimum_uid = {uid}
         r = self.postfix("start")
         if r.returncode != 0:
             raise SystemExit(f"postfix start exited {r.returncode}: {r.stdout}{r.stderr}")
-        for port in (self.port, self.strict_port, self.client_port):
+        for port in (self.port, self.strict_port, self.client_port, self.rbl_port):
             if not common.wait_listening(port, 20):
                 raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
@@ -515,16 +527,27 @@ UNKNOWN_CLIENT_CASES = [
 ]
 
 
-def unknown_clients(inst):
-    """The client smtpd's RCPT replies for UNKNOWN_CLIENT_CASES."""
-    for source, want in UNKNOWN_CLIENT_CASES:
-        with smtplib.SMTP("127.0.0.1", inst.client_port, timeout=30,
+# reject_rbl_client rbl.example.net, from each client address.
+RBL_CASES = [
+    ("127.0.0.7", (554, "5.7.1 Service unavailable; Client host [127.0.0.7] blocked using"
+                   " rbl.example.net; Listed for testing")),
+    ("127.0.0.9", (554, "5.7.1 Service unavailable; Client host [127.0.0.9] blocked using"
+                   " rbl.example.net")),
+    ("127.0.0.8", (250, "2.1.5 Ok")),
+]
+
+
+def unknown_clients(inst, port=None, cases=UNKNOWN_CLIENT_CASES, what="unknown clients"):
+    """A smtpd's RCPT replies from client addresses: the client smtpd's
+    for UNKNOWN_CLIENT_CASES (or PORT's for CASES)."""
+    for source, want in cases:
+        with smtplib.SMTP("127.0.0.1", port or inst.client_port, timeout=30,
                           source_address=(source, 0)) as c:
             c.ehlo("client.example")
             c.mail("sender@example.test")
             code, text = c.rcpt("sender@example.test")
         got = (code, text.decode("utf-8", "replace"))
-        check(got == want, f"unknown clients: from {source}: want {want}, got {got}")
+        check(got == want, f"{what}: from {source}: want {want}, got {got}")
 
 
 def unknown_domains(inst):
@@ -672,6 +695,7 @@ def main():
                  "type", warning=True)
         unknown_domains(inst)
         unknown_clients(inst)
+        unknown_clients(inst, inst.rbl_port, RBL_CASES, "blocklist")
     finally:
         if inst is not None:
             inst.stop()

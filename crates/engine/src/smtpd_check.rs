@@ -44,6 +44,7 @@ const DOMAIN_RESTRICTIONS: &[&str] = &[
     "reject_unknown_recipient_domain",
     "reject_unknown_client_hostname",
     "reject_unknown_client",
+    "reject_rbl_client",
 ];
 
 /// Restrictions followed by a table.
@@ -89,6 +90,9 @@ pub struct Access {
     /// Which of the lookups the lists need.
     asks_domains: bool,
     asks_client: bool,
+    /// reject_rbl_client's blocklists.
+    rbl_lists: Vec<String>,
+    maps_rbl_reject_code: u16,
 }
 
 /// A restriction list as read once at load: restriction names in lower
@@ -164,8 +168,17 @@ impl Access {
                 .any(|item| names.contains(&item.as_str()))
         };
         let asks_domains = asks(&DOMAIN_RESTRICTIONS[..2]);
-        let asks_client = asks(&DOMAIN_RESTRICTIONS[2..]);
-        let dns = if asks_domains || asks_client {
+        let asks_client = asks(&DOMAIN_RESTRICTIONS[2..4]);
+        // The blocklists named (`domain` or `domain=d.d.d.d`).
+        let mut rbl_lists: Vec<String> = Vec::new();
+        for list in lists.iter().chain(classes.values()) {
+            for pair in list.windows(2) {
+                if pair[0] == "reject_rbl_client" && !rbl_lists.contains(&pair[1]) {
+                    rbl_lists.push(pair[1].clone());
+                }
+            }
+        }
+        let dns = if asks_domains || asks_client || !rbl_lists.is_empty() {
             let use_dns = !cf.bool("disable_dns_lookups").map_err(e)?;
             let servers = crate::settings::list(cf, "rostfix_dns_servers").map_err(e)?;
             Some(crate::smtp::dns::Dns::new(use_dns, &servers)?)
@@ -203,6 +216,8 @@ impl Access {
             dns,
             asks_domains,
             asks_client,
+            rbl_lists,
+            maps_rbl_reject_code: code("maps_rbl_reject_code")?,
         })
     }
 }
@@ -220,13 +235,15 @@ pub enum Domain {
 
 /// The domains of a transaction as the name service sees them, asked
 /// before the (synchronous) check when a list wants them.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Domains {
     pub sender: Option<Domain>,
     pub recipient: Option<Domain>,
     /// The client's address has a name that resolves back to it
     /// (Exists), or not, or the lookups failed for now.
     pub client: Option<Domain>,
+    /// The blocklists that list the client: each with its TXT reason.
+    pub listed: Vec<(String, Option<String>)>,
 }
 
 /// Looks up what the lists need: the sender's and recipient's domains
@@ -250,6 +267,11 @@ pub async fn domains(
         }
         out.recipient = Some(domain_of(s, dns, recipient).await);
     }
+    for list in &s.access.rbl_lists {
+        if let Some(reason) = blocklisted(dns, client, list).await {
+            out.listed.push((list.clone(), reason));
+        }
+    }
     if s.access.asks_client {
         out.client = match known_client {
             Some(known) => Some(known),
@@ -257,6 +279,94 @@ pub async fn domains(
         };
     }
     out
+}
+
+/// Whether blocklist `list` (`domain` or `domain=d.d.d.d`) lists the
+/// client: its A records under the reversed address, and then the TXT
+/// record's reason. A lookup that fails counts as not listed.
+async fn blocklisted(
+    dns: &crate::smtp::dns::Dns,
+    client: IpAddr,
+    list: &str,
+) -> Option<Option<String>> {
+    let (domain, want) = match list.split_once('=') {
+        Some((d, w)) => (d, Some(w)),
+        None => (list, None),
+    };
+    let reversed = match client {
+        IpAddr::V4(a) => a
+            .octets()
+            .iter()
+            .rev()
+            .map(u8::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+        IpAddr::V6(a) => a
+            .octets()
+            .iter()
+            .rev()
+            .flat_map(|b| [b & 0xf, b >> 4])
+            .map(|n| format!("{n:x}"))
+            .collect::<Vec<_>>()
+            .join("."),
+    };
+    let name = format!("{reversed}.{domain}");
+    let v4 = crate::smtp::dns::Families {
+        ipv4: true,
+        ipv6: false,
+    };
+    let found = dns.addresses(&name, v4).await.ok()?;
+    let listed = found
+        .iter()
+        .any(|a| want.is_none_or(|w| rbl_matches(w, *a)));
+    if !listed {
+        return None;
+    }
+    // The reason goes into a reply and the log: no control characters
+    // from someone else's name server.
+    let reason = dns.txt(&name).await.ok().flatten();
+    Some(reason.map(|r| {
+        r.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    }))
+}
+
+/// A blocklist answer against `d.d.d.d`, where each `d` is a number or
+/// `[n;m..k]` (numbers and ranges).
+fn rbl_matches(pattern: &str, answer: IpAddr) -> bool {
+    let IpAddr::V4(a) = answer else {
+        return false;
+    };
+    // Dots inside `[...]` belong to ranges, not between numbers.
+    let mut parts: Vec<&str> = Vec::new();
+    let (mut start, mut depth) = (0, 0);
+    for (i, c) in pattern.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            '.' if depth == 0 => {
+                parts.push(&pattern[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&pattern[start..]);
+    parts.len() == 4
+        && parts.iter().zip(a.octets()).all(|(p, octet)| {
+            let inner = p
+                .strip_prefix('[')
+                .and_then(|p| p.strip_suffix(']'))
+                .unwrap_or(p);
+            inner.split(';').any(|alt| match alt.split_once("..") {
+                Some((lo, hi)) => match (lo.parse::<u8>(), hi.parse::<u8>()) {
+                    (Ok(lo), Ok(hi)) => (lo..=hi).contains(&octet),
+                    _ => false,
+                },
+                None => alt.parse::<u8>() == Ok(octet),
+            })
+        })
 }
 
 /// Whether the client's address has a name (its first PTR record) whose
@@ -562,6 +672,30 @@ fn restriction(
                     req.client
                 ),
             ))
+        }
+        "reject_rbl_client" => {
+            let Some(list) = args.next() else {
+                return Outcome::Unknown(format!("{name} needs a blocklist domain"));
+            };
+            match req.domains.listed.iter().find(|(l, _)| l == list) {
+                Some((_, reason)) => {
+                    let domain = list.split_once('=').map_or(list.as_str(), |(d, _)| d);
+                    let code = a.maps_rbl_reject_code;
+                    let class = if code < 500 { '4' } else { '5' };
+                    let reason = reason
+                        .as_ref()
+                        .map(|r| format!("; {r}"))
+                        .unwrap_or_default();
+                    Outcome::Reject(Reply::new(
+                        code,
+                        format!(
+                            "{class}.7.1 Service unavailable; Client host [{}] blocked using {domain}{reason}",
+                            req.client
+                        ),
+                    ))
+                }
+                None => Outcome::Dunno,
+            }
         }
         "reject_unknown_sender_domain" => unknown_domain(s, req, Stage::Sender, req.domains.sender),
         "reject_unknown_recipient_domain" => {
@@ -975,6 +1109,16 @@ mod tests {
             access(moved).fatal().is_none(),
             "names are compared in lower case"
         );
+    }
+
+    #[test]
+    fn blocklist_answer_patterns() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(rbl_matches("127.0.0.2", ip("127.0.0.2")));
+        assert!(!rbl_matches("127.0.0.2", ip("127.0.0.3")));
+        assert!(rbl_matches("127.0.0.[2;4..6]", ip("127.0.0.5")));
+        assert!(!rbl_matches("127.0.0.[2;4..6]", ip("127.0.0.3")));
+        assert!(!rbl_matches("127.0.2", ip("127.0.0.2")));
     }
 
     #[test]

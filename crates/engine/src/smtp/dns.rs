@@ -154,6 +154,22 @@ impl Dns {
 }
 
 impl Dns {
+    /// The text of `name`'s first TXT record (its strings joined).
+    pub async fn txt(&self, name: &str) -> Result<Option<String>, Failed> {
+        let Some(r) = &self.resolver else {
+            return Err(Failed::Temporary("no name service".into()));
+        };
+        match r.txt_lookup(absolute(name).as_str()).await {
+            Ok(found) => Ok(found.iter().next().map(|t| {
+                t.txt_data()
+                    .iter()
+                    .map(|d| String::from_utf8_lossy(d).into_owned())
+                    .collect::<String>()
+            })),
+            Err(e) => Err(failure(&e, name, "TXT")),
+        }
+    }
+
     /// The names a PTR lookup of `ip` gives (without the final dot).
     pub async fn reverse(&self, ip: IpAddr) -> Result<Vec<String>, Failed> {
         let Some(r) = &self.resolver else {
