@@ -1,0 +1,233 @@
+//! What the restrictions ask the name service, looked up before the
+//! (synchronous) check and only for the services whose lists need it: the
+//! sender's and recipient's domains (reject_unknown_sender_domain,
+//! reject_unknown_recipient_domain), the client's name
+//! (reject_unknown_client_hostname) and the blocklists that list the
+//! client (reject_rbl_client).
+
+use std::net::IpAddr;
+
+use crate::settings::Settings;
+
+/// What the name service says of a domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// It has an MX, A or AAAA record (or needs none: ours, a literal).
+    Exists,
+    /// None of them (NXDOMAIN, or no such records).
+    NotFound,
+    /// The lookups failed for now.
+    TryAgain,
+}
+
+/// The domains of a transaction as the name service sees them, asked
+/// before the (synchronous) check when a list wants them.
+#[derive(Debug, Default, Clone)]
+pub struct Domains {
+    pub sender: Option<Domain>,
+    pub recipient: Option<Domain>,
+    /// The client's address has a name that resolves back to it
+    /// (Exists), or not, or the lookups failed for now.
+    pub client: Option<Domain>,
+    /// The blocklists that list the client: each with its TXT reason.
+    pub listed: Vec<(String, Option<String>)>,
+}
+
+/// Looks up what the lists need: the sender's and recipient's domains
+/// (reject_unknown_sender/recipient_domain; not where this host is their
+/// final destination), and the client's name unless `known_client` says
+/// it already (reject_unknown_client_hostname).
+pub async fn domains(
+    s: &Settings,
+    client: IpAddr,
+    known_client: Option<Domain>,
+    sender: Option<&str>,
+    recipient: &str,
+) -> Domains {
+    let Some(dns) = &s.access.dns else {
+        return Domains::default();
+    };
+    let mut out = Domains::default();
+    if s.access.asks_domains {
+        if let Some(a) = sender.filter(|a| !a.is_empty()) {
+            out.sender = Some(domain_of(s, dns, a).await);
+        }
+        out.recipient = Some(domain_of(s, dns, recipient).await);
+    }
+    for list in &s.access.rbl_lists {
+        if let Some(reason) = blocklisted(dns, client, list).await {
+            out.listed.push((list.clone(), reason));
+        }
+    }
+    if s.access.asks_client {
+        out.client = match known_client {
+            Some(known) => Some(known),
+            None => Some(client_name(dns, client).await),
+        };
+    }
+    out
+}
+
+/// Whether blocklist `list` (`domain` or `domain=d.d.d.d`) lists the
+/// client: its A records under the reversed address, and then the TXT
+/// record's reason. A lookup that fails counts as not listed.
+async fn blocklisted(
+    dns: &crate::smtp::dns::Dns,
+    client: IpAddr,
+    list: &str,
+) -> Option<Option<String>> {
+    let (domain, want) = match list.split_once('=') {
+        Some((d, w)) => (d, Some(w)),
+        None => (list, None),
+    };
+    let reversed = match client {
+        IpAddr::V4(a) => a
+            .octets()
+            .iter()
+            .rev()
+            .map(u8::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+        IpAddr::V6(a) => a
+            .octets()
+            .iter()
+            .rev()
+            .flat_map(|b| [b & 0xf, b >> 4])
+            .map(|n| format!("{n:x}"))
+            .collect::<Vec<_>>()
+            .join("."),
+    };
+    let name = format!("{reversed}.{domain}");
+    let v4 = crate::smtp::dns::Families {
+        ipv4: true,
+        ipv6: false,
+    };
+    let found = dns.addresses(&name, v4).await.ok()?;
+    let listed = found
+        .iter()
+        .any(|a| want.is_none_or(|w| rbl_matches(w, *a)));
+    if !listed {
+        return None;
+    }
+    // The reason goes into a reply and the log: no control characters
+    // from someone else's name server.
+    let reason = dns.txt(&name).await.ok().flatten();
+    Some(reason.map(|r| {
+        r.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    }))
+}
+
+/// A blocklist answer against `d.d.d.d`, where each `d` is a number or
+/// `[n;m..k]` (numbers and ranges).
+fn rbl_matches(pattern: &str, answer: IpAddr) -> bool {
+    let IpAddr::V4(a) = answer else {
+        return false;
+    };
+    // Dots inside `[...]` belong to ranges, not between numbers.
+    let mut parts: Vec<&str> = Vec::new();
+    let (mut start, mut depth) = (0, 0);
+    for (i, c) in pattern.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            '.' if depth == 0 => {
+                parts.push(&pattern[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&pattern[start..]);
+    parts.len() == 4
+        && parts.iter().zip(a.octets()).all(|(p, octet)| {
+            let inner = p
+                .strip_prefix('[')
+                .and_then(|p| p.strip_suffix(']'))
+                .unwrap_or(p);
+            inner.split(';').any(|alt| match alt.split_once("..") {
+                Some((lo, hi)) => match (lo.parse::<u8>(), hi.parse::<u8>()) {
+                    (Ok(lo), Ok(hi)) => (lo..=hi).contains(&octet),
+                    _ => false,
+                },
+                None => alt.parse::<u8>() == Ok(octet),
+            })
+        })
+}
+
+/// Whether the client's address has a name (its first PTR record) whose
+/// addresses include it, as reject_unknown_client_hostname wants.
+async fn client_name(dns: &crate::smtp::dns::Dns, client: IpAddr) -> Domain {
+    use crate::smtp::dns::{Failed, Families};
+    let name = match dns.reverse(client).await {
+        Ok(names) => match names.into_iter().next() {
+            Some(n) => n,
+            None => return Domain::NotFound,
+        },
+        Err(Failed::Temporary(_)) => return Domain::TryAgain,
+        Err(_) => return Domain::NotFound,
+    };
+    let family = Families {
+        ipv4: client.is_ipv4(),
+        ipv6: client.is_ipv6(),
+    };
+    match dns.addresses(&name, family).await {
+        Ok(found) if found.contains(&client) => Domain::Exists,
+        Err(Failed::Temporary(_)) => Domain::TryAgain,
+        _ => Domain::NotFound,
+    }
+}
+
+/// Whether an address's domain exists: ours (local or virtual), address
+/// literals and domain-less addresses need no lookup; otherwise any of
+/// MX, A, AAAA records will do, as Postfix asks them.
+async fn domain_of(s: &Settings, dns: &crate::smtp::dns::Dns, address: &str) -> Domain {
+    use crate::resolve::Class;
+    use crate::smtp::dns::Failed;
+    let r = crate::resolve::resolve(s, address);
+    let Some((_, domain)) = r.address.rsplit_once('@') else {
+        return Domain::Exists;
+    };
+    if matches!(r.class, Class::Local | Class::Virtual) || domain.starts_with('[') {
+        return Domain::Exists;
+    }
+    let mut outcome = Domain::NotFound;
+    match dns.mx(domain).await {
+        Ok(hosts) if !hosts.is_empty() => return Domain::Exists,
+        Err(Failed::Temporary(_)) => outcome = Domain::TryAgain,
+        _ => {}
+    }
+    for families in [
+        crate::smtp::dns::Families {
+            ipv4: true,
+            ipv6: false,
+        },
+        crate::smtp::dns::Families {
+            ipv4: false,
+            ipv6: true,
+        },
+    ] {
+        match dns.addresses(domain, families).await {
+            Ok(found) if !found.is_empty() => return Domain::Exists,
+            Err(Failed::Temporary(_)) => outcome = Domain::TryAgain,
+            _ => {}
+        }
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocklist_answer_patterns() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(rbl_matches("127.0.0.2", ip("127.0.0.2")));
+        assert!(!rbl_matches("127.0.0.2", ip("127.0.0.3")));
+        assert!(rbl_matches("127.0.0.[2;4..6]", ip("127.0.0.5")));
+        assert!(!rbl_matches("127.0.0.[2;4..6]", ip("127.0.0.3")));
+        assert!(!rbl_matches("127.0.2", ip("127.0.0.2")));
+    }
+}
