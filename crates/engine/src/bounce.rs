@@ -12,6 +12,7 @@ use rostfix_message::date;
 use rostfix_queue::file::Recipient;
 use rostfix_queue::{QueueId, Syncer};
 
+use crate::log::printable;
 use crate::settings::Settings;
 
 /// One recipient a notification reports on: one that failed for good,
@@ -171,14 +172,6 @@ pub fn postmaster(
 /// that fails is dropped: nobody is left to tell).
 pub fn is_postmaster_notice(s: &Settings, sender: &str) -> bool {
     sender.eq_ignore_ascii_case(&format!("{}@{}", s.double_bounce_sender, s.myhostname))
-}
-
-/// Text from a client or a local user (ENVID, ORCPT) as it may stand in
-/// a header field: no line ends or other controls.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 /// The notification's text (lines joined by `\n`, no final newline).

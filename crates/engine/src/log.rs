@@ -73,6 +73,15 @@ impl Log {
     }
 }
 
+/// Text from outside (a client, a certificate, a DNS record, a local
+/// user's ENVID) as it may stand in a header field, a reply or a log
+/// line: line ends and other controls become `?`, as Postfix prints them.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// Postfix's delay figures: two significant digits below ten seconds
 /// (`0.08`, `1.2`), whole seconds above.
 pub fn delay(secs: f64) -> String {

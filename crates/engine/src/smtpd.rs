@@ -72,11 +72,8 @@ async fn check_recipient(
     given: &str,
 ) -> smtpd_check::Verdict {
     let sender = session.transaction().map(|t| t.from.as_str());
-    let domains = if s.access.asks_dns() {
-        smtpd_check::domains(s, client, *client_dns, sender, given).await
-    } else {
-        smtpd_check::Domains::default()
-    };
+    // Nothing is looked up unless the lists ask.
+    let domains = smtpd_check::domains(s, client, *client_dns, sender, given).await;
     *client_dns = client_dns.or(domains.client);
     let r = resolve(s, given);
     let routed = smtpd_check::is_routed(&r.address);
@@ -221,8 +218,8 @@ async fn session(
     let client_name = "unknown".to_string();
     let client = format!("{client_name}[{}]", peer.ip());
     let mut tls_info: Option<TlsSession> = None;
-    // smtpd_tls_req_ccert refused the TLS session: this reply at once
-    // (before any greeting), and the connection ends.
+    // smtpd_tls_req_ccert refused the wrapped TLS session: this reply
+    // instead of the greeting, and the connection ends.
     let mut aborted: Option<Reply> = None;
     // What the name service said of the client (asked once, if at all).
     let mut client_dns: Option<smtpd_check::Domain> = None;
@@ -393,11 +390,11 @@ async fn session(
                     };
                     match handshake(tls, tcp, log, &client, "STARTTLS").await {
                         Some((stream, info)) => {
-                            aborted = required_cert(tls, &info, s, log, &client);
+                            let refused = required_cert(tls, &info, s, log, &client);
                             tls_info = Some(info);
                             io = BufReader::with_capacity(16 * 1024, stream);
                             session.tls_started();
-                            if let Some(reply) = aborted.take() {
+                            if let Some(reply) = refused {
                                 return refuse_tls_session(&mut io, reply, session).await;
                             }
                             break;

@@ -496,15 +496,6 @@ fn client_cert(
     })
 }
 
-/// A name from a client's certificate as it may go into a header, a reply
-/// or the log: control characters (CR, LF, NUL, ...) become `?`, as
-/// Postfix prints them.
-fn printable(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
-
 /// The CommonName (2.5.4.3) in a DER Name's contents: a SEQUENCE of SETs
 /// of SEQUENCE { OID, string }. The last one wins, as OpenSSL shows it.
 fn common_name(name: &[u8]) -> Option<String> {
@@ -517,7 +508,7 @@ fn common_name(name: &[u8]) -> Option<String> {
         let (tag, len) = (*name.get(start)?, usize::from(*name.get(start + 1)?));
         if len < 0x80 && matches!(tag, 0x0c | 0x13 | 0x14 | 0x16 | 0x1e) {
             let bytes = name.get(start + 2..start + 2 + len)?;
-            found = Some(printable(&String::from_utf8_lossy(bytes)));
+            found = Some(crate::log::printable(&String::from_utf8_lossy(bytes)));
         }
         at = start;
     }

@@ -112,11 +112,7 @@ async fn blocklisted(
     // The reason goes into a reply and the log: no control characters
     // from someone else's name server.
     let reason = dns.txt(&name).await.ok().flatten();
-    Some(reason.map(|r| {
-        r.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect()
-    }))
+    Some(reason.map(|r| crate::log::printable(&r)))
 }
 
 /// A blocklist answer against `d.d.d.d`, where each `d` is a number or

@@ -226,11 +226,6 @@ impl Access {
 }
 
 impl Access {
-    /// Whether a list asks about domains ([`domains`] before the check).
-    pub fn asks_dns(&self) -> bool {
-        self.dns.is_some()
-    }
-
     /// Why the service must not take connections, if it must not.
     pub fn fatal(&self) -> Option<&str> {
         self.fatal.as_deref()
