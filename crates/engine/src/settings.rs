@@ -422,7 +422,8 @@ fn clients(cf: &Config) -> Result<crate::smtp::Clients, String> {
             .iter()
             .any(|l| l.eq_ignore_ascii_case("dns"));
     let servers = list(cf, "rostfix_dns_servers").map_err(e)?;
-    let dns = crate::smtp::dns::Dns::new(use_dns, &servers)?;
+    let probe = cf.string("dnssec_probe").map_err(e)?;
+    let dns = crate::smtp::dns::Dns::new(use_dns, &servers, &probe)?;
     Ok(crate::smtp::Clients::new(out, dns))
 }
 

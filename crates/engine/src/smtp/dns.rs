@@ -5,10 +5,13 @@
 //! `smtp_host_lookup` says `native` or `disable_dns_lookups` is set.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
 
 /// Which address families to use (inet_protocols).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,33 @@ pub enum Failed {
 /// The resolver, made once per configuration.
 pub struct Dns {
     resolver: Option<TokioResolver>,
+    /// The servers asked directly for lookups whose security matters.
+    validating: Option<Validating>,
+}
+
+/// DNSSEC as Postfix has it (smtp_dns_support_level = dnssec): Rostfix
+/// does not validate signatures itself; it asks with the DO bit and
+/// believes the recursive resolver's AD bit, from servers it trusts to
+/// validate: those `rostfix_dns_servers` names, or resolv.conf's when it
+/// says `options trust-ad` (glibc's rule: without it, AD is cleared).
+#[derive(Debug)]
+struct Validating {
+    servers: Vec<SocketAddr>,
+    trust_ad: bool,
+    /// dnssec_probe: the query that tells whether the resolver validates
+    /// at all (`ns:.`), as written and parsed; none when empty.
+    probe: Option<(String, String, RecordType)>,
+    /// 0: every answer so far was secure; 1: one was not, the probe is
+    /// due; 2: probed (once per process, as Postfix).
+    probe_state: AtomicU8,
+}
+
+/// What a DNSSEC-aware lookup found: the records of the type asked, and
+/// whether the resolver vouched for them.
+#[derive(Debug)]
+pub struct Answer {
+    pub records: Vec<RData>,
+    pub secure: bool,
 }
 
 impl std::fmt::Debug for Dns {
@@ -56,9 +86,12 @@ impl Dns {
     /// `servers`: `ip` or `ip:port` (or `[ip]:port`) entries of
     /// rostfix_dns_servers; empty for resolv.conf. `use_dns`: false for
     /// native lookups only (no MX).
-    pub fn new(use_dns: bool, servers: &[String]) -> Result<Dns, String> {
+    pub fn new(use_dns: bool, servers: &[String], dnssec_probe: &str) -> Result<Dns, String> {
         if !use_dns {
-            return Ok(Dns { resolver: None });
+            return Ok(Dns {
+                resolver: None,
+                validating: None,
+            });
         }
         let mut opts = ResolverOpts::default();
         // Every lookup asks again: a test's DNS server changes its
@@ -66,10 +99,22 @@ impl Dns {
         opts.cache_size = 0;
         opts.attempts = 2;
         opts.timeout = std::time::Duration::from_secs(5);
-        let builder = if servers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| format!("resolv.conf: {e}"))?
+        let (builder, validating) = if servers.is_empty() {
+            let builder =
+                TokioResolver::builder_tokio().map_err(|e| format!("resolv.conf: {e}"))?;
+            let trust_ad = std::fs::read_to_string("/etc/resolv.conf")
+                .is_ok_and(|text| resolv_conf_trusts_ad(&text));
+            // The servers: resolv.conf's, read once the resolver is made.
+            let validating = Validating {
+                servers: Vec::new(),
+                trust_ad,
+                probe: None,
+                probe_state: AtomicU8::new(0),
+            };
+            (builder, validating)
         } else {
             let mut group = NameServerConfigGroup::new();
+            let mut addrs = Vec::new();
             for s in servers {
                 let addr = parse_server(s)
                     .ok_or_else(|| format!("rostfix_dns_servers: bad server address: {s}"))?;
@@ -78,15 +123,142 @@ impl Dns {
                     addr.port(),
                     true,
                 ));
+                addrs.push(addr);
             }
-            TokioResolver::builder_with_config(
+            let builder = TokioResolver::builder_with_config(
                 ResolverConfig::from_parts(None, Vec::new(), group),
                 TokioConnectionProvider::default(),
-            )
+            );
+            let validating = Validating {
+                servers: addrs,
+                trust_ad: true,
+                probe: None,
+                probe_state: AtomicU8::new(0),
+            };
+            (builder, validating)
         };
+        let resolver = builder.with_options(opts).build();
+        let mut validating = validating;
+        if let Some((kind, name)) = dnssec_probe.trim().split_once(':') {
+            let rtype = kind
+                .to_ascii_uppercase()
+                .parse::<RecordType>()
+                .map_err(|_| format!("dnssec_probe: unknown record type: {kind}"))?;
+            validating.probe = Some((dnssec_probe.trim().to_string(), name.to_string(), rtype));
+        } else if !dnssec_probe.trim().is_empty() {
+            return Err(format!(
+                "dnssec_probe: expected type:name, got {dnssec_probe}"
+            ));
+        }
+        if validating.servers.is_empty() {
+            for ns in resolver.config().name_servers() {
+                if !validating.servers.contains(&ns.socket_addr) {
+                    validating.servers.push(ns.socket_addr);
+                }
+            }
+        }
         Ok(Dns {
-            resolver: Some(builder.with_options(opts).build()),
+            resolver: Some(resolver),
+            validating: Some(validating),
         })
+    }
+
+    /// After the first answer that was not secure, once: the dnssec_probe
+    /// query, and why it suggests the resolver does not validate (Postfix
+    /// warns with it), or nothing when it came back secure.
+    pub async fn dnssec_probe(&self) -> Option<String> {
+        let v = self.validating.as_ref()?;
+        let (spec, name, rtype) = v.probe.as_ref()?;
+        v.probe_state
+            .compare_exchange(1, 2, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()?;
+        match self.ask(name, *rtype).await {
+            Ok(a) if a.secure => None,
+            Ok(_) => Some(format!(
+                "dnssec_probe '{spec}' received a response that is not DNSSEC validated"
+            )),
+            Err(Failed::Temporary(why) | Failed::NotFound(why)) => Some(format!(
+                "dnssec_probe '{spec}' received no response: Host or domain name not found. {why}"
+            )),
+            Err(Failed::NoData) => Some(format!(
+                "dnssec_probe '{spec}' received no response: Host or domain name not found."
+            )),
+        }
+    }
+
+    /// One lookup with the DO bit, asked of the servers directly: the
+    /// records of `rtype` (CNAMEs the server followed are left out) and
+    /// the AD bit of the answer. NXDOMAIN and NODATA are failures, as in
+    /// the other lookups.
+    pub async fn ask(&self, name: &str, rtype: RecordType) -> Result<Answer, Failed> {
+        let kind = rtype.to_string();
+        let temporary = || {
+            Failed::Temporary(format!(
+                "Name service error for name={name} type={kind}: Host not found, try again"
+            ))
+        };
+        let Some(v) = &self.validating else {
+            return Err(temporary());
+        };
+        let qname = Name::from_ascii(absolute(name)).map_err(|_| {
+            Failed::NotFound(format!(
+                "Name service error for name={name} type={kind}: Host not found"
+            ))
+        })?;
+        let id = query_id();
+        let mut query = Message::new();
+        query
+            .set_id(id)
+            .set_message_type(MessageType::Query)
+            .set_op_code(OpCode::Query)
+            .set_recursion_desired(true)
+            // RFC 6840 section 5.7: ask for the AD bit explicitly.
+            .set_authentic_data(true)
+            .add_query(Query::query(qname.clone(), rtype));
+        let mut edns = Edns::new();
+        edns.set_dnssec_ok(true).set_max_payload(1232);
+        query.set_edns(edns);
+        let wire = query.to_vec().map_err(|_| temporary())?;
+        for _ in 0..2 {
+            for server in &v.servers {
+                let Ok(reply) = exchange(*server, &wire, id).await else {
+                    continue;
+                };
+                let asked = reply
+                    .queries()
+                    .first()
+                    .is_some_and(|q| q.name() == &qname && q.query_type() == rtype);
+                if !asked {
+                    continue;
+                }
+                let secure = v.trust_ad && reply.authentic_data();
+                if !secure {
+                    let _ =
+                        v.probe_state
+                            .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed);
+                }
+                return match reply.response_code() {
+                    ResponseCode::NoError => {
+                        let records: Vec<RData> = reply
+                            .answers()
+                            .iter()
+                            .filter(|r| r.record_type() == rtype)
+                            .map(|r| r.data().clone())
+                            .collect();
+                        if records.is_empty() {
+                            Err(Failed::NoData)
+                        } else {
+                            Ok(Answer { records, secure })
+                        }
+                    }
+                    ResponseCode::NXDomain => Err(Failed::NotFound(format!(
+                        "Name service error for name={name} type={kind}: Host not found"
+                    ))),
+                    _ => Err(temporary()),
+                };
+            }
+        }
+        Err(temporary())
     }
 
     /// Whether MX records are looked up at all.
@@ -185,6 +357,139 @@ impl Dns {
     }
 }
 
+impl Dns {
+    /// [`Dns::mx`] with DNSSEC: the hosts, and whether the MX records
+    /// were secure.
+    pub async fn mx_secure(&self, domain: &str) -> Result<(Vec<(u16, String)>, bool), Failed> {
+        let found = self.ask(domain, RecordType::MX).await?;
+        let mut hosts: Vec<(u16, String)> = found
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                RData::MX(mx) => Some((
+                    mx.preference(),
+                    mx.exchange().to_utf8().trim_end_matches('.').to_string(),
+                )),
+                _ => None,
+            })
+            .collect();
+        hosts.sort_by_key(|(p, _)| *p);
+        Ok((hosts, found.secure))
+    }
+
+    /// [`Dns::addresses`] with DNSSEC: the addresses, and whether every
+    /// record set they came from was secure.
+    pub async fn addresses_secure(
+        &self,
+        host: &str,
+        families: Families,
+    ) -> Result<(Vec<IpAddr>, bool), Failed> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok((vec![ip], false));
+        }
+        let mut out = Vec::new();
+        let mut secure = true;
+        let mut last = Failed::NoData;
+        for (wanted, rtype) in [
+            (families.ipv4, RecordType::A),
+            (families.ipv6, RecordType::AAAA),
+        ] {
+            if !wanted {
+                continue;
+            }
+            match self.ask(host, rtype).await {
+                Ok(found) => {
+                    secure &= found.secure;
+                    out.extend(found.records.iter().filter_map(|r| match r {
+                        RData::A(a) => Some(IpAddr::V4(a.0)),
+                        RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                        _ => None,
+                    }));
+                }
+                Err(e) if out.is_empty() => last = e,
+                Err(_) => {}
+            }
+        }
+        if out.is_empty() {
+            return Err(match last {
+                Failed::NoData => Failed::NotFound(format!(
+                    "Name service error for name={host} type=A: Host found but no data record of requested type"
+                )),
+                other => other,
+            });
+        }
+        Ok((out, secure))
+    }
+}
+
+/// resolv.conf's `options trust-ad`.
+fn resolv_conf_trusts_ad(text: &str) -> bool {
+    text.lines().any(|l| {
+        let mut words = l.split_whitespace();
+        words.next() == Some("options") && words.any(|w| w == "trust-ad")
+    })
+}
+
+/// A query ID nobody off the path can guess (RandomState is seeded from
+/// the OS's random source).
+fn query_id() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let h = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (h & 0xffff) as u16
+}
+
+/// One query to one server: UDP, then TCP when the answer was cut.
+async fn exchange(server: SocketAddr, wire: &[u8], id: u16) -> std::io::Result<Message> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limit = std::time::Duration::from_secs(5);
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let local: SocketAddr = if server.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = tokio::net::UdpSocket::bind(local).await?;
+    socket.connect(server).await?;
+    socket.send(wire).await?;
+    let mut buf = vec![0u8; 4096];
+    let reply = loop {
+        let n = tokio::time::timeout(limit, socket.recv(&mut buf))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        // Stray or forged datagrams are skipped, not believed.
+        if let Ok(m) = Message::from_vec(&buf[..n])
+            && m.id() == id
+            && m.message_type() == MessageType::Response
+        {
+            break m;
+        }
+    };
+    if !reply.truncated() {
+        return Ok(reply);
+    }
+    let exchange_tcp = async {
+        let mut tcp = tokio::net::TcpStream::connect(server).await?;
+        let len = u16::try_from(wire.len()).map_err(|_| bad("query too long"))?;
+        let mut framed = len.to_be_bytes().to_vec();
+        framed.extend_from_slice(wire);
+        tcp.write_all(&framed).await?;
+        let mut len = [0u8; 2];
+        tcp.read_exact(&mut len).await?;
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        tcp.read_exact(&mut body).await?;
+        let m = Message::from_vec(&body).map_err(|_| bad("unreadable answer"))?;
+        if m.id() != id {
+            return Err(bad("answer to another query"));
+        }
+        Ok(m)
+    };
+    tokio::time::timeout(limit, exchange_tcp)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
 /// getaddrinfo(3), for `smtp_host_lookup = native`.
 async fn native(host: &str, families: Families) -> Result<Vec<IpAddr>, Failed> {
     match tokio::net::lookup_host((host, 0)).await {
@@ -219,7 +524,6 @@ fn absolute(name: &str) -> String {
 /// found" and only NOERROR "no data"; anything else is for now.
 fn failure(e: &hickory_resolver::ResolveError, name: &str, kind: &str) -> Failed {
     use hickory_resolver::proto::ProtoErrorKind;
-    use hickory_resolver::proto::op::ResponseCode;
     let code = e.proto().and_then(|p| match p.kind() {
         ProtoErrorKind::NoRecordsFound { response_code, .. } => Some(*response_code),
         _ => None,
@@ -267,5 +571,16 @@ mod tests {
             Some("[::1]:5353".parse().unwrap())
         );
         assert_eq!(parse_server("dns.example"), None);
+    }
+
+    #[test]
+    fn trust_ad() {
+        assert!(resolv_conf_trusts_ad(
+            "nameserver 127.0.0.53\noptions edns0 trust-ad\n"
+        ));
+        assert!(!resolv_conf_trusts_ad(
+            "nameserver 127.0.0.53\n# options trust-ad\n"
+        ));
+        assert!(!resolv_conf_trusts_ad("nameserver 127.0.0.53\n"));
     }
 }

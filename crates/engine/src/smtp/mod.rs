@@ -11,6 +11,7 @@
 //! smtp_connection_cache_destinations.
 
 pub mod conn;
+pub mod dane;
 pub mod dns;
 pub mod nexthop;
 pub mod sasl;
@@ -65,6 +66,11 @@ pub struct Client {
     pub bind_address: Option<IpAddr>,
     pub mx_address_limit: usize,
     pub tls_level: tls::Level,
+    /// smtp_dns_support_level = dnssec: DANE can be had.
+    pub dnssec: bool,
+    /// smtp_tls_dane_insecure_mx_policy = may: no DANE for hosts an
+    /// insecure MX lookup named.
+    pub dane_insecure_mx_may: bool,
     pub tls_policy_maps: Maps,
     pub tls: tls::Tls,
     pub sasl_enable: bool,
@@ -182,6 +188,12 @@ impl Client {
             mx_address_limit: usize::try_from(cf.int(&name("mx_address_limit")).map_err(e)?)
                 .unwrap_or(0),
             tls_level,
+            dnssec: text("dns_support_level")?.eq_ignore_ascii_case("dnssec"),
+            dane_insecure_mx_may: !lmtp
+                && cf
+                    .string("smtp_tls_dane_insecure_mx_policy")
+                    .map_err(e)?
+                    .eq_ignore_ascii_case("may"),
             tls_policy_maps: open("tls_policy_maps")?,
             tls,
             sasl_enable: cf.bool(&name("sasl_auth_enable")).map_err(e)?,

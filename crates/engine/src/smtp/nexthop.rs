@@ -30,6 +30,10 @@ pub struct Host {
     pub name: String,
     pub addr: IpAddr,
     pub port: u16,
+    /// With DNSSEC asked for: whether the MX records that named this host
+    /// (true where there were none) and its address records were secure.
+    pub secure_mx: bool,
+    pub secure_address: bool,
 }
 
 /// Parses `nexthop` for smtp (`lmtp` false) or lmtp. Service names as
@@ -115,6 +119,8 @@ pub struct NoHost {
 /// The hosts to try for an inet target: for a domain, its MX hosts by
 /// preference (each with all its addresses), or its own addresses when
 /// it has no MX; for a host, its addresses. At most `limit` addresses.
+/// `dnssec`: the lookups ask for DNSSEC and the hosts say whether their
+/// records were secure (for DANE).
 pub async fn hosts(
     dns: &Dns,
     host: &str,
@@ -122,31 +128,44 @@ pub async fn hosts(
     mx: bool,
     families: Families,
     limit: usize,
+    dnssec: bool,
 ) -> Result<Vec<Host>, NoHost> {
     // A domain without MX records, or that does not exist, is looked up
     // as a host (the reason then names its A lookup, as Postfix's);
     // an MX lookup that failed for now is not (the A record may not be
     // where the mail belongs).
-    let (names, from_mx) = if mx && dns.has_mx() {
-        match dns.mx(host).await {
-            Ok(found) if !found.is_empty() => (found.into_iter().map(|(_, h)| h).collect(), true),
-            Ok(_) | Err(Failed::NoData | Failed::NotFound(_)) => (vec![host.to_string()], false),
-            Err(e) => return Err(no_host(e)),
-        }
+    let found_mx = if !(mx && dns.has_mx()) {
+        Ok((Vec::new(), true))
+    } else if dnssec {
+        dns.mx_secure(host).await
     } else {
-        (vec![host.to_string()], false)
+        dns.mx(host).await.map(|found| (found, false))
+    };
+    let (names, from_mx, secure_mx) = match found_mx {
+        Ok((found, secure)) if !found.is_empty() => {
+            (found.into_iter().map(|(_, h)| h).collect(), true, secure)
+        }
+        Ok(_) | Err(Failed::NoData | Failed::NotFound(_)) => (vec![host.to_string()], false, true),
+        Err(e) => return Err(no_host(e)),
     };
     let mut out = Vec::new();
     let mut last: Option<Failed> = None;
     for name in &names {
-        match dns.addresses(name, families).await {
-            Ok(addrs) => {
+        let found = if dnssec {
+            dns.addresses_secure(name, families).await
+        } else {
+            dns.addresses(name, families).await.map(|a| (a, false))
+        };
+        match found {
+            Ok((addrs, secure_address)) => {
                 for addr in addrs.into_iter().filter(|a| families.allows(*a)) {
                     if out.len() < limit.max(1) {
                         out.push(Host {
                             name: name.clone(),
                             addr,
                             port,
+                            secure_mx: secure_mx && dnssec,
+                            secure_address,
                         });
                     }
                 }

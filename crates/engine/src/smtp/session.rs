@@ -13,6 +13,7 @@ use super::conn::{Broken, Conn, Peer, Stream, one_line, status_code};
 use super::nexthop::{self, Host, Target};
 use super::tls::Level;
 use super::{Client, Message, Outcome, Rcpt, sasl};
+use super::{dane, dns};
 use crate::settings::Settings;
 use crate::virtual_agent::Failure;
 
@@ -241,6 +242,21 @@ async fn targets(
     )
     .map_err(|why| HostFailed::soft("4.3.5", why))?;
     let mut out = Vec::new();
+    // DANE needs to know which records were secure.
+    let dane = matches!(
+        tls_level(client, nexthop),
+        Ok(Level::Dane | Level::DaneOnly)
+    );
+    if dane && !client.dnssec {
+        log.tagged_warning(
+            &client.log_tag,
+            &format!(
+                "{}: dane configured with dnssec lookups disabled",
+                nexthop_domain(nexthop)
+            ),
+        );
+    }
+    let dnssec = dane && client.dnssec;
     match target {
         Target::Unix(path) => out.push(Candidate::Unix(path)),
         Target::Inet { host, port, mx } => {
@@ -251,6 +267,7 @@ async fn targets(
                 mx,
                 client.families,
                 client.mx_address_limit,
+                dnssec,
             )
             .await;
             let mut fallback_error = None;
@@ -279,6 +296,7 @@ async fn targets(
                         mx,
                         client.families,
                         client.mx_address_limit,
+                        dnssec,
                     )
                     .await
                 {
@@ -312,6 +330,14 @@ async fn open(
     log: &crate::log::Log,
 ) -> Result<Conn, HostFailed> {
     let t = &client.timeouts;
+    // No connection without its TLS policy (the log says relay=none).
+    let tls = match tls_policy(s, client, nexthop, target, log).await? {
+        tls if plain_only => TlsPolicy {
+            level: Level::None,
+            ..tls
+        },
+        tls => tls,
+    };
     let (stream, peer): (Box<dyn Stream>, Peer) = match target {
         Candidate::Unix(path) => {
             let peer = Peer {
@@ -373,16 +399,7 @@ async fn open(
         }
     };
     let relay = peer.relay();
-    match setup(
-        client,
-        Conn::new(stream, peer),
-        message,
-        nexthop,
-        plain_only,
-        log,
-    )
-    .await
-    {
+    match setup(client, Conn::new(stream, peer), message, nexthop, &tls, log).await {
         Ok(conn) => Ok(conn),
         Err((mut f, conn)) => {
             if let Some(conn) = conn {
@@ -401,7 +418,7 @@ async fn setup(
     mut conn: Conn,
     message: &Message<'_>,
     nexthop: &str,
-    plain_only: bool,
+    tls: &TlsPolicy,
     log: &crate::log::Log,
 ) -> Result<Conn, (HostFailed, Option<Conn>)> {
     // `?` for failures that leave the connection open (or not).
@@ -439,12 +456,8 @@ async fn setup(
         return Err((f, Some(conn)));
     }
     let mut ext = check!(hello(client, &mut conn).await, conn);
-    // STARTTLS, as the level (or the policy table) asks.
-    let level = check!(
-        tls_level(client, nexthop).map_err(|(dsn, why)| HostFailed::soft(dsn, why).alive()),
-        conn
-    );
-    let level = if plain_only { Level::None } else { level };
+    // STARTTLS, as the level (or the policy table, or DANE) asks.
+    let level = tls.level;
     if level > Level::None {
         if ext.starttls {
             match check!(starttls_command(client, &mut conn).await, conn) {
@@ -453,7 +466,7 @@ async fn setup(
                 Some(_) if level == Level::May => {}
                 Some(refused) => return Err((refused, Some(conn))),
                 None => {
-                    conn = starttls(client, conn, level, nexthop, log)
+                    conn = starttls(client, conn, tls, nexthop, log)
                         .await
                         .map_err(|mut f| {
                             // A failed handshake at `may`: the same host
@@ -577,15 +590,95 @@ fn tls_level(client: &Client, nexthop: &str) -> Result<Level, (&'static str, Str
     Ok(client.tls_level)
 }
 
+/// The TLS a connection must have.
+struct TlsPolicy {
+    level: Level,
+    /// At [`Level::Dane`]: the records the server's certificates must
+    /// match.
+    tlsa: Vec<dane::Tlsa>,
+}
+
+/// The TLS for a connection to `target`: the level for the next hop,
+/// with DANE decided for the host (RFC 7672 section 2.2): its TLSA
+/// records when its address (and the MX records that named it) were
+/// secure; none, the level's fallback (`may`, or a failure at
+/// `dane-only`); records none of which is usable, unauthenticated but
+/// mandatory TLS; a failed TLSA lookup, no connection to this host now.
+async fn tls_policy(
+    s: &Settings,
+    client: &Client,
+    nexthop: &str,
+    target: &Candidate,
+    log: &crate::log::Log,
+) -> Result<TlsPolicy, HostFailed> {
+    let level = tls_level(client, nexthop).map_err(|(dsn, why)| HostFailed::soft(dsn, why))?;
+    let policy = |level| TlsPolicy {
+        level,
+        tlsa: Vec::new(),
+    };
+    if !matches!(level, Level::Dane | Level::DaneOnly) {
+        return Ok(policy(level));
+    }
+    let host = match target {
+        Candidate::Inet(host) if client.dnssec => host,
+        _ => return Ok(policy(Level::May)),
+    };
+    let dns = &s.clients.dns;
+    let insecure = !host.secure_address || (!host.secure_mx && client.dane_insecure_mx_may);
+    let warn = |text: &str| log.tagged_warning(&client.log_tag, text);
+    let found = if insecure {
+        Ok(dane::Policy::Absent)
+    } else {
+        dane::lookup(dns, &host.name, host.port, &warn).await
+    };
+    if let Some(reason) = dns.dnssec_probe().await {
+        warn("DNSSEC validation may be unavailable");
+        warn(&format!("reason: {reason}"));
+    }
+    match found {
+        Ok(dane::Policy::Records(tlsa)) => Ok(TlsPolicy {
+            level: Level::Dane,
+            tlsa,
+        }),
+        Ok(dane::Policy::Unusable) => Ok(policy(Level::Encrypt)),
+        Ok(dane::Policy::Absent) if level == Level::Dane => Ok(policy(Level::May)),
+        Ok(dane::Policy::Absent) => Err(HostFailed::soft(
+            "4.7.5",
+            format!(
+                "TLS is required, but no usable TLSA records were found for {}:{}",
+                host.name, host.port
+            ),
+        )),
+        Err(failed) => {
+            if let dns::Failed::Temporary(problem) = failed {
+                warn(&format!(
+                    "DANE TLSA lookup problem: Host or domain name not found. {problem}"
+                ));
+            }
+            let why = format!("TLSA lookup error for {}:{}", host.name, host.port);
+            warn(&format!(
+                "TLS policy lookup for {}/{}: {why}",
+                nexthop_domain(nexthop),
+                host.name
+            ));
+            Err(HostFailed::soft("4.7.5", why))
+        }
+    }
+}
+
 /// The name a certificate must have: the MX host's at `verify`, the
 /// next-hop domain's at `secure` (DNS is not trusted for it).
 fn certificate_name(level: Level, peer: &Peer, nexthop: &str) -> String {
     if level == Level::Secure {
-        let hop = nexthop.trim().trim_start_matches('[');
-        let host = hop.split([']', ':']).next().unwrap_or(hop);
-        return host.to_string();
+        return nexthop_domain(nexthop);
     }
     peer.name.clone()
+}
+
+/// The domain or host of a next hop (`[host]:port` → `host`).
+fn nexthop_domain(nexthop: &str) -> String {
+    let hop = nexthop.trim().trim_start_matches('[');
+    hop.split([']', ':']).next().unwrap_or(hop).to_string()
 }
 
 /// STARTTLS and the handshake.
@@ -623,10 +716,11 @@ async fn starttls_command(
 async fn starttls(
     client: &Client,
     conn: Conn,
-    level: Level,
+    tls: &TlsPolicy,
     nexthop: &str,
     log: &crate::log::Log,
 ) -> Result<Conn, HostFailed> {
+    let level = tls.level;
     let t = client.timeouts.starttls;
     if conn.has_buffered() {
         // Bytes after the 220 were sent before TLS: nothing the server
@@ -640,14 +734,15 @@ async fn starttls(
     let name = rustls::pki_types::ServerName::try_from(certificate_name(level, &peer, nexthop))
         .or_else(|_| rustls::pki_types::ServerName::try_from(peer.addr.clone()))
         .unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("localhost").expect("valid"));
-    let config = if level.verifies() {
-        client.tls.checked.clone()
-    } else {
-        client.tls.any.clone()
+    let config = match level {
+        Level::Dane => client.tls.dane.clone(),
+        _ if level.verifies() => client.tls.checked.clone(),
+        Level::Encrypt => client.tls.encrypt.clone(),
+        _ => client.tls.any.clone(),
     };
     let connector = tokio_rustls::TlsConnector::from(config);
     let handshake = tokio::time::timeout(t, connector.connect(name.clone(), stream)).await;
-    let tls = match handshake {
+    let tls_stream = match handshake {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             let why = if level.verifies() {
@@ -667,8 +762,30 @@ async fn starttls(
             ));
         }
     };
-    let (_, session) = tls.get_ref();
-    let trust = client.tls.trust(session, &name);
+    let (_, session) = tls_stream.get_ref();
+    let mut unverified = false;
+    let trust = if level == Level::Dane {
+        let chain = session.peer_certificates().unwrap_or_default();
+        let host = peer.name.clone();
+        let domain = nexthop_domain(nexthop);
+        let names = [host.as_str(), domain.as_str()];
+        match dane::verify(chain, &tls.tlsa, &names, client.tls.algorithms()) {
+            Ok(()) => "Verified",
+            Err(why) => {
+                log.tagged(
+                    &client.log_tag,
+                    &format!(
+                        "server certificate verification failed for {}: {why}",
+                        peer.relay()
+                    ),
+                );
+                unverified = true;
+                "Untrusted"
+            }
+        }
+    } else {
+        client.tls.trust(session, &name)
+    };
     let server_cert = session.peer_certificates().and_then(|c| c.first());
     let described = super::tls::describe(session, server_cert.map(|c| c.as_ref()));
     log.tagged(
@@ -678,7 +795,14 @@ async fn starttls(
             peer.relay()
         ),
     );
-    let mut conn = Conn::new(Box::new(tls), peer);
+    if unverified {
+        // Nothing goes over a connection whose key DNS did not vouch for.
+        return Err(HostFailed::soft(
+            "4.7.5",
+            "Server certificate not verified".into(),
+        ));
+    }
+    let mut conn = Conn::new(Box::new(tls_stream), peer);
     conn.tls = Some(described);
     Ok(conn)
 }

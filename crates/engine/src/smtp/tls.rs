@@ -6,9 +6,8 @@
 //! At `may` and `encrypt` the server's certificate is not checked (RFC
 //! 7435: opportunistic security); the log says whether it would have
 //! been trusted. At `verify` and `secure` it must chain to a configured
-//! anchor and name the server. DANE needs DNSSEC validation that the
-//! resolver does not do here: `dane` works as `may`, `dane-only` as
-//! `encrypt`, with a warning at start.
+//! anchor and name the server. At `dane` and `dane-only` the TLSA
+//! records of the host decide (dane.rs).
 
 use std::sync::Arc;
 
@@ -24,6 +23,11 @@ pub enum Level {
     None,
     May,
     Encrypt,
+    /// `dane` as configured (opportunistic DANE); for a connection, DANE
+    /// in force: the server's certificates must match its TLSA records.
+    Dane,
+    /// `dane-only`: no delivery without usable TLSA records.
+    DaneOnly,
     Verify,
     Secure,
 }
@@ -42,14 +46,8 @@ impl Level {
             ),
             "verify" => (Level::Verify, None),
             "secure" => (Level::Secure, None),
-            "dane" => (
-                Level::May,
-                Some("DANE needs a DNSSEC-validating resolver: using may"),
-            ),
-            "dane-only" => (
-                Level::Encrypt,
-                Some("DANE needs a DNSSEC-validating resolver: using encrypt"),
-            ),
+            "dane" => (Level::Dane, None),
+            "dane-only" => (Level::DaneOnly, None),
             other => return Err(format!("unknown TLS security level: {other}")),
         })
     }
@@ -169,8 +167,16 @@ pub fn anchors(ca_file: &str, ca_path: &str) -> Result<RootCertStore, String> {
 /// The client's TLS settings for one transport.
 #[derive(Clone)]
 pub struct Tls {
-    /// Opportunistic and encrypt: any certificate.
+    /// Opportunistic: any certificate.
     pub any: Arc<ClientConfig>,
+    /// encrypt: any certificate, the mandatory protocols.
+    pub encrypt: Arc<ClientConfig>,
+    /// DANE: any certificate for the handshake, the mandatory protocols
+    /// and the TLSA base domain as SNI (RFC 7672 section 8.1); the chain
+    /// is matched against the TLSA records after it.
+    pub dane: Arc<ClientConfig>,
+    /// For the DANE checks.
+    algorithms: &'static [&'static dyn rustls::pki_types::SignatureVerificationAlgorithm],
     /// verify and secure: a certificate that chains to the anchors.
     pub checked: Arc<ClientConfig>,
     /// For the log: would the certificate have been trusted?
@@ -213,6 +219,16 @@ impl Tls {
             .with_no_client_auth();
         // Postfix sends no SNI unless smtp_tls_servername asks for it.
         any.enable_sni = server_name;
+        let unchecked = |sni| -> Result<Arc<ClientConfig>, String> {
+            let mut c = ClientConfig::builder_with_provider(provider())
+                .with_protocol_versions(mandatory)
+                .map_err(|e| e.to_string())?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
+                .with_no_client_auth();
+            c.enable_sni = sni;
+            Ok(Arc::new(c))
+        };
         let mut checked = match &webpki {
             Some(v) => ClientConfig::builder_with_provider(provider())
                 .with_protocol_versions(mandatory)
@@ -229,9 +245,19 @@ impl Tls {
         checked.enable_sni = true;
         Ok(Tls {
             any: Arc::new(any),
+            encrypt: unchecked(server_name)?,
+            dane: unchecked(true)?,
+            algorithms: provider().signature_verification_algorithms.all,
             checked: Arc::new(checked),
             webpki,
         })
+    }
+
+    /// The signature algorithms certificates may use.
+    pub fn algorithms(
+        &self,
+    ) -> &'static [&'static dyn rustls::pki_types::SignatureVerificationAlgorithm] {
+        self.algorithms
     }
 
     /// How far the server's certificate is trusted: `Verified` (chain
@@ -499,13 +525,7 @@ mod tests {
     #[test]
     fn levels() {
         assert_eq!(Level::parse("encrypt").unwrap().0, Level::Encrypt);
-        assert_eq!(
-            Level::parse("dane").unwrap(),
-            (
-                Level::May,
-                Some("DANE needs a DNSSEC-validating resolver: using may")
-            )
-        );
+        assert_eq!(Level::parse("dane").unwrap(), (Level::Dane, None));
         assert!(Level::parse("bogus").is_err());
         assert!(Level::Secure.verifies() && !Level::Encrypt.verifies());
     }

@@ -184,7 +184,7 @@ impl Access {
         let dns = if asks_domains || asks_client || !rbl_lists.is_empty() {
             let use_dns = !cf.bool("disable_dns_lookups").map_err(e)?;
             let servers = crate::settings::list(cf, "rostfix_dns_servers").map_err(e)?;
-            Some(crate::smtp::dns::Dns::new(use_dns, &servers)?)
+            Some(crate::smtp::dns::Dns::new(use_dns, &servers, "")?)
         } else {
             None
         };
