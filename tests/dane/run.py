@@ -56,6 +56,56 @@ the `]:PORT:`, the protocol and cipher after it are not):
       off.example.net[127.0.0.11]:PORT: ...
     Its MX query goes without the DO bit, yet the MX host's A query has it
     (not checked here).
+  * dane-only (smtp_tls_policy_maps, texthash:): a 3 1 1 match is
+    delivered like dane (`Verified TLS connection established to
+    only-ee.example.net[127.0.0.14]:PORT`). Anything short of DANE defers
+    before connecting: relay=none, dsn=4.7.5, the reason in a warning too:
+      - secure NODATA:
+        postfix/smtp: warning: TLS policy lookup for
+        dane-only-notlsa.example.net/only-notlsa.example.net: no TLSA records found
+        status=deferred (no TLSA records found)
+      - only 1 1 1: the unsupported-usage warning as for `unusable`, then
+        postfix/smtp: warning: TLS policy lookup for
+        dane-only-unusable.example.net/only-pkix.example.net: TLSA records unusable
+        status=deferred (TLSA records unusable)
+      - a transport daneonlyoff (`-o smtp_dns_support_level=` `-o
+        smtp_tls_security_level=dane-only`, syslog_name postfix/daneonlyoff);
+        no TLSA query, the MX query without DO:
+        postfix/daneonlyoff/smtp: warning: dane-only-off.example.net:
+        dane-only configured with dnssec lookups disabled
+        postfix/daneonlyoff/smtp: warning: TLS policy lookup for
+        dane-only-off.example.net/only-off.example.net: client TLS
+        configuration problem
+        status=deferred (client TLS configuration problem)
+      - an unsigned MX for a signed host with a matching TLSA: no TLSA query,
+        postfix/smtp: warning: TLS policy lookup for
+        only.insecure.example.net/only-secure.example.net: non DNSSEC destination
+        status=deferred (non DNSSEC destination)
+  * dane, an unsigned MX for a signed host with a matching TLSA record
+    (smtp_tls_dane_insecure_mx_policy = dane by default): the TLSA query is
+    made and the mail delivered, but the TLS line says `Trusted`, not
+    `Verified`: `Trusted TLS connection established to
+    secure.example.net[127.0.0.19]:PORT`.
+  * two MX hosts, the first (preference 10) with a mismatching TLSA
+    record: as for mismatch, then the queue ID and the reason alone, then
+    the second (20) gets it:
+      postfix/smtp: server certificate verification failed for
+      first-mismatch.example.net[127.0.0.20]:PORT: num=65:no matching DANE TLSA records
+      postfix/smtp: Untrusted TLS connection established to
+      first-mismatch.example.net[127.0.0.20]:PORT: ...
+      postfix/smtp: QID: Server certificate not verified
+      postfix/smtp: Verified TLS connection established to
+      second-ee.example.net[127.0.0.21]:PORT: ...
+      relay=second-ee.example.net[127.0.0.21]:PORT, dsn=2.0.0, status=sent
+  * DANE-TA (2 0 1 of the CA) with the EE's name (ta.example.net) not the
+    MX host's (ta-other.example.net): the name is checked, deferred:
+      postfix/smtp: server certificate verification failed for
+      ta-other.example.net[127.0.0.22]:PORT: num=62:hostname mismatch
+      postfix/smtp: Untrusted TLS connection established to ...
+      relay=ta-other.example.net[127.0.0.22]:PORT, dsn=4.7.5,
+      status=deferred (Server certificate not verified)
+  * DANE-EE 3 1 1 of a self-signed X.509 v1 certificate: delivered,
+    `Verified TLS connection established to ee-v1.example.net[127.0.0.23]`.
   * dnssec_probe (ns:.): no warning at start; the first smtp process whose
     first DNSSEC lookup (here the insecure scenario's MX) comes back
     without AD sends one `. NS` query with DO; the answer has no AD, so:
@@ -82,13 +132,16 @@ What runs:
     insecure.example.net are unsigned, the rest signed: their answers,
     NODATA and NXDOMAIN included, carry the AD bit when the query has DO
     (or AD) set; SERVFAIL for the TLSA query of servfail.example.net;
-  * SMTP servers (python3-aiosmtpd) on 127.0.0.2-13 at one common free
+  * SMTP servers (python3-aiosmtpd) on 127.0.0.2-23 at one common free
     port (smtp_tcp_port), with STARTTLS and a certificate made with
-    openssl (a self-signed `ee`, or `ta` issued by a private CA and sent
-    with the CA's certificate) or without STARTTLS (plain, pkix-plain,
-    notlsa-plain);
-  * a private instance (tests/common.py; tests/mx/run.py's Instance) and a
-    transport `nodnssec` (transport_maps for dnssec-off.example.net).
+    openssl (a self-signed `ee`, a self-signed X.509 v1 `ee-v1`, or `ta`
+    issued by a private CA and sent with the CA's certificate) or without
+    STARTTLS (plain, pkix-plain, notlsa-plain);
+  * a private instance (tests/common.py; tests/mx/run.py's Instance),
+    transports `nodnssec` and `daneonlyoff` (transport_maps for
+    dnssec-off.example.net, dane-only-off.example.net) and
+    smtp_tls_policy_maps = texthash:etc/tls_policy, `DOMAIN dane-only` for
+    the domains of DANE_ONLY.
 
 Scenarios (one message each, checked in turn: the to=<...> line's relay,
 dsn, status, reason; the client's other lines and any warning; which
@@ -108,6 +161,18 @@ contacted; the DO bit on the MX query; whether the TLSA query was made):
   unusable-plain  only TLSA 1 1 1, no STARTTLS: deferred 4.7.4
   no-tlsa-plain   secure NODATA, no STARTTLS: sent in the clear
   dnssec-off      the nodnssec transport: sent (Untrusted), with the warning
+  dane-only       dane-only, TLSA 3 1 1: sent (Verified)
+  dane-only-no-tlsa     dane-only, secure NODATA: deferred 4.7.5, not contacted
+  dane-only-unusable    dane-only, only 1 1 1: deferred 4.7.5, not contacted
+  dane-only-dnssec-off  the daneonlyoff transport: deferred 4.7.5, not contacted
+  dane-only-insecure-mx dane-only, unsigned MX, signed host and TLSA:
+                  deferred 4.7.5, not contacted, no TLSA query
+  insecure-mx-secure-host  dane, unsigned MX, signed host and matching
+                  TLSA: sent (Trusted)
+  two-mx          dane, MX 10 mismatch, MX 20 3 1 1: the first tried, the
+                  second gets it (Verified)
+  dane-ta-name    TLSA 2 0 1 of the CA, the EE for another name: deferred 4.7.5
+  dane-ee-v1      TLSA 3 1 1 of an X.509 v1 self-signed certificate: sent (Verified)
 and then: one probe query and its two warnings in the whole maillog.
 
 Usage: tests/dane/run.py [-v] [--keep]   (SUBJECT=postfix: Debian's Postfix, root)
@@ -171,7 +236,8 @@ class Certs:
     """The servers' keys and certificates, made with the openssl command in
     DIR: `ee`, a self-signed certificate (DANE-EE); `ca`, a private CA,
     and `ta`, a certificate it issued for ta.example.net (DANE-TA),
-    presented with the CA's certificate after it (ta-chain.pem)."""
+    presented with the CA's certificate after it (ta-chain.pem); `ee-v1`,
+    a self-signed X.509 v1 certificate (no extensions)."""
 
     def __init__(self, dir):
         self.dir = dir
@@ -194,6 +260,14 @@ class Certs:
             for n in ("ta.pem", "ca.pem"):
                 with open(self.path(n)) as g:
                     f.write(g.read())
+        # An X.509 v1 self-signed certificate: `x509 -req` without extensions.
+        openssl("req", "-new", *ec, "-keyout", self.path("ee-v1.key"),
+                "-out", self.path("ee-v1.csr"), "-subj", "/CN=ee-v1.example.net")
+        openssl("x509", "-req", "-in", self.path("ee-v1.csr"), "-signkey",
+                self.path("ee-v1.key"), "-days", "2", "-out", self.path("ee-v1.pem"))
+        text = openssl("x509", "-in", self.path("ee-v1.pem"), "-noout", "-text").decode()
+        if "Version: 1 (0x0)" not in text:
+            raise SystemExit("openssl x509 -req made no X.509 v1 certificate")
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -242,7 +316,7 @@ def make_zone(port, certs):
 
     zone = {}
     for domain, mxhost in DOMAINS.items():
-        zone[domain] = {"MX": [(10, mxhost)]}
+        zone[domain] = {"MX": mxhost if isinstance(mxhost, list) else [(10, mxhost)]}
     host("ee.example.net", "127.0.0.2", [(3, 1, 1, ee_spki)])
     host("ee-cert.example.net", "127.0.0.3", [(3, 0, 1, ee_cert)])
     host("mismatch.example.net", "127.0.0.4", [(3, 1, 1, wrong)])
@@ -255,11 +329,21 @@ def make_zone(port, certs):
     host("off.example.net", "127.0.0.11", [(3, 1, 1, wrong)])
     host("pkix-plain.example.net", "127.0.0.12", [(1, 1, 1, ee_spki)])
     host("notlsa-plain.example.net", "127.0.0.13")
+    host("only-ee.example.net", "127.0.0.14", [(3, 1, 1, ee_spki)])
+    host("only-notlsa.example.net", "127.0.0.15")
+    host("only-pkix.example.net", "127.0.0.16", [(1, 1, 1, ee_spki)])
+    host("only-off.example.net", "127.0.0.17", [(3, 1, 1, ee_spki)])
+    host("only-secure.example.net", "127.0.0.18", [(3, 1, 1, ee_spki)])
+    host("secure.example.net", "127.0.0.19", [(3, 1, 1, ee_spki)])
+    host("first-mismatch.example.net", "127.0.0.20", [(3, 1, 1, wrong)])
+    host("second-ee.example.net", "127.0.0.21", [(3, 1, 1, ee_spki)])
+    host("ta-other.example.net", "127.0.0.22", [(2, 0, 1, certs.cert_sha256("ca"))])
+    host("ee-v1.example.net", "127.0.0.23", [(3, 1, 1, certs.spki_sha256("ee-v1"))])
     zone["ns.example.net"] = {"A": ["127.0.0.1"]}
     return zone
 
 
-# recipient domain -> its only MX host
+# recipient domain -> its only MX host, or its MX records [(preference, host)]
 DOMAINS = {
     "dane-ee.example.net": "ee.example.net",
     "dane-ee-cert.example.net": "ee-cert.example.net",
@@ -273,7 +357,20 @@ DOMAINS = {
     "dnssec-off.example.net": "off.example.net",
     "unusable-plain.example.net": "pkix-plain.example.net",
     "no-tlsa-plain.example.net": "notlsa-plain.example.net",
+    "dane-only.example.net": "only-ee.example.net",
+    "dane-only-notlsa.example.net": "only-notlsa.example.net",
+    "dane-only-unusable.example.net": "only-pkix.example.net",
+    "dane-only-off.example.net": "only-off.example.net",
+    "only.insecure.example.net": "only-secure.example.net",
+    "dane.insecure.example.net": "secure.example.net",
+    "two-mx.example.net": [(10, "first-mismatch.example.net"), (20, "second-ee.example.net")],
+    "dane-ta-name.example.net": "ta-other.example.net",
+    "dane-ee-v1.example.net": "ee-v1.example.net",
 }
+
+# smtp_tls_policy_maps (texthash:): dane-only for these next-hop domains
+DANE_ONLY = ["dane-only.example.net", "dane-only-notlsa.example.net",
+             "dane-only-unusable.example.net", "only.insecure.example.net"]
 
 
 class Dns:
@@ -385,6 +482,16 @@ SERVERS = {
     "127.0.0.11": ("off", "ee"),
     "127.0.0.12": ("pkix-plain", None),
     "127.0.0.13": ("notlsa-plain", None),
+    "127.0.0.14": ("only-ee", "ee"),
+    "127.0.0.15": ("only-notlsa", "ee"),
+    "127.0.0.16": ("only-pkix", "ee"),
+    "127.0.0.17": ("only-off", "ee"),
+    "127.0.0.18": ("only-secure", "ee"),
+    "127.0.0.19": ("secure", "ee"),
+    "127.0.0.20": ("first-mismatch", "ee"),
+    "127.0.0.21": ("second-ee", "ee"),
+    "127.0.0.22": ("ta-other", "ta"),
+    "127.0.0.23": ("ee-v1", "ee-v1"),
 }
 
 
@@ -452,7 +559,7 @@ class Servers:
             self.port, self.controllers = port, started
             self.armed = True
             return
-        raise SystemExit("no port free on 127.0.0.2-13 for the SMTP servers")
+        raise SystemExit("no port free on 127.0.0.2-23 for the SMTP servers")
 
     def stop(self):
         for c in self.controllers:
@@ -504,14 +611,22 @@ smtp_dns_support_level = dnssec
 smtp_tls_security_level = dane
 smtp_tls_loglevel = 1
 smtp_tcp_port = {smtp_port}
-transport_maps = inline:{{ {{dnssec-off.example.net = nodnssec:}} }}
+transport_maps = inline:{{ {{dnssec-off.example.net = nodnssec:}},
+    {{dane-only-off.example.net = daneonlyoff:}} }}
+smtp_tls_policy_maps = texthash:{self.etc}/tls_policy
 {dns_line}""")
+        with open(os.path.join(self.etc, "tls_policy"), "w") as f:
+            f.writelines(f"{d} dane-only\n" for d in DANE_ONLY)
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.write(common.MASTER_CF.format(port=self.port)
                     + "tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n"
                     "nodnssec  unix  -       -       n       -       -       smtp\n"
                     "  -o syslog_name=postfix/nodnssec\n"
-                    "  -o smtp_dns_support_level=\n")
+                    "  -o smtp_dns_support_level=\n"
+                    "daneonlyoff unix -     -       n       -       -       smtp\n"
+                    "  -o syslog_name=postfix/daneonlyoff\n"
+                    "  -o smtp_dns_support_level=\n"
+                    "  -o smtp_tls_security_level=dane-only\n")
         # Postfix's resolver, in its own mount namespace (SUBJECT=postfix):
         # glibc passes the AD bit on only with trust-ad.
         self.resolv = os.path.join(tmp, "resolv.conf")
@@ -572,7 +687,8 @@ def normalize(text, qid, port):
 
 
 class Scenario:
-    """One message to user@DOMAIN, whose only MX host is SERVERS[ADDRESS].
+    """One message to user@DOMAIN, whose only MX host (or HOST, of several)
+    is SERVERS[ADDRESS].
 
     sent        the message must reach that server (over TLS unless `tls`
                 is false); otherwise no server may get it
@@ -586,17 +702,20 @@ class Scenario:
     contacted   whether the client connected to the server
     tlsa        whether the TLSA query for _PORT._tcp.HOST is made
     do          whether the MX query has the DO bit
+    tried       other servers (addresses) the client must connect to first
+                without sending them the message
     """
 
     def __init__(self, name, domain, address, sent, dsn, status, reason, log=(), tls=True,
                  contacted=True, tlsa=True, do=True, relay_none=False,
-                 program="postfix/smtp"):
+                 program="postfix/smtp", host=None, tried=()):
         self.name, self.domain, self.address = name, domain, address
         self.sent, self.dsn, self.status, self.reason = sent, dsn, status, reason
         self.log, self.tls, self.contacted = list(log), tls, contacted
         self.tlsa, self.do = tlsa, do
         self.relay_none, self.program = relay_none, program
-        self.host = DOMAINS[domain]
+        self.host = host or DOMAINS[domain]
+        self.tried = list(tried)
 
 
 def tls_line(trust, host, address, program="postfix/smtp"):
@@ -658,6 +777,58 @@ SCENARIOS = [
               "dnssec lookups disabled",
               tls_line("Untrusted", "off.example.net", "127.0.0.11", "postfix/nodnssec/smtp")],
              tlsa=False, do=False, program="postfix/nodnssec/smtp"),
+    Scenario("dane-only", "dane-only.example.net", "127.0.0.14", True, "2.0.0", "sent",
+             "250 2.0.0 Ok: queued as ONLY-EE",
+             [tls_line("Verified", "only-ee.example.net", "127.0.0.14")]),
+    # dane-only: each way of falling short of DANE defers with 4.7.5 before
+    # any connection (relay=none), saying why in a warning and the reason.
+    Scenario("dane-only-no-tlsa", "dane-only-notlsa.example.net", "127.0.0.15", False, "4.7.5",
+             "deferred", "no TLSA records found",
+             ["postfix/smtp: warning: TLS policy lookup for "
+              "dane-only-notlsa.example.net/only-notlsa.example.net: no TLSA records found"],
+             contacted=False, relay_none=True),
+    Scenario("dane-only-unusable", "dane-only-unusable.example.net", "127.0.0.16", False,
+             "4.7.5", "deferred", "TLSA records unusable",
+             ["postfix/smtp: warning: _PORT._tcp.only-pkix.example.net unsupported TLSA "
+              "certificate usage: 1 1 1 {ee_spki}",
+              "postfix/smtp: warning: TLS policy lookup for "
+              "dane-only-unusable.example.net/only-pkix.example.net: TLSA records unusable"],
+             contacted=False, relay_none=True),
+    Scenario("dane-only-dnssec-off", "dane-only-off.example.net", "127.0.0.17", False, "4.7.5",
+             "deferred", "client TLS configuration problem",
+             ["postfix/daneonlyoff/smtp: warning: dane-only-off.example.net: dane-only "
+              "configured with dnssec lookups disabled",
+              "postfix/daneonlyoff/smtp: warning: TLS policy lookup for "
+              "dane-only-off.example.net/only-off.example.net: client TLS configuration problem"],
+             contacted=False, relay_none=True, tlsa=False, do=False,
+             program="postfix/daneonlyoff/smtp"),
+    # The host is signed, the MX is not: no TLSA query.
+    Scenario("dane-only-insecure-mx", "only.insecure.example.net", "127.0.0.18", False, "4.7.5",
+             "deferred", "non DNSSEC destination",
+             ["postfix/smtp: warning: TLS policy lookup for "
+              "only.insecure.example.net/only-secure.example.net: non DNSSEC destination"],
+             contacted=False, relay_none=True, tlsa=False),
+    # dane (smtp_tls_dane_insecure_mx_policy = dane): TLSA used, but `Trusted`.
+    Scenario("insecure-mx-secure-host", "dane.insecure.example.net", "127.0.0.19", True,
+             "2.0.0", "sent", "250 2.0.0 Ok: queued as SECURE",
+             [tls_line("Trusted", "secure.example.net", "127.0.0.19")]),
+    Scenario("two-mx", "two-mx.example.net", "127.0.0.21", True, "2.0.0", "sent",
+             "250 2.0.0 Ok: queued as SECOND-EE",
+             ["postfix/smtp: server certificate verification failed for "
+              "first-mismatch.example.net[127.0.0.20]:PORT: num=65:no matching DANE TLSA records",
+              tls_line("Untrusted", "first-mismatch.example.net", "127.0.0.20"),
+              "postfix/smtp: QID: Server certificate not verified",
+              tls_line("Verified", "second-ee.example.net", "127.0.0.21")],
+             host="second-ee.example.net", tried=["127.0.0.20"]),
+    # DANE-TA checks the name: ta.example.net's certificate at ta-other.
+    Scenario("dane-ta-name", "dane-ta-name.example.net", "127.0.0.22", False, "4.7.5",
+             "deferred", "Server certificate not verified",
+             ["postfix/smtp: server certificate verification failed for "
+              "ta-other.example.net[127.0.0.22]:PORT: num=62:hostname mismatch",
+              tls_line("Untrusted", "ta-other.example.net", "127.0.0.22")]),
+    Scenario("dane-ee-v1", "dane-ee-v1.example.net", "127.0.0.23", True, "2.0.0", "sent",
+             "250 2.0.0 Ok: queued as EE-V1",
+             [tls_line("Verified", "ee-v1.example.net", "127.0.0.23")]),
 ]
 
 
@@ -717,6 +888,8 @@ def run_scenario(inst, servers, dns, sc, values):
     contacted = conns[sc.address] - conns0[sc.address]
     check(bool(contacted) == sc.contacted,
           f"{n}: {name} was {'' if sc.contacted else 'not '}contacted ({contacted} times)")
+    for a in sc.tried:
+        check(conns[a] - conns0[a] > 0, f"{n}: {SERVERS[a][0]} ({a}) was contacted first")
 
     mx_do = [d for q, t, d in queries if q == sc.domain and t == "MX"]
     check(mx_do and all(d == sc.do for d in mx_do),

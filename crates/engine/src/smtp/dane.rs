@@ -42,19 +42,69 @@ impl Tlsa {
 
     /// Whether `cert` (DER) is what this record describes.
     fn matches(&self, cert: &[u8]) -> bool {
-        let selected: Vec<u8> = match self.selector {
-            0 => cert.to_vec(),
-            _ => match webpki::EndEntityCert::try_from(&CertificateDer::from(cert)) {
-                Ok(c) => c.subject_public_key_info().as_ref().to_vec(),
-                Err(_) => return false,
+        let selected = match self.selector {
+            0 => cert,
+            _ => match spki(cert) {
+                Some(key) => key,
+                None => return false,
             },
         };
         match self.matching {
-            0 => selected == self.data,
-            1 => Sha256::digest(&selected).as_slice() == self.data.as_slice(),
-            2 => Sha512::digest(&selected).as_slice() == self.data.as_slice(),
+            0 => selected == self.data.as_slice(),
+            1 => Sha256::digest(selected).as_slice() == self.data.as_slice(),
+            2 => Sha512::digest(selected).as_slice() == self.data.as_slice(),
             _ => false,
         }
+    }
+}
+
+/// The SubjectPublicKeyInfo of a DER certificate, tag and length
+/// included: walked to by hand because DANE-EE needs only the key, and
+/// a certificate parser that insists on a valid certificate (X.509 v3,
+/// known critical extensions) would refuse the bare self-signed ones
+/// DANE-EE servers often have (RFC 7672 section 3.1.1).
+pub fn spki(cert: &[u8]) -> Option<&[u8]> {
+    // One DER element at the start of `der`: (tag, contents, element).
+    fn element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let tag = *der.first()?;
+        let first = *der.get(1)?;
+        let (len, head) = if first < 0x80 {
+            (usize::from(first), 2)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 {
+                return None;
+            }
+            let mut len = 0usize;
+            for b in der.get(2..2 + n)? {
+                len = (len << 8) | usize::from(*b);
+            }
+            (len, 2 + n)
+        };
+        let end = head.checked_add(len)?;
+        Some((tag, der.get(head..end)?, der.get(..end)?))
+    }
+    const SEQUENCE: u8 = 0x30;
+    let (SEQUENCE, certificate, _) = element(cert)? else {
+        return None;
+    };
+    let (SEQUENCE, tbs, _) = element(certificate)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    // version [0] (absent in X.509 v1), serialNumber, signature, issuer,
+    // validity, subject; then the key.
+    let (tag, _, el) = element(rest)?;
+    if tag == 0xa0 {
+        rest = &rest[el.len()..];
+    }
+    for _ in 0..5 {
+        let (_, _, el) = element(rest)?;
+        rest = &rest[el.len()..];
+    }
+    match element(rest)? {
+        (SEQUENCE, _, key) => Some(key),
+        _ => None,
     }
 }
 
@@ -204,6 +254,39 @@ mod tests {
         assert!(!rec(3, 1, 1, vec![0; 31]).usable());
         assert!(!rec(3, 2, 1, vec![0; 32]).usable());
         assert!(!rec(3, 1, 3, vec![0; 32]).usable());
+    }
+
+    /// A certificate's DER: tbs holds the given version, five fields and
+    /// the key; what follows tbs does not matter here.
+    fn certificate(version: bool, key: &[u8]) -> Vec<u8> {
+        let mut tbs = Vec::new();
+        if version {
+            tbs.extend_from_slice(&[0xa0, 0x03, 0x02, 0x01, 0x02]);
+        }
+        tbs.extend_from_slice(&[0x02, 0x01, 0x07]); // serial 7
+        for _ in 0..4 {
+            tbs.extend_from_slice(&[0x30, 0x00]); // algorithm, names, validity
+        }
+        tbs.extend_from_slice(key);
+        let mut inner = vec![0x30, u8::try_from(tbs.len()).unwrap()];
+        inner.extend_from_slice(&tbs);
+        inner.extend_from_slice(&[0x30, 0x00, 0x03, 0x01, 0x00]);
+        let mut out = vec![0x30, 0x81, u8::try_from(inner.len()).unwrap()];
+        out.extend_from_slice(&inner);
+        out
+    }
+
+    #[test]
+    fn keys_of_v1_and_v3_certificates() {
+        let key = [0x30, 0x03, 0x03, 0x01, 0x00];
+        assert_eq!(spki(&certificate(true, &key)), Some(&key[..]));
+        assert_eq!(spki(&certificate(false, &key)), Some(&key[..]));
+        let digest = Sha256::digest(key).to_vec();
+        assert!(rec(3, 1, 1, digest).matches(&certificate(false, &key)));
+        // Cut short, or no key where one belongs.
+        let whole = certificate(true, &key);
+        assert_eq!(spki(&whole[..whole.len() - 12]), None);
+        assert_eq!(spki(&certificate(true, &[0x02, 0x01, 0x00])), None);
     }
 
     #[test]

@@ -219,6 +219,8 @@ impl Dns {
         edns.set_dnssec_ok(true).set_max_payload(1232);
         query.set_edns(edns);
         let wire = query.to_vec().map_err(|_| temporary())?;
+        // SERVFAIL and the like from one server: the next one is asked
+        // (as glibc does); NXDOMAIN and answers are final.
         for _ in 0..2 {
             for server in &v.servers {
                 let Ok(reply) = exchange(*server, &wire, id).await else {
@@ -254,7 +256,7 @@ impl Dns {
                     ResponseCode::NXDomain => Err(Failed::NotFound(format!(
                         "Name service error for name={name} type={kind}: Host not found"
                     ))),
-                    _ => Err(temporary()),
+                    _ => continue,
                 };
             }
         }
@@ -454,8 +456,9 @@ async fn exchange(server: SocketAddr, wire: &[u8], id: u16) -> std::io::Result<M
     socket.connect(server).await?;
     socket.send(wire).await?;
     let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
     let reply = loop {
-        let n = tokio::time::timeout(limit, socket.recv(&mut buf))
+        let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         // Stray or forged datagrams are skipped, not believed.
@@ -480,7 +483,7 @@ async fn exchange(server: SocketAddr, wire: &[u8], id: u16) -> std::io::Result<M
         let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
         tcp.read_exact(&mut body).await?;
         let m = Message::from_vec(&body).map_err(|_| bad("unreadable answer"))?;
-        if m.id() != id {
+        if m.id() != id || m.message_type() != MessageType::Response {
             return Err(bad("answer to another query"));
         }
         Ok(m)

@@ -47,6 +47,27 @@ pub struct Timeouts {
     pub quit: Duration,
 }
 
+/// What DANE does for a host named by an MX lookup that was not secure
+/// (smtp_tls_dane_insecure_mx_policy): its TLSA records still count
+/// (`dane`), or TLS without them (`may`, `encrypt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsecureMx {
+    May,
+    Encrypt,
+    Dane,
+}
+
+impl InsecureMx {
+    fn parse(s: &str) -> Result<InsecureMx, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "may" => Ok(InsecureMx::May),
+            "encrypt" => Ok(InsecureMx::Encrypt),
+            "dane" => Ok(InsecureMx::Dane),
+            other => Err(format!("unknown policy: {other}")),
+        }
+    }
+}
+
 /// One smtp or lmtp transport's settings.
 #[derive(Debug)]
 pub struct Client {
@@ -68,9 +89,8 @@ pub struct Client {
     pub tls_level: tls::Level,
     /// smtp_dns_support_level = dnssec: DANE can be had.
     pub dnssec: bool,
-    /// smtp_tls_dane_insecure_mx_policy = may: no DANE for hosts an
-    /// insecure MX lookup named.
-    pub dane_insecure_mx_may: bool,
+    /// smtp_tls_dane_insecure_mx_policy.
+    pub dane_insecure_mx: InsecureMx,
     pub tls_policy_maps: Maps,
     pub tls: tls::Tls,
     pub sasl_enable: bool,
@@ -189,11 +209,12 @@ impl Client {
                 .unwrap_or(0),
             tls_level,
             dnssec: text("dns_support_level")?.eq_ignore_ascii_case("dnssec"),
-            dane_insecure_mx_may: !lmtp
-                && cf
-                    .string("smtp_tls_dane_insecure_mx_policy")
-                    .map_err(e)?
-                    .eq_ignore_ascii_case("may"),
+            dane_insecure_mx: if lmtp {
+                InsecureMx::May
+            } else {
+                InsecureMx::parse(&cf.string("smtp_tls_dane_insecure_mx_policy").map_err(e)?)
+                    .map_err(|m| format!("smtp_tls_dane_insecure_mx_policy: {m}"))?
+            },
             tls_policy_maps: open("tls_policy_maps")?,
             tls,
             sasl_enable: cf.bool(&name("sasl_auth_enable")).map_err(e)?,

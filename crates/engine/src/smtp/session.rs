@@ -12,7 +12,7 @@ use tokio::net::{TcpSocket, UnixStream};
 use super::conn::{Broken, Conn, Peer, Stream, one_line, status_code};
 use super::nexthop::{self, Host, Target};
 use super::tls::Level;
-use super::{Client, Message, Outcome, Rcpt, sasl};
+use super::{Client, InsecureMx, Message, Outcome, Rcpt, sasl};
 use super::{dane, dns};
 use crate::settings::Settings;
 use crate::virtual_agent::Failure;
@@ -96,6 +96,23 @@ pub(super) async fn deliver(
     let mut kept = None;
     let mut dsn = false;
     let generic = Generic::new(s, client, message);
+    let configured = match tls_level(client, nexthop) {
+        Ok(level) => level,
+        Err((dsn, why)) => {
+            let f = HostFailed::soft(dsn, why);
+            return (finish(states, &relay, 0.0, Some(f)), None);
+        }
+    };
+    // DANE decides per connection, with what DNS says now: no
+    // connection made before is reused for it.
+    let dane = matches!(configured, Level::Dane | Level::DaneOnly);
+    let cached = match cached {
+        Some(conn) if dane => {
+            quit(conn, client).await;
+            None
+        }
+        other => other,
+    };
 
     // A cached connection first; if it broke meanwhile, a new one.
     if let Some(mut conn) = cached {
@@ -122,7 +139,7 @@ pub(super) async fn deliver(
         }
     }
 
-    let targets = match targets(s, client, nexthop, log).await {
+    let targets = match targets(s, client, configured, nexthop, log).await {
         Ok(t) => t,
         Err(f) => return (finish(states, &relay, 0.0, Some(f)), None),
     };
@@ -148,8 +165,23 @@ pub(super) async fn deliver(
             }
         }
         let t = Instant::now();
-        let opened = match open(s, client, &host, message, nexthop, false, log).await {
-            Err(f) if f.retry_plain => open(s, client, &host, message, nexthop, true, log).await,
+        // No connection without its TLS policy (a failure says relay=none).
+        let tls = match tls_policy(s, client, configured, nexthop, &host, log).await {
+            Ok(tls) => tls,
+            Err(f) => {
+                last = Some(f);
+                continue;
+            }
+        };
+        let opened = match open(s, client, &host, message, nexthop, &tls, log).await {
+            // Only where TLS was optional (`may`) is plaintext a fallback.
+            Err(f) if f.retry_plain && tls.level == Level::May => {
+                let plain = TlsPolicy {
+                    level: Level::None,
+                    ..tls
+                };
+                open(s, client, &host, message, nexthop, &plain, log).await
+            }
             other => other,
         };
         let mut conn = match opened {
@@ -181,11 +213,11 @@ pub(super) async fn deliver(
         {
             // What the server refused for now stays refused: backup
             // hosts are for hosts that cannot be reached.
-            Ok(true) => {
+            Ok(true) if !dane => {
                 kept = Some(conn);
                 break;
             }
-            Ok(false) => {
+            Ok(_) => {
                 quit(conn, client).await;
                 break;
             }
@@ -231,6 +263,7 @@ fn finish(states: Vec<State>, relay: &str, setup: f64, last: Option<HostFailed>)
 async fn targets(
     s: &Settings,
     client: &Client,
+    configured: Level,
     nexthop: &str,
     log: &crate::log::Log,
 ) -> Result<Vec<Candidate>, HostFailed> {
@@ -243,20 +276,18 @@ async fn targets(
     .map_err(|why| HostFailed::soft("4.3.5", why))?;
     let mut out = Vec::new();
     // DANE needs to know which records were secure.
-    let dane = matches!(
-        tls_level(client, nexthop),
-        Ok(Level::Dane | Level::DaneOnly)
-    );
-    if dane && !client.dnssec {
+    let dane = matches!(configured, Level::Dane | Level::DaneOnly);
+    let dnssec = dane && client.dnssec && s.clients.dns.has_mx();
+    if dane && !dnssec {
         log.tagged_warning(
             &client.log_tag,
             &format!(
-                "{}: dane configured with dnssec lookups disabled",
-                nexthop_domain(nexthop)
+                "{}: {} configured with dnssec lookups disabled",
+                nexthop_domain(nexthop),
+                configured.name()
             ),
         );
     }
-    let dnssec = dane && client.dnssec;
     match target {
         Target::Unix(path) => out.push(Candidate::Unix(path)),
         Target::Inet { host, port, mx } => {
@@ -326,18 +357,10 @@ async fn open(
     target: &Candidate,
     message: &Message<'_>,
     nexthop: &str,
-    plain_only: bool,
+    tls: &TlsPolicy,
     log: &crate::log::Log,
 ) -> Result<Conn, HostFailed> {
     let t = &client.timeouts;
-    // No connection without its TLS policy (the log says relay=none).
-    let tls = match tls_policy(s, client, nexthop, target, log).await? {
-        tls if plain_only => TlsPolicy {
-            level: Level::None,
-            ..tls
-        },
-        tls => tls,
-    };
     let (stream, peer): (Box<dyn Stream>, Peer) = match target {
         Candidate::Unix(path) => {
             let peer = Peer {
@@ -399,7 +422,7 @@ async fn open(
         }
     };
     let relay = peer.relay();
-    match setup(client, Conn::new(stream, peer), message, nexthop, &tls, log).await {
+    match setup(client, Conn::new(stream, peer), message, nexthop, tls, log).await {
         Ok(conn) => Ok(conn),
         Err((mut f, conn)) => {
             if let Some(conn) = conn {
@@ -592,44 +615,97 @@ fn tls_level(client: &Client, nexthop: &str) -> Result<Level, (&'static str, Str
 
 /// The TLS a connection must have.
 struct TlsPolicy {
+    /// What is in force: never `DaneOnly`; `Dane` means the server's
+    /// certificates must match `tlsa`.
     level: Level,
-    /// At [`Level::Dane`]: the records the server's certificates must
-    /// match.
     tlsa: Vec<dane::Tlsa>,
+    /// DANE in force for a host an insecure MX lookup named: its key is
+    /// what DNS says, but DNS could not say that it is the right host
+    /// (the log says `Trusted`, not `Verified`).
+    insecure_mx: bool,
 }
 
-/// The TLS for a connection to `target`: the level for the next hop,
+impl TlsPolicy {
+    fn at(level: Level) -> TlsPolicy {
+        TlsPolicy {
+            level,
+            tlsa: Vec::new(),
+            insecure_mx: false,
+        }
+    }
+}
+
+/// The TLS for a connection to `target` under the `configured` level,
 /// with DANE decided for the host (RFC 7672 section 2.2): its TLSA
 /// records when its address (and the MX records that named it) were
-/// secure; none, the level's fallback (`may`, or a failure at
-/// `dane-only`); records none of which is usable, unauthenticated but
-/// mandatory TLS; a failed TLSA lookup, no connection to this host now.
+/// secure. At `dane` what is missing falls back: no secure TLSA records,
+/// `may`; records none of which is usable, `encrypt`. At `dane-only`
+/// nothing falls back: the mail waits. A failed TLSA lookup means no
+/// connection to this host now, at either level. Reasons and warnings
+/// in Postfix's words.
 async fn tls_policy(
     s: &Settings,
     client: &Client,
+    configured: Level,
     nexthop: &str,
     target: &Candidate,
     log: &crate::log::Log,
 ) -> Result<TlsPolicy, HostFailed> {
-    let level = tls_level(client, nexthop).map_err(|(dsn, why)| HostFailed::soft(dsn, why))?;
-    let policy = |level| TlsPolicy {
-        level,
-        tlsa: Vec::new(),
-    };
-    if !matches!(level, Level::Dane | Level::DaneOnly) {
-        return Ok(policy(level));
+    if !matches!(configured, Level::Dane | Level::DaneOnly) {
+        return Ok(TlsPolicy::at(configured));
     }
-    let host = match target {
-        Candidate::Inet(host) if client.dnssec => host,
-        _ => return Ok(policy(Level::May)),
+    let warn = |text: &str| log.tagged_warning(&client.log_tag, text);
+    let host_name = match target {
+        Candidate::Inet(host) => host.name.clone(),
+        Candidate::Unix(path) => path.display().to_string(),
+    };
+    match dane_policy(s, client, configured == Level::DaneOnly, target, &warn).await {
+        Ok(policy) => Ok(policy),
+        Err(why) => {
+            warn(&format!(
+                "TLS policy lookup for {}/{host_name}: {why}",
+                nexthop_domain(nexthop)
+            ));
+            Err(HostFailed::soft("4.7.5", why))
+        }
+    }
+}
+
+/// [`tls_policy`] at `dane` (`only` false) or `dane-only`: the policy,
+/// or why there is none.
+async fn dane_policy(
+    s: &Settings,
+    client: &Client,
+    only: bool,
+    target: &Candidate,
+    warn: &dyn Fn(&str),
+) -> Result<TlsPolicy, String> {
+    // What `dane` falls back to, or why `dane-only` does not deliver.
+    let fall_back = |level, why: &str| {
+        if only {
+            Err(why.to_string())
+        } else {
+            Ok(TlsPolicy::at(level))
+        }
     };
     let dns = &s.clients.dns;
-    let insecure = !host.secure_address || (!host.secure_mx && client.dane_insecure_mx_may);
-    let warn = |text: &str| log.tagged_warning(&client.log_tag, text);
-    let found = if insecure {
+    let host = match target {
+        Candidate::Inet(host) if client.dnssec && dns.has_mx() => host,
+        _ => return fall_back(Level::May, "client TLS configuration problem"),
+    };
+    let insecure_mx = !host.secure_mx;
+    let found = if !host.secure_address {
         Ok(dane::Policy::Absent)
+    } else if insecure_mx && only {
+        return Err("non DNSSEC destination".into());
+    } else if insecure_mx && client.dane_insecure_mx != InsecureMx::Dane {
+        let level = match client.dane_insecure_mx {
+            InsecureMx::Encrypt => Level::Encrypt,
+            _ => Level::May,
+        };
+        return Ok(TlsPolicy::at(level));
     } else {
-        dane::lookup(dns, &host.name, host.port, &warn).await
+        dane::lookup(dns, &host.name, host.port, warn).await
     };
     if let Some(reason) = dns.dnssec_probe().await {
         warn("DNSSEC validation may be unavailable");
@@ -639,29 +715,17 @@ async fn tls_policy(
         Ok(dane::Policy::Records(tlsa)) => Ok(TlsPolicy {
             level: Level::Dane,
             tlsa,
+            insecure_mx,
         }),
-        Ok(dane::Policy::Unusable) => Ok(policy(Level::Encrypt)),
-        Ok(dane::Policy::Absent) if level == Level::Dane => Ok(policy(Level::May)),
-        Ok(dane::Policy::Absent) => Err(HostFailed::soft(
-            "4.7.5",
-            format!(
-                "TLS is required, but no usable TLSA records were found for {}:{}",
-                host.name, host.port
-            ),
-        )),
+        Ok(dane::Policy::Unusable) => fall_back(Level::Encrypt, "TLSA records unusable"),
+        Ok(dane::Policy::Absent) => fall_back(Level::May, "no TLSA records found"),
         Err(failed) => {
             if let dns::Failed::Temporary(problem) = failed {
                 warn(&format!(
                     "DANE TLSA lookup problem: Host or domain name not found. {problem}"
                 ));
             }
-            let why = format!("TLSA lookup error for {}:{}", host.name, host.port);
-            warn(&format!(
-                "TLS policy lookup for {}/{}: {why}",
-                nexthop_domain(nexthop),
-                host.name
-            ));
-            Err(HostFailed::soft("4.7.5", why))
+            Err(format!("TLSA lookup error for {}:{}", host.name, host.port))
         }
     }
 }
@@ -770,6 +834,7 @@ async fn starttls(
         let domain = nexthop_domain(nexthop);
         let names = [host.as_str(), domain.as_str()];
         match dane::verify(chain, &tls.tlsa, &names, client.tls.algorithms()) {
+            Ok(()) if tls.insecure_mx => "Trusted",
             Ok(()) => "Verified",
             Err(why) => {
                 log.tagged(

@@ -52,6 +52,19 @@ impl Level {
         })
     }
 
+    /// The name main.cf uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::None => "none",
+            Level::May => "may",
+            Level::Encrypt => "encrypt",
+            Level::Dane => "dane",
+            Level::DaneOnly => "dane-only",
+            Level::Verify => "verify",
+            Level::Secure => "secure",
+        }
+    }
+
     /// The server's certificate must be checked.
     pub fn verifies(self) -> bool {
         self >= Level::Verify
@@ -453,12 +466,24 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        let algorithms = &self.0.signature_verification_algorithms;
+        match rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms) {
+            // A certificate webpki will not read (X.509 v1, as self-signed
+            // DANE-EE servers have): the handshake is signed by its key
+            // all the same, and that key is what is checked.
+            Err(rustls::Error::InvalidCertificate(_)) => {
+                let key = super::dane::spki(cert.as_ref()).ok_or(
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding),
+                )?;
+                rustls::crypto::verify_tls13_signature_with_raw_key(
+                    message,
+                    &rustls::pki_types::SubjectPublicKeyInfoDer::from(key),
+                    dss,
+                    algorithms,
+                )
+            }
+            other => other,
+        }
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
