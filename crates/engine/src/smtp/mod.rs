@@ -6,8 +6,9 @@
 //! qmgr hands a message's recipients for one next hop over together
 //! ([`deliver`]): they go in one SMTP transaction. Connections to a next
 //! hop are limited by its destination concurrency limit, and kept open
-//! for the next message when more mail for the same next hop waits
-//! (smtp_connection_cache_on_demand) or the next hop is listed in
+//! for the next message when more mail for the same next hop waits or
+//! is being delivered (smtp_connection_cache_on_demand) or the next hop
+//! is listed in
 //! smtp_connection_cache_destinations.
 
 pub mod conn;
@@ -258,6 +259,8 @@ struct Destination {
     allowed: AtomicUsize,
     /// Deliveries waiting for a slot: more mail for this next hop.
     waiting: AtomicUsize,
+    /// Deliveries holding a slot.
+    busy: AtomicUsize,
     /// Open connections, with the time each was last used.
     idle: Mutex<Vec<(Conn, Instant)>>,
     /// A task closes the idle connections that time out.
@@ -294,6 +297,7 @@ impl Clients {
                     slots: tokio::sync::Semaphore::new(start),
                     allowed: AtomicUsize::new(start),
                     waiting: AtomicUsize::new(0),
+                    busy: AtomicUsize::new(0),
                     idle: Mutex::default(),
                     sweeping: Default::default(),
                 })
@@ -400,8 +404,14 @@ pub fn deliver(
         dest.waiting.fetch_sub(1, Ordering::SeqCst);
         let _permit = permit;
         let cached = take_idle(&dest, client);
+        dest.busy.fetch_add(1, Ordering::SeqCst);
         let (outcomes, conn) =
             session::deliver(s, client, message, nexthop, recipients, cached, log).await;
+        // Mail for this next hop waits, or other deliveries to it are
+        // under way: a steady flow, where the next message will want
+        // this connection (the sweeper closes it if none does).
+        let others = dest.busy.fetch_sub(1, Ordering::SeqCst) > 1;
+        let demand = others || dest.waiting.load(Ordering::SeqCst) > 0;
         // Slow start: a next hop that took mail may have one more
         // connection, up to its limit.
         if outcomes.iter().any(|o| o.result.is_ok())
@@ -416,14 +426,12 @@ pub fn deliver(
         }
         if let Some(conn) = conn {
             // A session authenticated for one sender is not another's.
-            let keep = !client.sender_dependent_authentication
-                && dest.waiting.load(Ordering::SeqCst) > 0
-                && client.cache_on_demand
+            let keep = !client.sender_dependent_authentication && demand && client.cache_on_demand
                 || !client.sender_dependent_authentication
                     && client
                         .cache_destinations
                         .iter()
-                        .any(|d| d.eq_ignore_ascii_case(nexthop));
+                        .any(|d| d.eq_ignore_ascii_case(cache_name(nexthop)));
             if keep {
                 put_idle(&dest, client, conn);
             } else {
@@ -432,6 +440,21 @@ pub fn deliver(
         }
         outcomes
     })
+}
+
+/// The name smtp_connection_cache_destinations lists a next hop by: a
+/// domain or relay host without `[]` or port, a UNIX socket's path
+/// without `unix:` (postconf(5)).
+fn cache_name(nexthop: &str) -> &str {
+    let hop = nexthop.trim();
+    if let Some(path) = hop.strip_prefix("unix:") {
+        return path;
+    }
+    let hop = hop.strip_prefix("inet:").unwrap_or(hop);
+    if let Some(rest) = hop.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    hop.split(':').next().unwrap_or(hop)
 }
 
 /// A cached connection that is not too old, if there is one.
@@ -488,6 +511,16 @@ fn put_idle(dest: &Arc<Destination>, client: &Client, conn: Conn) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_destination_names() {
+        assert_eq!(cache_name("[127.0.0.1]:2525"), "127.0.0.1");
+        assert_eq!(cache_name("[::1]:25"), "::1");
+        assert_eq!(cache_name("example.com"), "example.com");
+        assert_eq!(cache_name("relay.example.com:587"), "relay.example.com");
+        assert_eq!(cache_name("unix:/var/run/lmtp"), "/var/run/lmtp");
+        assert_eq!(cache_name("inet:[10.0.0.1]:24"), "10.0.0.1");
+    }
 
     #[test]
     fn client_settings_from_defaults() {
