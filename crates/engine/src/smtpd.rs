@@ -58,28 +58,48 @@ pub async fn serve(
     }
 }
 
-/// The outcome of a recipient check: the access restrictions
-/// (smtpd_check), then whether the recipient exists.
-/// `client_dns` keeps what the name service said of the client for the
-/// rest of the session.
-async fn check_recipient(
-    s: &Settings,
-    session: &Session,
-    tls: Option<&TlsSession>,
+/// What the access restrictions are asked about.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Judge {
+    /// A recipient (RCPT, VRFY): the five lists, then whether it exists.
+    Recipient,
+    /// DATA or the first BDAT: smtpd_data_restrictions.
+    Data,
+    /// The message's end: smtpd_end_of_data_restrictions.
+    EndOfData,
+}
+
+/// The session's side of a restriction check.
+struct Judged<'a> {
+    session: &'a Session,
+    tls: Option<&'a TlsSession>,
     client: IpAddr,
-    client_name: &str,
+    /// `unknown[127.0.0.1]`
+    client_name: &'a str,
+    improper_pipelining: bool,
+}
+
+/// Judges `given` (a recipient; at DATA the transaction's only one, or
+/// empty) with the access restrictions (smtpd_check), and a recipient
+/// also by whether it exists. `client_dns` keeps what the name service
+/// said of the client for the rest of the session.
+async fn check(
+    s: &Settings,
+    who: &Judged<'_>,
     client_dns: &mut Option<smtpd_check::Domain>,
     given: &str,
+    what: Judge,
 ) -> smtpd_check::Verdict {
+    let session = who.session;
     let sender = session.transaction().map(|t| t.from.as_str());
     // Nothing is looked up unless the lists ask.
-    let domains = smtpd_check::domains(s, client, *client_dns, sender, given).await;
+    let domains = smtpd_check::domains(s, who.client, *client_dns, sender, given).await;
     *client_dns = client_dns.or(domains.client);
     let r = resolve(s, given);
     let routed = smtpd_check::is_routed(&r.address);
     let req = smtpd_check::Request {
-        client,
-        client_name,
+        client: who.client,
+        client_name: who.client_name,
         helo: session.helo_name(),
         sender,
         recipient: given,
@@ -90,9 +110,16 @@ async fn check_recipient(
         sasl_active: s.smtpd_sasl.is_some()
             && (session.is_tls() || !s.smtpd_tls.as_ref().is_some_and(|t| t.auth_only)),
         sasl_username: session.authenticated().map(|(user, _)| user),
-        client_cert: tls.and_then(|t| t.client_cert.as_ref()),
+        client_cert: who.tls.and_then(|t| t.client_cert.as_ref()),
+        improper_pipelining: who.improper_pipelining,
         domains,
     };
+    match what {
+        Judge::Data | Judge::EndOfData => {
+            return smtpd_check::check_data(s, &req, what == Judge::EndOfData);
+        }
+        Judge::Recipient => {}
+    }
     let mut verdict = smtpd_check::check_recipient(s, &req);
     if verdict.refused.is_none()
         && let Err(reply) = check_listed(s, &r, given)
@@ -100,6 +127,31 @@ async fn check_recipient(
         verdict.refused = Some(reply);
     }
     verdict
+}
+
+/// The recipient smtpd_data_restrictions judge: the transaction's only
+/// one (Postfix names none when there are several).
+fn only_recipient(session: &Session) -> String {
+    match session.transaction().map(|t| t.recipients.as_slice()) {
+        Some([(only, _)]) => only.clone(),
+        _ => String::new(),
+    }
+}
+
+/// `from=<..> to=<..> proto=.. helo=<..>` of a reject line at DATA or the
+/// message's end (`to=` only for a single recipient, as Postfix).
+fn about_transaction(session: &Session) -> String {
+    let from = session
+        .transaction()
+        .map(|t| t.from.clone())
+        .unwrap_or_default();
+    let only = only_recipient(session);
+    let to = if only.is_empty() {
+        String::new()
+    } else {
+        format!(" to=<{only}>")
+    };
+    format!("from=<{from}>{to} {}", proto_helo(session))
 }
 
 /// smtpd_reject_unlisted_recipient: the recipient must exist.
@@ -337,8 +389,10 @@ async fn session(
         let text = String::from_utf8_lossy(&line).into_owned();
         last = verb_of(&text);
         // A client that sends more after a command it must wait on (one
-        // that ends a pipelined group, RFC 2920) is logged, once.
-        if !improper && ENDS_GROUP.contains(&last.as_str()) && !io.buffer().is_empty() {
+        // that ends a pipelined group, RFC 2920; any, where EHLO did not
+        // offer PIPELINING) is logged, once.
+        let must_wait = ENDS_GROUP.contains(&last.as_str()) || !session.is_esmtp();
+        if !improper && must_wait && !io.buffer().is_empty() {
             improper = true;
             improper_pipelining(log, &last, &client, io.buffer());
         }
@@ -446,16 +500,14 @@ async fn session(
                     }
                 }
                 Event::CheckRcpt { to, params } => {
-                    let verdict = check_recipient(
-                        s,
-                        &session,
-                        tls_info.as_ref(),
-                        peer.ip(),
-                        &client,
-                        &mut client_dns,
-                        &to,
-                    )
-                    .await;
+                    let who = Judged {
+                        session: &session,
+                        tls: tls_info.as_ref(),
+                        client: peer.ip(),
+                        client_name: &client,
+                        improper_pipelining: improper,
+                    };
+                    let verdict = check(s, &who, &mut client_dns, &to, Judge::Recipient).await;
                     let from = session
                         .transaction()
                         .map(|t| t.from.clone())
@@ -471,16 +523,14 @@ async fn session(
                         .trim_start_matches('<')
                         .trim_end_matches('>')
                         .to_string();
-                    let verdict = check_recipient(
-                        s,
-                        &session,
-                        tls_info.as_ref(),
-                        peer.ip(),
-                        &client,
-                        &mut client_dns,
-                        &addr,
-                    )
-                    .await;
+                    let who = Judged {
+                        session: &session,
+                        tls: tls_info.as_ref(),
+                        client: peer.ip(),
+                        client_name: &client,
+                        improper_pipelining: improper,
+                    };
+                    let verdict = check(s, &who, &mut client_dns, &addr, Judge::Recipient).await;
                     let about = format!("to=<{addr}> {}", proto_helo(&session));
                     match judged(log, "VRFY", &client, &about, verdict) {
                         None => session.replied(Reply::new(252, format!("2.0.0 {arg}"))),
@@ -506,7 +556,7 @@ async fn session(
                         session.replied(Reply::new(459, format!("<{site}>: service unavailable")))
                     }
                 }
-                Event::Bdat { size, last } => {
+                Event::Bdat { size, last } => 'bdat: {
                     if chunked.is_none() {
                         let cleanup = start_message(
                             &session,
@@ -515,6 +565,39 @@ async fn session(
                             &Who::new(peer, &client_name, &tls_info),
                         )
                         .await;
+                        // smtpd_data_restrictions, as at DATA; a refused
+                        // chunk is read and thrown away.
+                        if s.access.checks_data(false) {
+                            let judge = Judged {
+                                session: &session,
+                                tls: tls_info.as_ref(),
+                                client: peer.ip(),
+                                client_name: &client,
+                                improper_pipelining: improper,
+                            };
+                            let only = only_recipient(&session);
+                            let verdict =
+                                check(s, &judge, &mut client_dns, &only, Judge::Data).await;
+                            let qid = cleanup
+                                .as_ref()
+                                .map_or_else(|| "NOQUEUE".to_string(), |c| c.id().to_string());
+                            let about = about_transaction(&session);
+                            if let Some(reply) =
+                                judged_as(log, &qid, "BDAT", &client, &about, verdict)
+                            {
+                                if let Some(c) = cleanup {
+                                    c.abandon();
+                                }
+                                if discard(&mut io, s, size).await.is_err() {
+                                    log.info(
+                                        "smtpd",
+                                        &format!("lost connection after BDAT from {client}"),
+                                    );
+                                    return session.summary();
+                                }
+                                break 'bdat session.bdat_done(last, Err(reply));
+                            }
+                        }
                         chunked = Some(Chunked {
                             failed: cleanup.is_none(),
                             cleanup,
@@ -595,16 +678,49 @@ async fn session(
                     reply.write_to(&mut out);
                     break;
                 }
-                Event::StartData(r) => {
+                Event::StartData(r) => 'data: {
+                    let who = Who::new(peer, &client_name, &tls_info);
+                    let judge = Judged {
+                        session: &session,
+                        tls: tls_info.as_ref(),
+                        client: peer.ip(),
+                        client_name: &client,
+                        improper_pipelining: improper,
+                    };
+                    // smtpd_data_restrictions, with the queue ID the
+                    // transaction has by now in Postfix (its log line too).
+                    let mut started = None;
+                    if s.access.checks_data(false) {
+                        started = start_message(&session, s, log, &who).await;
+                        let only = only_recipient(&session);
+                        let verdict = check(s, &judge, &mut client_dns, &only, Judge::Data).await;
+                        let qid = started
+                            .as_ref()
+                            .map_or_else(|| "NOQUEUE".to_string(), |c| c.id().to_string());
+                        let about = about_transaction(&session);
+                        if let Some(reply) = judged_as(log, &qid, "DATA", &client, &about, verdict)
+                        {
+                            if let Some(c) = started {
+                                c.abandon();
+                            }
+                            break 'data session.rejected(reply);
+                        }
+                    }
                     r.write_to(&mut out);
                     if send(&mut io, &out).await.is_err() {
                         return session.summary();
                     }
                     out.clear();
-                    let who = Who::new(peer, &client_name, &tls_info);
-                    let reply = receive(&mut io, &session, s, log, &who, intake).await;
+                    let eod = s
+                        .access
+                        .checks_data(true)
+                        .then_some((&judge, &mut client_dns));
+                    let reply =
+                        receive(&mut io, &session, s, log, &who, intake, started, eod).await;
                     match reply {
-                        Ok(r) => session.data_done(r),
+                        Ok((r, false)) => session.data_done(r),
+                        // Refused at its end: Postfix keeps the envelope.
+                        Ok((r, true)) => session.data_rejected(r),
                         Err(Gone::Lost(n)) => {
                             session.data_aborted();
                             log.info(
@@ -865,6 +981,19 @@ fn judged(
     about: &str,
     verdict: smtpd_check::Verdict,
 ) -> Option<Reply> {
+    judged_as(log, "NOQUEUE", verb, client, about, verdict)
+}
+
+/// [`judged`] for a transaction that has a queue ID already (at DATA and
+/// the message's end), or `NOQUEUE`.
+fn judged_as(
+    log: &Log,
+    queue_id: &str,
+    verb: &str,
+    client: &str,
+    about: &str,
+    verdict: smtpd_check::Verdict,
+) -> Option<Reply> {
     for e in &verdict.config_errors {
         log.warning("smtpd", e);
     }
@@ -872,7 +1001,7 @@ fn judged(
         log.info(
             "smtpd",
             &format!(
-                "NOQUEUE: reject_warning: {verb} from {client}: {}; {about}",
+                "{queue_id}: reject_warning: {verb} from {client}: {}; {about}",
                 w.to_string().trim_end()
             ),
         );
@@ -881,7 +1010,7 @@ fn judged(
     log.info(
         "smtpd",
         &format!(
-            "NOQUEUE: reject: {verb} from {client}: {}; {about}",
+            "{queue_id}: reject: {verb} from {client}: {}; {about}",
             reply.to_string().trim_end()
         ),
     );
@@ -1028,6 +1157,7 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
 
 /// Receives DATA into cleanup; the reply to send, or `None` when the
 /// client went away.
+#[allow(clippy::too_many_arguments)]
 async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
     rd: &mut R,
     session: &Session,
@@ -1035,15 +1165,24 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
     log: &Log,
     who: &Who<'_>,
     intake: &Intake,
-) -> Result<Reply, Gone> {
+    started: Option<Cleanup>,
+    end_of_data: Option<(&Judged<'_>, &mut Option<smtpd_check::Domain>)>,
+) -> Result<(Reply, bool), Gone> {
     let (peer, client_name) = (who.addr, who.name);
-    let mut cleanup = match start_message(session, s, log, who).await {
+    let started = match started {
+        Some(c) => Some(c),
+        None => start_message(session, s, log, who).await,
+    };
+    let mut cleanup = match started {
         Some(c) => c,
         None => {
             // Read to the end of the data, then refuse.
             let mut rx = DataReceiver::new(s.bare_newline, 0);
             drain(rd, &mut rx, s).await?;
-            return Ok(Reply::new(451, "4.3.0 Error: queue file write error"));
+            return Ok((
+                Reply::new(451, "4.3.0 Error: queue file write error"),
+                false,
+            ));
         }
     };
     // smtpd_forbid_bare_newline_exclusions (default $mynetworks) keep the
@@ -1087,7 +1226,7 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
             &format!("{}: queue file size limit exceeded", cleanup.id()),
         );
         cleanup.abandon();
-        return Ok(text::message_file_too_big());
+        return Ok((text::message_file_too_big(), false));
     }
     if mode == rostfix_smtp::data::BareNewline::Reject && rx.saw_bare_lf() {
         let id = cleanup.id().clone();
@@ -1104,15 +1243,29 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
                 ),
             );
         }
-        return Ok(text::bare_lf(&s.myhostname));
+        return Ok((text::bare_lf(&s.myhostname), false));
     }
     if failed {
         cleanup.abandon();
-        return Ok(Reply::new(451, "4.3.0 Error: queue file write error"));
+        return Ok((
+            Reply::new(451, "4.3.0 Error: queue file write error"),
+            false,
+        ));
+    }
+    if let Some((judge, client_dns)) = end_of_data {
+        let only = only_recipient(session);
+        let verdict = check(s, judge, client_dns, &only, Judge::EndOfData).await;
+        let about = about_transaction(session);
+        let id = cleanup.id().to_string();
+        let client = judge.client_name;
+        if let Some(reply) = judged_as(log, &id, "END-OF-MESSAGE", client, &about, verdict) {
+            cleanup.abandon();
+            return Ok((reply, true));
+        }
     }
     Ok(match commit(cleanup, s, log, intake).await {
-        Ok(id) => text::queued(id.as_str()),
-        Err(reply) => reply,
+        Ok(id) => (text::queued(id.as_str()), false),
+        Err(reply) => (reply, false),
     })
 }
 

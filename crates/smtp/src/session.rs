@@ -826,6 +826,14 @@ impl Session {
         self.answer("data", result)
     }
 
+    /// The message was refused at its end by a restriction: as Postfix
+    /// does, the envelope stays (MAIL is then a nested command; more
+    /// recipients join it; DATA sends the message again).
+    pub fn data_rejected(&mut self, reply: Reply) -> Event {
+        self.pending = None;
+        self.answer("data", reply)
+    }
+
     /// A message was accepted: the client starts over with a clean slate
     /// of errors and junk commands, as with Postfix.
     fn accepted(&mut self, result: &Reply) {

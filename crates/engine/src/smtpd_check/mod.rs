@@ -14,6 +14,11 @@
 //! restriction or action this server does not know answers 451 4.3.5
 //! (Postfix's "Server configuration error"), so a configuration that
 //! names one never turns into an open relay.
+//!
+//! smtpd_data_restrictions are read at DATA (and the first BDAT), and
+//! smtpd_end_of_data_restrictions after the message's last line, each
+//! alone ([`check_data`]); recipient restrictions there judge the
+//! recipient only when there is exactly one.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -35,6 +40,21 @@ const LISTS: [(Stage, &str); 5] = [
     (Stage::Sender, "smtpd_sender_restrictions"),
     (Stage::Relay, "smtpd_relay_restrictions"),
     (Stage::Recipient, "smtpd_recipient_restrictions"),
+];
+
+/// The lists read at DATA and at the end of the message.
+const DATA_LISTS: [(Stage, &str); 2] = [
+    (Stage::Data, "smtpd_data_restrictions"),
+    (Stage::EndOfData, "smtpd_end_of_data_restrictions"),
+];
+
+/// Restrictions about the recipient: with no (single) recipient to
+/// judge, as at DATA after several, they have nothing to say.
+const RECIPIENT_RESTRICTIONS: &[&str] = &[
+    "reject_unauth_destination",
+    "defer_unauth_destination",
+    "reject_non_fqdn_recipient",
+    "reject_unknown_recipient_domain",
 ];
 
 /// How deep classes and table results may nest.
@@ -66,6 +86,8 @@ pub struct Access {
     /// Why this service cannot run (Postfix's smtpd exits with it).
     fatal: Option<String>,
     lists: [Vec<String>; 5],
+    /// smtpd_data_restrictions, smtpd_end_of_data_restrictions.
+    data_lists: [Vec<String>; 2],
     /// smtpd_restriction_classes, by (lower-case) name.
     classes: HashMap<String, Vec<String>>,
     tables: HashMap<String, Maps>,
@@ -134,6 +156,10 @@ impl Access {
         for (list, (_, name)) in lists.iter_mut().zip(LISTS) {
             *list = parse_list(name, &cf.string(name).map_err(e)?, &mut tables)?;
         }
+        let mut data_lists: [Vec<String>; 2] = Default::default();
+        for (list, (_, name)) in data_lists.iter_mut().zip(DATA_LISTS) {
+            *list = parse_list(name, &cf.string(name).map_err(e)?, &mut tables)?;
+        }
         // smtpd_restriction_classes: named lists, usable wherever a
         // restriction is (and as a table's result).
         let mut classes = HashMap::new();
@@ -166,6 +192,7 @@ impl Access {
         let asks = |names: &[&str]| {
             lists
                 .iter()
+                .chain(&data_lists)
                 .chain(classes.values())
                 .flatten()
                 .any(|item| names.contains(&item.as_str()))
@@ -174,7 +201,7 @@ impl Access {
         let asks_client = asks(&DOMAIN_RESTRICTIONS[2..4]);
         // The blocklists named (`domain` or `domain=d.d.d.d`).
         let mut rbl_lists: Vec<String> = Vec::new();
-        for list in lists.iter().chain(classes.values()) {
+        for list in lists.iter().chain(&data_lists).chain(classes.values()) {
             for pair in list.windows(2) {
                 if pair[0] == "reject_rbl_client" && !rbl_lists.contains(&pair[1]) {
                     rbl_lists.push(pair[1].clone());
@@ -199,6 +226,7 @@ impl Access {
         Ok(Access {
             fatal,
             lists,
+            data_lists,
             classes,
             tables,
             sender_login_maps: crate::settings::maps(cf, "smtpd_sender_login_maps")?,
@@ -230,6 +258,12 @@ impl Access {
     pub fn fatal(&self) -> Option<&str> {
         self.fatal.as_deref()
     }
+
+    /// Whether smtpd_data_restrictions (`end` false) or
+    /// smtpd_end_of_data_restrictions (`end`) has anything to read.
+    pub fn checks_data(&self, end: bool) -> bool {
+        !self.data_lists[usize::from(end)].is_empty()
+    }
 }
 
 /// What a recipient is judged with.
@@ -257,6 +291,9 @@ pub struct Request<'a> {
     pub sasl_username: Option<&'a str>,
     /// The client's TLS certificate, when it presented one.
     pub client_cert: Option<&'a ClientCert>,
+    /// The client sent commands ahead of replies where it may not
+    /// (smtpd logged "improper command pipelining").
+    pub improper_pipelining: bool,
     /// What the name service says of the domains, when a list asks.
     pub domains: Domains,
 }
@@ -287,6 +324,8 @@ enum Stage {
     Sender,
     Relay,
     Recipient,
+    Data,
+    EndOfData,
 }
 
 enum Outcome {
@@ -321,6 +360,24 @@ pub fn check_recipient(s: &Settings, req: &Request) -> Verdict {
                 verdict.refused = Some(Reply::new(451, "4.3.5 Server configuration error"));
                 break;
             }
+        }
+    }
+    verdict
+}
+
+/// Reads smtpd_data_restrictions (`end` false) or
+/// smtpd_end_of_data_restrictions. `req.recipient` is the transaction's
+/// only recipient, or empty when it has several.
+pub fn check_data(s: &Settings, req: &Request, end: bool) -> Verdict {
+    let mut verdict = Verdict::default();
+    let (stage, _) = DATA_LISTS[usize::from(end)];
+    let list = &s.access.data_lists[usize::from(end)];
+    match read_list(s, req, stage, list, 0, &mut verdict) {
+        Outcome::Permit | Outcome::Dunno | Outcome::Ignored(_) => {}
+        Outcome::Reject(reply) => verdict.refused = Some(reply),
+        Outcome::Unknown(warning) => {
+            verdict.config_errors.push(warning);
+            verdict.refused = Some(Reply::new(451, "4.3.5 Server configuration error"));
         }
     }
     verdict
@@ -387,8 +444,19 @@ fn restriction(
 ) -> Outcome {
     let a = &s.access;
     let authenticated = req.sasl_username.is_some();
+    if req.recipient.is_empty() && RECIPIENT_RESTRICTIONS.contains(&name) {
+        return Outcome::Dunno;
+    }
     match name {
         "permit" => Outcome::Permit,
+        "reject_unauth_pipelining" if req.improper_pipelining => Outcome::Reject(rejected_dsn(
+            req,
+            stage,
+            503,
+            "5.5.0",
+            "Improper use of SMTP command pipelining",
+        )),
+        "reject_unauth_pipelining" => Outcome::Dunno,
         "dunno" => Outcome::Dunno,
         "reject" => Outcome::Reject(rejected(req, stage, a.reject_code, "Access denied")),
         "defer" => Outcome::Reject(rejected(req, stage, a.defer_code, "Access denied")),
@@ -528,6 +596,9 @@ fn check_access(
     verdict: &mut Verdict,
 ) -> Outcome {
     let a = &s.access;
+    if kind == "check_recipient_access" && req.recipient.is_empty() {
+        return Outcome::Dunno;
+    }
     if kind == "check_ccert_access" {
         let Some(cert) = req.client_cert else {
             return Outcome::Dunno;
@@ -866,6 +937,8 @@ fn rejected_dsn(req: &Request, stage: Stage, code: u16, dsn: &str, why: &str) ->
         Stage::Helo => (req.helo.unwrap_or(""), "Helo command"),
         Stage::Sender => (req.sender(), "Sender address"),
         Stage::Relay | Stage::Recipient => (req.recipient, "Recipient address"),
+        Stage::Data => ("DATA", "Data command"),
+        Stage::EndOfData => ("END-OF-MESSAGE", "End-of-data"),
     };
     Reply::new(code, format!("{dsn} <{shown}>: {what} rejected: {why}"))
 }
