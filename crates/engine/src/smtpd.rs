@@ -3,7 +3,8 @@
 //! lists) and then whether it exists (smtpd_reject_unlisted_recipient),
 //! and hands the message to cleanup.
 
-use std::net::{IpAddr, SocketAddr};
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,10 +74,13 @@ enum Judge {
 struct Judged<'a> {
     session: &'a Session,
     tls: Option<&'a TlsSession>,
-    client: IpAddr,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
     /// `unknown[127.0.0.1]`
     client_name: &'a str,
     improper_pipelining: bool,
+    /// Tells policy servers one transaction from another.
+    instance: &'a str,
 }
 
 /// Judges `given` (a recipient; at DATA the transaction's only one, or
@@ -85,6 +89,7 @@ struct Judged<'a> {
 /// said of the client for the rest of the session.
 async fn check(
     s: &Settings,
+    log: &Log,
     who: &Judged<'_>,
     client_dns: &mut Option<smtpd_check::Domain>,
     given: &str,
@@ -93,40 +98,170 @@ async fn check(
     let session = who.session;
     let sender = session.transaction().map(|t| t.from.as_str());
     // Nothing is looked up unless the lists ask.
-    let domains = smtpd_check::domains(s, who.client, *client_dns, sender, given).await;
+    let client = who.peer.ip();
+    let domains = smtpd_check::domains(s, client, *client_dns, sender, given).await;
     *client_dns = client_dns.or(domains.client);
     let r = resolve(s, given);
     let routed = smtpd_check::is_routed(&r.address);
-    let req = smtpd_check::Request {
-        client: who.client,
-        client_name: who.client_name,
-        helo: session.helo_name(),
-        sender,
-        recipient: given,
-        recipient_address: &r.address,
-        recipient_routed: routed,
-        recipient_authorized: !routed
-            && matches!(r.class, Class::Local | Class::Virtual | Class::Relay),
-        sasl_active: s.smtpd_sasl.is_some()
-            && (session.is_tls() || !s.smtpd_tls.as_ref().is_some_and(|t| t.auth_only)),
-        sasl_username: session.authenticated().map(|(user, _)| user),
-        client_cert: who.tls.and_then(|t| t.client_cert.as_ref()),
-        improper_pipelining: who.improper_pipelining,
-        domains,
-    };
-    match what {
-        Judge::Data | Judge::EndOfData => {
-            return smtpd_check::check_data(s, &req, what == Judge::EndOfData);
+    let mut policy = HashMap::new();
+    loop {
+        let req = smtpd_check::Request {
+            client,
+            client_name: who.client_name,
+            helo: session.helo_name(),
+            sender,
+            recipient: given,
+            recipient_address: &r.address,
+            recipient_routed: routed,
+            recipient_authorized: !routed
+                && matches!(r.class, Class::Local | Class::Virtual | Class::Relay),
+            sasl_active: s.smtpd_sasl.is_some()
+                && (session.is_tls() || !s.smtpd_tls.as_ref().is_some_and(|t| t.auth_only)),
+            sasl_username: session.authenticated().map(|(user, _)| user),
+            client_cert: who.tls.and_then(|t| t.client_cert.as_ref()),
+            improper_pipelining: who.improper_pipelining,
+            policy: &policy,
+            at_data: what != Judge::Recipient,
+            recipient_count: session.transaction().map_or(0, |t| t.recipients.len()),
+            domains: domains.clone(),
+        };
+        let mut verdict = match what {
+            Judge::Data | Judge::EndOfData => {
+                smtpd_check::check_data(s, &req, what == Judge::EndOfData)
+            }
+            Judge::Recipient => smtpd_check::check_recipient(s, &req),
+        };
+        // A policy server the restrictions reached: asked, then the
+        // check runs again knowing its answer.
+        if let Some(server) = verdict.ask_policy.take() {
+            let attrs = policy_request(who, given, what);
+            let answer = smtpd_check::policy::ask(
+                &server,
+                &attrs,
+                &s.queue_directory,
+                &s.access.policy,
+                log,
+            )
+            .await;
+            policy.insert(server, answer);
+            continue;
         }
-        Judge::Recipient => {}
+        if what == Judge::Recipient
+            && verdict.refused.is_none()
+            && let Err(reply) = check_listed(s, &r, given)
+        {
+            verdict.refused = Some(reply);
+        }
+        return verdict;
     }
-    let mut verdict = smtpd_check::check_recipient(s, &req);
-    if verdict.refused.is_none()
-        && let Err(reply) = check_listed(s, &r, given)
-    {
-        verdict.refused = Some(reply);
-    }
-    verdict
+}
+
+/// A policy server's request (SMTPD_POLICY_README's attributes).
+fn policy_request(who: &Judged<'_>, recipient: &str, what: Judge) -> Vec<(&'static str, String)> {
+    let session = who.session;
+    let tx = session.transaction();
+    let name = who.client_name.split('[').next().unwrap_or("unknown");
+    let tls = who.tls;
+    let cert = tls.and_then(|t| t.client_cert.as_ref());
+    let (protocol, cipher, bits) = tls.map_or((String::new(), String::new(), "0".into()), |t| {
+        // `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) ...`
+        let mut words = t.described.split_whitespace();
+        let protocol = words.next().unwrap_or("").to_string();
+        let cipher = words.nth(2).unwrap_or("").to_string();
+        let bits = words
+            .next()
+            .and_then(|b| b.trim_start_matches('(').split('/').next())
+            .unwrap_or("0")
+            .to_string();
+        (protocol, cipher, bits)
+    });
+    let (method, username) = session
+        .authenticated()
+        .map_or((String::new(), String::new()), |(u, m)| {
+            (m.to_string(), u.to_string())
+        });
+    vec![
+        ("request", "smtpd_access_policy".into()),
+        (
+            "protocol_state",
+            match what {
+                Judge::Recipient => "RCPT",
+                Judge::Data => "DATA",
+                Judge::EndOfData => "END-OF-MESSAGE",
+            }
+            .into(),
+        ),
+        (
+            "protocol_name",
+            if session.is_esmtp() { "ESMTP" } else { "SMTP" }.into(),
+        ),
+        ("client_address", who.peer.ip().to_string()),
+        ("client_name", name.to_string()),
+        ("client_port", who.peer.port().to_string()),
+        ("reverse_client_name", name.to_string()),
+        (
+            "server_address",
+            who.local.map(|a| a.ip().to_string()).unwrap_or_default(),
+        ),
+        (
+            "server_port",
+            who.local.map(|a| a.port().to_string()).unwrap_or_default(),
+        ),
+        ("helo_name", session.helo_name().unwrap_or("").into()),
+        ("sender", tx.map(|t| t.from.clone()).unwrap_or_default()),
+        ("recipient", recipient.to_string()),
+        (
+            "recipient_count",
+            tx.map_or(0, |t| t.recipients.len()).to_string(),
+        ),
+        ("queue_id", String::new()),
+        ("instance", who.instance.to_string()),
+        (
+            "size",
+            tx.and_then(|t| t.params.size).unwrap_or(0).to_string(),
+        ),
+        ("etrn_domain", String::new()),
+        ("stress", String::new()),
+        ("sasl_method", method),
+        ("sasl_username", username),
+        ("sasl_sender", String::new()),
+        (
+            "ccert_subject",
+            cert.map(|c| c.subject_cn.clone()).unwrap_or_default(),
+        ),
+        (
+            "ccert_issuer",
+            cert.map(|c| c.issuer_cn.clone()).unwrap_or_default(),
+        ),
+        (
+            "ccert_fingerprint",
+            cert.map(|c| c.fingerprints[0].clone()).unwrap_or_default(),
+        ),
+        (
+            "ccert_pubkey_fingerprint",
+            cert.map(|c| c.fingerprints[1].clone()).unwrap_or_default(),
+        ),
+        ("encryption_protocol", protocol),
+        ("encryption_cipher", cipher),
+        ("encryption_keysize", bits),
+        ("policy_context", String::new()),
+    ]
+}
+
+/// smtpd_end_of_data_restrictions for the message `queue_id`: the
+/// refusal (logged), if any.
+async fn end_of_data(
+    s: &Settings,
+    log: &Log,
+    judge: &Judged<'_>,
+    client_dns: &mut Option<smtpd_check::Domain>,
+    queue_id: &str,
+) -> Option<Reply> {
+    let only = only_recipient(judge.session);
+    let verdict = check(s, log, judge, client_dns, &only, Judge::EndOfData).await;
+    let about = about_transaction(judge.session);
+    let client = judge.client_name;
+    judged_as(log, queue_id, "END-OF-MESSAGE", client, &about, verdict)
 }
 
 /// The recipient smtpd_data_restrictions judge: the transaction's only
@@ -266,6 +401,9 @@ async fn session(
     // machine) must not be taken for one that talked first.
     let mut talked_first = unread_bytes(&stream) > 0;
     let local = stream.local_addr().ok();
+    // check_policy_service's `instance`: one per transaction.
+    let mut mails = 0u32;
+    let mut instance = String::new();
     let mut session = Session::new(s.session.clone());
     let client_name = "unknown".to_string();
     let client = format!("{client_name}[{}]", peer.ip());
@@ -496,6 +634,8 @@ async fn session(
                         );
                         session.rejected(reply)
                     } else {
+                        mails += 1;
+                        instance = format!("{:x}.{:x}.{mails}", std::process::id(), peer.port());
                         session.mail_accepted(from, params)
                     }
                 }
@@ -503,11 +643,13 @@ async fn session(
                     let who = Judged {
                         session: &session,
                         tls: tls_info.as_ref(),
-                        client: peer.ip(),
+                        peer,
+                        local,
+                        instance: &instance,
                         client_name: &client,
                         improper_pipelining: improper,
                     };
-                    let verdict = check(s, &who, &mut client_dns, &to, Judge::Recipient).await;
+                    let verdict = check(s, log, &who, &mut client_dns, &to, Judge::Recipient).await;
                     let from = session
                         .transaction()
                         .map(|t| t.from.clone())
@@ -526,11 +668,14 @@ async fn session(
                     let who = Judged {
                         session: &session,
                         tls: tls_info.as_ref(),
-                        client: peer.ip(),
+                        peer,
+                        local,
+                        instance: &instance,
                         client_name: &client,
                         improper_pipelining: improper,
                     };
-                    let verdict = check(s, &who, &mut client_dns, &addr, Judge::Recipient).await;
+                    let verdict =
+                        check(s, log, &who, &mut client_dns, &addr, Judge::Recipient).await;
                     let about = format!("to=<{addr}> {}", proto_helo(&session));
                     match judged(log, "VRFY", &client, &about, verdict) {
                         None => session.replied(Reply::new(252, format!("2.0.0 {arg}"))),
@@ -571,13 +716,15 @@ async fn session(
                             let judge = Judged {
                                 session: &session,
                                 tls: tls_info.as_ref(),
-                                client: peer.ip(),
+                                peer,
+                                local,
+                                instance: &instance,
                                 client_name: &client,
                                 improper_pipelining: improper,
                             };
                             let only = only_recipient(&session);
                             let verdict =
-                                check(s, &judge, &mut client_dns, &only, Judge::Data).await;
+                                check(s, log, &judge, &mut client_dns, &only, Judge::Data).await;
                             let qid = cleanup
                                 .as_ref()
                                 .map_or_else(|| "NOQUEUE".to_string(), |c| c.id().to_string());
@@ -642,9 +789,27 @@ async fn session(
                                         msg.failed = true;
                                     }
                                 }
+                                let refused = if msg.failed || !s.access.checks_data(true) {
+                                    None
+                                } else {
+                                    let judge = Judged {
+                                        session: &session,
+                                        tls: tls_info.as_ref(),
+                                        peer,
+                                        local,
+                                        instance: &instance,
+                                        client_name: &client,
+                                        improper_pipelining: improper,
+                                    };
+                                    end_of_data(s, log, &judge, &mut client_dns, c.id().as_str())
+                                        .await
+                                };
                                 if msg.failed {
                                     c.abandon();
                                     Err(Reply::new(451, "4.3.0 Error: queue file write error"))
+                                } else if let Some(reply) = refused {
+                                    c.abandon();
+                                    Err(reply)
                                 } else {
                                     commit(c, s, log, intake).await.map(|id| {
                                         Reply::new(
@@ -683,7 +848,9 @@ async fn session(
                     let judge = Judged {
                         session: &session,
                         tls: tls_info.as_ref(),
-                        client: peer.ip(),
+                        peer,
+                        local,
+                        instance: &instance,
                         client_name: &client,
                         improper_pipelining: improper,
                     };
@@ -693,7 +860,8 @@ async fn session(
                     if s.access.checks_data(false) {
                         started = start_message(&session, s, log, &who).await;
                         let only = only_recipient(&session);
-                        let verdict = check(s, &judge, &mut client_dns, &only, Judge::Data).await;
+                        let verdict =
+                            check(s, log, &judge, &mut client_dns, &only, Judge::Data).await;
                         let qid = started
                             .as_ref()
                             .map_or_else(|| "NOQUEUE".to_string(), |c| c.id().to_string());
@@ -708,6 +876,9 @@ async fn session(
                     }
                     r.write_to(&mut out);
                     if send(&mut io, &out).await.is_err() {
+                        if let Some(c) = started {
+                            c.abandon();
+                        }
                         return session.summary();
                     }
                     out.clear();
@@ -997,6 +1168,12 @@ fn judged_as(
     for e in &verdict.config_errors {
         log.warning("smtpd", e);
     }
+    for (kind, text) in &verdict.notes {
+        log.info(
+            "smtpd",
+            &format!("{queue_id}: {kind}: {verb} from {client}: {text}; {about}"),
+        );
+    }
     for w in &verdict.warnings {
         log.info(
             "smtpd",
@@ -1253,12 +1430,8 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
         ));
     }
     if let Some((judge, client_dns)) = end_of_data {
-        let only = only_recipient(session);
-        let verdict = check(s, judge, client_dns, &only, Judge::EndOfData).await;
-        let about = about_transaction(session);
         let id = cleanup.id().to_string();
-        let client = judge.client_name;
-        if let Some(reply) = judged_as(log, &id, "END-OF-MESSAGE", client, &about, verdict) {
+        if let Some(reply) = self::end_of_data(s, log, judge, client_dns, &id).await {
             cleanup.abandon();
             return Ok((reply, true));
         }

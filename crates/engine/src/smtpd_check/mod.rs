@@ -31,6 +31,7 @@ use crate::settings::Settings;
 use crate::tls_server::ClientCert;
 
 mod lookups;
+pub mod policy;
 pub use lookups::{Domain, Domains, domains};
 
 /// The restriction lists, in the order they are read.
@@ -109,6 +110,7 @@ pub struct Access {
     invalid_hostname_reject_code: u16,
     unknown_address_reject_code: u16,
     unknown_client_reject_code: u16,
+    multi_recipient_bounce_reject_code: u16,
     /// The name service, when a list asks about domains
     /// (reject_unknown_sender_domain, reject_unknown_recipient_domain).
     dns: Option<crate::smtp::dns::Dns>,
@@ -118,6 +120,9 @@ pub struct Access {
     /// reject_rbl_client's blocklists.
     rbl_lists: Vec<String>,
     maps_rbl_reject_code: u16,
+    /// smtpd_policy_service_default_action: when no policy server answers.
+    policy_default_action: String,
+    pub policy: policy::Settings,
 }
 
 /// A restriction list as read once at load: restriction names in lower
@@ -131,7 +136,13 @@ fn parse_list(
     let mut items = value::split_list(value).into_iter();
     while let Some(item) = items.next() {
         let item = item.to_ascii_lowercase();
-        if TABLE_RESTRICTIONS.contains(&item.as_str()) {
+        if item == "check_policy_service" {
+            let Some(server) = items.next() else {
+                return Err(format!("{param}: {item} needs a server"));
+            };
+            list.push(item);
+            list.push(server.to_string());
+        } else if TABLE_RESTRICTIONS.contains(&item.as_str()) {
             let Some(spec) = items.next() else {
                 return Err(format!("{param}: {item} needs a table"));
             };
@@ -244,11 +255,26 @@ impl Access {
             invalid_hostname_reject_code: code("invalid_hostname_reject_code")?,
             unknown_address_reject_code: code("unknown_address_reject_code")?,
             unknown_client_reject_code: code("unknown_client_reject_code")?,
+            multi_recipient_bounce_reject_code: code("multi_recipient_bounce_reject_code")?,
             dns,
             asks_domains,
             asks_client,
             rbl_lists,
             maps_rbl_reject_code: code("maps_rbl_reject_code")?,
+            policy_default_action: cf
+                .string("smtpd_policy_service_default_action")
+                .map_err(e)?,
+            policy: policy::Settings {
+                timeout: std::time::Duration::from_secs(
+                    cf.time("smtpd_policy_service_timeout").map_err(e)?.max(1),
+                ),
+                tries: u32::try_from(cf.int("smtpd_policy_service_try_limit").map_err(e)?)
+                    .unwrap_or(1)
+                    .max(1),
+                retry_delay: std::time::Duration::from_secs(
+                    cf.time("smtpd_policy_service_retry_delay").map_err(e)?,
+                ),
+            },
         })
     }
 }
@@ -294,6 +320,12 @@ pub struct Request<'a> {
     /// The client sent commands ahead of replies where it may not
     /// (smtpd logged "improper command pipelining").
     pub improper_pipelining: bool,
+    /// What the policy servers asked so far answered (`None`: none did).
+    pub policy: &'a HashMap<String, Option<String>>,
+    /// Judged at DATA or the message's end (not a recipient), and the
+    /// transaction's recipients by then.
+    pub at_data: bool,
+    pub recipient_count: usize,
     /// What the name service says of the domains, when a list asks.
     pub domains: Domains,
 }
@@ -301,6 +333,11 @@ pub struct Request<'a> {
 impl Request<'_> {
     fn sender(&self) -> &str {
         self.sender.unwrap_or("")
+    }
+
+    /// At DATA after several recipients there is none to judge.
+    fn no_recipient(&self) -> bool {
+        self.at_data && self.recipient.is_empty()
     }
 }
 
@@ -312,6 +349,32 @@ pub struct Verdict {
     pub warnings: Vec<Reply>,
     pub config_errors: Vec<String>,
     pub refused: Option<Reply>,
+    /// WARN and INFO results: (`warn` or `info`, their text), logged as
+    /// `NOQUEUE: warn: RCPT from ...`.
+    pub notes: Vec<(&'static str, String)>,
+    /// The policy server the check stopped at: ask it, then check again.
+    pub ask_policy: Option<String>,
+    /// DEFER_IF_PERMIT: the reply if nothing rejects.
+    defer_if_permit: Option<Reply>,
+    /// DEFER_IF_REJECT: the reply if something rejects (with 5XX).
+    defer_if_reject: Option<Reply>,
+}
+
+impl Verdict {
+    /// The outcome once every list was read: a DEFER_IF_PERMIT stands
+    /// where nothing refused, a DEFER_IF_REJECT in place of a refusal.
+    fn settle(mut self) -> Verdict {
+        match &self.refused {
+            None => self.refused = self.defer_if_permit.take(),
+            Some(r) if r.code >= 500 => {
+                if let Some(deferred) = self.defer_if_reject.take() {
+                    self.refused = Some(deferred);
+                }
+            }
+            Some(_) => {}
+        }
+        self
+    }
 }
 
 /// The list a restriction stands in; it names what a rejection is about.
@@ -336,6 +399,8 @@ enum Outcome {
     Unknown(String),
     /// Not applicable here (the warning to log); the list goes on.
     Ignored(String),
+    /// A policy server must be asked first.
+    AskPolicy(String),
 }
 
 /// Reads the five lists for one recipient.
@@ -349,20 +414,34 @@ pub fn check_recipient(s: &Settings, req: &Request) -> Verdict {
         {
             continue;
         }
-        match read_list(s, req, *stage, list, 0, &mut verdict) {
-            Outcome::Permit | Outcome::Dunno | Outcome::Ignored(_) => {}
-            Outcome::Reject(reply) => {
-                verdict.refused = Some(reply);
-                break;
-            }
-            Outcome::Unknown(warning) => {
-                verdict.config_errors.push(warning);
-                verdict.refused = Some(Reply::new(451, "4.3.5 Server configuration error"));
-                break;
-            }
+        if !judge(
+            read_list(s, req, *stage, list, 0, &mut verdict),
+            &mut verdict,
+        ) {
+            break;
         }
     }
-    verdict
+    verdict.settle()
+}
+
+/// Takes a list's outcome into the verdict: whether the next list is read.
+fn judge(outcome: Outcome, verdict: &mut Verdict) -> bool {
+    match outcome {
+        Outcome::Permit | Outcome::Dunno | Outcome::Ignored(_) => true,
+        Outcome::Reject(reply) => {
+            verdict.refused = Some(reply);
+            false
+        }
+        Outcome::Unknown(warning) => {
+            verdict.config_errors.push(warning);
+            verdict.refused = Some(Reply::new(451, "4.3.5 Server configuration error"));
+            false
+        }
+        Outcome::AskPolicy(server) => {
+            verdict.ask_policy = Some(server);
+            false
+        }
+    }
 }
 
 /// Reads smtpd_data_restrictions (`end` false) or
@@ -372,15 +451,11 @@ pub fn check_data(s: &Settings, req: &Request, end: bool) -> Verdict {
     let mut verdict = Verdict::default();
     let (stage, _) = DATA_LISTS[usize::from(end)];
     let list = &s.access.data_lists[usize::from(end)];
-    match read_list(s, req, stage, list, 0, &mut verdict) {
-        Outcome::Permit | Outcome::Dunno | Outcome::Ignored(_) => {}
-        Outcome::Reject(reply) => verdict.refused = Some(reply),
-        Outcome::Unknown(warning) => {
-            verdict.config_errors.push(warning);
-            verdict.refused = Some(Reply::new(451, "4.3.5 Server configuration error"));
-        }
-    }
-    verdict
+    judge(
+        read_list(s, req, stage, list, 0, &mut verdict),
+        &mut verdict,
+    );
+    verdict.settle()
 }
 
 /// One list (at `depth` 0; deeper: a class's or a table result's): Permit
@@ -444,7 +519,7 @@ fn restriction(
 ) -> Outcome {
     let a = &s.access;
     let authenticated = req.sasl_username.is_some();
-    if req.recipient.is_empty() && RECIPIENT_RESTRICTIONS.contains(&name) {
+    if req.no_recipient() && RECIPIENT_RESTRICTIONS.contains(&name) {
         return Outcome::Dunno;
     }
     match name {
@@ -457,6 +532,23 @@ fn restriction(
             "Improper use of SMTP command pipelining",
         )),
         "reject_unauth_pipelining" => Outcome::Dunno,
+        // A bounce (null sender) to several recipients is not one.
+        "reject_multi_recipient_bounce"
+            if req.sender.is_some_and(str::is_empty) && req.recipient_count > 1 =>
+        {
+            Outcome::Reject(rejected_dsn(
+                req,
+                stage,
+                a.multi_recipient_bounce_reject_code,
+                if a.multi_recipient_bounce_reject_code < 500 {
+                    "4.5.3"
+                } else {
+                    "5.5.3"
+                },
+                "Multi-recipient bounce",
+            ))
+        }
+        "reject_multi_recipient_bounce" => Outcome::Dunno,
         "dunno" => Outcome::Dunno,
         "reject" => Outcome::Reject(rejected(req, stage, a.reject_code, "Access denied")),
         "defer" => Outcome::Reject(rejected(req, stage, a.defer_code, "Access denied")),
@@ -577,6 +669,18 @@ fn restriction(
             };
             check_access(s, req, table, maps, depth, verdict)
         }
+        "check_policy_service" => {
+            let Some(server) = args.next() else {
+                return Outcome::Unknown(format!("{name} needs a server"));
+            };
+            match req.policy.get(server) {
+                Some(Some(action)) => access_result(s, req, stage, action, depth, verdict),
+                Some(None) => {
+                    access_result(s, req, stage, &a.policy_default_action, depth, verdict)
+                }
+                None => Outcome::AskPolicy(server.clone()),
+            }
+        }
         class if a.classes.contains_key(class) => {
             read_list(s, req, stage, &a.classes[class], depth + 1, verdict)
         }
@@ -596,7 +700,7 @@ fn check_access(
     verdict: &mut Verdict,
 ) -> Outcome {
     let a = &s.access;
-    if kind == "check_recipient_access" && req.recipient.is_empty() {
+    if kind == "check_recipient_access" && req.no_recipient() {
         return Outcome::Dunno;
     }
     if kind == "check_ccert_access" {
@@ -745,10 +849,38 @@ fn access_result(
         _ if numeric => {
             Outcome::Unknown(format!("access table result \"{result}\" is not a reply"))
         }
+        "WARN" | "INFO" => {
+            let kind = if word.eq_ignore_ascii_case("WARN") {
+                "warn"
+            } else {
+                "info"
+            };
+            verdict.notes.push((kind, text.to_string()));
+            Outcome::Dunno
+        }
+        "DEFER_IF_PERMIT" => {
+            let reply = rejected(
+                req,
+                stage,
+                a.access_map_defer_code,
+                text_or("Access denied"),
+            );
+            verdict.defer_if_permit.get_or_insert(reply);
+            Outcome::Dunno
+        }
+        "DEFER_IF_REJECT" => {
+            let reply = rejected(
+                req,
+                stage,
+                a.access_map_defer_code,
+                text_or("Access denied"),
+            );
+            verdict.defer_if_reject.get_or_insert(reply);
+            Outcome::Dunno
+        }
         // HOLD, DISCARD, FILTER, REDIRECT, PREPEND, ... act on the
         // message; a mail system that cannot must not let it pass.
-        "HOLD" | "DISCARD" | "FILTER" | "REDIRECT" | "PREPEND" | "BCC" | "WARN" | "INFO"
-        | "DEFER_IF_REJECT" | "DEFER_IF_PERMIT" => {
+        "HOLD" | "DISCARD" | "FILTER" | "REDIRECT" | "PREPEND" | "BCC" => {
             Outcome::Unknown(format!("access table result \"{result}\" is not supported"))
         }
         _ => {
