@@ -468,6 +468,20 @@ async fn session(
     let mut chunked: Option<Chunked> = None;
     // "improper command pipelining" was logged.
     let mut improper = false;
+    // The session as the restrictions see it, now.
+    macro_rules! judged {
+        () => {
+            Judged {
+                session: &session,
+                tls: tls_info.as_ref(),
+                peer,
+                local,
+                instance: &instance,
+                client_name: &client,
+                improper_pipelining: improper,
+            }
+        };
+    }
     if talked_first {
         let _ = io.fill_buf().await;
         improper = true;
@@ -640,15 +654,7 @@ async fn session(
                     }
                 }
                 Event::CheckRcpt { to, params } => {
-                    let who = Judged {
-                        session: &session,
-                        tls: tls_info.as_ref(),
-                        peer,
-                        local,
-                        instance: &instance,
-                        client_name: &client,
-                        improper_pipelining: improper,
-                    };
+                    let who = judged!();
                     let verdict = check(s, log, &who, &mut client_dns, &to, Judge::Recipient).await;
                     let from = session
                         .transaction()
@@ -665,15 +671,7 @@ async fn session(
                         .trim_start_matches('<')
                         .trim_end_matches('>')
                         .to_string();
-                    let who = Judged {
-                        session: &session,
-                        tls: tls_info.as_ref(),
-                        peer,
-                        local,
-                        instance: &instance,
-                        client_name: &client,
-                        improper_pipelining: improper,
-                    };
+                    let who = judged!();
                     let verdict =
                         check(s, log, &who, &mut client_dns, &addr, Judge::Recipient).await;
                     let about = format!("to=<{addr}> {}", proto_helo(&session));
@@ -713,15 +711,7 @@ async fn session(
                         // smtpd_data_restrictions, as at DATA; a refused
                         // chunk is read and thrown away.
                         if s.access.checks_data(false) {
-                            let judge = Judged {
-                                session: &session,
-                                tls: tls_info.as_ref(),
-                                peer,
-                                local,
-                                instance: &instance,
-                                client_name: &client,
-                                improper_pipelining: improper,
-                            };
+                            let judge = judged!();
                             let only = only_recipient(&session);
                             let verdict =
                                 check(s, log, &judge, &mut client_dns, &only, Judge::Data).await;
@@ -792,15 +782,7 @@ async fn session(
                                 let refused = if msg.failed || !s.access.checks_data(true) {
                                     None
                                 } else {
-                                    let judge = Judged {
-                                        session: &session,
-                                        tls: tls_info.as_ref(),
-                                        peer,
-                                        local,
-                                        instance: &instance,
-                                        client_name: &client,
-                                        improper_pipelining: improper,
-                                    };
+                                    let judge = judged!();
                                     end_of_data(s, log, &judge, &mut client_dns, c.id().as_str())
                                         .await
                                 };
@@ -845,15 +827,7 @@ async fn session(
                 }
                 Event::StartData(r) => 'data: {
                     let who = Who::new(peer, &client_name, &tls_info);
-                    let judge = Judged {
-                        session: &session,
-                        tls: tls_info.as_ref(),
-                        peer,
-                        local,
-                        instance: &instance,
-                        client_name: &client,
-                        improper_pipelining: improper,
-                    };
+                    let judge = judged!();
                     // smtpd_data_restrictions, with the queue ID the
                     // transaction has by now in Postfix (its log line too).
                     let mut started = None;
