@@ -104,7 +104,8 @@ async fn check(
     let r = resolve(s, given);
     let routed = smtpd_check::is_routed(&r.address);
     let mut policy = HashMap::new();
-    loop {
+    // Each configured server is asked at most once per check.
+    for _ in 0..=s.access.policy_servers.len() {
         let req = smtpd_check::Request {
             client,
             client_name: who.client_name,
@@ -154,6 +155,23 @@ async fn check(
         }
         return verdict;
     }
+    // Each server asked once and still asking: cannot happen, and must
+    // not hang the session if it did.
+    let mut verdict = smtpd_check::Verdict::default();
+    verdict.refused = Some(Reply::new(451, "4.3.5 Server configuration error"));
+    verdict
+}
+
+/// A new transaction's `instance` for policy servers: unique in this
+/// process (which serves every session) and across its restarts.
+fn next_instance() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static TRANSACTIONS: AtomicU64 = AtomicU64::new(0);
+    let n = TRANSACTIONS.fetch_add(1, Ordering::Relaxed);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{:x}.{started:x}.{n}", std::process::id())
 }
 
 /// A policy server's request (SMTPD_POLICY_README's attributes).
@@ -162,7 +180,10 @@ fn policy_request(who: &Judged<'_>, recipient: &str, what: Judge) -> Vec<(&'stat
     let tx = session.transaction();
     let name = who.client_name.split('[').next().unwrap_or("unknown");
     let tls = who.tls;
-    let cert = tls.and_then(|t| t.client_cert.as_ref());
+    // A certificate nobody vouches for names whoever its maker chose.
+    let cert = tls
+        .and_then(|t| t.client_cert.as_ref())
+        .filter(|c| c.trust.is_ok());
     let (protocol, cipher, bits) = tls.map_or((String::new(), String::new(), "0".into()), |t| {
         // `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) ...`
         let mut words = t.described.split_whitespace();
@@ -212,7 +233,11 @@ fn policy_request(who: &Judged<'_>, recipient: &str, what: Judge) -> Vec<(&'stat
         ("recipient", recipient.to_string()),
         (
             "recipient_count",
-            tx.map_or(0, |t| t.recipients.len()).to_string(),
+            match what {
+                Judge::Recipient => 0,
+                _ => tx.map_or(0, |t| t.recipients.len()),
+            }
+            .to_string(),
         ),
         ("queue_id", String::new()),
         ("instance", who.instance.to_string()),
@@ -402,7 +427,6 @@ async fn session(
     let mut talked_first = unread_bytes(&stream) > 0;
     let local = stream.local_addr().ok();
     // check_policy_service's `instance`: one per transaction.
-    let mut mails = 0u32;
     let mut instance = String::new();
     let mut session = Session::new(s.session.clone());
     let client_name = "unknown".to_string();
@@ -648,8 +672,7 @@ async fn session(
                         );
                         session.rejected(reply)
                     } else {
-                        mails += 1;
-                        instance = format!("{:x}.{:x}.{mails}", std::process::id(), peer.port());
+                        instance = next_instance();
                         session.mail_accepted(from, params)
                     }
                 }

@@ -122,6 +122,8 @@ pub struct Access {
     maps_rbl_reject_code: u16,
     /// smtpd_policy_service_default_action: when no policy server answers.
     policy_default_action: String,
+    /// The policy servers the configuration names.
+    pub policy_servers: Vec<String>,
     pub policy: policy::Settings,
 }
 
@@ -140,6 +142,11 @@ fn parse_list(
             let Some(server) = items.next() else {
                 return Err(format!("{param}: {item} needs a server"));
             };
+            if server.starts_with('{') {
+                return Err(format!(
+                    "{param}: {item} {{ server, options }} is not supported; name the server alone"
+                ));
+            }
             list.push(item);
             list.push(server.to_string());
         } else if TABLE_RESTRICTIONS.contains(&item.as_str()) {
@@ -210,12 +217,20 @@ impl Access {
         };
         let asks_domains = asks(&DOMAIN_RESTRICTIONS[..2]);
         let asks_client = asks(&DOMAIN_RESTRICTIONS[2..4]);
-        // The blocklists named (`domain` or `domain=d.d.d.d`).
+        // The blocklists named (`domain` or `domain=d.d.d.d`), and the
+        // policy servers: the only ones smtpd will talk to, whatever a
+        // server's answer names.
         let mut rbl_lists: Vec<String> = Vec::new();
+        let mut policy_servers: Vec<String> = Vec::new();
         for list in lists.iter().chain(&data_lists).chain(classes.values()) {
             for pair in list.windows(2) {
-                if pair[0] == "reject_rbl_client" && !rbl_lists.contains(&pair[1]) {
-                    rbl_lists.push(pair[1].clone());
+                let named = match pair[0].as_str() {
+                    "reject_rbl_client" => &mut rbl_lists,
+                    "check_policy_service" => &mut policy_servers,
+                    _ => continue,
+                };
+                if !named.contains(&pair[1]) {
+                    named.push(pair[1].clone());
                 }
             }
         }
@@ -261,6 +276,7 @@ impl Access {
             asks_client,
             rbl_lists,
             maps_rbl_reject_code: code("maps_rbl_reject_code")?,
+            policy_servers,
             policy_default_action: cf
                 .string("smtpd_policy_service_default_action")
                 .map_err(e)?,
@@ -364,6 +380,9 @@ impl Verdict {
     /// The outcome once every list was read: a DEFER_IF_PERMIT stands
     /// where nothing refused, a DEFER_IF_REJECT in place of a refusal.
     fn settle(mut self) -> Verdict {
+        if self.ask_policy.is_some() {
+            return self;
+        }
         match &self.refused {
             None => self.refused = self.defer_if_permit.take(),
             Some(r) if r.code >= 500 => {
@@ -413,6 +432,11 @@ pub fn check_recipient(s: &Settings, req: &Request) -> Verdict {
             || (*stage == Stage::Sender && req.sender.is_none())
         {
             continue;
+        }
+        // DEFER_IF_REJECT holds within a list (relay and recipient
+        // restrictions count as one), as in Postfix.
+        if *stage != Stage::Recipient {
+            verdict.defer_if_reject = None;
         }
         if !judge(
             read_list(s, req, *stage, list, 0, &mut verdict),
@@ -533,8 +557,11 @@ fn restriction(
         )),
         "reject_unauth_pipelining" => Outcome::Dunno,
         // A bounce (null sender) to several recipients is not one.
+        // At RCPT the count is of those before this one; at the message's
+        // end one recipient is enough.
         "reject_multi_recipient_bounce"
-            if req.sender.is_some_and(str::is_empty) && req.recipient_count > 1 =>
+            if req.sender.is_some_and(str::is_empty)
+                && req.recipient_count > usize::from(stage == Stage::Data) =>
         {
             Outcome::Reject(rejected_dsn(
                 req,
@@ -678,7 +705,11 @@ fn restriction(
                 Some(None) => {
                     access_result(s, req, stage, &a.policy_default_action, depth, verdict)
                 }
-                None => Outcome::AskPolicy(server.clone()),
+                None if a.policy_servers.contains(server) => Outcome::AskPolicy(server.clone()),
+                // Named by an answer, not the configuration: never asked.
+                None => Outcome::Unknown(format!(
+                    "{name} {server}: not a policy server of the configuration"
+                )),
             }
         }
         class if a.classes.contains_key(class) => {
@@ -858,24 +889,19 @@ fn access_result(
             verdict.notes.push((kind, text.to_string()));
             Outcome::Dunno
         }
-        "DEFER_IF_PERMIT" => {
+        w @ ("DEFER_IF_PERMIT" | "DEFER_IF_REJECT") => {
             let reply = rejected(
                 req,
                 stage,
                 a.access_map_defer_code,
-                text_or("Access denied"),
+                text_or("Service unavailable"),
             );
-            verdict.defer_if_permit.get_or_insert(reply);
-            Outcome::Dunno
-        }
-        "DEFER_IF_REJECT" => {
-            let reply = rejected(
-                req,
-                stage,
-                a.access_map_defer_code,
-                text_or("Access denied"),
-            );
-            verdict.defer_if_reject.get_or_insert(reply);
+            let flag = if w == "DEFER_IF_PERMIT" {
+                &mut verdict.defer_if_permit
+            } else {
+                &mut verdict.defer_if_reject
+            };
+            flag.get_or_insert(reply);
             Outcome::Dunno
         }
         // HOLD, DISCARD, FILTER, REDIRECT, PREPEND, ... act on the

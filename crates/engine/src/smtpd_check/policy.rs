@@ -111,6 +111,9 @@ async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
         if n == 0 {
             return Err(Failure::Talk("lost connection".into()));
         }
+        if !line.ends_with(b"\n") {
+            return Err(Failure::Talk("reply line too long".into()));
+        }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\n', '\r']);
         if text.is_empty() {
