@@ -550,6 +550,41 @@ def unknown_clients(inst, port=None, cases=UNKNOWN_CLIENT_CASES, what="unknown c
         check(got == want, f"{what}: from {source}: want {want}, got {got}")
 
 
+# smtpd_peername_lookup = yes (the client smtpd), as Postfix logged it:
+# /etc/hosts names 127.0.0.1 (before the DNS server's PTR record); a PTR
+# name that does not resolve back is warned about and not used; no PTR
+# record, no name and no warning.
+CLIENT_NAME_LINES = [
+    "connect from localhost[127.0.0.1]",
+    "warning: hostname mx1.example.net does not resolve to address 127.0.0.7",
+    "connect from unknown[127.0.0.7]",
+    "connect from unknown[127.0.0.8]",
+]
+
+
+def client_names(inst):
+    """The client smtpd's connect lines (and warnings) for the sessions of
+    unknown_clients, after the connection test's own."""
+    deadline = time.time() + 10
+    while True:
+        got = [re.sub(r"^.*postfix/client/smtpd\[\d+\]: ", "", line)
+               for line in inst.maillog().splitlines()
+               if "postfix/client/smtpd[" in line
+               and ("connect from" in line or "warning:" in line)
+               and "disconnect from" not in line]
+        # Each distinct line once, in order (the first connection is the
+        # test's own check that smtpd listens).
+        seen = []
+        for line in got:
+            if line not in seen:
+                seen.append(line)
+        if seen == CLIENT_NAME_LINES or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    check(seen == CLIENT_NAME_LINES,
+          f"client names: the connect lines are Postfix's {CLIENT_NAME_LINES}; got {seen}")
+
+
 def unknown_domains(inst):
     """The strict smtpd's RCPT replies for UNKNOWN_DOMAIN_CASES."""
     for sender, rcpt, want in UNKNOWN_DOMAIN_CASES:
@@ -695,6 +730,7 @@ def main():
                  "type", warning=True)
         unknown_domains(inst)
         unknown_clients(inst)
+        client_names(inst)
         unknown_clients(inst, inst.rbl_port, RBL_CASES, "blocklist")
     finally:
         if inst is not None:

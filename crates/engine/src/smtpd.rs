@@ -51,11 +51,38 @@ pub async fn serve(
         let (s, log, intake, alive) = (s.clone(), log.clone(), intake.clone(), alive.clone());
         tokio::spawn(async move {
             let _alive = alive;
-            let client = format!("unknown[{}]", peer.ip());
+            let (name, known) = peer_name(&s, &log, peer.ip()).await;
+            let client = format!("{name}[{}]", peer.ip());
             log.info("smtpd", &format!("connect from {client}"));
-            let summary = session(stream, peer, &s, &log, &intake).await;
+            let summary = session(stream, peer, &s, &log, &intake, &name, known).await;
             log.info("smtpd", &format!("disconnect from {client} {summary}"));
         });
+    }
+}
+
+/// smtpd_peername_lookup: the client's name when its PTR name resolves
+/// back to its address (Postfix warns when it does not), else `unknown`;
+/// and that finding, for reject_unknown_client_hostname later.
+async fn peer_name(
+    s: &Settings,
+    log: &Log,
+    ip: std::net::IpAddr,
+) -> (String, Option<smtpd_check::Domain>) {
+    let unknown = || "unknown".to_string();
+    let Some(dns) = s.access.dns.as_ref().filter(|_| s.access.peername_lookup) else {
+        return (unknown(), None);
+    };
+    let (known, name) = smtpd_check::client_name(dns, ip).await;
+    match (known, name) {
+        (smtpd_check::Domain::Exists, Some(name)) => (name, Some(known)),
+        (smtpd_check::Domain::NotFound, Some(name)) => {
+            log.warning(
+                "smtpd",
+                &format!("hostname {name} does not resolve to address {ip}"),
+            );
+            (unknown(), Some(known))
+        }
+        _ => (unknown(), Some(known)),
     }
 }
 
@@ -416,6 +443,8 @@ async fn session(
     s: &Arc<Settings>,
     log: &Log,
     intake: &Intake,
+    client_name: &str,
+    known: Option<smtpd_check::Domain>,
 ) -> String {
     // Replies are already gathered into one write per batch of pipelined
     // commands; Nagle's algorithm would only hold them back.
@@ -429,14 +458,13 @@ async fn session(
     // check_policy_service's `instance`: one per transaction.
     let mut instance = String::new();
     let mut session = Session::new(s.session.clone());
-    let client_name = "unknown".to_string();
     let client = format!("{client_name}[{}]", peer.ip());
     let mut tls_info: Option<TlsSession> = None;
     // smtpd_tls_req_ccert refused the wrapped TLS session: this reply
     // instead of the greeting, and the connection ends.
     let mut aborted: Option<Reply> = None;
     // What the name service said of the client (asked once, if at all).
-    let mut client_dns: Option<smtpd_check::Domain> = None;
+    let mut client_dns: Option<smtpd_check::Domain> = known;
     // smtpd_tls_wrappermode: the handshake comes before the greeting.
     let stream = match &s.smtpd_tls {
         Some(tls) if tls.wrapper => match handshake(tls, stream, log, &client, "CONNECT").await {
@@ -728,7 +756,7 @@ async fn session(
                             &session,
                             s,
                             log,
-                            &Who::new(peer, &client_name, &tls_info),
+                            &Who::new(peer, client_name, &tls_info),
                         )
                         .await;
                         // smtpd_data_restrictions, as at DATA; a refused
@@ -849,7 +877,7 @@ async fn session(
                     break;
                 }
                 Event::StartData(r) => 'data: {
-                    let who = Who::new(peer, &client_name, &tls_info);
+                    let who = Who::new(peer, client_name, &tls_info);
                     let judge = judged!();
                     // smtpd_data_restrictions, with the queue ID the
                     // transaction has by now in Postfix (its log line too).

@@ -344,18 +344,24 @@ impl Dns {
         }
     }
 
-    /// The names a PTR lookup of `ip` gives (without the final dot).
+    /// The names of `ip` (without the final dot), as the system's
+    /// resolver finds them for Postfix: /etc/hosts first, then a PTR
+    /// lookup. (hickory's own reverse lookup answers `localhost` for all
+    /// of 127.0.0.0/8, where glibc asks the name service.)
     pub async fn reverse(&self, ip: IpAddr) -> Result<Vec<String>, Failed> {
-        let Some(r) = &self.resolver else {
-            return Err(Failed::Temporary("no name service".into()));
-        };
-        match r.reverse_lookup(ip).await {
-            Ok(found) => Ok(found
-                .iter()
-                .map(|n| n.to_utf8().trim_end_matches('.').to_string())
-                .collect()),
-            Err(e) => Err(failure(&e, &ip.to_string(), "PTR")),
+        if let Some(name) = hosts_file_name(ip) {
+            return Ok(vec![name]);
         }
+        let ptr = Name::from(ip).to_ascii();
+        let found = self.ask(&ptr, RecordType::PTR).await?;
+        Ok(found
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                RData::PTR(name) => Some(name.0.to_utf8().trim_end_matches('.').to_string()),
+                _ => None,
+            })
+            .collect())
     }
 }
 
@@ -422,6 +428,33 @@ impl Dns {
         }
         Ok((out, secure))
     }
+}
+
+/// The first name /etc/hosts gives `ip` (glibc's canonical name for it),
+/// read once per process.
+fn hosts_file_name(ip: IpAddr) -> Option<String> {
+    static HOSTS: std::sync::OnceLock<Vec<(IpAddr, String)>> = std::sync::OnceLock::new();
+    let hosts = HOSTS.get_or_init(|| {
+        std::fs::read_to_string("/etc/hosts")
+            .map(|text| parse_hosts(&text))
+            .unwrap_or_default()
+    });
+    hosts
+        .iter()
+        .find(|(addr, _)| *addr == ip)
+        .map(|(_, name)| name.clone())
+}
+
+/// /etc/hosts's lines: each address with its first name.
+fn parse_hosts(text: &str) -> Vec<(IpAddr, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.split('#').next().unwrap_or("");
+            let mut words = line.split_whitespace();
+            let addr = words.next()?.parse().ok()?;
+            Some((addr, words.next()?.to_string()))
+        })
+        .collect()
 }
 
 /// resolv.conf's `options trust-ad`.
@@ -574,6 +607,21 @@ mod tests {
             Some("[::1]:5353".parse().unwrap())
         );
         assert_eq!(parse_server("dns.example"), None);
+    }
+
+    #[test]
+    fn hosts_file_names() {
+        let hosts = parse_hosts(
+            "127.0.0.1 localhost\n127.0.0.1 other\n# 10.0.0.1 commented\n::1 ip6-localhost ip6-loopback\n",
+        );
+        assert_eq!(
+            hosts,
+            vec![
+                ("127.0.0.1".parse().unwrap(), "localhost".to_string()),
+                ("127.0.0.1".parse().unwrap(), "other".to_string()),
+                ("::1".parse().unwrap(), "ip6-localhost".to_string()),
+            ]
+        );
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub async fn domains(
     if s.access.asks_client {
         out.client = match known_client {
             Some(known) => Some(known),
-            None => Some(client_name(dns, client).await),
+            None => Some(client_name(dns, client).await.0),
         };
     }
     out
@@ -153,26 +153,28 @@ fn rbl_matches(pattern: &str, answer: IpAddr) -> bool {
 }
 
 /// Whether the client's address has a name (its first PTR record) whose
-/// addresses include it, as reject_unknown_client_hostname wants.
-async fn client_name(dns: &crate::smtp::dns::Dns, client: IpAddr) -> Domain {
+/// addresses include it, as reject_unknown_client_hostname and
+/// smtpd_peername_lookup want (`Exists`), with that PTR name.
+pub async fn client_name(dns: &crate::smtp::dns::Dns, client: IpAddr) -> (Domain, Option<String>) {
     use crate::smtp::dns::{Failed, Families};
     let name = match dns.reverse(client).await {
         Ok(names) => match names.into_iter().next() {
             Some(n) => n,
-            None => return Domain::NotFound,
+            None => return (Domain::NotFound, None),
         },
-        Err(Failed::Temporary(_)) => return Domain::TryAgain,
-        Err(_) => return Domain::NotFound,
+        Err(Failed::Temporary(_)) => return (Domain::TryAgain, None),
+        Err(_) => return (Domain::NotFound, None),
     };
     let family = Families {
         ipv4: client.is_ipv4(),
         ipv6: client.is_ipv6(),
     };
-    match dns.addresses(&name, family).await {
+    let known = match dns.addresses(&name, family).await {
         Ok(found) if found.contains(&client) => Domain::Exists,
         Err(Failed::Temporary(_)) => Domain::TryAgain,
         _ => Domain::NotFound,
-    }
+    };
+    (known, Some(name))
 }
 
 /// Whether an address's domain exists: ours (local or virtual), address

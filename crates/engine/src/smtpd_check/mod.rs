@@ -32,7 +32,7 @@ use crate::tls_server::ClientCert;
 
 mod lookups;
 pub mod policy;
-pub use lookups::{Domain, Domains, domains};
+pub use lookups::{Domain, Domains, client_name, domains};
 
 /// The restriction lists, in the order they are read.
 const LISTS: [(Stage, &str); 5] = [
@@ -113,7 +113,9 @@ pub struct Access {
     multi_recipient_bounce_reject_code: u16,
     /// The name service, when a list asks about domains
     /// (reject_unknown_sender_domain, reject_unknown_recipient_domain).
-    dns: Option<crate::smtp::dns::Dns>,
+    pub dns: Option<crate::smtp::dns::Dns>,
+    /// smtpd_peername_lookup: the client's name is looked up at connect.
+    pub peername_lookup: bool,
     /// Which of the lookups the lists need.
     asks_domains: bool,
     asks_client: bool,
@@ -234,7 +236,8 @@ impl Access {
                 }
             }
         }
-        let dns = if asks_domains || asks_client || !rbl_lists.is_empty() {
+        let peername_lookup = cf.bool("smtpd_peername_lookup").map_err(e)?;
+        let dns = if asks_domains || asks_client || peername_lookup || !rbl_lists.is_empty() {
             let use_dns = !cf.bool("disable_dns_lookups").map_err(e)?;
             let servers = crate::settings::list(cf, "rostfix_dns_servers").map_err(e)?;
             Some(crate::smtp::dns::Dns::new(use_dns, &servers, "")?)
@@ -272,6 +275,7 @@ impl Access {
             unknown_client_reject_code: code("unknown_client_reject_code")?,
             multi_recipient_bounce_reject_code: code("multi_recipient_bounce_reject_code")?,
             dns,
+            peername_lookup,
             asks_domains,
             asks_client,
             rbl_lists,
@@ -766,7 +770,7 @@ fn check_access(
     let (keys, about) = match kind {
         "check_client_access" => (
             order::access_client_keys(
-                None,
+                req.client_name.split('[').next(),
                 &req.client.to_string(),
                 a.order.parent_matches_subdomains,
             ),
