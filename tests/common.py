@@ -45,6 +45,17 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+def load_test(name):
+    """tests/NAME/run.py as the module `NAME_run`: every test is a script
+    named run.py, so a plain import would find the caller's own."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        f"{name}_run", os.path.join(ROOT, "tests", name, "run.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def subject():
     """(SUBJECT, the directory of its commands): Rostfix's release build
     (or ROSTFIX_BIN), or Debian's Postfix with SUBJECT=postfix."""

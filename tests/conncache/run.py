@@ -23,7 +23,6 @@ Every message must arrive, whatever the setting.
 Usage: run.py [--keep]
 """
 
-import importlib.util
 import os
 import shutil
 import smtplib
@@ -37,15 +36,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 import common  # noqa: E402
 
 
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-peer = load("peer_run", os.path.join(os.path.dirname(HERE), "peer", "run.py"))
-mx = load("mx_run", os.path.join(os.path.dirname(HERE), "mx", "run.py"))
+peer = common.load_test("peer")
+mx = common.load_test("mx")
 
 BURST_CLIENTS = 10
 BURST_EACH = 3

@@ -183,7 +183,6 @@ on a failed check; -v shows each scenario's log lines and DNS queries;
 
 import email
 import hashlib
-import importlib.util
 import os
 import pwd
 import re
@@ -201,16 +200,7 @@ sys.path.insert(0, TESTS)
 import common  # noqa: E402
 
 
-def load_mx():
-    """tests/mx/run.py as the module `mx_run` (it is a script named run.py
-    like this one, so a plain import would find this file)."""
-    spec = importlib.util.spec_from_file_location("mx_run", os.path.join(TESTS, "mx", "run.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-mx = load_mx()
+mx = common.load_test("mx")
 SUBJECT, BIN = common.subject()
 check = common.Checks()
 VERBOSE = False

@@ -29,7 +29,6 @@ Postfix 3.7's (SUBJECT=postfix passes the same checks).
 Usage: run.py [--keep] [-v]
 """
 
-import importlib.util
 import os
 import re
 import shutil
@@ -45,14 +44,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import common  # noqa: E402
 
 
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-peer = load("peer_run", os.path.join(os.path.dirname(HERE), "peer", "run.py"))
+peer = common.load_test("peer")
 
 ANSWERS = {
     "ok": "OK",

@@ -300,6 +300,23 @@ fn policy_request(who: &Judged<'_>, recipient: &str, what: Judge) -> Vec<(&'stat
     ]
 }
 
+/// smtpd_data_restrictions at `verb` (DATA or BDAT), for the message
+/// `queue_id` when its file is started: the refusal (logged), if any.
+async fn data_restrictions(
+    s: &Settings,
+    log: &Log,
+    judge: &Judged<'_>,
+    client_dns: &mut Option<smtpd_check::Domain>,
+    verb: &str,
+    queue_id: Option<String>,
+) -> Option<Reply> {
+    let only = only_recipient(judge.session);
+    let verdict = check(s, log, judge, client_dns, &only, Judge::Data).await;
+    let about = about_transaction(judge.session);
+    let queue_id = queue_id.as_deref().unwrap_or("NOQUEUE");
+    judged_as(log, queue_id, verb, judge.client_name, &about, verdict)
+}
+
 /// smtpd_end_of_data_restrictions for the message `queue_id`: the
 /// refusal (logged), if any.
 async fn end_of_data(
@@ -763,16 +780,11 @@ async fn session(
                         // chunk is read and thrown away.
                         if s.access.checks_data(false) {
                             let judge = judged!();
-                            let only = only_recipient(&session);
-                            let verdict =
-                                check(s, log, &judge, &mut client_dns, &only, Judge::Data).await;
-                            let qid = cleanup
-                                .as_ref()
-                                .map_or_else(|| "NOQUEUE".to_string(), |c| c.id().to_string());
-                            let about = about_transaction(&session);
-                            if let Some(reply) =
-                                judged_as(log, &qid, "BDAT", &client, &about, verdict)
-                            {
+                            let qid = cleanup.as_ref().map(|c| c.id().to_string());
+                            let refused =
+                                data_restrictions(s, log, &judge, &mut client_dns, "BDAT", qid)
+                                    .await;
+                            if let Some(reply) = refused {
                                 if let Some(c) = cleanup {
                                     c.abandon();
                                 }
@@ -884,15 +896,10 @@ async fn session(
                     let mut started = None;
                     if s.access.checks_data(false) {
                         started = start_message(&session, s, log, &who).await;
-                        let only = only_recipient(&session);
-                        let verdict =
-                            check(s, log, &judge, &mut client_dns, &only, Judge::Data).await;
-                        let qid = started
-                            .as_ref()
-                            .map_or_else(|| "NOQUEUE".to_string(), |c| c.id().to_string());
-                        let about = about_transaction(&session);
-                        if let Some(reply) = judged_as(log, &qid, "DATA", &client, &about, verdict)
-                        {
+                        let qid = started.as_ref().map(|c| c.id().to_string());
+                        let refused =
+                            data_restrictions(s, log, &judge, &mut client_dns, "DATA", qid).await;
+                        if let Some(reply) = refused {
                             if let Some(c) = started {
                                 c.abandon();
                             }

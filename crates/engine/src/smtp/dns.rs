@@ -61,10 +61,16 @@ struct Validating {
     /// dnssec_probe: the query that tells whether the resolver validates
     /// at all (`ns:.`), as written and parsed; none when empty.
     probe: Option<(String, String, RecordType)>,
-    /// 0: every answer so far was secure; 1: one was not, the probe is
-    /// due; 2: probed (once per process, as Postfix).
+    /// PROBE_NOT_DUE, PROBE_DUE or PROBE_DONE (once per process, as
+    /// Postfix).
     probe_state: AtomicU8,
 }
+
+/// Every answer so far was secure.
+const PROBE_NOT_DUE: u8 = 0;
+/// One was not: the probe is due.
+const PROBE_DUE: u8 = 1;
+const PROBE_DONE: u8 = 2;
 
 /// What a DNSSEC-aware lookup found: the records of the type asked, and
 /// whether the resolver vouched for them.
@@ -99,19 +105,15 @@ impl Dns {
         opts.cache_size = 0;
         opts.attempts = 2;
         opts.timeout = std::time::Duration::from_secs(5);
-        let (builder, validating) = if servers.is_empty() {
+        // The servers asked directly, and whether their AD bit counts:
+        // resolv.conf's (read once the resolver is made) with its
+        // trust-ad, or those named, trusted as named.
+        let (builder, mut direct, trust_ad) = if servers.is_empty() {
             let builder =
                 TokioResolver::builder_tokio().map_err(|e| format!("resolv.conf: {e}"))?;
             let trust_ad = std::fs::read_to_string("/etc/resolv.conf")
                 .is_ok_and(|text| resolv_conf_trusts_ad(&text));
-            // The servers: resolv.conf's, read once the resolver is made.
-            let validating = Validating {
-                servers: Vec::new(),
-                trust_ad,
-                probe: None,
-                probe_state: AtomicU8::new(0),
-            };
-            (builder, validating)
+            (builder, Vec::new(), trust_ad)
         } else {
             let mut group = NameServerConfigGroup::new();
             let mut addrs = Vec::new();
@@ -129,34 +131,34 @@ impl Dns {
                 ResolverConfig::from_parts(None, Vec::new(), group),
                 TokioConnectionProvider::default(),
             );
-            let validating = Validating {
-                servers: addrs,
-                trust_ad: true,
-                probe: None,
-                probe_state: AtomicU8::new(0),
-            };
-            (builder, validating)
+            (builder, addrs, true)
         };
         let resolver = builder.with_options(opts).build();
-        let mut validating = validating;
-        if let Some((kind, name)) = dnssec_probe.trim().split_once(':') {
-            let rtype = kind
-                .to_ascii_uppercase()
-                .parse::<RecordType>()
-                .map_err(|_| format!("dnssec_probe: unknown record type: {kind}"))?;
-            validating.probe = Some((dnssec_probe.trim().to_string(), name.to_string(), rtype));
-        } else if !dnssec_probe.trim().is_empty() {
-            return Err(format!(
-                "dnssec_probe: expected type:name, got {dnssec_probe}"
-            ));
-        }
-        if validating.servers.is_empty() {
+        if direct.is_empty() {
             for ns in resolver.config().name_servers() {
-                if !validating.servers.contains(&ns.socket_addr) {
-                    validating.servers.push(ns.socket_addr);
+                if !direct.contains(&ns.socket_addr) {
+                    direct.push(ns.socket_addr);
                 }
             }
         }
+        let spec = dnssec_probe.trim();
+        let probe = match spec.split_once(':') {
+            Some((kind, name)) => {
+                let rtype = kind
+                    .to_ascii_uppercase()
+                    .parse::<RecordType>()
+                    .map_err(|_| format!("dnssec_probe: unknown record type: {kind}"))?;
+                Some((spec.to_string(), name.to_string(), rtype))
+            }
+            None if spec.is_empty() => None,
+            None => return Err(format!("dnssec_probe: expected type:name, got {spec}")),
+        };
+        let validating = Validating {
+            servers: direct,
+            trust_ad,
+            probe,
+            probe_state: AtomicU8::new(PROBE_NOT_DUE),
+        };
         Ok(Dns {
             resolver: Some(resolver),
             validating: Some(validating),
@@ -170,7 +172,7 @@ impl Dns {
         let v = self.validating.as_ref()?;
         let (spec, name, rtype) = v.probe.as_ref()?;
         v.probe_state
-            .compare_exchange(1, 2, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(PROBE_DUE, PROBE_DONE, Ordering::Relaxed, Ordering::Relaxed)
             .ok()?;
         match self.ask(name, *rtype).await {
             Ok(a) if a.secure => None,
@@ -235,9 +237,12 @@ impl Dns {
                 }
                 let secure = v.trust_ad && reply.authentic_data();
                 if !secure {
-                    let _ =
-                        v.probe_state
-                            .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed);
+                    let _ = v.probe_state.compare_exchange(
+                        PROBE_NOT_DUE,
+                        PROBE_DUE,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
                 }
                 return match reply.response_code() {
                     ResponseCode::NoError => {
@@ -276,17 +281,11 @@ impl Dns {
         };
         let name = absolute(domain);
         match r.mx_lookup(name.as_str()).await {
-            Ok(found) => {
-                let mut hosts: Vec<(u16, String)> = found
+            Ok(found) => Ok(by_preference(
+                found
                     .iter()
-                    .map(|mx| {
-                        let host = mx.exchange().to_utf8();
-                        (mx.preference(), host.trim_end_matches('.').to_string())
-                    })
-                    .collect();
-                hosts.sort_by_key(|(p, _)| *p);
-                Ok(hosts)
-            }
+                    .map(|mx| (mx.preference(), mx.exchange().to_utf8())),
+            )),
             Err(e) => Err(failure(&e, domain, "MX")),
         }
     }
@@ -316,12 +315,7 @@ impl Dns {
             }
         }
         if out.is_empty() {
-            return Err(match last {
-                Failed::NoData => Failed::NotFound(format!(
-                    "Name service error for name={host} type=A: Host found but no data record of requested type"
-                )),
-                other => other,
-            });
+            return Err(no_address(host, last));
         }
         Ok(out)
     }
@@ -370,18 +364,10 @@ impl Dns {
     /// were secure.
     pub async fn mx_secure(&self, domain: &str) -> Result<(Vec<(u16, String)>, bool), Failed> {
         let found = self.ask(domain, RecordType::MX).await?;
-        let mut hosts: Vec<(u16, String)> = found
-            .records
-            .iter()
-            .filter_map(|r| match r {
-                RData::MX(mx) => Some((
-                    mx.preference(),
-                    mx.exchange().to_utf8().trim_end_matches('.').to_string(),
-                )),
-                _ => None,
-            })
-            .collect();
-        hosts.sort_by_key(|(p, _)| *p);
+        let hosts = by_preference(found.records.iter().filter_map(|r| match r {
+            RData::MX(mx) => Some((mx.preference(), mx.exchange().to_utf8())),
+            _ => None,
+        }));
         Ok((hosts, found.secure))
     }
 
@@ -419,12 +405,7 @@ impl Dns {
             }
         }
         if out.is_empty() {
-            return Err(match last {
-                Failed::NoData => Failed::NotFound(format!(
-                    "Name service error for name={host} type=A: Host found but no data record of requested type"
-                )),
-                other => other,
-            });
+            return Err(no_address(host, last));
         }
         Ok((out, secure))
     }
@@ -455,6 +436,27 @@ fn parse_hosts(text: &str) -> Vec<(IpAddr, String)> {
             Some((addr, words.next()?.to_string()))
         })
         .collect()
+}
+
+/// Why `host` has no address: the last lookup's failure, where a name
+/// that exists without A records is Postfix's "no data record".
+fn no_address(host: &str, last: Failed) -> Failed {
+    match last {
+        Failed::NoData => Failed::NotFound(format!(
+            "Name service error for name={host} type=A: Host found but no data record of requested type"
+        )),
+        other => other,
+    }
+}
+
+/// MX hosts lowest preference first (a stable sort: equal preferences
+/// in the order the server gave them), without the final dot.
+fn by_preference(found: impl Iterator<Item = (u16, String)>) -> Vec<(u16, String)> {
+    let mut hosts: Vec<(u16, String)> = found
+        .map(|(p, host)| (p, host.trim_end_matches('.').to_string()))
+        .collect();
+    hosts.sort_by_key(|(p, _)| *p);
+    hosts
 }
 
 /// resolv.conf's `options trust-ad`.
