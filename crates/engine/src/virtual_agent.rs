@@ -410,9 +410,11 @@ pub fn store(
             .open(&tmp)
     };
     // The Maildir is made on first delivery, not checked on every one.
+    // tmp/ comes last: a delivery running beside the first one can write
+    // into tmp/ as soon as it exists, and its rename needs new/.
     let mut f = match create() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            for sub in ["tmp", "new", "cur"] {
+            for sub in ["cur", "new", "tmp"] {
                 // Private to the mailbox's owner, as Postfix makes them.
                 fs::DirBuilder::new()
                     .recursive(true)
@@ -447,4 +449,50 @@ pub fn store(
         rename: Some((tmp, path.join("new").join(name))),
         owner,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deliveries racing into a Maildir that does not exist yet all land:
+    /// none may find tmp/ made while new/ is still missing.
+    #[test]
+    fn first_deliveries_race_to_make_the_maildir() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("main.cf"), "").unwrap();
+        let cf = rostfix_config::Config::load(Some(dir.path())).unwrap();
+        let s = Settings::resolve(&cf).unwrap();
+        let syncer = Syncer::start().unwrap();
+        let lock = mbox::Locking {
+            methods: mbox::LockMethods::default(),
+            attempts: 1,
+            delay: std::time::Duration::from_secs(1),
+            stale: std::time::Duration::from_secs(500),
+        };
+        for round in 0..50 {
+            let path = dir.path().join(format!("box{round}/"));
+            std::thread::scope(|t| {
+                for _ in 0..8 {
+                    t.spawn(|| {
+                        let mailbox = Mailbox {
+                            path: &path,
+                            user: None,
+                            owner: None,
+                            limit: 0,
+                            lock: &lock,
+                        };
+                        let m = Message {
+                            sender: "s@example.test",
+                            attrs: &[],
+                            body: b"Subject: x\n\nx\n",
+                        };
+                        let written = store(&s, &syncer, &mailbox, &m, b"").ok().unwrap();
+                        assert!(written.publish().ok().unwrap());
+                    });
+                }
+            });
+            assert_eq!(fs::read_dir(path.join("new")).unwrap().count(), 8);
+        }
+    }
 }
