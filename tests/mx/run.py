@@ -71,7 +71,10 @@ smtpd_client_restrictions = reject_unknown_client_hostname; the server
 answers PTR queries for 127.0.0.0/8 from REVERSE, and
 UNKNOWN_CLIENT_CASES connects from three loopback addresses. A fourth
 (postfix/rbl) has smtpd_client_restrictions = reject_rbl_client
-rbl.example.net, a blocklist in ZONE (RBL_CASES).
+rbl.example.net, a blocklist in ZONE (RBL_CASES). A fifth (postfix/names)
+has smtpd_client_restrictions = reject_unknown_reverse_client_hostname
+and smtpd_helo_restrictions = reject_unknown_helo_hostname (NAME_CASES:
+client addresses and EHLO names).
 
 Scenarios (one message each, sent over SMTP, checked in turn): which SMTP
 server received the message (envelope and Subject), which servers were
@@ -399,6 +402,9 @@ virtual_minimum_uid = {uid}
         self.client_port = common.free_port()
         # And one that asks a DNS blocklist about the client.
         self.rbl_port = common.free_port()
+        # And one that wants the client to have a name, and the EHLO name
+        # to exist.
+        self.names_port = common.free_port()
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.write(common.MASTER_CF.format(port=self.port)
                     + f"127.0.0.1:{self.strict_port} inet n - n - - smtpd\n"
@@ -411,7 +417,12 @@ virtual_minimum_uid = {uid}
                     "  -o smtpd_client_restrictions=reject_unknown_client_hostname\n"
                     f"127.0.0.1:{self.rbl_port} inet n - n - - smtpd\n"
                     "  -o syslog_name=postfix/rbl\n"
-                    "  -o smtpd_client_restrictions=reject_rbl_client,rbl.example.net\n")
+                    "  -o smtpd_client_restrictions=reject_rbl_client,rbl.example.net\n"
+                    f"127.0.0.1:{self.names_port} inet n - n - - smtpd\n"
+                    "  -o syslog_name=postfix/names\n"
+                    "  -o smtpd_peername_lookup=yes\n"
+                    "  -o smtpd_client_restrictions=reject_unknown_reverse_client_hostname\n"
+                    "  -o smtpd_helo_restrictions=reject_unknown_helo_hostname\n")
         # Postfix's resolver, in its own mount namespace (SUBJECT=postfix).
         self.resolv = os.path.join(tmp, "resolv.conf")
         with open(self.resolv, "w") as f:
@@ -435,7 +446,8 @@ virtual_minimum_uid = {uid}
         r = self.postfix("start")
         if r.returncode != 0:
             raise SystemExit(f"postfix start exited {r.returncode}: {r.stdout}{r.stderr}")
-        for port in (self.port, self.strict_port, self.client_port, self.rbl_port):
+        for port in (self.port, self.strict_port, self.client_port, self.rbl_port,
+                     self.names_port):
             if not common.wait_listening(port, 20):
                 raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
@@ -535,6 +547,44 @@ RBL_CASES = [
                    " rbl.example.net")),
     ("127.0.0.8", (250, "2.1.5 Ok")),
 ]
+
+
+# reject_unknown_reverse_client_hostname and reject_unknown_helo_hostname:
+# the client address, its EHLO name and the RCPT reply, as Postfix gave it.
+NAME_CASES = [
+    # 127.0.0.7's PTR name does not resolve back: a reverse name is enough.
+    ("127.0.0.7", "mx1.example.net", (250, "2.1.5 Ok")),
+    # No PTR record.
+    ("127.0.0.8", "mx1.example.net",
+     (450, "4.7.1 Client host rejected: cannot find your reverse hostname, [127.0.0.8]")),
+    # An MX record and no address.
+    ("127.0.0.1", "example.net", (250, "2.1.5 Ok")),
+    ("127.0.0.1", "nosuch.example.net",
+     (450, "4.7.1 <nosuch.example.net>: Helo command rejected: Host not found")),
+    # Exists, without MX or address records.
+    ("127.0.0.1", "noaddr.example.net",
+     (450, "4.7.1 <noaddr.example.net>: Helo command rejected: Host not found")),
+    # Its address lookup fails for now: the same reply.
+    ("127.0.0.1", "broken.example.net",
+     (450, "4.7.1 <broken.example.net>: Helo command rejected: Host not found")),
+    # An address literal is not looked up.
+    ("127.0.0.1", "[127.0.0.1]", (250, "2.1.5 Ok")),
+    # Outside the zone: the test's server refuses it.
+    ("127.0.0.1", "nodots",
+     (450, "4.7.1 <nodots>: Helo command rejected: Host not found")),
+]
+
+
+def names(inst):
+    """The names smtpd's RCPT replies for NAME_CASES."""
+    for source, helo, want in NAME_CASES:
+        with smtplib.SMTP("127.0.0.1", inst.names_port, timeout=30,
+                          source_address=(source, 0)) as c:
+            c.ehlo(helo)
+            c.mail("sender@example.test")
+            code, text = c.rcpt("sender@example.test")
+        got = (code, text.decode("utf-8", "replace"))
+        check(got == want, f"names: from {source}, EHLO {helo}: want {want}, got {got}")
 
 
 def unknown_clients(inst, port=None, cases=UNKNOWN_CLIENT_CASES, what="unknown clients"):
@@ -732,6 +782,7 @@ def main():
         unknown_clients(inst)
         client_names(inst)
         unknown_clients(inst, inst.rbl_port, RBL_CASES, "blocklist")
+        names(inst)
     finally:
         if inst is not None:
             inst.stop()

@@ -62,18 +62,18 @@ pub async fn serve(
 
 /// smtpd_peername_lookup: the client's name when its PTR name resolves
 /// back to its address (Postfix warns when it does not), else `unknown`;
-/// and that finding, for reject_unknown_client_hostname later.
+/// and that finding, for reject_unknown_(reverse_)client_hostname later.
 async fn peer_name(
     s: &Settings,
     log: &Log,
     ip: std::net::IpAddr,
-) -> (String, Option<smtpd_check::Domain>) {
+) -> (String, Option<smtpd_check::ClientDns>) {
     let unknown = || "unknown".to_string();
     let Some(dns) = s.access.dns.as_ref().filter(|_| s.access.peername_lookup) else {
         return (unknown(), None);
     };
     let (known, name) = smtpd_check::client_name(dns, ip).await;
-    match (known, name) {
+    match (known.forward, name) {
         (smtpd_check::Domain::Exists, Some(name)) => (name, Some(known)),
         (smtpd_check::Domain::NotFound, Some(name)) => {
             log.warning(
@@ -118,7 +118,7 @@ async fn check(
     s: &Settings,
     log: &Log,
     who: &Judged<'_>,
-    client_dns: &mut Option<smtpd_check::Domain>,
+    client_dns: &mut Option<smtpd_check::ClientDns>,
     given: &str,
     what: Judge,
 ) -> smtpd_check::Verdict {
@@ -126,7 +126,8 @@ async fn check(
     let sender = session.transaction().map(|t| t.from.as_str());
     // Nothing is looked up unless the lists ask.
     let client = who.peer.ip();
-    let domains = smtpd_check::domains(s, client, *client_dns, sender, given).await;
+    let helo = session.helo_name();
+    let domains = smtpd_check::domains(s, client, *client_dns, helo, sender, given).await;
     *client_dns = client_dns.or(domains.client);
     let r = resolve(s, given);
     let routed = smtpd_check::is_routed(&r.address);
@@ -136,7 +137,7 @@ async fn check(
         let req = smtpd_check::Request {
             client,
             client_name: who.client_name,
-            helo: session.helo_name(),
+            helo,
             sender,
             recipient: given,
             recipient_address: &r.address,
@@ -306,7 +307,7 @@ async fn data_restrictions(
     s: &Settings,
     log: &Log,
     judge: &Judged<'_>,
-    client_dns: &mut Option<smtpd_check::Domain>,
+    client_dns: &mut Option<smtpd_check::ClientDns>,
     verb: &str,
     queue_id: Option<String>,
 ) -> Option<Reply> {
@@ -323,7 +324,7 @@ async fn end_of_data(
     s: &Settings,
     log: &Log,
     judge: &Judged<'_>,
-    client_dns: &mut Option<smtpd_check::Domain>,
+    client_dns: &mut Option<smtpd_check::ClientDns>,
     queue_id: &str,
 ) -> Option<Reply> {
     let only = only_recipient(judge.session);
@@ -461,7 +462,7 @@ async fn session(
     log: &Log,
     intake: &Intake,
     client_name: &str,
-    known: Option<smtpd_check::Domain>,
+    known: Option<smtpd_check::ClientDns>,
 ) -> String {
     // Replies are already gathered into one write per batch of pipelined
     // commands; Nagle's algorithm would only hold them back.
@@ -481,7 +482,7 @@ async fn session(
     // instead of the greeting, and the connection ends.
     let mut aborted: Option<Reply> = None;
     // What the name service said of the client (asked once, if at all).
-    let mut client_dns: Option<smtpd_check::Domain> = known;
+    let mut client_dns: Option<smtpd_check::ClientDns> = known;
     // smtpd_tls_wrappermode: the handshake comes before the greeting.
     let stream = match &s.smtpd_tls {
         Some(tls) if tls.wrapper => match handshake(tls, stream, log, &client, "CONNECT").await {
@@ -1375,7 +1376,7 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
     who: &Who<'_>,
     intake: &Intake,
     started: Option<Cleanup>,
-    end_of_data: Option<(&Judged<'_>, &mut Option<smtpd_check::Domain>)>,
+    end_of_data: Option<(&Judged<'_>, &mut Option<smtpd_check::ClientDns>)>,
 ) -> Result<(Reply, bool), Gone> {
     let (peer, client_name) = (who.addr, who.name);
     let started = match started {

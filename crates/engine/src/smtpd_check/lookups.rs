@@ -2,8 +2,9 @@
 //! (synchronous) check and only for the services whose lists need it: the
 //! sender's and recipient's domains (reject_unknown_sender_domain,
 //! reject_unknown_recipient_domain), the client's name
-//! (reject_unknown_client_hostname) and the blocklists that list the
-//! client (reject_rbl_client).
+//! (reject_unknown_client_hostname, reject_unknown_reverse_client_hostname),
+//! the HELO name (reject_unknown_helo_hostname) and the blocklists that
+//! list the client (reject_rbl_client).
 
 use std::net::IpAddr;
 
@@ -20,27 +21,38 @@ pub enum Domain {
     TryAgain,
 }
 
+/// What the name service says of the client's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientDns {
+    /// It has a name, a PTR record (reject_unknown_reverse_client_hostname).
+    pub reverse: Domain,
+    /// That name resolves back to it (reject_unknown_client_hostname).
+    pub forward: Domain,
+}
+
 /// The domains of a transaction as the name service sees them, asked
 /// before the (synchronous) check when a list wants them.
 #[derive(Debug, Default, Clone)]
 pub struct Domains {
     pub sender: Option<Domain>,
     pub recipient: Option<Domain>,
-    /// The client's address has a name that resolves back to it
-    /// (Exists), or not, or the lookups failed for now.
-    pub client: Option<Domain>,
+    pub client: Option<ClientDns>,
+    /// The HELO name has an MX or address record (address literals need
+    /// none).
+    pub helo: Option<Domain>,
     /// The blocklists that list the client: each with its TXT reason.
     pub listed: Vec<(String, Option<String>)>,
 }
 
 /// Looks up what the lists need: the sender's and recipient's domains
 /// (reject_unknown_sender/recipient_domain; not where this host is their
-/// final destination), and the client's name unless `known_client` says
-/// it already (reject_unknown_client_hostname).
+/// final destination), the client's name unless `known_client` says it
+/// already (reject_unknown_(reverse_)client_hostname), and the HELO name.
 pub async fn domains(
     s: &Settings,
     client: IpAddr,
-    known_client: Option<Domain>,
+    known_client: Option<ClientDns>,
+    helo: Option<&str>,
     sender: Option<&str>,
     recipient: &str,
 ) -> Domains {
@@ -63,6 +75,13 @@ pub async fn domains(
         out.client = match known_client {
             Some(known) => Some(known),
             None => Some(client_name(dns, client).await.0),
+        };
+    }
+    if s.access.asks_helo {
+        out.helo = match helo {
+            None => None,
+            Some(h) if h.starts_with('[') => Some(Domain::Exists),
+            Some(h) => Some(name_exists(dns, h.strip_suffix('.').unwrap_or(h)).await),
         };
     }
     out
@@ -154,27 +173,41 @@ fn rbl_matches(pattern: &str, answer: IpAddr) -> bool {
 
 /// Whether the client's address has a name (its first PTR record) whose
 /// addresses include it, as reject_unknown_client_hostname and
-/// smtpd_peername_lookup want (`Exists`), with that PTR name.
-pub async fn client_name(dns: &crate::smtp::dns::Dns, client: IpAddr) -> (Domain, Option<String>) {
+/// smtpd_peername_lookup want, with that PTR name.
+pub async fn client_name(
+    dns: &crate::smtp::dns::Dns,
+    client: IpAddr,
+) -> (ClientDns, Option<String>) {
     use crate::smtp::dns::{Failed, Families};
+    let nameless = |why| {
+        let found = ClientDns {
+            reverse: why,
+            forward: why,
+        };
+        (found, None)
+    };
     let name = match dns.reverse(client).await {
         Ok(names) => match names.into_iter().next() {
             Some(n) => n,
-            None => return (Domain::NotFound, None),
+            None => return nameless(Domain::NotFound),
         },
-        Err(Failed::Temporary(_)) => return (Domain::TryAgain, None),
-        Err(_) => return (Domain::NotFound, None),
+        Err(Failed::Temporary(_)) => return nameless(Domain::TryAgain),
+        Err(_) => return nameless(Domain::NotFound),
     };
     let family = Families {
         ipv4: client.is_ipv4(),
         ipv6: client.is_ipv6(),
     };
-    let known = match dns.addresses(&name, family).await {
+    let forward = match dns.addresses(&name, family).await {
         Ok(found) if found.contains(&client) => Domain::Exists,
         Err(Failed::Temporary(_)) => Domain::TryAgain,
         _ => Domain::NotFound,
     };
-    (known, Some(name))
+    let found = ClientDns {
+        reverse: Domain::Exists,
+        forward,
+    };
+    (found, Some(name))
 }
 
 /// Whether an address's domain exists: ours (local or virtual), address
@@ -182,7 +215,6 @@ pub async fn client_name(dns: &crate::smtp::dns::Dns, client: IpAddr) -> (Domain
 /// MX, A, AAAA records will do, as Postfix asks them.
 async fn domain_of(s: &Settings, dns: &crate::smtp::dns::Dns, address: &str) -> Domain {
     use crate::resolve::Class;
-    use crate::smtp::dns::Failed;
     let r = crate::resolve::resolve(s, address);
     let Some((_, domain)) = r.address.rsplit_once('@') else {
         return Domain::Exists;
@@ -190,6 +222,12 @@ async fn domain_of(s: &Settings, dns: &crate::smtp::dns::Dns, address: &str) -> 
     if matches!(r.class, Class::Local | Class::Virtual) || domain.starts_with('[') {
         return Domain::Exists;
     }
+    name_exists(dns, domain).await
+}
+
+/// Whether a name has an MX, A or AAAA record.
+async fn name_exists(dns: &crate::smtp::dns::Dns, domain: &str) -> Domain {
+    use crate::smtp::dns::Failed;
     let mut outcome = Domain::NotFound;
     match dns.mx(domain).await {
         Ok(hosts) if !hosts.is_empty() => return Domain::Exists,

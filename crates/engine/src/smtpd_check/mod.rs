@@ -32,7 +32,7 @@ use crate::tls_server::ClientCert;
 
 mod lookups;
 pub mod policy;
-pub use lookups::{Domain, Domains, client_name, domains};
+pub use lookups::{ClientDns, Domain, Domains, client_name, domains};
 
 /// The restriction lists, in the order they are read.
 const LISTS: [(Stage, &str); 5] = [
@@ -61,15 +61,18 @@ const RECIPIENT_RESTRICTIONS: &[&str] = &[
 /// How deep classes and table results may nest.
 const MAX_DEPTH: u8 = 8;
 
-/// Restrictions that ask the name service (about a domain, or the
-/// client's name).
+/// Restrictions that ask the name service about the sender's and
+/// recipient's domains, the client's name, the HELO name.
 const DOMAIN_RESTRICTIONS: &[&str] = &[
     "reject_unknown_sender_domain",
     "reject_unknown_recipient_domain",
+];
+const CLIENT_NAME_RESTRICTIONS: &[&str] = &[
     "reject_unknown_client_hostname",
     "reject_unknown_client",
-    "reject_rbl_client",
+    "reject_unknown_reverse_client_hostname",
 ];
+const HELO_NAME_RESTRICTIONS: &[&str] = &["reject_unknown_helo_hostname"];
 
 /// Restrictions followed by a table.
 const TABLE_RESTRICTIONS: &[&str] = &[
@@ -110,6 +113,7 @@ pub struct Access {
     invalid_hostname_reject_code: u16,
     unknown_address_reject_code: u16,
     unknown_client_reject_code: u16,
+    unknown_hostname_reject_code: u16,
     multi_recipient_bounce_reject_code: u16,
     /// The name service, when a list asks about domains
     /// (reject_unknown_sender_domain, reject_unknown_recipient_domain).
@@ -119,6 +123,7 @@ pub struct Access {
     /// Which of the lookups the lists need.
     asks_domains: bool,
     asks_client: bool,
+    asks_helo: bool,
     /// reject_rbl_client's blocklists.
     rbl_lists: Vec<String>,
     maps_rbl_reject_code: u16,
@@ -217,8 +222,9 @@ impl Access {
                 .flatten()
                 .any(|item| names.contains(&item.as_str()))
         };
-        let asks_domains = asks(&DOMAIN_RESTRICTIONS[..2]);
-        let asks_client = asks(&DOMAIN_RESTRICTIONS[2..4]);
+        let asks_domains = asks(DOMAIN_RESTRICTIONS);
+        let asks_client = asks(CLIENT_NAME_RESTRICTIONS);
+        let asks_helo = asks(HELO_NAME_RESTRICTIONS);
         // The blocklists named (`domain` or `domain=d.d.d.d`), and the
         // policy servers: the only ones smtpd will talk to, whatever a
         // server's answer names.
@@ -237,7 +243,8 @@ impl Access {
             }
         }
         let peername_lookup = cf.bool("smtpd_peername_lookup").map_err(e)?;
-        let dns = if asks_domains || asks_client || peername_lookup || !rbl_lists.is_empty() {
+        let asks_dns = asks_domains || asks_client || asks_helo || !rbl_lists.is_empty();
+        let dns = if asks_dns || peername_lookup {
             let use_dns = !cf.bool("disable_dns_lookups").map_err(e)?;
             let servers = crate::settings::list(cf, "rostfix_dns_servers").map_err(e)?;
             Some(crate::smtp::dns::Dns::new(use_dns, &servers, "")?)
@@ -273,11 +280,13 @@ impl Access {
             invalid_hostname_reject_code: code("invalid_hostname_reject_code")?,
             unknown_address_reject_code: code("unknown_address_reject_code")?,
             unknown_client_reject_code: code("unknown_client_reject_code")?,
+            unknown_hostname_reject_code: code("unknown_hostname_reject_code")?,
             multi_recipient_bounce_reject_code: code("multi_recipient_bounce_reject_code")?,
             dns,
             peername_lookup,
             asks_domains,
             asks_client,
+            asks_helo,
             rbl_lists,
             maps_rbl_reject_code: code("maps_rbl_reject_code")?,
             policy_servers,
@@ -639,20 +648,30 @@ fn restriction(
         },
         // unknown_address_reject_code; always 450 when the name service
         // fails for now (Postfix defers then: defer_if_permit).
-        "reject_unknown_client_hostname" | "reject_unknown_client" => {
-            let code = match req.domains.client {
+        "reject_unknown_client_hostname" | "reject_unknown_client" => unknown_client(
+            a,
+            req,
+            req.domains.client.map(|c| c.forward),
+            "7.25",
+            "hostname",
+        ),
+        "reject_unknown_reverse_client_hostname" => unknown_client(
+            a,
+            req,
+            req.domains.client.map(|c| c.reverse),
+            "7.1",
+            "reverse hostname",
+        ),
+        // unknown_hostname_reject_code, or 450 when the name service fails
+        // for now: the same words either way.
+        "reject_unknown_helo_hostname" => {
+            let code = match req.domains.helo {
                 None | Some(Domain::Exists) => return Outcome::Dunno,
-                Some(Domain::NotFound) => a.unknown_client_reject_code,
+                Some(Domain::NotFound) => a.unknown_hostname_reject_code,
                 Some(Domain::TryAgain) => 450,
             };
-            let class = if code < 500 { '4' } else { '5' };
-            Outcome::Reject(Reply::new(
-                code,
-                format!(
-                    "{class}.7.25 Client host rejected: cannot find your hostname, [{}]",
-                    req.client
-                ),
-            ))
+            let dsn = if code < 500 { "4.7.1" } else { "5.7.1" };
+            Outcome::Reject(rejected_dsn(req, Stage::Helo, code, dsn, "Host not found"))
         }
         "reject_rbl_client" => {
             let Some(list) = args.next() else {
@@ -942,6 +961,32 @@ fn non_fqdn_address(s: &Settings, req: &Request, stage: Stage, address: &str) ->
         s.access.non_fqdn_reject_code,
         "5.5.2",
         "need fully-qualified address",
+    ))
+}
+
+/// reject_unknown_client_hostname (the client's name must resolve back to
+/// it) and reject_unknown_reverse_client_hostname (it must have one):
+/// unknown_client_reject_code, or 450 when the name service fails for
+/// now.
+fn unknown_client(
+    a: &Access,
+    req: &Request,
+    found: Option<Domain>,
+    detail: &str,
+    what: &str,
+) -> Outcome {
+    let code = match found {
+        None | Some(Domain::Exists) => return Outcome::Dunno,
+        Some(Domain::NotFound) => a.unknown_client_reject_code,
+        Some(Domain::TryAgain) => 450,
+    };
+    let class = if code < 500 { '4' } else { '5' };
+    Outcome::Reject(Reply::new(
+        code,
+        format!(
+            "{class}.{detail} Client host rejected: cannot find your {what}, [{}]",
+            req.client
+        ),
     ))
 }
 
