@@ -74,7 +74,11 @@ UNKNOWN_CLIENT_CASES connects from three loopback addresses. A fourth
 rbl.example.net, a blocklist in ZONE (RBL_CASES). A fifth (postfix/names)
 has smtpd_client_restrictions = reject_unknown_reverse_client_hostname
 and smtpd_helo_restrictions = reject_unknown_helo_hostname (NAME_CASES:
-client addresses and EHLO names).
+client addresses and EHLO names). A sixth (postfix/rhsbl) asks the
+domain blocklist dbl.example.net about the client's name, its reverse
+name, the HELO name, the sender's and the recipient's domain
+(reject_rhsbl_client, _reverse_client, _helo, _sender, _recipient;
+RHSBL_CASES).
 
 Scenarios (one message each, sent over SMTP, checked in turn): which SMTP
 server received the message (envelope and Subject), which servers were
@@ -163,6 +167,11 @@ ZONE = {
     # A DNS blocklist: 127.0.0.7 listed with a reason, 127.0.0.9 without.
     "7.0.0.127.rbl.example.net": {"A": ["127.0.0.2"], "TXT": ["Listed for testing"]},
     "9.0.0.127.rbl.example.net": {"A": ["127.0.0.2"]},
+    # A domain blocklist: names of clients, HELO names, address domains.
+    "localhost.dbl.example.net": {"A": ["127.0.1.2"], "TXT": ["Client name listed"]},
+    "mx1.example.net.dbl.example.net": {"A": ["127.0.1.2"]},
+    "spam.example.net.dbl.example.net": {"A": ["127.0.1.2"], "TXT": ["Sender domain listed"]},
+    "rcpt.example.net.dbl.example.net": {"A": ["127.0.1.2"]},
 }
 
 # PTR records of client addresses (reverse_client scenario): 127.0.0.1's
@@ -405,6 +414,8 @@ virtual_minimum_uid = {uid}
         # And one that wants the client to have a name, and the EHLO name
         # to exist.
         self.names_port = common.free_port()
+        # And one that asks a domain blocklist about names.
+        self.rhsbl_port = common.free_port()
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.write(common.MASTER_CF.format(port=self.port)
                     + f"127.0.0.1:{self.strict_port} inet n - n - - smtpd\n"
@@ -422,7 +433,15 @@ virtual_minimum_uid = {uid}
                     "  -o syslog_name=postfix/names\n"
                     "  -o smtpd_peername_lookup=yes\n"
                     "  -o smtpd_client_restrictions=reject_unknown_reverse_client_hostname\n"
-                    "  -o smtpd_helo_restrictions=reject_unknown_helo_hostname\n")
+                    "  -o smtpd_helo_restrictions=reject_unknown_helo_hostname\n"
+                    f"127.0.0.1:{self.rhsbl_port} inet n - n - - smtpd\n"
+                    "  -o syslog_name=postfix/rhsbl\n"
+                    "  -o smtpd_peername_lookup=yes\n"
+                    "  -o smtpd_client_restrictions=reject_rhsbl_client,dbl.example.net,"
+                    "reject_rhsbl_reverse_client,dbl.example.net\n"
+                    "  -o smtpd_helo_restrictions=reject_rhsbl_helo,dbl.example.net\n"
+                    "  -o smtpd_sender_restrictions=reject_rhsbl_sender,dbl.example.net\n"
+                    "  -o smtpd_recipient_restrictions=reject_rhsbl_recipient,dbl.example.net\n")
         # Postfix's resolver, in its own mount namespace (SUBJECT=postfix).
         self.resolv = os.path.join(tmp, "resolv.conf")
         with open(self.resolv, "w") as f:
@@ -447,7 +466,7 @@ virtual_minimum_uid = {uid}
         if r.returncode != 0:
             raise SystemExit(f"postfix start exited {r.returncode}: {r.stdout}{r.stderr}")
         for port in (self.port, self.strict_port, self.client_port, self.rbl_port,
-                     self.names_port):
+                     self.names_port, self.rhsbl_port):
             if not common.wait_listening(port, 20):
                 raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
@@ -573,6 +592,45 @@ NAME_CASES = [
     ("127.0.0.1", "nodots",
      (450, "4.7.1 <nodots>: Helo command rejected: Host not found")),
 ]
+
+
+# reject_rhsbl_*: client address, EHLO name, sender, recipient, and the
+# RCPT reply, as Postfix gave it.
+RHSBL_CASES = [
+    # 127.0.0.1 is localhost (/etc/hosts).
+    ("127.0.0.1", "clean.example.net", "sender@example.test", "sender@example.test",
+     (554, "5.7.1 Service unavailable; Client host [localhost] blocked using"
+      " dbl.example.net; Client name listed")),
+    # 127.0.0.7's PTR name does not resolve back: only the reverse check
+    # sees it.
+    ("127.0.0.7", "clean.example.net", "sender@example.test", "sender@example.test",
+     (554, "5.7.1 Service unavailable; Unverified Client host [mx1.example.net] blocked"
+      " using dbl.example.net")),
+    ("127.0.0.8", "mx1.example.net", "sender@example.test", "sender@example.test",
+     (554, "5.7.1 Service unavailable; Helo command [mx1.example.net] blocked using"
+      " dbl.example.net")),
+    ("127.0.0.8", "clean.example.net", "x@spam.example.net", "sender@example.test",
+     (554, "5.7.1 Service unavailable; Sender address [x@spam.example.net] blocked using"
+      " dbl.example.net; Sender domain listed")),
+    ("127.0.0.8", "clean.example.net", "sender@example.test", "u@rcpt.example.net",
+     (554, "5.7.1 Service unavailable; Recipient address [u@rcpt.example.net] blocked"
+      " using dbl.example.net")),
+    ("127.0.0.8", "clean.example.net", "sender@example.test", "sender@example.test",
+     (250, "2.1.5 Ok")),
+]
+
+
+def rhsbl(inst):
+    """The rhsbl smtpd's RCPT replies for RHSBL_CASES."""
+    for source, helo, sender, rcpt, want in RHSBL_CASES:
+        with smtplib.SMTP("127.0.0.1", inst.rhsbl_port, timeout=30,
+                          source_address=(source, 0)) as c:
+            c.ehlo(helo)
+            c.mail(sender)
+            code, text = c.rcpt(rcpt)
+        got = (code, text.decode("utf-8", "replace"))
+        check(got == want, f"rhsbl: from {source}, EHLO {helo}, MAIL FROM:<{sender}>, "
+              f"RCPT TO:<{rcpt}>: want {want}, got {got}")
 
 
 def names(inst):
@@ -783,6 +841,7 @@ def main():
         client_names(inst)
         unknown_clients(inst, inst.rbl_port, RBL_CASES, "blocklist")
         names(inst)
+        rhsbl(inst)
     finally:
         if inst is not None:
             inst.stop()

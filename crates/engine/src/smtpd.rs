@@ -127,7 +127,15 @@ async fn check(
     // Nothing is looked up unless the lists ask.
     let client = who.peer.ip();
     let helo = session.helo_name();
-    let domains = smtpd_check::domains(s, client, *client_dns, helo, sender, given).await;
+    let asked = smtpd_check::Asked {
+        client,
+        client_name: who.client_name.split('[').next().unwrap_or("unknown"),
+        known_client: *client_dns,
+        helo,
+        sender,
+        recipient: given,
+    };
+    let domains = smtpd_check::domains(s, asked).await;
     *client_dns = client_dns.or(domains.client);
     let r = resolve(s, given);
     let routed = smtpd_check::is_routed(&r.address);

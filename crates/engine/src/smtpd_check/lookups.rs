@@ -4,7 +4,8 @@
 //! reject_unknown_recipient_domain), the client's name
 //! (reject_unknown_client_hostname, reject_unknown_reverse_client_hostname),
 //! the HELO name (reject_unknown_helo_hostname) and the blocklists that
-//! list the client (reject_rbl_client).
+//! list the client's address (reject_rbl_client) or a name
+//! (reject_rhsbl_client, _reverse_client, _helo, _sender, _recipient).
 
 use std::net::IpAddr;
 
@@ -40,22 +41,61 @@ pub struct Domains {
     /// The HELO name has an MX or address record (address literals need
     /// none).
     pub helo: Option<Domain>,
-    /// The blocklists that list the client: each with its TXT reason.
-    pub listed: Vec<(String, Option<String>)>,
+    /// What the blocklists list.
+    pub listed: Vec<Listed>,
+}
+
+/// A blocklist's finding.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// reject_rbl_client, reject_rhsbl_sender, ...
+    pub restriction: &'static str,
+    /// As configured: `domain` or `domain=d.d.d.d`.
+    pub list: String,
+    /// What it lists: the client's address or name, the HELO name, the
+    /// address.
+    pub what: String,
+    /// Its TXT record.
+    pub reason: Option<String>,
+}
+
+/// The restrictions that ask a blocklist, and what each asks it about.
+pub const BLOCKLISTS: &[&str] = &[
+    "reject_rbl_client",
+    "reject_rhsbl_client",
+    "reject_rhsbl_reverse_client",
+    "reject_rhsbl_helo",
+    "reject_rhsbl_sender",
+    "reject_rhsbl_recipient",
+];
+
+/// Who and what the name service is asked about.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub client: IpAddr,
+    /// The client's verified name, or `unknown`.
+    pub client_name: &'a str,
+    /// What was found at connect (smtpd_peername_lookup).
+    pub known_client: Option<ClientDns>,
+    pub helo: Option<&'a str>,
+    pub sender: Option<&'a str>,
+    pub recipient: &'a str,
 }
 
 /// Looks up what the lists need: the sender's and recipient's domains
 /// (reject_unknown_sender/recipient_domain; not where this host is their
 /// final destination), the client's name unless `known_client` says it
-/// already (reject_unknown_(reverse_)client_hostname), and the HELO name.
-pub async fn domains(
-    s: &Settings,
-    client: IpAddr,
-    known_client: Option<ClientDns>,
-    helo: Option<&str>,
-    sender: Option<&str>,
-    recipient: &str,
-) -> Domains {
+/// already (reject_unknown_(reverse_)client_hostname), the HELO name, and
+/// the blocklists.
+pub async fn domains(s: &Settings, asked: Asked<'_>) -> Domains {
+    let Asked {
+        client,
+        known_client,
+        helo,
+        sender,
+        recipient,
+        ..
+    } = asked;
     let Some(dns) = &s.access.dns else {
         return Domains::default();
     };
@@ -66,9 +106,23 @@ pub async fn domains(
         }
         out.recipient = Some(domain_of(s, dns, recipient).await);
     }
-    for list in &s.access.rbl_lists {
-        if let Some(reason) = blocklisted(dns, client, list).await {
-            out.listed.push((list.clone(), reason));
+    for (restriction, list) in &s.access.blocklists {
+        let Some(what) = blocklist_subject(dns, &asked, restriction).await else {
+            continue;
+        };
+        let key = if *restriction == "reject_rbl_client" {
+            reversed(client)
+        } else {
+            what.to_ascii_lowercase()
+        };
+        let key = key.rsplit_once('@').map_or(key.as_str(), |(_, d)| d);
+        if let Some(reason) = blocklisted(dns, key, list).await {
+            out.listed.push(Listed {
+                restriction,
+                list: list.clone(),
+                what,
+                reason,
+            });
         }
     }
     if s.access.asks_client {
@@ -87,36 +141,45 @@ pub async fn domains(
     out
 }
 
-/// Whether blocklist `list` (`domain` or `domain=d.d.d.d`) lists the
-/// client: its A records under the reversed address, and then the TXT
-/// record's reason. A lookup that fails counts as not listed.
-async fn blocklisted(
+/// What a blocklist restriction asks about, as its reply shows it: the
+/// client's address, its verified name, its PTR name (unverified), the
+/// HELO name, the sender or the recipient (their domains are asked).
+/// None: nothing to ask (no name, an address literal, the null sender).
+async fn blocklist_subject(
     dns: &crate::smtp::dns::Dns,
-    client: IpAddr,
-    list: &str,
-) -> Option<Option<String>> {
+    asked: &Asked<'_>,
+    restriction: &str,
+) -> Option<String> {
+    let name = |n: &str| (!n.is_empty() && !n.starts_with('[')).then(|| n.to_string());
+    let address = |a: &str| {
+        a.rsplit_once('@')
+            .filter(|(_, d)| !d.is_empty() && !d.starts_with('['))
+            .map(|_| a.to_string())
+    };
+    match restriction {
+        "reject_rbl_client" => Some(asked.client.to_string()),
+        "reject_rhsbl_client" => name(asked.client_name).filter(|n| n != "unknown"),
+        "reject_rhsbl_reverse_client" => {
+            let names = dns.reverse(asked.client).await.ok()?;
+            names.into_iter().next()
+        }
+        "reject_rhsbl_helo" => asked.helo.and_then(name),
+        "reject_rhsbl_sender" => asked.sender.and_then(address),
+        "reject_rhsbl_recipient" => address(asked.recipient),
+        _ => None,
+    }
+}
+
+/// Whether blocklist `list` (`domain` or `domain=d.d.d.d`) lists `key`
+/// (a reversed address or a domain name): its A records under
+/// `key.domain`, and then the TXT record's reason. A lookup that fails
+/// counts as not listed.
+async fn blocklisted(dns: &crate::smtp::dns::Dns, key: &str, list: &str) -> Option<Option<String>> {
     let (domain, want) = match list.split_once('=') {
         Some((d, w)) => (d, Some(w)),
         None => (list, None),
     };
-    let reversed = match client {
-        IpAddr::V4(a) => a
-            .octets()
-            .iter()
-            .rev()
-            .map(u8::to_string)
-            .collect::<Vec<_>>()
-            .join("."),
-        IpAddr::V6(a) => a
-            .octets()
-            .iter()
-            .rev()
-            .flat_map(|b| [b & 0xf, b >> 4])
-            .map(|n| format!("{n:x}"))
-            .collect::<Vec<_>>()
-            .join("."),
-    };
-    let name = format!("{reversed}.{domain}");
+    let name = format!("{}.{domain}", key.trim_end_matches('.'));
     let v4 = crate::smtp::dns::Families {
         ipv4: true,
         ipv6: false,
@@ -132,6 +195,28 @@ async fn blocklisted(
     // from someone else's name server.
     let reason = dns.txt(&name).await.ok().flatten();
     Some(reason.map(|r| crate::log::printable(&r)))
+}
+
+/// An address as DNS blocklists key it: its octets (IPv4) or nibbles
+/// (IPv6) in reverse order.
+fn reversed(client: IpAddr) -> String {
+    match client {
+        IpAddr::V4(a) => a
+            .octets()
+            .iter()
+            .rev()
+            .map(u8::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+        IpAddr::V6(a) => a
+            .octets()
+            .iter()
+            .rev()
+            .flat_map(|b| [b & 0xf, b >> 4])
+            .map(|n| format!("{n:x}"))
+            .collect::<Vec<_>>()
+            .join("."),
+    }
 }
 
 /// A blocklist answer against `d.d.d.d`, where each `d` is a number or

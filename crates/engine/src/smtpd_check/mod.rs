@@ -32,7 +32,7 @@ use crate::tls_server::ClientCert;
 
 mod lookups;
 pub mod policy;
-pub use lookups::{ClientDns, Domain, Domains, client_name, domains};
+pub use lookups::{Asked, ClientDns, Domain, Domains, client_name, domains};
 
 /// The restriction lists, in the order they are read.
 const LISTS: [(Stage, &str); 5] = [
@@ -124,8 +124,9 @@ pub struct Access {
     asks_domains: bool,
     asks_client: bool,
     asks_helo: bool,
-    /// reject_rbl_client's blocklists.
-    rbl_lists: Vec<String>,
+    /// The blocklists named (reject_rbl_client, reject_rhsbl_*): the
+    /// restriction and the list.
+    blocklists: Vec<(&'static str, String)>,
     maps_rbl_reject_code: u16,
     /// smtpd_policy_service_default_action: when no policy server answers.
     policy_default_action: String,
@@ -228,22 +229,24 @@ impl Access {
         // The blocklists named (`domain` or `domain=d.d.d.d`), and the
         // policy servers: the only ones smtpd will talk to, whatever a
         // server's answer names.
-        let mut rbl_lists: Vec<String> = Vec::new();
+        let mut blocklists: Vec<(&'static str, String)> = Vec::new();
         let mut policy_servers: Vec<String> = Vec::new();
         for list in lists.iter().chain(&data_lists).chain(classes.values()) {
             for pair in list.windows(2) {
-                let named = match pair[0].as_str() {
-                    "reject_rbl_client" => &mut rbl_lists,
-                    "check_policy_service" => &mut policy_servers,
-                    _ => continue,
+                if pair[0] == "check_policy_service" && !policy_servers.contains(&pair[1]) {
+                    policy_servers.push(pair[1].clone());
+                }
+                let Some(restriction) = lookups::BLOCKLISTS.iter().find(|b| **b == pair[0]) else {
+                    continue;
                 };
-                if !named.contains(&pair[1]) {
-                    named.push(pair[1].clone());
+                let named = (*restriction, pair[1].clone());
+                if !blocklists.contains(&named) {
+                    blocklists.push(named);
                 }
             }
         }
         let peername_lookup = cf.bool("smtpd_peername_lookup").map_err(e)?;
-        let asks_dns = asks_domains || asks_client || asks_helo || !rbl_lists.is_empty();
+        let asks_dns = asks_domains || asks_client || asks_helo || !blocklists.is_empty();
         let dns = if asks_dns || peername_lookup {
             let use_dns = !cf.bool("disable_dns_lookups").map_err(e)?;
             let servers = crate::settings::list(cf, "rostfix_dns_servers").map_err(e)?;
@@ -287,7 +290,7 @@ impl Access {
             asks_domains,
             asks_client,
             asks_helo,
-            rbl_lists,
+            blocklists,
             maps_rbl_reject_code: code("maps_rbl_reject_code")?,
             policy_servers,
             policy_default_action: cf
@@ -673,27 +676,14 @@ fn restriction(
             let dsn = if code < 500 { "4.7.1" } else { "5.7.1" };
             Outcome::Reject(rejected_dsn(req, Stage::Helo, code, dsn, "Host not found"))
         }
-        "reject_rbl_client" => {
+        blocklist if lookups::BLOCKLISTS.contains(&blocklist) => {
             let Some(list) = args.next() else {
                 return Outcome::Unknown(format!("{name} needs a blocklist domain"));
             };
-            match req.domains.listed.iter().find(|(l, _)| l == list) {
-                Some((_, reason)) => {
-                    let domain = list.split_once('=').map_or(list.as_str(), |(d, _)| d);
-                    let code = a.maps_rbl_reject_code;
-                    let class = if code < 500 { '4' } else { '5' };
-                    let reason = reason
-                        .as_ref()
-                        .map(|r| format!("; {r}"))
-                        .unwrap_or_default();
-                    Outcome::Reject(Reply::new(
-                        code,
-                        format!(
-                            "{class}.7.1 Service unavailable; Client host [{}] blocked using {domain}{reason}",
-                            req.client
-                        ),
-                    ))
-                }
+            let found =
+                (req.domains.listed.iter()).find(|l| l.restriction == blocklist && l.list == *list);
+            match found {
+                Some(listed) => Outcome::Reject(blocklisted(a, listed)),
                 None => Outcome::Dunno,
             }
         }
@@ -988,6 +978,34 @@ fn unknown_client(
             req.client
         ),
     ))
+}
+
+/// A blocklist's reply (default_rbl_reply): maps_rbl_reject_code, what
+/// it lists, and its reason.
+fn blocklisted(a: &Access, listed: &lookups::Listed) -> Reply {
+    let code = a.maps_rbl_reject_code;
+    let class = if code < 500 { '4' } else { '5' };
+    let domain = listed
+        .list
+        .split_once('=')
+        .map_or(listed.list.as_str(), |(d, _)| d);
+    let reason = listed
+        .reason
+        .as_ref()
+        .map(|r| format!("; {r}"))
+        .unwrap_or_default();
+    let shown = match listed.restriction {
+        "reject_rhsbl_reverse_client" => "Unverified Client host",
+        "reject_rhsbl_helo" => "Helo command",
+        "reject_rhsbl_sender" => "Sender address",
+        "reject_rhsbl_recipient" => "Recipient address",
+        _ => "Client host",
+    };
+    let what = &listed.what;
+    Reply::new(
+        code,
+        format!("{class}.7.1 Service unavailable; {shown} [{what}] blocked using {domain}{reason}"),
+    )
 }
 
 /// reject_unknown_sender_domain / reject_unknown_recipient_domain.
