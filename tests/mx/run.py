@@ -78,7 +78,9 @@ client addresses and EHLO names). A sixth (postfix/rhsbl) asks the
 domain blocklist dbl.example.net about the client's name, its reverse
 name, the HELO name, the sender's and the recipient's domain
 (reject_rhsbl_client, _reverse_client, _helo, _sender, _recipient;
-RHSBL_CASES).
+RHSBL_CASES). A seventh (postfix/allow) lets in only clients the
+allowlist wl.example.net lists by address (permit_dnswl_client) or name
+(permit_rhswl_client), which must not let them relay (ALLOW_CASES).
 
 Scenarios (one message each, sent over SMTP, checked in turn): which SMTP
 server received the message (envelope and Subject), which servers were
@@ -172,6 +174,9 @@ ZONE = {
     "mx1.example.net.dbl.example.net": {"A": ["127.0.1.2"]},
     "spam.example.net.dbl.example.net": {"A": ["127.0.1.2"], "TXT": ["Sender domain listed"]},
     "rcpt.example.net.dbl.example.net": {"A": ["127.0.1.2"]},
+    # An allowlist of addresses and names.
+    "8.0.0.127.wl.example.net": {"A": ["127.0.2.1"]},
+    "localhost.wl.example.net": {"A": ["127.0.2.1"]},
 }
 
 # PTR records of client addresses (reverse_client scenario): 127.0.0.1's
@@ -416,6 +421,8 @@ virtual_minimum_uid = {uid}
         self.names_port = common.free_port()
         # And one that asks a domain blocklist about names.
         self.rhsbl_port = common.free_port()
+        # And one that lets in only what an allowlist lists.
+        self.allow_port = common.free_port()
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.write(common.MASTER_CF.format(port=self.port)
                     + f"127.0.0.1:{self.strict_port} inet n - n - - smtpd\n"
@@ -441,7 +448,15 @@ virtual_minimum_uid = {uid}
                     "reject_rhsbl_reverse_client,dbl.example.net\n"
                     "  -o smtpd_helo_restrictions=reject_rhsbl_helo,dbl.example.net\n"
                     "  -o smtpd_sender_restrictions=reject_rhsbl_sender,dbl.example.net\n"
-                    "  -o smtpd_recipient_restrictions=reject_rhsbl_recipient,dbl.example.net\n")
+                    "  -o smtpd_recipient_restrictions=reject_rhsbl_recipient,dbl.example.net\n"
+                    f"127.0.0.1:{self.allow_port} inet n - n - - smtpd\n"
+                    "  -o syslog_name=postfix/allow\n"
+                    "  -o smtpd_peername_lookup=yes\n"
+                    "  -o mynetworks=127.0.0.2/32\n"
+                    "  -o smtpd_client_restrictions=permit_dnswl_client,wl.example.net,"
+                    "permit_rhswl_client,wl.example.net,reject\n"
+                    "  -o smtpd_relay_restrictions=permit_dnswl_client,wl.example.net,"
+                    "reject_unauth_destination\n")
         # Postfix's resolver, in its own mount namespace (SUBJECT=postfix).
         self.resolv = os.path.join(tmp, "resolv.conf")
         with open(self.resolv, "w") as f:
@@ -466,7 +481,7 @@ virtual_minimum_uid = {uid}
         if r.returncode != 0:
             raise SystemExit(f"postfix start exited {r.returncode}: {r.stdout}{r.stderr}")
         for port in (self.port, self.strict_port, self.client_port, self.rbl_port,
-                     self.names_port, self.rhsbl_port):
+                     self.names_port, self.rhsbl_port, self.allow_port):
             if not common.wait_listening(port, 20):
                 raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
@@ -631,6 +646,34 @@ def rhsbl(inst):
         got = (code, text.decode("utf-8", "replace"))
         check(got == want, f"rhsbl: from {source}, EHLO {helo}, MAIL FROM:<{sender}>, "
               f"RCPT TO:<{rcpt}>: want {want}, got {got}")
+
+
+# permit_dnswl_client and permit_rhswl_client: the client address, the
+# recipient, and the RCPT reply, as Postfix gave it.
+ALLOW_CASES = [
+    # Listed by address.
+    ("127.0.0.8", "sender@example.test", (250, "2.1.5 Ok")),
+    # Listed by name (localhost).
+    ("127.0.0.1", "sender@example.test", (250, "2.1.5 Ok")),
+    ("127.0.0.7", "sender@example.test",
+     (554, "5.7.1 <unknown[127.0.0.7]>: Client host rejected: Access denied")),
+    # An allowlist does not open the relay: ignored wherever it would
+    # (here: in the client restrictions, judged at RCPT).
+    ("127.0.0.8", "u@nomx.example.net",
+     (554, "5.7.1 <unknown[127.0.0.8]>: Client host rejected: Access denied")),
+]
+
+
+def allowlists(inst):
+    """The allow smtpd's RCPT replies for ALLOW_CASES."""
+    for source, rcpt, want in ALLOW_CASES:
+        with smtplib.SMTP("127.0.0.1", inst.allow_port, timeout=30,
+                          source_address=(source, 0)) as c:
+            c.ehlo("client.example")
+            c.mail("sender@example.test")
+            code, text = c.rcpt(rcpt)
+        got = (code, text.decode("utf-8", "replace"))
+        check(got == want, f"allowlists: from {source}, RCPT TO:<{rcpt}>: want {want}, got {got}")
 
 
 def names(inst):
@@ -842,6 +885,7 @@ def main():
         unknown_clients(inst, inst.rbl_port, RBL_CASES, "blocklist")
         names(inst)
         rhsbl(inst)
+        allowlists(inst)
     finally:
         if inst is not None:
             inst.stop()

@@ -5,7 +5,8 @@
 //! (reject_unknown_client_hostname, reject_unknown_reverse_client_hostname),
 //! the HELO name (reject_unknown_helo_hostname) and the blocklists that
 //! list the client's address (reject_rbl_client) or a name
-//! (reject_rhsbl_client, _reverse_client, _helo, _sender, _recipient).
+//! (reject_rhsbl_client, _reverse_client, _helo, _sender, _recipient),
+//! and the allowlists (permit_dnswl_client, permit_rhswl_client).
 
 use std::net::IpAddr;
 
@@ -59,8 +60,10 @@ pub struct Listed {
     pub reason: Option<String>,
 }
 
-/// The restrictions that ask a blocklist, and what each asks it about.
+/// The restrictions that ask a DNS list (of addresses or of names).
 pub const BLOCKLISTS: &[&str] = &[
+    "permit_dnswl_client",
+    "permit_rhswl_client",
     "reject_rbl_client",
     "reject_rhsbl_client",
     "reject_rhsbl_reverse_client",
@@ -110,7 +113,7 @@ pub async fn domains(s: &Settings, asked: Asked<'_>) -> Domains {
         let Some(what) = blocklist_subject(dns, &asked, restriction).await else {
             continue;
         };
-        let key = if *restriction == "reject_rbl_client" {
+        let key = if matches!(*restriction, "reject_rbl_client" | "permit_dnswl_client") {
             reversed(client)
         } else {
             what.to_ascii_lowercase()
@@ -157,8 +160,10 @@ async fn blocklist_subject(
             .map(|_| a.to_string())
     };
     match restriction {
-        "reject_rbl_client" => Some(asked.client.to_string()),
-        "reject_rhsbl_client" => name(asked.client_name).filter(|n| n != "unknown"),
+        "reject_rbl_client" | "permit_dnswl_client" => Some(asked.client.to_string()),
+        "reject_rhsbl_client" | "permit_rhswl_client" => {
+            name(asked.client_name).filter(|n| n != "unknown")
+        }
         "reject_rhsbl_reverse_client" => {
             let names = dns.reverse(asked.client).await.ok()?;
             names.into_iter().next()

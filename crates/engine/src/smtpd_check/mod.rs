@@ -676,6 +676,16 @@ fn restriction(
             let dsn = if code < 500 { "4.7.1" } else { "5.7.1" };
             Outcome::Reject(rejected_dsn(req, Stage::Helo, code, dsn, "Host not found"))
         }
+        // An allowlist must not open the relay: it is ignored where
+        // reject_unauth_destination would refuse the recipient at hand.
+        "permit_dnswl_client" | "permit_rhswl_client"
+            if !req.recipient.is_empty() && !req.recipient_authorized =>
+        {
+            match args.next() {
+                Some(_) => Outcome::Dunno,
+                None => Outcome::Unknown(format!("{name} needs a list domain")),
+            }
+        }
         blocklist if lookups::BLOCKLISTS.contains(&blocklist) => {
             let Some(list) = args.next() else {
                 return Outcome::Unknown(format!("{name} needs a blocklist domain"));
@@ -683,6 +693,7 @@ fn restriction(
             let found =
                 (req.domains.listed.iter()).find(|l| l.restriction == blocklist && l.list == *list);
             match found {
+                Some(_) if blocklist.starts_with("permit_") => Outcome::Permit,
                 Some(listed) => Outcome::Reject(blocklisted(a, listed)),
                 None => Outcome::Dunno,
             }
