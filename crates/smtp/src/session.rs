@@ -229,7 +229,10 @@ impl Counters {
             out.push_str(&fraction(name, *good, *all));
             out.push(' ');
         }
-        if self.refused_line && ok == total {
+        // Postfix shows the total as a fraction when no command came at
+        // all (`commands=0/0`, a client that only connected) or a line
+        // was refused before it counted.
+        if total == 0 || (self.refused_line && ok == total) {
             out.push_str(&format!("commands={ok}/{total}"));
         } else {
             out.push_str(&fraction("commands", ok, total));
@@ -1073,6 +1076,13 @@ mod tests {
             s.summary(),
             "ehlo=1 mail=1/3 rcpt=0/2 data=0/2 unknown=0/2 commands=2/10"
         );
+    }
+
+    #[test]
+    fn a_session_without_commands_counts_zero_of_zero() {
+        // As Postfix 3.7 logs a client that connects and goes.
+        let s = Session::new(cfg());
+        assert_eq!(s.summary(), "commands=0/0");
     }
 
     #[test]
