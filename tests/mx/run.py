@@ -635,15 +635,20 @@ RHSBL_CASES = [
 ]
 
 
+def rcpt_reply(port, source, helo="client.example", sender="sender@example.test",
+               rcpt="sender@example.test"):
+    """The reply of the smtpd at PORT to RCPT, from a client at SOURCE."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30, source_address=(source, 0)) as c:
+        c.ehlo(helo)
+        c.mail(sender)
+        code, text = c.rcpt(rcpt)
+    return (code, text.decode("utf-8", "replace"))
+
+
 def rhsbl(inst):
     """The rhsbl smtpd's RCPT replies for RHSBL_CASES."""
     for source, helo, sender, rcpt, want in RHSBL_CASES:
-        with smtplib.SMTP("127.0.0.1", inst.rhsbl_port, timeout=30,
-                          source_address=(source, 0)) as c:
-            c.ehlo(helo)
-            c.mail(sender)
-            code, text = c.rcpt(rcpt)
-        got = (code, text.decode("utf-8", "replace"))
+        got = rcpt_reply(inst.rhsbl_port, source, helo, sender, rcpt)
         check(got == want, f"rhsbl: from {source}, EHLO {helo}, MAIL FROM:<{sender}>, "
               f"RCPT TO:<{rcpt}>: want {want}, got {got}")
 
@@ -667,24 +672,14 @@ ALLOW_CASES = [
 def allowlists(inst):
     """The allow smtpd's RCPT replies for ALLOW_CASES."""
     for source, rcpt, want in ALLOW_CASES:
-        with smtplib.SMTP("127.0.0.1", inst.allow_port, timeout=30,
-                          source_address=(source, 0)) as c:
-            c.ehlo("client.example")
-            c.mail("sender@example.test")
-            code, text = c.rcpt(rcpt)
-        got = (code, text.decode("utf-8", "replace"))
+        got = rcpt_reply(inst.allow_port, source, rcpt=rcpt)
         check(got == want, f"allowlists: from {source}, RCPT TO:<{rcpt}>: want {want}, got {got}")
 
 
 def names(inst):
     """The names smtpd's RCPT replies for NAME_CASES."""
     for source, helo, want in NAME_CASES:
-        with smtplib.SMTP("127.0.0.1", inst.names_port, timeout=30,
-                          source_address=(source, 0)) as c:
-            c.ehlo(helo)
-            c.mail("sender@example.test")
-            code, text = c.rcpt("sender@example.test")
-        got = (code, text.decode("utf-8", "replace"))
+        got = rcpt_reply(inst.names_port, source, helo)
         check(got == want, f"names: from {source}, EHLO {helo}: want {want}, got {got}")
 
 
@@ -692,12 +687,7 @@ def unknown_clients(inst, port=None, cases=UNKNOWN_CLIENT_CASES, what="unknown c
     """A smtpd's RCPT replies from client addresses: the client smtpd's
     for UNKNOWN_CLIENT_CASES (or PORT's for CASES)."""
     for source, want in cases:
-        with smtplib.SMTP("127.0.0.1", port or inst.client_port, timeout=30,
-                          source_address=(source, 0)) as c:
-            c.ehlo("client.example")
-            c.mail("sender@example.test")
-            code, text = c.rcpt("sender@example.test")
-        got = (code, text.decode("utf-8", "replace"))
+        got = rcpt_reply(port or inst.client_port, source)
         check(got == want, f"{what}: from {source}: want {want}, got {got}")
 
 
@@ -739,13 +729,10 @@ def client_names(inst):
 def unknown_domains(inst):
     """The strict smtpd's RCPT replies for UNKNOWN_DOMAIN_CASES."""
     for sender, rcpt, want in UNKNOWN_DOMAIN_CASES:
-        with smtplib.SMTP("127.0.0.1", inst.strict_port, timeout=30) as c:
-            c.ehlo("client.example")
-            c.mail(sender)
-            code, text = c.rcpt(rcpt)
-        got = (code, text.decode("utf-8", "replace"))
+        got = rcpt_reply(inst.strict_port, "127.0.0.1", sender=sender, rcpt=rcpt)
         check(got == want, f"unknown domains: MAIL FROM:<{sender}> RCPT TO:<{rcpt}>: "
               f"want {want}, got {got}")
+
 
 def status_fields(line):
     """relay, dsn, status and reason of a `to=` log line."""
