@@ -124,8 +124,9 @@ pub struct Access {
     asks_domains: bool,
     asks_client: bool,
     asks_helo: bool,
-    /// The blocklists named (reject_rbl_client, reject_rhsbl_*): the
-    /// restriction and the list.
+    /// The DNS lists named (reject_rbl_client, reject_rhsbl_*,
+    /// permit_dnswl_client, permit_rhswl_client): the restriction and the
+    /// list.
     blocklists: Vec<(&'static str, String)>,
     maps_rbl_reject_code: u16,
     /// smtpd_policy_service_default_action: when no policy server answers.
@@ -690,8 +691,11 @@ fn restriction(
             let Some(list) = args.next() else {
                 return Outcome::Unknown(format!("{name} needs a blocklist domain"));
             };
-            let found =
-                (req.domains.listed.iter()).find(|l| l.restriction == blocklist && l.list == *list);
+            let found = req
+                .domains
+                .listed
+                .iter()
+                .find(|l| l.restriction == blocklist && l.list == *list);
             match found {
                 Some(_) if blocklist.starts_with("permit_") => Outcome::Permit,
                 Some(listed) => Outcome::Reject(blocklisted(a, listed)),
