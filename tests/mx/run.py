@@ -449,6 +449,7 @@ virtual_minimum_uid = {uid}
                     "  -o smtpd_helo_restrictions=reject_rhsbl_helo,dbl.example.net\n"
                     "  -o smtpd_sender_restrictions=reject_rhsbl_sender,dbl.example.net\n"
                     "  -o smtpd_recipient_restrictions=reject_rhsbl_recipient,dbl.example.net\n"
+                    "  -o rbl_reply_maps=texthash:$config_directory/rbl_reply\n"
                     f"127.0.0.1:{self.allow_port} inet n - n - - smtpd\n"
                     "  -o syslog_name=postfix/allow\n"
                     "  -o smtpd_peername_lookup=yes\n"
@@ -457,6 +458,9 @@ virtual_minimum_uid = {uid}
                     "permit_rhswl_client,wl.example.net,reject\n"
                     "  -o smtpd_relay_restrictions=permit_dnswl_client,wl.example.net,"
                     "reject_unauth_destination\n")
+        # The rhsbl smtpd's replies for dbl.example.net (RHSBL_CASES).
+        with open(os.path.join(self.etc, "rbl_reply"), "w") as f:
+            f.write(f"dbl.example.net {RBL_REPLY}\n")
         # Postfix's resolver, in its own mount namespace (SUBJECT=postfix).
         self.resolv = os.path.join(tmp, "resolv.conf")
         with open(self.resolv, "w") as f:
@@ -609,27 +613,46 @@ NAME_CASES = [
 ]
 
 
+# rbl_reply_maps' reply for dbl.example.net: every variable of
+# postconf(5)'s list, the conditional forms, and a literal $. Postfix
+# gives its enhanced status code the reply code's class (5.7.9).
+RBL_REPLY = ("$rbl_code 4.7.9 $rbl_class [$rbl_what] at $rbl_domain"
+             " (${rbl_reason:no reason}${rbl_txt?, txt $rbl_txt}) $$5"
+             " client=$client_address/$client_name/$reverse_client_name helo=$helo_name"
+             " sender=$sender/$sender_name/$sender_domain"
+             " rcpt=$recipient/$recipient_name/$recipient_domain")
+
 # reject_rhsbl_*: client address, EHLO name, sender, recipient, and the
-# RCPT reply, as Postfix gave it.
+# RCPT reply (RBL_REPLY's), as Postfix gave it.
 RHSBL_CASES = [
     # 127.0.0.1 is localhost (/etc/hosts).
     ("127.0.0.1", "clean.example.net", "sender@example.test", "sender@example.test",
-     (554, "5.7.1 Service unavailable; Client host [localhost] blocked using"
-      " dbl.example.net; Client name listed")),
+     (554, "5.7.9 Client host [localhost] at dbl.example.net (, txt Client name listed) $5"
+      " client=127.0.0.1/localhost/localhost helo=clean.example.net"
+      " sender=sender@example.test/sender/example.test"
+      " rcpt=sender@example.test/sender/example.test")),
     # 127.0.0.7's PTR name does not resolve back: only the reverse check
     # sees it.
     ("127.0.0.7", "clean.example.net", "sender@example.test", "sender@example.test",
-     (554, "5.7.1 Service unavailable; Unverified Client host [mx1.example.net] blocked"
-      " using dbl.example.net")),
+     (554, "5.7.9 Unverified Client host [mx1.example.net] at dbl.example.net (no reason) $5"
+      " client=127.0.0.7/unknown/mx1.example.net helo=clean.example.net"
+      " sender=sender@example.test/sender/example.test"
+      " rcpt=sender@example.test/sender/example.test")),
     ("127.0.0.8", "mx1.example.net", "sender@example.test", "sender@example.test",
-     (554, "5.7.1 Service unavailable; Helo command [mx1.example.net] blocked using"
-      " dbl.example.net")),
+     (554, "5.7.9 Helo command [mx1.example.net] at dbl.example.net (no reason) $5"
+      " client=127.0.0.8/unknown/unknown helo=mx1.example.net"
+      " sender=sender@example.test/sender/example.test"
+      " rcpt=sender@example.test/sender/example.test")),
     ("127.0.0.8", "clean.example.net", "x@spam.example.net", "sender@example.test",
-     (554, "5.7.1 Service unavailable; Sender address [x@spam.example.net] blocked using"
-      " dbl.example.net; Sender domain listed")),
+     (554, "5.7.9 Sender address [x@spam.example.net] at dbl.example.net"
+      " (, txt Sender domain listed) $5 client=127.0.0.8/unknown/unknown"
+      " helo=clean.example.net sender=x@spam.example.net/x/spam.example.net"
+      " rcpt=sender@example.test/sender/example.test")),
     ("127.0.0.8", "clean.example.net", "sender@example.test", "u@rcpt.example.net",
-     (554, "5.7.1 Service unavailable; Recipient address [u@rcpt.example.net] blocked"
-      " using dbl.example.net")),
+     (554, "5.7.9 Recipient address [u@rcpt.example.net] at dbl.example.net (no reason) $5"
+      " client=127.0.0.8/unknown/unknown helo=clean.example.net"
+      " sender=sender@example.test/sender/example.test"
+      " rcpt=u@rcpt.example.net/u/rcpt.example.net")),
     ("127.0.0.8", "clean.example.net", "sender@example.test", "sender@example.test",
      (250, "2.1.5 Ok")),
 ]

@@ -51,10 +51,10 @@ pub async fn serve(
         let (s, log, intake, alive) = (s.clone(), log.clone(), intake.clone(), alive.clone());
         tokio::spawn(async move {
             let _alive = alive;
-            let (name, known) = peer_name(&s, &log, peer.ip()).await;
-            let client = format!("{name}[{}]", peer.ip());
+            let found = peer_name(&s, &log, peer.ip()).await;
+            let client = format!("{}[{}]", found.name, peer.ip());
             log.info("smtpd", &format!("connect from {client}"));
-            let summary = session(stream, peer, &s, &log, &intake, &name, known).await;
+            let summary = session(stream, peer, &s, &log, &intake, &found).await;
             log.info("smtpd", &format!("disconnect from {client} {summary}"));
         });
     }
@@ -63,27 +63,41 @@ pub async fn serve(
 /// smtpd_peername_lookup: the client's name when its PTR name resolves
 /// back to its address (Postfix warns when it does not), else `unknown`;
 /// and that finding, for reject_unknown_(reverse_)client_hostname later.
-async fn peer_name(
-    s: &Settings,
-    log: &Log,
-    ip: std::net::IpAddr,
-) -> (String, Option<smtpd_check::ClientDns>) {
+async fn peer_name(s: &Settings, log: &Log, ip: std::net::IpAddr) -> PeerName {
     let unknown = || "unknown".to_string();
     let Some(dns) = s.access.dns.as_ref().filter(|_| s.access.peername_lookup) else {
-        return (unknown(), None);
+        return PeerName {
+            name: unknown(),
+            reverse: unknown(),
+            dns: None,
+        };
     };
-    let (known, name) = smtpd_check::client_name(dns, ip).await;
-    match (known.forward, name) {
-        (smtpd_check::Domain::Exists, Some(name)) => (name, Some(known)),
+    let (known, ptr) = smtpd_check::client_name(dns, ip).await;
+    let name = match (known.forward, &ptr) {
+        (smtpd_check::Domain::Exists, Some(name)) => name.clone(),
         (smtpd_check::Domain::NotFound, Some(name)) => {
             log.warning(
                 "smtpd",
                 &format!("hostname {name} does not resolve to address {ip}"),
             );
-            (unknown(), Some(known))
+            unknown()
         }
-        _ => (unknown(), Some(known)),
+        _ => unknown(),
+    };
+    PeerName {
+        name,
+        reverse: ptr.unwrap_or_else(unknown),
+        dns: Some(known),
     }
+}
+
+/// What smtpd_peername_lookup found of the client.
+struct PeerName {
+    /// Its name when that resolves back to its address, or `unknown`.
+    name: String,
+    /// Its PTR name (unverified), or `unknown`.
+    reverse: String,
+    dns: Option<smtpd_check::ClientDns>,
 }
 
 /// What the access restrictions are asked about.
@@ -105,6 +119,8 @@ struct Judged<'a> {
     local: Option<SocketAddr>,
     /// `unknown[127.0.0.1]`
     client_name: &'a str,
+    /// The PTR name, unverified (`unknown`: none).
+    reverse_client_name: &'a str,
     improper_pipelining: bool,
     /// Tells policy servers one transaction from another.
     instance: &'a str,
@@ -145,6 +161,7 @@ async fn check(
         let req = smtpd_check::Request {
             client,
             client_name: who.client_name,
+            reverse_client_name: who.reverse_client_name,
             helo,
             sender,
             recipient: given,
@@ -255,7 +272,7 @@ fn policy_request(who: &Judged<'_>, recipient: &str, what: Judge) -> Vec<(&'stat
         ("client_address", who.peer.ip().to_string()),
         ("client_name", name.to_string()),
         ("client_port", who.peer.port().to_string()),
-        ("reverse_client_name", name.to_string()),
+        ("reverse_client_name", who.reverse_client_name.to_string()),
         (
             "server_address",
             who.local.map(|a| a.ip().to_string()).unwrap_or_default(),
@@ -469,9 +486,9 @@ async fn session(
     s: &Arc<Settings>,
     log: &Log,
     intake: &Intake,
-    client_name: &str,
-    known: Option<smtpd_check::ClientDns>,
+    found: &PeerName,
 ) -> String {
+    let client_name = found.name.as_str();
     // Replies are already gathered into one write per batch of pipelined
     // commands; Nagle's algorithm would only hold them back.
     let _ = stream.set_nodelay(true);
@@ -490,7 +507,7 @@ async fn session(
     // instead of the greeting, and the connection ends.
     let mut aborted: Option<Reply> = None;
     // What the name service said of the client (asked once, if at all).
-    let mut client_dns: Option<smtpd_check::ClientDns> = known;
+    let mut client_dns: Option<smtpd_check::ClientDns> = found.dns;
     // smtpd_tls_wrappermode: the handshake comes before the greeting.
     let stream = match &s.smtpd_tls {
         Some(tls) if tls.wrapper => match handshake(tls, stream, log, &client, "CONNECT").await {
@@ -556,6 +573,7 @@ async fn session(
                 local,
                 instance: &instance,
                 client_name: &client,
+                reverse_client_name: &found.reverse,
                 improper_pipelining: improper,
             }
         };

@@ -129,6 +129,11 @@ pub struct Access {
     /// list.
     blocklists: Vec<(&'static str, String)>,
     maps_rbl_reject_code: u16,
+    /// default_rbl_reply, unexpanded: its $rbl_* names are filled in per
+    /// reply.
+    default_rbl_reply: String,
+    /// rbl_reply_maps: replies by list domain, in the same form.
+    rbl_reply_maps: Maps,
     /// smtpd_policy_service_default_action: when no policy server answers.
     policy_default_action: String,
     /// The policy servers the configuration names.
@@ -293,6 +298,8 @@ impl Access {
             asks_helo,
             blocklists,
             maps_rbl_reject_code: code("maps_rbl_reject_code")?,
+            default_rbl_reply: cf.raw("default_rbl_reply").unwrap_or_default().into_owned(),
+            rbl_reply_maps: crate::settings::maps(cf, "rbl_reply_maps")?,
             policy_servers,
             policy_default_action: cf
                 .string("smtpd_policy_service_default_action")
@@ -331,6 +338,8 @@ pub struct Request<'a> {
     pub client: IpAddr,
     /// `unknown[127.0.0.1]`
     pub client_name: &'a str,
+    /// The PTR name, unverified (`unknown`: none).
+    pub reverse_client_name: &'a str,
     pub helo: Option<&'a str>,
     /// MAIL FROM's address as given (empty: the null sender); None
     /// outside a transaction (VRFY).
@@ -698,7 +707,7 @@ fn restriction(
                 .find(|l| l.restriction == blocklist && l.list == *list);
             match found {
                 Some(_) if blocklist.starts_with("permit_") => Outcome::Permit,
-                Some(listed) => Outcome::Reject(blocklisted(a, listed)),
+                Some(listed) => Outcome::Reject(blocklisted(a, req, listed)),
                 None => Outcome::Dunno,
             }
         }
@@ -995,32 +1004,70 @@ fn unknown_client(
     ))
 }
 
-/// A blocklist's reply (default_rbl_reply): maps_rbl_reject_code, what
-/// it lists, and its reason.
-fn blocklisted(a: &Access, listed: &lookups::Listed) -> Reply {
-    let code = a.maps_rbl_reject_code;
-    let class = if code < 500 { '4' } else { '5' };
+/// A blocklist's reply: its rbl_reply_maps entry, else default_rbl_reply,
+/// with the names postconf(5) lists filled in. The enhanced status code
+/// (5.7.1 unless the reply has one) takes the reply code's class.
+fn blocklisted(a: &Access, req: &Request, listed: &lookups::Listed) -> Reply {
     let domain = listed
         .list
         .split_once('=')
         .map_or(listed.list.as_str(), |(d, _)| d);
-    let reason = listed
-        .reason
-        .as_ref()
-        .map(|r| format!("; {r}"))
-        .unwrap_or_default();
-    let shown = match listed.restriction {
+    let template = match a.rbl_reply_maps.find(domain, false) {
+        Ok(Some(t)) => t,
+        _ => a.default_rbl_reply.clone(),
+    };
+    let class = match listed.restriction {
         "reject_rhsbl_reverse_client" => "Unverified Client host",
         "reject_rhsbl_helo" => "Helo command",
         "reject_rhsbl_sender" => "Sender address",
         "reject_rhsbl_recipient" => "Recipient address",
         _ => "Client host",
     };
-    let what = &listed.what;
-    Reply::new(
-        code,
-        format!("{class}.7.1 Service unavailable; {shown} [{what}] blocked using {domain}{reason}"),
-    )
+    // An address's local part and domain (none without an @).
+    let parts = |address: &str| match address.rsplit_once('@') {
+        Some((l, d)) => (l.to_string(), d.to_string()),
+        None => (address.to_string(), String::new()),
+    };
+    let sender = req.sender.unwrap_or("");
+    let value = |name: &str| -> Option<String> {
+        Some(match name {
+            "rbl_code" => a.maps_rbl_reject_code.to_string(),
+            "rbl_class" => class.to_string(),
+            "rbl_what" => listed.what.clone(),
+            "rbl_domain" => domain.to_string(),
+            "rbl_reason" | "rbl_txt" => listed.reason.clone().unwrap_or_default(),
+            "client_address" => req.client.to_string(),
+            "client_name" => req.client_name.split('[').next().unwrap_or("").to_string(),
+            "reverse_client_name" => req.reverse_client_name.to_string(),
+            "helo_name" => req.helo.unwrap_or("").to_string(),
+            "sender" => sender.to_string(),
+            "sender_name" => parts(sender).0,
+            "sender_domain" => parts(sender).1,
+            "recipient" => req.recipient.to_string(),
+            "recipient_name" => parts(req.recipient).0,
+            "recipient_domain" => parts(req.recipient).1,
+            _ => return None,
+        })
+        // A value is text, never expanded again.
+        .map(|v| v.replace('$', "$$"))
+    };
+    let text = rostfix_config::expand::expand(&template, &value, &mut |_| {})
+        .unwrap_or_else(|_| template.clone());
+    // `NNN [X.Y.Z] text`
+    let (code, rest) = match text.split_once(' ') {
+        Some((c, rest)) => match c.parse::<u16>() {
+            Ok(c) if (400..600).contains(&c) => (c, rest),
+            _ => (a.maps_rbl_reject_code, text.as_str()),
+        },
+        None => (a.maps_rbl_reject_code, text.as_str()),
+    };
+    let class = if code < 500 { '4' } else { '5' };
+    let (dsn, rest) = match rest.split_once(' ') {
+        // Any class: the reply code's wins.
+        Some((d, rest)) if ['2', '4', '5'].iter().any(|c| is_dsn(d, *c)) => (&d[1..], rest),
+        _ => (".7.1", rest),
+    };
+    Reply::new(code, format!("{class}{dsn} {rest}"))
 }
 
 /// reject_unknown_sender_domain / reject_unknown_recipient_domain.
