@@ -146,6 +146,7 @@ async fn check(
     let asked = smtpd_check::Asked {
         client,
         client_name: who.client_name.split('[').next().unwrap_or("unknown"),
+        reverse_client_name: who.reverse_client_name,
         known_client: *client_dns,
         helo,
         sender,

@@ -381,7 +381,9 @@ impl QueueReader {
         let id =
             QueueId::parse(&name).ok_or_else(|| QueueError::Corrupt(format!("bad name {name}")))?;
         let mut data = Vec::with_capacity(file.metadata().map_or(0, |m| m.len() as usize));
-        file.read_to_end(&mut data)?;
+        // Through Take: File's own read_to_end asks the size again (statx
+        // and lseek, on every message qmgr reads).
+        Read::take(&mut *file, u64::MAX).read_to_end(&mut data)?;
         if !ends_complete(&data) {
             return Err(QueueError::Incomplete);
         }

@@ -78,6 +78,8 @@ pub struct Asked<'a> {
     pub client: IpAddr,
     /// The client's verified name, or `unknown`.
     pub client_name: &'a str,
+    /// Its PTR name as found at connect, or `unknown`.
+    pub reverse_client_name: &'a str,
     /// What was found at connect (smtpd_peername_lookup).
     pub known_client: Option<ClientDns>,
     pub helo: Option<&'a str>,
@@ -110,7 +112,7 @@ pub async fn domains(s: &Settings, asked: Asked<'_>) -> Domains {
         out.recipient = Some(domain_of(s, dns, recipient).await);
     }
     for (restriction, list) in &s.access.blocklists {
-        let Some(what) = blocklist_subject(dns, &asked, restriction).await else {
+        let Some(what) = blocklist_subject(&asked, restriction) else {
             continue;
         };
         let key = if matches!(*restriction, "reject_rbl_client" | "permit_dnswl_client") {
@@ -148,11 +150,7 @@ pub async fn domains(s: &Settings, asked: Asked<'_>) -> Domains {
 /// client's address, its verified name, its PTR name (unverified), the
 /// HELO name, the sender or the recipient (their domains are asked).
 /// None: nothing to ask (no name, an address literal, the null sender).
-async fn blocklist_subject(
-    dns: &crate::smtp::dns::Dns,
-    asked: &Asked<'_>,
-    restriction: &str,
-) -> Option<String> {
+fn blocklist_subject(asked: &Asked<'_>, restriction: &str) -> Option<String> {
     let name = |n: &str| (!n.is_empty() && !n.starts_with('[')).then(|| n.to_string());
     let address = |a: &str| {
         a.rsplit_once('@')
@@ -164,10 +162,8 @@ async fn blocklist_subject(
         "reject_rhsbl_client" | "permit_rhswl_client" => {
             name(asked.client_name).filter(|n| n != "unknown")
         }
-        "reject_rhsbl_reverse_client" => {
-            let names = dns.reverse(asked.client).await.ok()?;
-            names.into_iter().next()
-        }
+        // As found at connect (none without smtpd_peername_lookup).
+        "reject_rhsbl_reverse_client" => name(asked.reverse_client_name).filter(|n| n != "unknown"),
         "reject_rhsbl_helo" => asked.helo.and_then(name),
         "reject_rhsbl_sender" => asked.sender.and_then(address),
         "reject_rhsbl_recipient" => address(asked.recipient),
