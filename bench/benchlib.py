@@ -78,6 +78,14 @@ def free_port():
     return port
 
 
+def run_order(subjects, run):
+    """The subjects in the order run number `run` measures them: reversed
+    every other run, so that whatever favours the first (or the second)
+    of a pair falls on each subject alike. An A/A run (the same build in
+    both places, --baseline) moved by up to 10% between the two places."""
+    return list(subjects) if run % 2 == 0 else list(reversed(subjects))
+
+
 def settle(seconds):
     """Syncs, then leaves the file systems alone for a while before a
     subject measures. This machine's root file system is ext4 without a
