@@ -71,7 +71,8 @@ smtpd_client_restrictions = reject_unknown_client_hostname; the server
 answers PTR queries for 127.0.0.0/8 from REVERSE, and
 UNKNOWN_CLIENT_CASES connects from three loopback addresses. A fourth
 (postfix/rbl) has smtpd_client_restrictions = reject_rbl_client
-rbl.example.net, a blocklist in ZONE (RBL_CASES). A fifth (postfix/names)
+rbl.example.net, a blocklist in ZONE (RBL_CASES; a lookup that fails
+for now is not a listing, and a warning: RBL_LOG). A fifth (postfix/names)
 has smtpd_client_restrictions = reject_unknown_reverse_client_hostname
 and smtpd_helo_restrictions = reject_unknown_helo_hostname (NAME_CASES:
 client addresses and EHLO names). A sixth (postfix/rhsbl) asks the
@@ -80,7 +81,9 @@ name, the HELO name, the sender's and the recipient's domain
 (reject_rhsbl_client, _reverse_client, _helo, _sender, _recipient;
 RHSBL_CASES). A seventh (postfix/allow) lets in only clients the
 allowlist wl.example.net lists by address (permit_dnswl_client) or name
-(permit_rhswl_client), which must not let them relay (ALLOW_CASES).
+(permit_rhswl_client), which must not let them relay (ALLOW_CASES); an
+allowlist lookup that fails for now defers the rejection that follows
+(DEFER_IF_REJECT, 450; ALLOW_LOG).
 
 Scenarios (one message each, sent over SMTP, checked in turn): which SMTP
 server received the message (envelope and Subject), which servers were
@@ -169,6 +172,7 @@ ZONE = {
     # A DNS blocklist: 127.0.0.7 listed with a reason, 127.0.0.9 without.
     "7.0.0.127.rbl.example.net": {"A": ["127.0.0.2"], "TXT": ["Listed for testing"]},
     "9.0.0.127.rbl.example.net": {"A": ["127.0.0.2"]},
+    "10.0.0.127.rbl.example.net": {"A": "SERVFAIL"},
     # A domain blocklist: names of clients, HELO names, address domains.
     "localhost.dbl.example.net": {"A": ["127.0.1.2"], "TXT": ["Client name listed"]},
     "mx1.example.net.dbl.example.net": {"A": ["127.0.1.2"]},
@@ -177,6 +181,8 @@ ZONE = {
     # An allowlist of addresses and names.
     "8.0.0.127.wl.example.net": {"A": ["127.0.2.1"]},
     "localhost.wl.example.net": {"A": ["127.0.2.1"]},
+    # The allowlist fails for now about 127.0.0.9.
+    "9.0.0.127.wl.example.net": {"A": "SERVFAIL"},
 }
 
 # PTR records of client addresses (reverse_client scenario): 127.0.0.1's
@@ -584,6 +590,15 @@ RBL_CASES = [
     ("127.0.0.9", (554, "5.7.1 Service unavailable; Client host [127.0.0.9] blocked using"
                    " rbl.example.net")),
     ("127.0.0.8", (250, "2.1.5 Ok")),
+    # The lookup fails for now: not listed, and a warning (RBL_LOG).
+    ("127.0.0.10", (250, "2.1.5 Ok")),
+]
+
+# Lines of the rbl smtpd's maillog (after `postfix/rbl/smtpd[PID]: `), as
+# Postfix logged them.
+RBL_LOG = [
+    "warning: 10.0.0.127.rbl.example.net: RBL lookup error: Host or domain name not found."
+    " Name service error for name=10.0.0.127.rbl.example.net type=A: Host not found, try again",
 ]
 
 
@@ -689,6 +704,21 @@ ALLOW_CASES = [
     # (here: in the client restrictions, judged at RCPT).
     ("127.0.0.8", "u@nomx.example.net",
      (554, "5.7.1 <unknown[127.0.0.8]>: Client host rejected: Access denied")),
+    # The allowlist lookup fails for now: the rejection that follows is
+    # deferred (DEFER_IF_REJECT).
+    ("127.0.0.9", "sender@example.test",
+     (450, "4.7.1 <127.0.0.9>: Client host rejected: Service unavailable")),
+]
+
+
+# Lines of the allow smtpd's maillog (after `postfix/allow/smtpd[PID]: `),
+# as Postfix logged them.
+ALLOW_LOG = [
+    "warning: 9.0.0.127.wl.example.net: RBL lookup error: Host or domain name not found."
+    " Name service error for name=9.0.0.127.wl.example.net type=A: Host not found, try again",
+    "NOQUEUE: reject: RCPT from unknown[127.0.0.9]: 450 4.7.1 <127.0.0.9>: Client host"
+    " rejected: Service unavailable; from=<sender@example.test> to=<sender@example.test>"
+    " proto=ESMTP helo=<client.example>",
 ]
 
 
@@ -697,6 +727,24 @@ def allowlists(inst):
     for source, rcpt, want in ALLOW_CASES:
         got = rcpt_reply(inst.allow_port, source, rcpt=rcpt)
         check(got == want, f"allowlists: from {source}, RCPT TO:<{rcpt}>: want {want}, got {got}")
+    # The failed lookup is a warning, the deferred rejection a reject line.
+    logged(inst, "allow", ALLOW_LOG)
+
+
+def logged(inst, service, lines):
+    """Checks that postfix/SERVICE/smtpd logged each of LINES (Postfix's
+    postlogd may write a line a moment after the reply)."""
+    patterns = [re.compile(rf"postfix/{service}/smtpd\[\d+\]: " + re.escape(line) + "$", re.M)
+                for line in lines]
+    deadline = time.time() + 10
+    while True:
+        log = inst.maillog()
+        found = [p.search(log) is not None for p in patterns]
+        if all(found) or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    for line, ok in zip(lines, found):
+        check(ok, f"{service} smtpd: the maillog has {line!r}")
 
 
 def names(inst):
@@ -893,6 +941,7 @@ def main():
         unknown_clients(inst)
         client_names(inst)
         unknown_clients(inst, inst.rbl_port, RBL_CASES, "blocklist")
+        logged(inst, "rbl", RBL_LOG)
         names(inst)
         rhsbl(inst)
         allowlists(inst)

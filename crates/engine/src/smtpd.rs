@@ -153,6 +153,9 @@ async fn check(
         recipient: given,
     };
     let domains = smtpd_check::domains(s, asked).await;
+    for why in &domains.failed {
+        log.warning("smtpd", why);
+    }
     *client_dns = client_dns.or(domains.client);
     let r = resolve(s, given);
     let routed = smtpd_check::is_routed(&r.address);

@@ -44,6 +44,8 @@ pub struct Domains {
     pub helo: Option<Domain>,
     /// What the blocklists list.
     pub listed: Vec<Listed>,
+    /// DNS lists that could not be asked, for smtpd's warnings.
+    pub failed: Vec<String>,
 }
 
 /// A blocklist's finding.
@@ -58,6 +60,9 @@ pub struct Listed {
     pub what: String,
     /// Its TXT record.
     pub reason: Option<String>,
+    /// The lookup failed for now: listed or not, nobody knows (only
+    /// recorded for allowlists, whose failure defers a rejection).
+    pub try_again: bool,
 }
 
 /// The restrictions that ask a DNS list (of addresses or of names).
@@ -121,14 +126,24 @@ pub async fn domains(s: &Settings, asked: Asked<'_>) -> Domains {
             what.to_ascii_lowercase()
         };
         let key = key.rsplit_once('@').map_or(key.as_str(), |(_, d)| d);
-        if let Some(reason) = blocklisted(dns, key, list).await {
-            out.listed.push(Listed {
-                restriction,
-                list: list.clone(),
-                what,
-                reason,
-            });
-        }
+        let (reason, try_again) = match blocklisted(dns, key, list).await {
+            Found::Listed(reason) => (reason, false),
+            Found::NotListed => continue,
+            Found::TryAgain(why) => {
+                out.failed.push(why);
+                if !restriction.starts_with("permit_") {
+                    continue;
+                }
+                (None, true)
+            }
+        };
+        out.listed.push(Listed {
+            restriction,
+            list: list.clone(),
+            what,
+            reason,
+            try_again,
+        });
     }
     if s.access.asks_client {
         out.client = match known_client {
@@ -171,11 +186,19 @@ fn blocklist_subject(asked: &Asked<'_>, restriction: &str) -> Option<String> {
     }
 }
 
-/// Whether blocklist `list` (`domain` or `domain=d.d.d.d`) lists `key`
+/// What a DNS list says about a key.
+enum Found {
+    /// With its TXT record's reason, if any.
+    Listed(Option<String>),
+    NotListed,
+    /// The lookup failed for now (the warning to log).
+    TryAgain(String),
+}
+
+/// Whether DNS list `list` (`domain` or `domain=d.d.d.d`) lists `key`
 /// (a reversed address or a domain name): its A records under
-/// `key.domain`, and then the TXT record's reason. A lookup that fails
-/// counts as not listed.
-async fn blocklisted(dns: &crate::smtp::dns::Dns, key: &str, list: &str) -> Option<Option<String>> {
+/// `key.domain`, and then the TXT record's reason.
+async fn blocklisted(dns: &crate::smtp::dns::Dns, key: &str, list: &str) -> Found {
     let (domain, want) = match list.split_once('=') {
         Some((d, w)) => (d, Some(w)),
         None => (list, None),
@@ -185,17 +208,25 @@ async fn blocklisted(dns: &crate::smtp::dns::Dns, key: &str, list: &str) -> Opti
         ipv4: true,
         ipv6: false,
     };
-    let found = dns.addresses(&name, v4).await.ok()?;
+    let found = match dns.addresses(&name, v4).await {
+        Ok(found) => found,
+        Err(crate::smtp::dns::Failed::Temporary(why)) => {
+            return Found::TryAgain(format!(
+                "{name}: RBL lookup error: Host or domain name not found. {why}"
+            ));
+        }
+        Err(_) => return Found::NotListed,
+    };
     let listed = found
         .iter()
         .any(|a| want.is_none_or(|w| rbl_matches(w, *a)));
     if !listed {
-        return None;
+        return Found::NotListed;
     }
     // The reason goes into a reply and the log: no control characters
     // from someone else's name server.
     let reason = dns.txt(&name).await.ok().flatten();
-    Some(reason.map(|r| crate::log::printable(&r)))
+    Found::Listed(reason.map(|r| crate::log::printable(&r)))
 }
 
 /// An address as DNS blocklists key it: its octets (IPv4) or nibbles

@@ -706,6 +706,18 @@ fn restriction(
                 .iter()
                 .find(|l| l.restriction == blocklist && l.list == *list);
             match found {
+                // postconf(5): DEFER_IF_REJECT when an allowlist lookup
+                // fails, naming what was looked up.
+                Some(listed) if listed.try_again => {
+                    verdict.defer_if_reject.get_or_insert_with(|| {
+                        let text = format!(
+                            "4.7.1 <{}>: Client host rejected: Service unavailable",
+                            listed.what
+                        );
+                        Reply::new(450, text)
+                    });
+                    Outcome::Dunno
+                }
                 Some(_) if blocklist.starts_with("permit_") => Outcome::Permit,
                 Some(listed) => Outcome::Reject(blocklisted(a, req, listed)),
                 None => Outcome::Dunno,
