@@ -350,7 +350,9 @@ pub fn eight_bit(declared: bool, body: &[u8]) -> bool {
     if declared {
         return true;
     }
-    if !body.iter().any(|&b| b >= 0x80) {
+    // is_ascii looks at a word at a time: this runs over every queued
+    // message qmgr reads.
+    if body.is_ascii() {
         return false;
     }
     const CTE: &[u8] = b"content-transfer-encoding:";
