@@ -280,6 +280,8 @@ pub struct Cleanup {
     /// dropped.
     header_full: bool,
     size: u64,
+    /// Goes to the hold queue, not to qmgr (access(5) HOLD).
+    held: bool,
 }
 
 impl Cleanup {
@@ -373,6 +375,7 @@ impl Cleanup {
             add_missing: env.rewrite_headers || s.always_add_missing_headers,
             header_full: false,
             size: 0,
+            held: false,
         };
         for line in received(s, env, c.file.id()) {
             c.write(line.as_bytes())?;
@@ -594,6 +597,14 @@ impl Cleanup {
     pub fn abandon(self) {
         let _ = self.file.discard();
     }
+
+    /// Puts the message on hold (access(5) HOLD): it is completed in
+    /// hold/, where only `postsuper -H` takes it out.
+    pub fn hold(&mut self, s: &Settings) -> io::Result<()> {
+        self.file.move_into(&s.queue_directory.join("hold"))?;
+        self.held = true;
+        Ok(())
+    }
 }
 
 /// The recipients a message's headers name, for `sendmail -t`: those of
@@ -665,6 +676,7 @@ pub async fn commit(
     intake: &Intake,
 ) -> Result<QueueId, Refused> {
     let id = cleanup.id().clone();
+    let held = cleanup.held;
     let done = async {
         let (done, message_id) = cleanup.complete(s)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -696,7 +708,9 @@ pub async fn commit(
         Ok((id, message_id)) => {
             let mid = message_id.unwrap_or_else(|| "message-id=<>".to_string());
             log.info("cleanup", &format!("{id}: {mid}"));
-            let _ = intake.qmgr.send(id.to_string());
+            if !held {
+                let _ = intake.qmgr.send(id.to_string());
+            }
             Ok(id)
         }
         Err(Refused::Io(e)) => {

@@ -206,6 +206,7 @@ async fn check(
         }
         if what == Judge::Recipient
             && verdict.refused.is_none()
+            && !verdict.discard
             && let Err(reply) = check_listed(s, &r, given)
         {
             verdict.refused = Some(reply);
@@ -217,6 +218,26 @@ async fn check(
     let mut verdict = smtpd_check::Verdict::default();
     verdict.refused = Some(Reply::new(451, "4.3.5 Server configuration error"));
     verdict
+}
+
+/// access(5) HOLD and DISCARD of the current message: they act on all of
+/// it, and last until it ends (the next MAIL starts afresh).
+#[derive(Debug, Default, Clone, Copy)]
+struct TxAction {
+    hold: bool,
+    discard: bool,
+}
+
+impl TxAction {
+    /// Takes a verdict's actions. A message is said to be held once, as
+    /// Postfix logs it.
+    fn take(&mut self, verdict: &mut smtpd_check::Verdict) {
+        if self.hold {
+            verdict.notes.retain(|(kind, _)| *kind != "hold");
+        }
+        self.hold |= verdict.hold;
+        self.discard |= verdict.discard;
+    }
 }
 
 /// A new transaction's `instance` for policy servers: unique in this
@@ -339,9 +360,14 @@ async fn data_restrictions(
     client_dns: &mut Option<smtpd_check::ClientDns>,
     verb: &str,
     queue_id: Option<String>,
+    action: &mut TxAction,
 ) -> Option<Reply> {
+    if action.discard {
+        return None;
+    }
     let only = only_recipient(judge.session);
-    let verdict = check(s, log, judge, client_dns, &only, Judge::Data).await;
+    let mut verdict = check(s, log, judge, client_dns, &only, Judge::Data).await;
+    action.take(&mut verdict);
     let about = about_transaction(judge.session);
     let queue_id = queue_id.as_deref().unwrap_or("NOQUEUE");
     judged_as(log, queue_id, verb, judge.client_name, &about, verdict)
@@ -355,9 +381,14 @@ async fn end_of_data(
     judge: &Judged<'_>,
     client_dns: &mut Option<smtpd_check::ClientDns>,
     queue_id: &str,
+    action: &mut TxAction,
 ) -> Option<Reply> {
+    if action.discard {
+        return None;
+    }
     let only = only_recipient(judge.session);
-    let verdict = check(s, log, judge, client_dns, &only, Judge::EndOfData).await;
+    let mut verdict = check(s, log, judge, client_dns, &only, Judge::EndOfData).await;
+    action.take(&mut verdict);
     let about = about_transaction(judge.session);
     let client = judge.client_name;
     judged_as(log, queue_id, "END-OF-MESSAGE", client, &about, verdict)
@@ -504,6 +535,7 @@ async fn session(
     let local = stream.local_addr().ok();
     // check_policy_service's `instance`: one per transaction.
     let mut instance = String::new();
+    let mut action = TxAction::default();
     let mut session = Session::new(s.session.clone());
     let client = format!("{client_name}[{}]", peer.ip());
     let mut tls_info: Option<TlsSession> = None;
@@ -749,12 +781,19 @@ async fn session(
                         session.rejected(reply)
                     } else {
                         instance = next_instance();
+                        action = TxAction::default();
                         session.mail_accepted(from, params)
                     }
                 }
+                // After DISCARD nothing of the message is checked.
+                Event::CheckRcpt { to, params } if action.discard => {
+                    session.rcpt_accepted(to, params)
+                }
                 Event::CheckRcpt { to, params } => {
                     let who = judged!();
-                    let verdict = check(s, log, &who, &mut client_dns, &to, Judge::Recipient).await;
+                    let mut verdict =
+                        check(s, log, &who, &mut client_dns, &to, Judge::Recipient).await;
+                    action.take(&mut verdict);
                     let from = session
                         .transaction()
                         .map(|t| t.from.clone())
@@ -812,9 +851,16 @@ async fn session(
                         if s.access.checks_data(false) {
                             let judge = judged!();
                             let qid = cleanup.as_ref().map(|c| c.id().to_string());
-                            let refused =
-                                data_restrictions(s, log, &judge, &mut client_dns, "BDAT", qid)
-                                    .await;
+                            let refused = data_restrictions(
+                                s,
+                                log,
+                                &judge,
+                                &mut client_dns,
+                                "BDAT",
+                                qid,
+                                &mut action,
+                            )
+                            .await;
                             if let Some(reply) = refused {
                                 if let Some(c) = cleanup {
                                     c.abandon();
@@ -877,8 +923,15 @@ async fn session(
                                     None
                                 } else {
                                     let judge = judged!();
-                                    end_of_data(s, log, &judge, &mut client_dns, c.id().as_str())
-                                        .await
+                                    end_of_data(
+                                        s,
+                                        log,
+                                        &judge,
+                                        &mut client_dns,
+                                        c.id().as_str(),
+                                        &mut action,
+                                    )
+                                    .await
                                 };
                                 if msg.failed {
                                     c.abandon();
@@ -887,7 +940,7 @@ async fn session(
                                     c.abandon();
                                     Err(reply)
                                 } else {
-                                    commit(c, s, log, intake).await.map(|id| {
+                                    commit(c, s, log, intake, action).await.map(|id| {
                                         Reply::new(
                                             250,
                                             format!("2.0.0 Ok: {} bytes queued as {id}", msg.total),
@@ -928,8 +981,16 @@ async fn session(
                     if s.access.checks_data(false) {
                         started = start_message(&session, s, log, &who).await;
                         let qid = started.as_ref().map(|c| c.id().to_string());
-                        let refused =
-                            data_restrictions(s, log, &judge, &mut client_dns, "DATA", qid).await;
+                        let refused = data_restrictions(
+                            s,
+                            log,
+                            &judge,
+                            &mut client_dns,
+                            "DATA",
+                            qid,
+                            &mut action,
+                        )
+                        .await;
                         if let Some(reply) = refused {
                             if let Some(c) = started {
                                 c.abandon();
@@ -949,8 +1010,18 @@ async fn session(
                         .access
                         .checks_data(true)
                         .then_some((&judge, &mut client_dns));
-                    let reply =
-                        receive(&mut io, &session, s, log, &who, intake, started, eod).await;
+                    let reply = receive(
+                        &mut io,
+                        &session,
+                        s,
+                        log,
+                        &who,
+                        intake,
+                        started,
+                        eod,
+                        &mut action,
+                    )
+                    .await;
                     match reply {
                         Ok((r, false)) => session.data_done(r),
                         // Refused at its end: Postfix keeps the envelope.
@@ -1407,6 +1478,7 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
     intake: &Intake,
     started: Option<Cleanup>,
     end_of_data: Option<(&Judged<'_>, &mut Option<smtpd_check::ClientDns>)>,
+    action: &mut TxAction,
 ) -> Result<(Reply, bool), Gone> {
     let (peer, client_name) = (who.addr, who.name);
     let started = match started {
@@ -1494,12 +1566,12 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
     }
     if let Some((judge, client_dns)) = end_of_data {
         let id = cleanup.id().to_string();
-        if let Some(reply) = self::end_of_data(s, log, judge, client_dns, &id).await {
+        if let Some(reply) = self::end_of_data(s, log, judge, client_dns, &id, action).await {
             cleanup.abandon();
             return Ok((reply, true));
         }
     }
-    Ok(match commit(cleanup, s, log, intake).await {
+    Ok(match commit(cleanup, s, log, intake, *action).await {
         Ok(id) => (text::queued(id.as_str()), false),
         Err(reply) => (reply, false),
     })
@@ -1594,17 +1666,32 @@ fn notify_text(n: Notify) -> String {
 }
 
 /// Ends the message through cleanup and answers with its queue ID or
-/// the reply for why it could not be queued.
+/// the reply for why it could not be queued. A discarded message is
+/// answered as queued, and dropped; a held one goes to the hold queue.
 async fn commit(
-    cleanup: Cleanup,
+    mut cleanup: Cleanup,
     s: &Arc<Settings>,
     log: &Log,
     intake: &Intake,
+    action: TxAction,
 ) -> Result<rostfix_queue::QueueId, Reply> {
+    let write_error = || Reply::new(451, "4.3.0 Error: queue file write error");
+    if action.discard {
+        let id = cleanup.id().clone();
+        cleanup.abandon();
+        return Ok(id);
+    }
+    if action.hold
+        && let Err(e) = cleanup.hold(s)
+    {
+        log.warning("cleanup", &format!("{}: hold: {e}", cleanup.id()));
+        cleanup.abandon();
+        return Err(write_error());
+    }
     match cleanup::commit(cleanup, s, log, intake).await {
         Ok(id) => Ok(id),
         Err(Refused::TooManyHops) => Err(Reply::new(554, "5.4.0 Error: too many hops")),
-        Err(Refused::Io(_)) => Err(Reply::new(451, "4.3.0 Error: queue file write error")),
+        Err(Refused::Io(_)) => Err(write_error()),
     }
 }
 

@@ -214,6 +214,16 @@ impl QueueFile {
         Ok(done.id)
     }
 
+    /// Moves the file, still being written, into queue directory `dir`
+    /// under the same name (`hold/`: it is complete only there, so qmgr
+    /// never finds it in incoming/).
+    pub fn move_into(&mut self, dir: &Path) -> io::Result<()> {
+        let to = dir.join(self.id.as_str());
+        fs::rename(&self.path, &to)?;
+        self.path = to;
+        Ok(())
+    }
+
     /// Abandons the file (the message was refused).
     pub fn discard(self) -> io::Result<()> {
         fs::remove_file(&self.path)

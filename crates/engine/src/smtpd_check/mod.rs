@@ -396,6 +396,12 @@ pub struct Verdict {
     pub notes: Vec<(&'static str, String)>,
     /// The policy server the check stopped at: ask it, then check again.
     pub ask_policy: Option<String>,
+    /// HOLD: the message goes to the hold queue (its `hold` note is
+    /// logged once per message, by smtpd).
+    pub hold: bool,
+    /// DISCARD: the message is accepted and dropped, and nothing more of
+    /// it is checked.
+    pub discard: bool,
     /// DEFER_IF_PERMIT: the reply if nothing rejects.
     defer_if_permit: Option<Reply>,
     /// DEFER_IF_REJECT: the reply if something rejects (with 5XX).
@@ -407,6 +413,11 @@ impl Verdict {
     /// where nothing refused, a DEFER_IF_REJECT in place of a refusal.
     fn settle(mut self) -> Verdict {
         if self.ask_policy.is_some() {
+            return self;
+        }
+        if self.discard {
+            // A permit that ends every check.
+            self.refused = None;
             return self;
         }
         match &self.refused {
@@ -467,7 +478,8 @@ pub fn check_recipient(s: &Settings, req: &Request) -> Verdict {
         if !judge(
             read_list(s, req, *stage, list, 0, &mut verdict),
             &mut verdict,
-        ) {
+        ) || verdict.discard
+        {
             break;
         }
     }
@@ -953,9 +965,31 @@ fn access_result(
             flag.get_or_insert(reply);
             Outcome::Dunno
         }
-        // HOLD, DISCARD, FILTER, REDIRECT, PREPEND, ... act on the
-        // message; a mail system that cannot must not let it pass.
-        "HOLD" | "DISCARD" | "FILTER" | "REDIRECT" | "PREPEND" | "BCC" => {
+        // They act on the whole message, and are logged (`hold:`,
+        // `discard:`) with the rejection's subject: HOLD as DUNNO, DISCARD
+        // as a permit that ends every check of the message.
+        w @ ("HOLD" | "DISCARD") => {
+            let (shown, what) = subject(req, stage);
+            let why = if text.is_empty() {
+                format!("triggers {w} action")
+            } else {
+                text.to_string()
+            };
+            let kind = if w == "HOLD" { "hold" } else { "discard" };
+            verdict
+                .notes
+                .push((kind, format!("<{shown}>: {what} {why}")));
+            if w == "HOLD" {
+                verdict.hold = true;
+                Outcome::Dunno
+            } else {
+                verdict.discard = true;
+                Outcome::Permit
+            }
+        }
+        // FILTER, REDIRECT, PREPEND, ... act on the message; a mail
+        // system that cannot must not let it pass.
+        "FILTER" | "REDIRECT" | "PREPEND" | "BCC" => {
             Outcome::Unknown(format!("access table result \"{result}\" is not supported"))
         }
         _ => {
@@ -1227,7 +1261,14 @@ fn is_dsn(word: &str, class: char) -> bool {
 }
 
 fn rejected_dsn(req: &Request, stage: Stage, code: u16, dsn: &str, why: &str) -> Reply {
-    let (shown, what) = match stage {
+    let (shown, what) = subject(req, stage);
+    Reply::new(code, format!("{dsn} <{shown}>: {what} rejected: {why}"))
+}
+
+/// What a restriction's finding is about, as its reply and log line show
+/// it: `<shown>: what rejected: ...`.
+fn subject<'a>(req: &'a Request<'_>, stage: Stage) -> (&'a str, &'static str) {
+    match stage {
         Stage::Client => (req.client_name, "Client host"),
         Stage::ClientCert => (
             req.client_cert.map_or("", |c| c.subject_cn.as_str()),
@@ -1238,8 +1279,7 @@ fn rejected_dsn(req: &Request, stage: Stage, code: u16, dsn: &str, why: &str) ->
         Stage::Relay | Stage::Recipient => (req.recipient, "Recipient address"),
         Stage::Data => ("DATA", "Data command"),
         Stage::EndOfData => ("END-OF-MESSAGE", "End-of-data"),
-    };
-    Reply::new(code, format!("{dsn} <{shown}>: {what} rejected: {why}"))
+    }
 }
 
 #[cfg(test)]
