@@ -185,6 +185,14 @@ fn apply(queue_directory: &Path, op: Op, id: &QueueId, queues: &[&str]) -> bool 
             return true;
         }
         Op::Hold if queue == "hold" => return false,
+        // smtpd may still be writing a message it puts on hold: it is
+        // complete only when written (and recovery removes it otherwise).
+        Op::Release | Op::Requeue
+            if queue == "hold"
+                && !rostfix_queue::file::QueueReader::is_complete(&path).unwrap_or(false) =>
+        {
+            return false;
+        }
         Op::Hold => "hold",
         Op::Release => "deferred",
         Op::Requeue => "maildrop",

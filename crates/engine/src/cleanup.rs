@@ -599,7 +599,7 @@ impl Cleanup {
     }
 
     /// Puts the message on hold (access(5) HOLD): it is completed in
-    /// hold/, where only `postsuper -H` takes it out.
+    /// hold/, which qmgr never reads (postsuper -H, -r or -d take it out).
     pub fn hold(&mut self, s: &Settings) -> io::Result<()> {
         self.file.move_into(&s.queue_directory.join("hold"))?;
         self.held = true;

@@ -34,7 +34,9 @@ use crate::virtual_agent::{self, Failure};
 /// would lose a message that is about to get 250.
 pub fn recover(queue_directory: &Path, log: &Log) -> Vec<PathBuf> {
     let mut todo = Vec::new();
-    for dir in ["active", "incoming"] {
+    // hold/: a file smtpd put on hold and did not finish is removed
+    // there too; the complete ones stay held.
+    for dir in ["active", "incoming", "hold"] {
         let path = queue_directory.join(dir);
         match rostfix_queue::file::recover(&path) {
             Ok((complete, removed)) => {
@@ -44,7 +46,9 @@ pub fn recover(queue_directory: &Path, log: &Log) -> Vec<PathBuf> {
                         &format!("removed incomplete queue file {}", r.display()),
                     );
                 }
-                todo.extend(complete);
+                if dir != "hold" {
+                    todo.extend(complete);
+                }
             }
             Err(e) => log.warning("qmgr", &format!("{}: {e}", path.display())),
         }

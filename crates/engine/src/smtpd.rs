@@ -153,9 +153,6 @@ async fn check(
         recipient: given,
     };
     let domains = smtpd_check::domains(s, asked).await;
-    for why in &domains.failed {
-        log.warning("smtpd", why);
-    }
     *client_dns = client_dns.or(domains.client);
     let r = resolve(s, given);
     let routed = smtpd_check::is_routed(&r.address);
@@ -220,8 +217,9 @@ async fn check(
     verdict
 }
 
-/// access(5) HOLD and DISCARD of the current message: they act on all of
-/// it, and last until it ends (the next MAIL starts afresh).
+/// access(5) HOLD and DISCARD of the current message (Postfix's
+/// saved_flags and discard): they act on all of it, and last until it
+/// ends (the next MAIL starts afresh).
 #[derive(Debug, Default, Clone, Copy)]
 struct TxAction {
     hold: bool,
@@ -232,9 +230,12 @@ impl TxAction {
     /// Takes a verdict's actions. A message is said to be held once, as
     /// Postfix logs it.
     fn take(&mut self, verdict: &mut smtpd_check::Verdict) {
-        if self.hold {
-            verdict.notes.retain(|(kind, _)| *kind != "hold");
-        }
+        let mut held = self.hold;
+        verdict.notes.retain(|(kind, _)| {
+            let first = *kind != "hold" || !held;
+            held |= *kind == "hold";
+            first
+        });
         self.hold |= verdict.hold;
         self.discard |= verdict.discard;
     }
@@ -935,7 +936,7 @@ async fn session(
                                 };
                                 if msg.failed {
                                     c.abandon();
-                                    Err(Reply::new(451, "4.3.0 Error: queue file write error"))
+                                    Err(text::write_error())
                                 } else if let Some(reply) = refused {
                                     c.abandon();
                                     Err(reply)
@@ -952,7 +953,7 @@ async fn session(
                                 if let Some(c) = other {
                                     c.abandon();
                                 }
-                                Err(Reply::new(451, "4.3.0 Error: queue file write error"))
+                                Err(text::write_error())
                             }
                         };
                         session.bdat_done(last, result)
@@ -1491,10 +1492,7 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
             // Read to the end of the data, then refuse.
             let mut rx = DataReceiver::new(s.bare_newline, 0);
             drain(rd, &mut rx, s).await?;
-            return Ok((
-                Reply::new(451, "4.3.0 Error: queue file write error"),
-                false,
-            ));
+            return Ok((text::write_error(), false));
         }
     };
     // smtpd_forbid_bare_newline_exclusions (default $mynetworks) keep the
@@ -1559,10 +1557,7 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
     }
     if failed {
         cleanup.abandon();
-        return Ok((
-            Reply::new(451, "4.3.0 Error: queue file write error"),
-            false,
-        ));
+        return Ok((text::write_error(), false));
     }
     if let Some((judge, client_dns)) = end_of_data {
         let id = cleanup.id().to_string();
@@ -1675,7 +1670,6 @@ async fn commit(
     intake: &Intake,
     action: TxAction,
 ) -> Result<rostfix_queue::QueueId, Reply> {
-    let write_error = || Reply::new(451, "4.3.0 Error: queue file write error");
     if action.discard {
         let id = cleanup.id().clone();
         cleanup.abandon();
@@ -1686,12 +1680,12 @@ async fn commit(
     {
         log.warning("cleanup", &format!("{}: hold: {e}", cleanup.id()));
         cleanup.abandon();
-        return Err(write_error());
+        return Err(text::write_error());
     }
     match cleanup::commit(cleanup, s, log, intake).await {
         Ok(id) => Ok(id),
         Err(Refused::TooManyHops) => Err(Reply::new(554, "5.4.0 Error: too many hops")),
-        Err(Refused::Io(_)) => Err(write_error()),
+        Err(Refused::Io(_)) => Err(text::write_error()),
     }
 }
 

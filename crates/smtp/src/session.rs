@@ -118,6 +118,11 @@ pub mod text {
         Reply::new(552, "5.3.4 Message size exceeds file system imposed limit")
     }
     /// DATA went over message_size_limit (cleanup's wording).
+    /// The queue file could not be written (or made durable).
+    pub fn write_error() -> Reply {
+        Reply::new(451, "4.3.0 Error: queue file write error")
+    }
+
     pub fn message_file_too_big() -> Reply {
         Reply::new(552, "5.3.4 Error: message file too big")
     }

@@ -42,13 +42,12 @@ pub struct Domains {
     /// The HELO name has an MX or address record (address literals need
     /// none).
     pub helo: Option<Domain>,
-    /// What the blocklists list.
+    /// What the DNS lists (blocklists and allowlists) list, or could not
+    /// tell for now.
     pub listed: Vec<Listed>,
-    /// DNS lists that could not be asked, for smtpd's warnings.
-    pub failed: Vec<String>,
 }
 
-/// A blocklist's finding.
+/// A DNS list's finding.
 #[derive(Debug, Clone)]
 pub struct Listed {
     /// reject_rbl_client, reject_rhsbl_sender, ...
@@ -60,9 +59,9 @@ pub struct Listed {
     pub what: String,
     /// Its TXT record.
     pub reason: Option<String>,
-    /// The lookup failed for now: listed or not, nobody knows (only
-    /// recorded for allowlists, whose failure defers a rejection).
-    pub try_again: bool,
+    /// The lookup failed for now: listed or not, nobody knows. The
+    /// warning to log when the restriction is reached.
+    pub failed: Option<String>,
 }
 
 /// The restrictions that ask a DNS list (of addresses or of names).
@@ -126,23 +125,17 @@ pub async fn domains(s: &Settings, asked: Asked<'_>) -> Domains {
             what.to_ascii_lowercase()
         };
         let key = key.rsplit_once('@').map_or(key.as_str(), |(_, d)| d);
-        let (reason, try_again) = match blocklisted(dns, key, list).await {
-            Found::Listed(reason) => (reason, false),
+        let (reason, failed) = match blocklisted(dns, key, list).await {
+            Found::Listed(reason) => (reason, None),
             Found::NotListed => continue,
-            Found::TryAgain(why) => {
-                out.failed.push(why);
-                if !restriction.starts_with("permit_") {
-                    continue;
-                }
-                (None, true)
-            }
+            Found::TryAgain(why) => (None, Some(why)),
         };
         out.listed.push(Listed {
             restriction,
             list: list.clone(),
             what,
             reason,
-            try_again,
+            failed,
         });
     }
     if s.access.asks_client {

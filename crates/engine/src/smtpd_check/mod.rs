@@ -389,10 +389,12 @@ impl Request<'_> {
 #[derive(Debug, Default)]
 pub struct Verdict {
     pub warnings: Vec<Reply>,
+    /// Warnings for the log: configuration errors, DNS lists that could
+    /// not be asked.
     pub config_errors: Vec<String>,
     pub refused: Option<Reply>,
-    /// WARN and INFO results: (`warn` or `info`, their text), logged as
-    /// `NOQUEUE: warn: RCPT from ...`.
+    /// WARN, INFO, HOLD and DISCARD results: (`warn`, `info`, `hold` or
+    /// `discard`, their text), logged as `NOQUEUE: warn: RCPT from ...`.
     pub notes: Vec<(&'static str, String)>,
     /// The policy server the check stopped at: ask it, then check again.
     pub ask_policy: Option<String>,
@@ -413,11 +415,6 @@ impl Verdict {
     /// where nothing refused, a DEFER_IF_REJECT in place of a refusal.
     fn settle(mut self) -> Verdict {
         if self.ask_policy.is_some() {
-            return self;
-        }
-        if self.discard {
-            // A permit that ends every check.
-            self.refused = None;
             return self;
         }
         match &self.refused {
@@ -718,14 +715,22 @@ fn restriction(
                 .iter()
                 .find(|l| l.restriction == blocklist && l.list == *list);
             match found {
-                // postconf(5): DEFER_IF_REJECT when an allowlist lookup
-                // fails, naming what was looked up.
-                Some(listed) if listed.try_again => {
+                // Said when reached, as Postfix does. A blocklist that
+                // cannot tell does not list; an allowlist defers a
+                // rejection (postconf(5): DEFER_IF_REJECT), naming what was
+                // looked up.
+                Some(lookups::Listed {
+                    failed: Some(why),
+                    what,
+                    ..
+                }) => {
+                    verdict.config_errors.push(why.clone());
+                    if !blocklist.starts_with("permit_") {
+                        return Outcome::Dunno;
+                    }
                     verdict.defer_if_reject.get_or_insert_with(|| {
-                        let text = format!(
-                            "4.7.1 <{}>: Client host rejected: Service unavailable",
-                            listed.what
-                        );
+                        let text =
+                            format!("4.7.1 <{what}>: Client host rejected: Service unavailable");
                         Reply::new(450, text)
                     });
                     Outcome::Dunno
