@@ -454,6 +454,7 @@ fn deliver_file(
         waiting: Vec::new(),
         warned: false,
         all_done: true,
+        logged: false,
     };
     // Failed for good, for the notification to the sender; and failed for
     // now (status code, reason), which expire into failures.
@@ -601,6 +602,7 @@ fn deliver_file(
     }
     let arrival = env.time.0;
     if written.is_empty() {
+        settled.log_sent(log);
         report_success(s, log, syncer, announce, env, &body, &settled.sent);
         settled.apply(s, log, path, &id, arrival);
         return;
@@ -648,6 +650,7 @@ fn deliver_file(
         }
     }
     if published.is_empty() {
+        settled.log_sent(log);
         report_success(s, log, syncer, announce, env, &body, &settled.sent);
         settled.apply(s, log, path, &id, arrival);
         return;
@@ -659,6 +662,7 @@ fn deliver_file(
     let refs: Vec<&std::fs::File> = published.iter().collect();
     match syncer.wait_all(&refs) {
         Ok(()) => {
+            settled.log_sent(log);
             report_success(s, log, syncer, announce, env, &body, &settled.sent);
             settled.apply(s, log, path, &id, arrival);
         }
@@ -1362,14 +1366,26 @@ struct Settled {
     warned: bool,
     /// No recipient is left for later.
     all_done: bool,
+    /// The deliveries' lines are in the log already.
+    logged: bool,
 }
 
 impl Settled {
-    /// Logs the deliveries, marks recipients done, and removes the queue
-    /// file or moves it to deferred.
-    fn apply(self, s: &Settings, log: &Log, path: &Path, id: &QueueId, arrival: u64) {
+    /// Logs the deliveries: before the success notice they cause is
+    /// queued (and logged), as a Postfix delivery agent logs its to= line
+    /// before the notice goes out.
+    fn log_sent(&mut self, log: &Log) {
         for (_, via, line, _) in &self.sent {
             via.log(log, line);
+        }
+        self.logged = true;
+    }
+
+    /// Logs the deliveries, marks recipients done, and removes the queue
+    /// file or moves it to deferred.
+    fn apply(mut self, s: &Settings, log: &Log, path: &Path, id: &QueueId, arrival: u64) {
+        if !self.logged {
+            self.log_sent(log);
         }
         if self.all_done {
             deferlog::remove(&s.queue_directory, id.as_str());
