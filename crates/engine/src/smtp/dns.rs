@@ -42,6 +42,19 @@ pub enum Failed {
     Temporary(String),
 }
 
+impl Failed {
+    /// How Postfix reports a failed lookup in a reason or a warning:
+    /// `Host or domain name not found.` and the name service's words.
+    pub fn explained(&self) -> String {
+        match self {
+            Failed::NotFound(why) | Failed::Temporary(why) => {
+                format!("Host or domain name not found. {why}")
+            }
+            Failed::NoData => "Host or domain name not found.".into(),
+        }
+    }
+}
+
 /// The resolver, made once per configuration.
 pub struct Dns {
     resolver: Option<TokioResolver>,
@@ -179,11 +192,9 @@ impl Dns {
             Ok(_) => Some(format!(
                 "dnssec_probe '{spec}' received a response that is not DNSSEC validated"
             )),
-            Err(Failed::Temporary(why) | Failed::NotFound(why)) => Some(format!(
-                "dnssec_probe '{spec}' received no response: Host or domain name not found. {why}"
-            )),
-            Err(Failed::NoData) => Some(format!(
-                "dnssec_probe '{spec}' received no response: Host or domain name not found."
+            Err(failed) => Some(format!(
+                "dnssec_probe '{spec}' received no response: {}",
+                failed.explained()
             )),
         }
     }

@@ -191,22 +191,14 @@ pub async fn hosts(
 }
 
 fn no_host(f: Failed) -> NoHost {
-    match f {
-        Failed::NotFound(why) => NoHost {
-            dsn: "5.4.4",
-            why: format!("Host or domain name not found. {why}"),
-            no_mx_address: false,
-        },
-        Failed::Temporary(why) => NoHost {
-            dsn: "4.4.3",
-            why: format!("Host or domain name not found. {why}"),
-            no_mx_address: false,
-        },
-        Failed::NoData => NoHost {
-            dsn: "5.4.4",
-            why: "Host or domain name not found.".into(),
-            no_mx_address: false,
-        },
+    let dsn = match f {
+        Failed::Temporary(_) => "4.4.3",
+        Failed::NotFound(_) | Failed::NoData => "5.4.4",
+    };
+    NoHost {
+        dsn,
+        why: f.explained(),
+        no_mx_address: false,
     }
 }
 

@@ -720,10 +720,8 @@ async fn dane_policy(
         Ok(dane::Policy::Unusable) => fall_back(Level::Encrypt, "TLSA records unusable"),
         Ok(dane::Policy::Absent) => fall_back(Level::May, "no TLSA records found"),
         Err(failed) => {
-            if let dns::Failed::Temporary(problem) = failed {
-                warn(&format!(
-                    "DANE TLSA lookup problem: Host or domain name not found. {problem}"
-                ));
+            if let dns::Failed::Temporary(_) = failed {
+                warn(&format!("DANE TLSA lookup problem: {}", failed.explained()));
             }
             Err(format!("TLSA lookup error for {}:{}", host.name, host.port))
         }

@@ -203,10 +203,8 @@ async fn blocklisted(dns: &crate::smtp::dns::Dns, key: &str, list: &str) -> Foun
     };
     let found = match dns.addresses(&name, v4).await {
         Ok(found) => found,
-        Err(crate::smtp::dns::Failed::Temporary(why)) => {
-            return Found::TryAgain(format!(
-                "{name}: RBL lookup error: Host or domain name not found. {why}"
-            ));
+        Err(failed @ crate::smtp::dns::Failed::Temporary(_)) => {
+            return Found::TryAgain(format!("{name}: RBL lookup error: {}", failed.explained()));
         }
         Err(_) => return Found::NotListed,
     };
