@@ -12,7 +12,7 @@ use rostfix_message::date;
 use rostfix_queue::file::Recipient;
 use rostfix_queue::{QueueId, Syncer};
 
-use crate::log::printable;
+use crate::log::{Log, printable};
 use crate::settings::Settings;
 
 /// One recipient a notification reports on: one that failed for good,
@@ -126,24 +126,26 @@ pub struct Original<'a> {
 /// sender and waits until it is durable; returns its queue ID.
 pub fn queue(
     s: &Settings,
+    log: &Log,
     syncer: &Syncer,
     original: &Original,
     failed: &[Failed],
 ) -> io::Result<QueueId> {
-    report(s, syncer, original, failed, Kind::Failure)
+    report(s, log, syncer, original, failed, Kind::Failure)
 }
 
 /// Queues a notification of `kind` about `recipients` to `original`'s
 /// sender and waits until it is durable; returns its queue ID.
 pub fn report(
     s: &Settings,
+    log: &Log,
     syncer: &Syncer,
     original: &Original,
     recipients: &[Failed],
     kind: Kind,
 ) -> io::Result<QueueId> {
     let to = original.sender.to_string();
-    crate::cleanup::queue_local(s, syncer, "", &[(to.clone(), to)], |id| {
+    crate::cleanup::queue_local(s, log, syncer, "", &[(to.clone(), to)], |id| {
         notification(s, id, original, recipients, kind, None)
     })
 }
@@ -154,6 +156,7 @@ pub fn report(
 /// double_bounce_sender@$myhostname.
 pub fn postmaster(
     s: &Settings,
+    log: &Log,
     syncer: &Syncer,
     original: &Original,
     recipients: &[Failed],
@@ -163,7 +166,7 @@ pub fn postmaster(
     let to = crate::resolve::canonical_form(s, recipient);
     let sender = format!("{}@{}", s.double_bounce_sender, s.myhostname);
     let rcpts = [(to.clone(), recipient.to_string())];
-    crate::cleanup::queue_local(s, syncer, &sender, &rcpts, |id| {
+    crate::cleanup::queue_local(s, log, syncer, &sender, &rcpts, |id| {
         notification(s, id, original, recipients, kind, Some(&to))
     })
 }

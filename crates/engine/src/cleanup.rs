@@ -572,9 +572,8 @@ impl Cleanup {
 
     /// Ends the message: the file is complete but not yet durable (the
     /// caller waits for a group commit before it may say 250). Returns
-    /// what the log names the message by (`message-id=<...>` or
-    /// `resent-message-id=<...>`).
-    pub fn complete(mut self, s: &Settings) -> Result<(Completed, Option<String>), Refused> {
+    /// what the log names the message by ([`logged_as`]).
+    pub fn complete(mut self, s: &Settings) -> Result<(Completed, String), Refused> {
         if self.in_headers
             && let Err(e) = self.end_headers(s)
         {
@@ -585,11 +584,10 @@ impl Cleanup {
             let _ = self.file.discard();
             return Err(Refused::TooManyHops);
         }
-        let logged = match (&self.seen.message_id, &self.seen.resent_message_id) {
-            (_, Some(r)) => Some(format!("resent-message-id={r}")),
-            (Some(m), None) => Some(format!("message-id={m}")),
-            (None, None) => None,
-        };
+        let logged = logged_as(
+            self.seen.message_id.as_deref(),
+            self.seen.resent_message_id.as_deref(),
+        );
         Ok((self.file.complete()?, logged))
     }
 
@@ -706,8 +704,7 @@ pub async fn commit(
     };
     match done.await {
         Ok((id, message_id)) => {
-            let mid = message_id.unwrap_or_else(|| "message-id=<>".to_string());
-            log.info("cleanup", &format!("{id}: {mid}"));
+            log.info("cleanup", &format!("{id}: {message_id}"));
             if !held {
                 let _ = intake.qmgr.send(id.to_string());
             }
@@ -726,12 +723,21 @@ pub async fn commit(
 /// the text (lines joined by `\n`). Returns once the file is durable.
 pub fn queue_local(
     s: &Settings,
+    log: &Log,
     syncer: &Syncer,
     sender: &str,
     recipients: &[(String, String)],
     content: impl FnOnce(&QueueId) -> Vec<u8>,
 ) -> io::Result<QueueId> {
-    queue_forward(s, syncer, sender, recipients, &Carried::default(), content)
+    queue_forward(
+        s,
+        log,
+        syncer,
+        sender,
+        recipients,
+        &Carried::default(),
+        content,
+    )
 }
 
 /// What a forwarded message keeps of the original's RFC 3461 requests:
@@ -747,6 +753,7 @@ pub struct Carried<'a> {
 /// [`queue_local`] for mail local(8) forwards, with what it carries.
 pub fn queue_forward(
     s: &Settings,
+    log: &Log,
     syncer: &Syncer,
     sender: &str,
     recipients: &[(String, String)],
@@ -778,7 +785,46 @@ pub fn queue_forward(
         let _ = std::fs::remove_file(&done.path);
         return Err(e);
     }
+    // Logged before the line that names the new message (the notice's
+    // `notification: ID`, the alias's `forwarded as ID`), as Postfix's
+    // cleanup logs it while the message is made.
+    let (id, resent) = header_ids(&text);
+    log.info(
+        "cleanup",
+        &format!("{}: {}", done.id, logged_as(id, resent)),
+    );
     Ok(done.id)
+}
+
+/// What cleanup's log line names a message by: its Resent-Message-ID
+/// when it has one, else its Message-ID, else `message-id=<>`.
+fn logged_as(message_id: Option<&str>, resent_message_id: Option<&str>) -> String {
+    match (message_id, resent_message_id) {
+        (_, Some(r)) => format!("resent-message-id={r}"),
+        (Some(m), None) => format!("message-id={m}"),
+        (None, None) => "message-id=<>".to_string(),
+    }
+}
+
+/// The Message-ID and Resent-Message-ID of a message Rostfix wrote
+/// itself (`\n` line ends, one header per line).
+fn header_ids(text: &[u8]) -> (Option<&str>, Option<&str>) {
+    let (mut id, mut resent) = (None, None);
+    for line in text.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            break;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let value = std::str::from_utf8(&line[colon + 1..]).map(str::trim).ok();
+        if line[..colon].eq_ignore_ascii_case(b"message-id") {
+            id = id.or(value);
+        } else if line[..colon].eq_ignore_ascii_case(b"resent-message-id") {
+            resent = resent.or(value);
+        }
+    }
+    (id, resent)
 }
 
 /// The queue's directories.

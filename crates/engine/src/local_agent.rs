@@ -51,6 +51,7 @@ use rostfix_queue::Syncer;
 use rostfix_queue::file::Dsn;
 
 use crate::local_command::Privileges;
+use crate::log::Log;
 use crate::settings::Settings;
 use crate::virtual_agent::{self, Failure, FsIdentity, Mailbox, Message, Written};
 
@@ -519,6 +520,7 @@ fn dot_forward(
 /// `user@domain`).
 pub fn deliver(
     s: &Settings,
+    log: &Log,
     syncer: &Syncer,
     m: &Message,
     recipient: &str,
@@ -608,7 +610,7 @@ pub fn deliver(
         note(&mut failed, result, &mut delivered.done);
     }
     if !expansion.forward.is_empty() {
-        match forward(s, syncer, m, recipient, original, dsn, &expansion) {
+        match forward(s, log, syncer, m, recipient, original, dsn, &expansion) {
             Ok(id) => {
                 delivered.done.push(format!("forwarded as {id}"));
                 delivered.forwarded = Some(id);
@@ -883,8 +885,10 @@ pub(crate) fn exportable(name: &str) -> Option<&'static str> {
 
 /// Queues the message again for `targets` (with `Delivered-To:
 /// recipient` and a Received header on top), durably.
+#[allow(clippy::too_many_arguments)]
 fn forward(
     s: &Settings,
+    log: &Log,
     syncer: &Syncer,
     m: &Message,
     recipient: &str,
@@ -934,7 +938,7 @@ fn forward(
         ret: attr("dsn_ret"),
         envid: attr("dsn_envid"),
     };
-    crate::cleanup::queue_forward(s, syncer, sender, &recipients, &carried, |id| {
+    crate::cleanup::queue_forward(s, log, syncer, sender, &recipients, &carried, |id| {
         let stamp = rostfix_message::date::rfc5322(&rostfix_message::date::local(
             rostfix_message::date::now(),
         ));

@@ -163,7 +163,7 @@ fn bounce_hops(s: &Settings, log: &Log, intake: &Intake, path: &Path) -> bool {
         ret_headers: false,
         envid: "",
     };
-    match crate::bounce::queue(s, &intake.syncer, &original, &failed) {
+    match crate::bounce::queue(s, log, &intake.syncer, &original, &failed) {
         Ok(new) => {
             log.info(
                 "bounce",

@@ -566,7 +566,7 @@ fn deliver_file(
     if verify {
         if !env.sender.is_empty() && !probed.is_empty() {
             let original = original(env, &body);
-            let sent = bounce::report(s, syncer, &original, &probed, Kind::Verify);
+            let sent = bounce::report(s, log, syncer, &original, &probed, Kind::Verify);
             announced(log, announce, &id, "sender delivery status", sent);
         }
         settled.apply(s, log, path, &id, env.time.0);
@@ -736,7 +736,7 @@ fn notify_sender(
             return true;
         }
         let recipient = &s.double_bounce_notice_recipient;
-        let sent = bounce::postmaster(s, syncer, &original, &all, Kind::Failure, recipient);
+        let sent = bounce::postmaster(s, log, syncer, &original, &all, Kind::Failure, recipient);
         return told(sent, "postmaster");
     }
     // A postmaster notice that failed: nobody is left to tell.
@@ -756,12 +756,12 @@ fn notify_sender(
         .filter(|(r, _)| r.dsn.wants("failure"))
         .map(|(_, f)| f.clone())
         .collect();
-    if !failed.is_empty() && !told(bounce::queue(s, syncer, &original, &failed), "sender") {
+    if !failed.is_empty() && !told(bounce::queue(s, log, syncer, &original, &failed), "sender") {
         return false;
     }
     if notify("bounce") {
         let recipient = &s.bounce_notice_recipient;
-        let sent = bounce::postmaster(s, syncer, &original, &all, Kind::Failure, recipient);
+        let sent = bounce::postmaster(s, log, syncer, &original, &all, Kind::Failure, recipient);
         // The sender knows; a copy that cannot be queued is only logged.
         told(sent, "postmaster");
     }
@@ -793,13 +793,13 @@ fn notify_delay(
         return true;
     }
     let original = original(env, body);
-    let sent = bounce::report(s, syncer, &original, &waiting, Kind::Delay);
+    let sent = bounce::report(s, log, syncer, &original, &waiting, Kind::Delay);
     if !announced(log, announce, &env.id, "sender delay", sent) {
         return false;
     }
     if s.notify_classes.iter().any(|c| c == "delay") {
         let recipient = &s.delay_notice_recipient;
-        let sent = bounce::postmaster(s, syncer, &original, &waiting, Kind::Delay, recipient);
+        let sent = bounce::postmaster(s, log, syncer, &original, &waiting, Kind::Delay, recipient);
         announced(log, announce, &env.id, "postmaster delay", sent);
     }
     true
@@ -888,7 +888,7 @@ fn report_success(
         return;
     }
     let original = original(env, body);
-    let sent = bounce::report(s, syncer, &original, &reported, Kind::Success);
+    let sent = bounce::report(s, log, syncer, &original, &reported, Kind::Success);
     announced(log, announce, &env.id, "sender delivery status", sent);
 }
 
@@ -1297,7 +1297,8 @@ fn builtin(
             ),
         ),
         Some("local") => {
-            match crate::local_agent::deliver(s, syncer, message, address, &r.original, &r.dsn) {
+            match crate::local_agent::deliver(s, log, syncer, message, address, &r.original, &r.dsn)
+            {
                 Ok(Delivered {
                     stored,
                     done,
