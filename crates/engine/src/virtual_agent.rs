@@ -1,9 +1,10 @@
 //! virtual(8): delivery to virtual mailboxes. The table result, under
 //! `virtual_mailbox_base`, is a Maildir when it ends in `/`; the message
-//! gets Return-Path, X-Original-To and Delivered-To prepended, is written to
-//! `tmp/`, synced, renamed into `new/`, and the rename synced (only then
-//! is the recipient done); the syncs are group commits that qmgr shares
-//! among all deliveries under way. Any other result is an mbox file
+//! gets Return-Path, X-Original-To and Delivered-To prepended, is written
+//! to a file that has no name yet (or, where the file system cannot do
+//! that, to `tmp/`), synced, named in `new/`, and the name synced (only
+//! then is the recipient done); the syncs are group commits that qmgr
+//! shares among all deliveries under way. Any other result is an mbox file
 //! ([`crate::mbox`]), capped at `virtual_mailbox_limit`. A result that
 //! would leave the base (`..`, absolute paths) is refused: Rostfix never
 //! writes outside `virtual_mailbox_base`. Run as root, each delivery
@@ -15,8 +16,10 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rostfix_maps::order;
@@ -235,35 +238,95 @@ pub struct Written {
     pub file: fs::File,
     /// What the log says (`delivered to maildir`).
     pub what: &'static str,
-    /// The Maildir file in tmp/ and the name it takes in new/ (an mbox
-    /// file is in place, and durable, already).
-    rename: Option<(PathBuf, PathBuf)>,
-    /// The mailbox owner the rename runs as (when privileged).
+    /// How the file gets its name in the mailbox.
+    naming: Naming,
+    /// The mailbox owner the naming runs as (when privileged).
     owner: Option<(u32, u32)>,
+}
+
+/// How a written file is named in the mailbox.
+#[derive(Debug)]
+enum Naming {
+    /// An mbox file: in place, and durable, already.
+    InPlace,
+    /// A Maildir file without a name (O_TMPFILE in new/), linked there
+    /// under this name.
+    Link(PathBuf),
+    /// A Maildir file in tmp/, renamed into new/ (where the file system
+    /// has no O_TMPFILE).
+    Rename(PathBuf, PathBuf),
 }
 
 impl Written {
     /// Whether the file waits for [`Written::publish`] (a Maildir file);
     /// an mbox delivery is complete and durable.
     pub fn unpublished(&self) -> bool {
-        self.rename.is_some()
+        !matches!(self.naming, Naming::InPlace)
     }
 
-    /// Makes the (durable) message visible: a Maildir file moves into
-    /// new/, where readers see it. The rename runs as the mailbox's
-    /// owner, as the write did: the owner controls tmp/ and new/, and
-    /// root must not follow what they point to. Returns whether a name
-    /// changed, which becomes durable with the next group commit.
+    /// Makes the (durable) message visible: a Maildir file gets its name
+    /// in new/, where readers see it. This runs as the mailbox's owner,
+    /// as the write did: the owner controls the Maildir, and root must
+    /// not follow what it points to. Returns whether a name changed,
+    /// which becomes durable with the next group commit.
     pub fn publish(&self) -> Result<bool, Failure> {
-        let Some((tmp, new)) = &self.rename else {
+        if !self.unpublished() {
             return Ok(false);
-        };
+        }
         let _identity = FsIdentity::maybe(self.owner)?;
-        fs::rename(tmp, new).map(|()| true).map_err(|e| {
-            let _ = fs::remove_file(tmp);
-            Failure::Defer("4.2.0".into(), format!("rename maildir file: {e}"))
-        })
+        match &self.naming {
+            Naming::InPlace => Ok(false),
+            // The file's own /proc link names it: linkat(AT_EMPTY_PATH)
+            // would need a capability that a switched fsuid drops.
+            Naming::Link(new) => nix::unistd::linkat(
+                nix::fcntl::AT_FDCWD,
+                format!("/proc/self/fd/{}", self.file.as_raw_fd()).as_str(),
+                nix::fcntl::AT_FDCWD,
+                new.as_path(),
+                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+            )
+            .map(|()| true)
+            .map_err(|e| Failure::Defer("4.2.0".into(), format!("link maildir file: {e}"))),
+            Naming::Rename(tmp, new) => fs::rename(tmp, new).map(|()| true).map_err(|e| {
+                let _ = fs::remove_file(tmp);
+                Failure::Defer("4.2.0".into(), format!("rename maildir file: {e}"))
+            }),
+        }
     }
+}
+
+/// Whether a file without a name can be named through /proc (not in a
+/// chroot without /proc, say).
+fn can_link_unnamed() -> bool {
+    static PROC: OnceLock<bool> = OnceLock::new();
+    *PROC.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+}
+
+/// Opens a Maildir file for writing: a file without a name in new/ where
+/// the file system makes one (O_TMPFILE), else a new file in tmp/.
+/// Naming the first takes a link in one directory; the second, a rename
+/// between two, which on Linux holds a lock of the whole file system and
+/// so waits for every other such rename (the queue's own among them).
+fn open_maildir_file(maildir: &Path, tmp: &Path) -> io::Result<(fs::File, Option<PathBuf>)> {
+    if can_link_unnamed() {
+        match OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(0o600)
+            .open(maildir.join("new"))
+        {
+            Ok(f) => return Ok((f, None)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
+            // No O_TMPFILE on this file system (or kernel): tmp/.
+            Err(_) => {}
+        }
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp)
+        .map(|f| (f, Some(tmp.to_path_buf())))
 }
 
 /// The message as queued.
@@ -358,7 +421,7 @@ pub fn store(
         .map(|file| Written {
             file,
             what: "delivered to mailbox",
-            rename: None,
+            naming: Naming::InPlace,
             owner,
         })
         .map_err(|e| match mailbox.user {
@@ -402,17 +465,11 @@ pub fn store(
         SEQ.fetch_add(1, Ordering::Relaxed),
         s.maildir_host
     ));
-    let create = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-    };
+    let create = || open_maildir_file(path, &tmp);
     // The Maildir is made on first delivery, not checked on every one.
     // tmp/ comes last: a delivery running beside the first one can write
     // into tmp/ as soon as it exists, and its rename needs new/.
-    let mut f = match create() {
+    let (mut f, in_tmp) = match create() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             for sub in ["cur", "new", "tmp"] {
                 // Private to the mailbox's owner, as Postfix makes them.
@@ -431,7 +488,9 @@ pub fn store(
     buf.extend_from_slice(prefix);
     buf.extend_from_slice(m.body);
     if let Err(e) = f.write_all(&buf) {
-        let _ = fs::remove_file(&tmp);
+        if let Some(tmp) = &in_tmp {
+            let _ = fs::remove_file(tmp);
+        }
         return Err(io_fail("write maildir file", e));
     }
     let meta = f.metadata().map_err(|e| io_fail("stat maildir file", e))?;
@@ -443,10 +502,14 @@ pub fn store(
         now.subsec_micros(),
         s.maildir_host
     );
+    let new = path.join("new").join(name);
     Ok(Written {
         file: f,
         what: "delivered to maildir",
-        rename: Some((tmp, path.join("new").join(name))),
+        naming: match in_tmp {
+            Some(tmp) => Naming::Rename(tmp, new),
+            None => Naming::Link(new),
+        },
         owner,
     })
 }
