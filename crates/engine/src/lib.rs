@@ -517,12 +517,14 @@ fn qmgr_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
                 }
             }
         });
-        showq::serve(&base.queue_directory, &log);
+        let active = qmgr::Active::default();
+        showq::serve(&base.queue_directory, &log, active.clone());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let running = tokio::spawn(qmgr::run(
             base.clone(),
             log.clone(),
             syncer,
+            active,
             todo,
             announce,
             rx,

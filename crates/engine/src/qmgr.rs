@@ -81,10 +81,12 @@ pub fn resume(queue_directory: &Path) -> Vec<PathBuf> {
 /// smtpd reports it and deferred mail as it comes due, until the channel
 /// closes. Up to `s.delivery_concurrency` messages are delivered at once,
 /// so their syncs share group commits.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     s: Arc<Settings>,
     log: Log,
     syncer: Syncer,
+    active: Active,
     recovered: Vec<PathBuf>,
     announce: mpsc::UnboundedSender<String>,
     mut queued: mpsc::UnboundedReceiver<String>,
@@ -95,7 +97,7 @@ pub async fn run(
         unsettled: Arc::new(Semaphore::new(
             UNSETTLED_PER_SLOT * s.delivery_concurrency.max(1),
         )),
-        in_flight: Arc::default(),
+        in_flight: active,
         announce,
         s,
         log,
@@ -253,22 +255,38 @@ struct Qmgr {
     /// A message holds one of these until it is settled (see
     /// UNSETTLED_PER_SLOT).
     unsettled: Arc<Semaphore>,
-    /// Queue files (by name) dispatched and not yet finished.
-    in_flight: Arc<Mutex<HashSet<OsString>>>,
+    /// Queue files dispatched and not yet finished.
+    in_flight: Active,
     /// Where new queue files qmgr makes itself (notifications) are
     /// announced, as smtpd announces its own.
     announce: mpsc::UnboundedSender<String>,
 }
 
-/// A queue file's place in [`Qmgr::in_flight`], given up when dropped.
-struct InFlight(Arc<Mutex<HashSet<OsString>>>, OsString);
+/// The queue files (by name) qmgr has taken in and not finished:
+/// Postfix's active queue, whether a file waits in active/ (deferred mail
+/// whose time came) or in incoming/ (new mail is delivered where it
+/// arrived: a move into active/ is a rename between directories, which
+/// on Linux holds a lock of the whole file system). showq lists them all
+/// as active.
+#[derive(Debug, Clone, Default)]
+pub struct Active(Arc<Mutex<HashSet<OsString>>>);
+
+impl Active {
+    pub fn contains(&self, name: &str) -> bool {
+        self.lock().contains(std::ffi::OsStr::new(name))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<OsString>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A queue file's place in [`Active`], given up when dropped.
+struct InFlight(Active, OsString);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.1);
+        self.0.lock().remove(&self.1);
     }
 }
 
@@ -289,22 +307,23 @@ fn lock_queue_file(path: &Path) -> Option<std::fs::File> {
 }
 
 impl Qmgr {
-    /// Delivers a queue file when a slot is free, after moving it into
-    /// active (so no later scan takes it again).
+    /// Delivers a queue file when a slot is free: where it is when it
+    /// is new (in incoming/), else after moving it into active/ (so that
+    /// no later scan of deferred/ takes it again). [`Active`] keeps any
+    /// scan from taking it twice meanwhile.
     async fn dispatch(&self, queued: &Path) {
         let Some(name) = queued.file_name() else {
             return;
         };
-        if !self
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_os_string())
-        {
+        if !self.in_flight.lock().insert(name.to_os_string()) {
             return;
         }
         let in_flight = InFlight(self.in_flight.clone(), name.to_os_string());
-        let active = self.s.queue_directory.join("active").join(name);
+        let active = if queued.parent() == Some(&self.s.queue_directory.join("incoming")) {
+            queued.to_path_buf()
+        } else {
+            self.s.queue_directory.join("active").join(name)
+        };
         let Ok(unsettled) = self.unsettled.clone().acquire_owned().await else {
             return;
         };

@@ -47,20 +47,32 @@ pub struct Entry {
     pub has_reasons: bool,
 }
 
-/// Reads every queue.
+/// Reads every queue (of a mail system that is not running: nothing is
+/// being delivered).
 pub fn entries(queue_directory: &Path) -> Vec<Entry> {
+    entries_of(queue_directory, &crate::qmgr::Active::default())
+}
+
+/// Reads every queue; a message in incoming/ that qmgr has taken in
+/// (`active`) is listed as active, as it is in Postfix's active queue.
+fn entries_of(queue_directory: &Path, active: &crate::qmgr::Active) -> Vec<Entry> {
     let mut out = Vec::new();
     for (queue, _) in QUEUES {
         let Ok(dir) = std::fs::read_dir(queue_directory.join(queue)) else {
             continue;
         };
-        let mut here: Vec<Entry> = dir
-            .filter_map(Result::ok)
-            .filter_map(|e| entry(queue_directory, queue, &e.path()))
-            .collect();
-        here.sort_by(|a, b| (a.arrival_time, &a.queue_id).cmp(&(b.arrival_time, &b.queue_id)));
-        out.extend(here);
+        out.extend(dir.filter_map(Result::ok).filter_map(|e| {
+            let mut entry = entry(queue_directory, queue, &e.path())?;
+            if *queue == "incoming" && active.contains(&entry.queue_id) {
+                entry.queue_name = "active";
+            }
+            Some(entry)
+        }));
     }
+    let rank = |e: &Entry| QUEUES.iter().position(|(q, _)| *q == e.queue_name);
+    out.sort_by(|a, b| {
+        (rank(a), a.arrival_time, &a.queue_id).cmp(&(rank(b), b.arrival_time, &b.queue_id))
+    });
     out
 }
 
@@ -123,7 +135,7 @@ fn entry(queue_directory: &Path, queue: &'static str, path: &Path) -> Option<Ent
 pub const SHOWQ_SOCKET: &str = "public/showq";
 
 /// Serves the listing on `public/showq` until the process ends.
-pub fn serve(queue_directory: &Path, log: &crate::log::Log) {
+pub fn serve(queue_directory: &Path, log: &crate::log::Log, active: crate::qmgr::Active) {
     let path = queue_directory.join(SHOWQ_SOCKET);
     let _ = std::fs::remove_file(&path);
     let listener = match tokio::net::UnixListener::bind(&path) {
@@ -139,6 +151,7 @@ pub fn serve(queue_directory: &Path, log: &crate::log::Log) {
     tokio::spawn(async move {
         while let Ok((mut conn, _)) = listener.accept().await {
             let queue_directory = queue_directory.clone();
+            let active = active.clone();
             tokio::spawn(async move {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 let mut request = [0u8; 2];
@@ -152,7 +165,7 @@ pub fn serve(queue_directory: &Path, log: &crate::log::Log) {
                 };
                 let json = n > 0 && request[0] == b'j';
                 let text = tokio::task::spawn_blocking(move || {
-                    let list = entries(&queue_directory);
+                    let list = entries_of(&queue_directory, &active);
                     if json {
                         self::json(&list)
                     } else {
