@@ -517,7 +517,8 @@ class Instance:
     def queue_busy(self):
         for sub in ("maildrop", "incoming", "active"):
             for _, _, files in os.walk(os.path.join(self.queue, sub)):
-                if files:
+                # Dot files are no messages (Rostfix's pool of empty queue files).
+                if any(not f.startswith(".") for f in files):
                     return True
         return False
 

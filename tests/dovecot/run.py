@@ -428,7 +428,8 @@ class MailSystem:
     def busy(self):
         for sub in ("maildrop", "incoming", "active"):
             for _, _, files in os.walk(os.path.join(self.queue, sub)):
-                if files:
+                # Dot files are no messages (Rostfix's pool of empty queue files).
+                if any(not f.startswith(".") for f in files):
                     return True
         return False
 

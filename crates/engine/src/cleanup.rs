@@ -829,21 +829,10 @@ fn header_ids(text: &[u8]) -> (Option<&str>, Option<&str>) {
 
 /// The queue's directories.
 pub const QUEUE_DIRS: &[&str] = &[
-    "incoming",
-    "active",
-    "deferred",
-    "hold",
-    "corrupt",
-    "pid",
-    "maildrop",
-    "public",
+    "incoming", "active", "deferred", "hold", "corrupt", "pid", "maildrop", "public",
     // Sockets of services beside the mail system (Dovecot's auth socket
     // at private/auth, as seed 004 sets smtpd_sasl_path).
-    "private",
-    "bounce",
-    "defer",
-    "trace",
-    rostfix_queue::pool::FREE_DIR,
+    "private", "bounce", "defer", "trace",
 ];
 
 /// Makes sure the queue directories and pickup's FIFO exist.

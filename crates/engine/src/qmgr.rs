@@ -68,6 +68,7 @@ pub fn resume(queue_directory: &Path) -> Vec<PathBuf> {
         };
         let mut complete: Vec<PathBuf> = entries
             .filter_map(Result::ok)
+            .filter(|e| !rostfix_queue::pool::is_pooled(&e.file_name()))
             .map(|e| e.path())
             .filter(|p| QueueReader::is_complete(p).unwrap_or(false))
             .collect();
@@ -378,6 +379,7 @@ fn modified_by(dir: &Path, t: SystemTime) -> Vec<PathBuf> {
     };
     let mut out: Vec<PathBuf> = entries
         .filter_map(Result::ok)
+        .filter(|e| !rostfix_queue::pool::is_pooled(&e.file_name()))
         .filter(|e| {
             e.metadata()
                 .and_then(|m| m.modified())
@@ -1408,7 +1410,11 @@ impl Settled {
             self.log_sent(log);
         }
         if self.all_done {
-            deferlog::remove(&s.queue_directory, id.as_str());
+            // New mail (delivered from incoming/) was never deferred: it
+            // has no defer log to remove.
+            if path.parent().and_then(Path::file_name) != Some(std::ffi::OsStr::new("incoming")) {
+                deferlog::remove(&s.queue_directory, id.as_str());
+            }
             // Nothing left to mark: the file goes (into the pool).
             if s.queue_pool.free(path).is_ok() {
                 log.info("qmgr", &format!("{id}: removed"));

@@ -12,8 +12,9 @@
 //! deferred, hold); within one, by arrival time (Postfix's order there
 //! is the directory's). Deferred recipients carry the reason from the
 //! message's defer log
-//! ([`rostfix_queue::deferlog`]). The pool of emptied files
-//! (`$queue_directory/free`) is not a queue and is never listed.
+//! ([`rostfix_queue::deferlog`]). The pool of emptied files (dot files
+//! in incoming/, [`rostfix_queue::pool`]) holds no mail and is never
+//! listed.
 
 use std::path::Path;
 
@@ -78,7 +79,7 @@ fn entries_of(queue_directory: &Path, active: &crate::qmgr::Active) -> Vec<Entry
 
 fn entry(queue_directory: &Path, queue: &'static str, path: &Path) -> Option<Entry> {
     let name = path.file_name()?.to_str()?;
-    if name.starts_with('.') {
+    if rostfix_queue::pool::is_pooled(std::ffi::OsStr::new(name)) {
         return None;
     }
     let env = match QueueReader::envelope(path) {

@@ -538,7 +538,12 @@ pub fn recover(dir: &Path) -> io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut complete = Vec::new();
     let mut removed = Vec::new();
     for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
+        let entry = entry?;
+        // The pool's empty files are not messages (crate::pool).
+        if crate::pool::is_pooled(&entry.file_name()) {
+            continue;
+        }
+        let path = entry.path();
         if !QueueReader::is_complete(&path)? {
             fs::remove_file(&path)?;
             removed.push(path);

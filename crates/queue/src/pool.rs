@@ -1,4 +1,5 @@
-//! Queue files kept for reuse, in `$queue_directory/free`.
+//! Queue files kept for reuse, in `$queue_directory/incoming` under
+//! names that are not queue IDs (`.` and the ID the file had last).
 //!
 //! Why: ext4 does not hand out an inode freed in the last few seconds
 //! again, and finding a free one means stepping over every recently freed
@@ -6,14 +7,24 @@
 //! hundreds of files a second makes that scan the largest cost of a
 //! message (perf: `find_inode_bit`, `recently_deleted`,
 //! `find_get_block_common` took half the machine's CPU under
-//! bench/smtp-bench). So a delivered queue file is emptied and moved to
-//! `free/`, and the next message is written into it under its new name.
+//! bench/smtp-bench). So a delivered queue file is emptied and renamed
+//! into the pool, and the next message is written into it under its new
+//! name.
 //!
-//! Crash safety: a file is truncated before it moves into `free/`, and
-//! the journal makes those two steps durable in that order; one taken from
-//! `free/` is empty until its new content is written and committed. Either
-//! way a crash leaves an empty (incomplete) file, which recovery removes,
-//! never an old message under a new name.
+//! Why in incoming/: new mail is written there and (qmgr delivers it
+//! where it arrived) freed there, so taking and freeing are renames
+//! within one directory. A rename between two directories holds a lock
+//! of the whole file system on Linux (`s_vfs_rename_mutex`), which every
+//! smtpd and delivery thread would wait for (a `free/` directory cost
+//! ~15% of qmgr's CPU in renames). Every reader of incoming/ passes over
+//! the pool by its names ([`is_pooled`]): they are never queue IDs.
+//!
+//! Crash safety: a file is truncated before it is renamed into the pool;
+//! one taken from it is empty until its new content is written and
+//! committed. A crash leaves an empty (incomplete) file, which recovery
+//! removes. (Without a file system journal the truncation and the rename
+//! may reach the disk in either order; a message whose file went back to
+//! the pool was delivered, and the pool's names are never delivered.)
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -23,8 +34,13 @@ use std::sync::Mutex;
 
 use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
 
-/// The pool directory of a queue.
-pub const FREE_DIR: &str = "free";
+/// The directory of a queue the pool lives in.
+const POOL_DIR: &str = "incoming";
+
+/// Whether a name in a queue directory is a pooled (empty, unused) file.
+pub fn is_pooled(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().first() == Some(&b'.')
+}
 
 /// Files kept in the pool at most; more are removed when it is read.
 const MAX_FREE: usize = 4096;
@@ -40,7 +56,7 @@ pub struct Pool {
 impl Pool {
     pub fn new(queue_directory: &Path) -> Pool {
         Pool {
-            dir: queue_directory.join(FREE_DIR),
+            dir: queue_directory.join(POOL_DIR),
             names: Mutex::new(Vec::new()),
         }
     }
@@ -60,7 +76,12 @@ impl Pool {
                         // One directory read serves many messages.
                         refilled = true;
                         if let Ok(entries) = fs::read_dir(&self.dir) {
-                            names.extend(entries.filter_map(Result::ok).map(|e| e.file_name()));
+                            names.extend(
+                                entries
+                                    .filter_map(Result::ok)
+                                    .map(|e| e.file_name())
+                                    .filter(|n| is_pooled(n)),
+                            );
                         }
                         while names.len() > MAX_FREE {
                             if let Some(extra) = names.pop() {
@@ -100,9 +121,11 @@ impl Pool {
     /// the pool (or removes it when that fails).
     pub fn free(&self, path: &Path) -> io::Result<()> {
         let kept = nix::unistd::truncate(path, 0).is_ok()
-            && path
-                .file_name()
-                .is_some_and(|n| fs::rename(path, self.dir.join(n)).is_ok());
+            && path.file_name().is_some_and(|n| {
+                let mut pooled = OsString::from(".");
+                pooled.push(n);
+                fs::rename(path, self.dir.join(pooled)).is_ok()
+            });
         if kept { Ok(()) } else { fs::remove_file(path) }
     }
 }
@@ -115,7 +138,7 @@ mod tests {
     #[test]
     fn freed_files_come_back_empty_under_new_names() {
         let q = tempfile::tempdir().unwrap();
-        for d in [FREE_DIR, "active", "incoming"] {
+        for d in ["active", "incoming"] {
             fs::create_dir(q.path().join(d)).unwrap();
         }
         let pool = Pool::new(q.path());
@@ -128,7 +151,8 @@ mod tests {
         let mut f = pool.take(&new).unwrap().expect("a pooled file");
         assert_eq!(fs::read(&new).unwrap(), b"");
         f.write_all(b"x").unwrap();
-        assert_eq!(fs::read_dir(q.path().join(FREE_DIR)).unwrap().count(), 0);
+        // Only NEW is left in incoming/: the pool is empty again.
+        assert_eq!(fs::read_dir(q.path().join("incoming")).unwrap().count(), 1);
         // A taken name is never replaced.
         fs::write(q.path().join("active/OLD2"), b"y").unwrap();
         pool.free(&q.path().join("active/OLD2")).unwrap();
