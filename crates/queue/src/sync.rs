@@ -5,7 +5,13 @@
 //!
 //! syncfs writes back every dirty page and inode of the file system and
 //! commits its journal, so data and directory entries (a queue file's
-//! name, a Maildir rename into `new/`) are covered alike. Since Linux 5.8
+//! name, a Maildir file's link into `new/`) are covered alike. Without a
+//! journal, ext4 flushes the disk's write cache inside syncfs before its
+//! last writes of inode tables and directories, which could then sit in
+//! that cache when syncfs returns: there, an fdatasync of the kept
+//! descriptor after it flushes the cache again (a clean file's fdatasync
+//! is just the flush), so a batch is on stable storage across a power
+//! loss too. (With a journal, syncfs's commit is the last write.) Since Linux 5.8
 //! it also reports write-back errors that happened since the descriptor it
 //! is called on was opened (and since its last report): the syncer keeps
 //! one long-lived descriptor per file system, opened before any file it
@@ -47,7 +53,7 @@ impl std::fmt::Debug for Batch {
 #[derive(Debug, Default)]
 struct State {
     /// One descriptor per file system, kept for the process's life.
-    fds: HashMap<u64, Arc<File>>,
+    fds: HashMap<u64, (Arc<File>, Flush)>,
     /// The batch being gathered (runs next).
     next: Arc<Mutex<Batch>>,
     /// The sync thread waits for work (and must be woken for it).
@@ -144,7 +150,8 @@ impl Syncer {
         let mut st = lock(&self.shared.state);
         for (f, dev) in files.iter().zip(&devs) {
             if !st.fds.contains_key(dev) {
-                st.fds.insert(*dev, Arc::new(f.try_clone()?));
+                st.fds
+                    .insert(*dev, (Arc::new(f.try_clone()?), Flush::needed(*dev)));
             }
         }
         Ok(Devices(devs))
@@ -171,6 +178,35 @@ impl Syncer {
     }
 }
 
+/// Whether a file system's syncfs leaves writes in the disk's cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    /// syncfs ends with the flush (a journal's commit).
+    Done,
+    /// ext4 without a journal: flush once more after syncfs.
+    After,
+}
+
+impl Flush {
+    /// ext4 says `<none>` for the journal of a file system that has none
+    /// (/sys/fs/ext4/NAME/journal_task, NAME the block device's).
+    fn needed(dev: u64) -> Flush {
+        let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+        let journal = std::fs::read_link(format!("/sys/dev/block/{major}:{minor}"))
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_owned()))
+            .and_then(|name| {
+                let mut path = std::path::PathBuf::from("/sys/fs/ext4");
+                path.push(name);
+                std::fs::read_to_string(path.join("journal_task")).ok()
+            });
+        match journal {
+            Some(task) if task.trim() == "<none>" => Flush::After,
+            _ => Flush::Done,
+        }
+    }
+}
+
 /// File systems a [`Syncer`] knows.
 #[derive(Debug, Clone)]
 struct Devices(Vec<u64>);
@@ -191,7 +227,7 @@ fn run(shared: &Shared) {
                 st.idle = false;
             }
             let batch = std::mem::take(&mut st.next);
-            let fds: Vec<Arc<File>> = lock(&batch)
+            let fds: Vec<(Arc<File>, Flush)> = lock(&batch)
                 .devices
                 .iter()
                 .filter_map(|d| st.fds.get(d).cloned())
@@ -199,9 +235,13 @@ fn run(shared: &Shared) {
             (batch, fds)
         };
         let mut failed = None;
-        for fd in fds {
+        for (fd, flush) in fds {
             if let Err(e) = nix::unistd::syncfs(&*fd) {
                 failed = Some(format!("syncfs: {e}"));
+            } else if flush == Flush::After
+                && let Err(e) = nix::unistd::fdatasync(&*fd)
+            {
+                failed = Some(format!("fdatasync: {e}"));
             }
         }
         let wake = std::mem::take(&mut lock(&batch).wake);
