@@ -11,7 +11,6 @@
 //! maillog, in Postfix's words (tests/golden/postsuper).
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -246,11 +245,7 @@ fn locked(
         }
         // The delivery that held the lock may have moved or removed the
         // file meanwhile: the name must still be this file.
-        let same = std::fs::metadata(&path)
-            .ok()
-            .zip(file.metadata().ok())
-            .is_some_and(|(a, b)| a.ino() == b.ino() && a.dev() == b.dev());
-        if same {
+        if rostfix_queue::file::still_named(&path, &file) {
             return Some((queue, path, file));
         }
     }

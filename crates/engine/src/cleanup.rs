@@ -791,7 +791,11 @@ pub fn queue_forward(
     let (id, resent) = header_ids(&text);
     log.info(
         "cleanup",
-        &format!("{}: {}", done.id, logged_as(id, resent)),
+        &format!(
+            "{}: {}",
+            done.id,
+            logged_as(id.as_deref(), resent.as_deref())
+        ),
     );
     Ok(done.id)
 }
@@ -806,22 +810,33 @@ fn logged_as(message_id: Option<&str>, resent_message_id: Option<&str>) -> Strin
     }
 }
 
-/// The Message-ID and Resent-Message-ID of a message Rostfix wrote
-/// itself (`\n` line ends, one header per line).
-fn header_ids(text: &[u8]) -> (Option<&str>, Option<&str>) {
+/// The Message-ID and Resent-Message-ID of a message Rostfix made
+/// itself (`\n` line ends): the last of each, unfolded, as
+/// [`Cleanup`] keeps them.
+fn header_ids(text: &[u8]) -> (Option<String>, Option<String>) {
     let (mut id, mut resent) = (None, None);
-    for line in text.split(|&b| b == b'\n') {
-        if line.is_empty() {
-            break;
-        }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+    let head = text
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map_or(text, |end| &text[..end]);
+    let mut lines = head.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let mut value = Vec::new();
+        let Some(name) = rostfix_message::header::name_len(line) else {
             continue;
         };
-        let value = std::str::from_utf8(&line[colon + 1..]).map(str::trim).ok();
-        if line[..colon].eq_ignore_ascii_case(b"message-id") {
-            id = id.or(value);
-        } else if line[..colon].eq_ignore_ascii_case(b"resent-message-id") {
-            resent = resent.or(value);
+        let colon = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+        value.extend_from_slice(&line[(colon + 1).min(line.len())..]);
+        while let Some(more) =
+            lines.next_if(|l| l.first().is_some_and(|b| *b == b' ' || *b == b'\t'))
+        {
+            value.extend_from_slice(more);
+        }
+        let value = String::from_utf8_lossy(&value).trim().to_string();
+        if line[..name].eq_ignore_ascii_case(b"message-id") {
+            id = Some(value);
+        } else if line[..name].eq_ignore_ascii_case(b"resent-message-id") {
+            resent = Some(value);
         }
     }
     (id, resent)
@@ -899,6 +914,22 @@ pub const FIFOS: &[&str] = &[
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn logged_ids_of_made_messages_are_read_as_cleanup_reads_headers() {
+        let text = b"Received: by x\n\tid A; date\nMessage-ID :\n <first@x>\n\
+Message-ID: <second@x>\nSubject: s\n\nMessage-ID: <in-body@x>\n";
+        let (id, resent) = super::header_ids(text);
+        assert_eq!(id.as_deref(), Some("<second@x>"));
+        assert_eq!(resent, None);
+        let folded = b"Resent-Message-Id:\n\t<r@x>\n\nbody\n";
+        assert_eq!(super::header_ids(folded).1.as_deref(), Some("<r@x>"));
+        assert_eq!(
+            super::logged_as(None, Some("<r@x>")),
+            "resent-message-id=<r@x>"
+        );
+        assert_eq!(super::logged_as(None, None), "message-id=<>");
+    }
+
     use super::*;
 
     fn rcpts(lines: &[&str]) -> Vec<String> {

@@ -769,8 +769,9 @@ fn to_mailbox(
     virtual_agent::store(s, syncer, &mailbox, m, prefix)
 }
 
-/// Appends the message to a file in mbox form, with `who`'s privileges
-/// (synced before it returns).
+/// Appends the message to a file in mbox form, or stores it in a Maildir
+/// (a path ending in `/`), with `who`'s privileges; durable, and named,
+/// before it returns.
 fn to_file(
     s: &Settings,
     syncer: &Syncer,
@@ -788,7 +789,19 @@ fn to_file(
         limit: s.local.mailbox_size_limit,
         lock: &s.local.mailbox_delivery_lock,
     };
-    virtual_agent::store(s, syncer, &mailbox, m, prefix).map(drop)
+    let written = virtual_agent::store(s, syncer, &mailbox, m, prefix)?;
+    let commit = |file: &std::fs::File| {
+        syncer
+            .wait(file)
+            .map_err(|e| Failure::Defer("4.3.0".into(), format!("group commit: {e}")))
+    };
+    if written.unpublished() {
+        commit(&written.file)?;
+        if written.publish()? {
+            commit(&written.file)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `command` with the message on its input, as `who`.

@@ -4,8 +4,9 @@
 //! marks each done as it is durable, and removes the file when all are
 //! done. Queue files found at start (after a crash) are delivered too.
 //! A file is delivered by one delivery at a time: the set of files in
-//! flight keeps this qmgr from taking one twice, and a lock on the file
-//! keeps a second qmgr (after a reload) from taking it.
+//! flight ([`Active`]) keeps this qmgr from taking one twice, and a lock
+//! on the file, taken on the file its name still names, keeps a second
+//! qmgr (after a reload) and postsuper from taking it.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -304,7 +305,9 @@ fn lock_queue_file(path: &Path) -> Option<std::fs::File> {
     // SAFETY: the descriptor is open (borrowed from `f`) for the whole
     // call; flock touches no memory.
     let locked = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-    locked.then_some(f)
+    // Between the open and the lock, postsuper may have removed the file,
+    // or another qmgr delivered it and gave it back to the pool.
+    (locked && rostfix_queue::file::still_named(path, &f)).then_some(f)
 }
 
 impl Qmgr {
@@ -339,8 +342,9 @@ impl Qmgr {
             let Some(file) = lock_queue_file(&queued) else {
                 return;
             };
-            // The move into active runs here, in parallel with the other
-            // deliveries, not one at a time in the dispatching task.
+            // A move into active (deferred mail) runs here, in parallel
+            // with the other deliveries, not one at a time in the
+            // dispatching task.
             if queued == active || std::fs::rename(&queued, &active).is_ok() {
                 let permits = Permits {
                     slot,
@@ -355,8 +359,8 @@ impl Qmgr {
 
 /// Complete files in incoming that nobody announced: smtpd was killed
 /// between its 250 and telling qmgr, or the datagram was lost. Files
-/// written in the last second are left to their announcement; taking one
-/// twice is harmless (the second move into active fails).
+/// written in the last second are left to their announcement; one
+/// announced meanwhile is taken once ([`Active`]).
 fn unannounced(dir: &Path) -> Vec<PathBuf> {
     let Some(settled) = SystemTime::now().checked_sub(std::time::Duration::from_secs(1)) else {
         return Vec::new();
@@ -651,14 +655,14 @@ fn deliver_file(
             Err(e) => Err(Failure::Defer("4.3.0".into(), format!("group commit: {e}"))),
         };
         match result {
-            Ok(renamed) => {
+            Ok(named) => {
                 settled.sent.push((
                     r,
                     via,
                     format!("{head}, dsn=2.0.0, status=sent ({})", w.what),
                     w.what.to_string(),
                 ));
-                if renamed {
+                if named {
                     published.push(w.file);
                 }
             }
@@ -1410,11 +1414,7 @@ impl Settled {
             self.log_sent(log);
         }
         if self.all_done {
-            // New mail (delivered from incoming/) was never deferred: it
-            // has no defer log to remove.
-            if path.parent().and_then(Path::file_name) != Some(std::ffi::OsStr::new("incoming")) {
-                deferlog::remove(&s.queue_directory, id.as_str());
-            }
+            deferlog::remove(&s.queue_directory, id.as_str());
             // Nothing left to mark: the file goes (into the pool).
             if s.queue_pool.free(path).is_ok() {
                 log.info("qmgr", &format!("{id}: removed"));

@@ -20,7 +20,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rostfix_maps::order;
 
@@ -286,7 +286,12 @@ impl Written {
                 nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
             )
             .map(|()| true)
-            .map_err(|e| Failure::Defer("4.2.0".into(), format!("link maildir file: {e}"))),
+            .map_err(|e| {
+                // Refused (a security module guarding /proc, say): this
+                // delivery is tried again, and from now on through tmp/.
+                UNNAMED_REFUSED.store(true, Ordering::Relaxed);
+                Failure::Defer("4.2.0".into(), format!("link maildir file: {e}"))
+            }),
             Naming::Rename(tmp, new) => fs::rename(tmp, new).map(|()| true).map_err(|e| {
                 let _ = fs::remove_file(tmp);
                 Failure::Defer("4.2.0".into(), format!("rename maildir file: {e}"))
@@ -295,11 +300,16 @@ impl Written {
     }
 }
 
+/// A file without a name could not be named: Maildir files go through
+/// tmp/ from then on.
+static UNNAMED_REFUSED: AtomicBool = AtomicBool::new(false);
+
 /// Whether a file without a name can be named through /proc (not in a
 /// chroot without /proc, say).
 fn can_link_unnamed() -> bool {
     static PROC: OnceLock<bool> = OnceLock::new();
-    *PROC.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+    !UNNAMED_REFUSED.load(Ordering::Relaxed)
+        && *PROC.get_or_init(|| Path::new("/proc/self/fd").is_dir())
 }
 
 /// Opens a Maildir file for writing: a file without a name in new/ where
@@ -394,8 +404,8 @@ pub struct Mailbox<'a> {
 }
 
 /// Stores `prefix` and the message in `mailbox`: an mbox file is appended
-/// to (and durable), a Maildir file written into tmp/ (to be made durable
-/// and published by the caller).
+/// to (and durable), a Maildir file written without a name (or into tmp/)
+/// to be made durable and published by the caller.
 pub fn store(
     s: &Settings,
     syncer: &Syncer,
@@ -468,7 +478,8 @@ pub fn store(
     let create = || open_maildir_file(path, &tmp);
     // The Maildir is made on first delivery, not checked on every one.
     // tmp/ comes last: a delivery running beside the first one can write
-    // into tmp/ as soon as it exists, and its rename needs new/.
+    // into tmp/ as soon as it exists, and its rename needs new/ (a file
+    // without a name needs only new/).
     let (mut f, in_tmp) = match create() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             for sub in ["cur", "new", "tmp"] {
@@ -522,6 +533,19 @@ mod tests {
     /// none may find tmp/ made while new/ is still missing.
     #[test]
     fn first_deliveries_race_to_make_the_maildir() {
+        race_into_new_maildirs();
+    }
+
+    /// The same through tmp/ and a rename, as where a file without a name
+    /// cannot be made or named. (Other tests of this binary may take this
+    /// way too from then on: both are correct.)
+    #[test]
+    fn first_deliveries_race_through_tmp() {
+        UNNAMED_REFUSED.store(true, Ordering::Relaxed);
+        race_into_new_maildirs();
+    }
+
+    fn race_into_new_maildirs() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("main.cf"), "").unwrap();
         let cf = rostfix_config::Config::load(Some(dir.path())).unwrap();
@@ -555,7 +579,12 @@ mod tests {
                     });
                 }
             });
-            assert_eq!(fs::read_dir(path.join("new")).unwrap().count(), 8);
+            let new: Vec<_> = fs::read_dir(path.join("new")).unwrap().collect();
+            assert_eq!(new.len(), 8);
+            for f in new {
+                assert_eq!(fs::read(f.unwrap().path()).unwrap(), b"Subject: x\n\nx\n");
+            }
+            assert_eq!(fs::read_dir(path.join("tmp")).unwrap().count(), 0);
         }
     }
 }

@@ -532,6 +532,17 @@ pub fn mark_done(file: &File, recipient: &Recipient) -> io::Result<()> {
     file.write_all_at(&[RCPT_DONE], recipient.status_offset)
 }
 
+/// Whether `path` still names `file`: a queue file locked after it was
+/// opened may have been moved or removed meanwhile (by postsuper, by the
+/// qmgr that held the lock, or freed into the pool and taken again).
+pub fn still_named(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path)
+        .ok()
+        .zip(file.metadata().ok())
+        .is_some_and(|(a, b)| a.ino() == b.ino() && a.dev() == b.dev())
+}
+
 /// Removes incomplete files from a queue directory (after a crash) and
 /// returns the complete ones to deliver, oldest name first.
 pub fn recover(dir: &Path) -> io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {

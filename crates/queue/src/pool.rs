@@ -22,15 +22,17 @@
 //! Crash safety: a file is truncated before it is renamed into the pool;
 //! one taken from it is empty until its new content is written and
 //! committed. A crash leaves an empty (incomplete) file, which recovery
-//! removes. (Without a file system journal the truncation and the rename
-//! may reach the disk in either order; a message whose file went back to
-//! the pool was delivered, and the pool's names are never delivered.)
+//! removes. Without a file system journal the truncation and the renames
+//! may reach the disk in any order: a file taken again may then come
+//! back after a crash with the old, delivered message under the new ID,
+//! which is delivered twice (allowed: DESIGN.md section 4), never lost.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
 
@@ -45,19 +47,32 @@ pub fn is_pooled(name: &std::ffi::OsStr) -> bool {
 /// Files kept in the pool at most; more are removed when it is read.
 const MAX_FREE: usize = 4096;
 
+/// After a read of the directory found the pool empty, how long new
+/// files are made without reading it again: incoming/ holds the whole
+/// backlog when mail arrives faster than it leaves, which is also when
+/// nothing is freed.
+const DRY_SPELL: Duration = Duration::from_secs(1);
+
 /// A queue's pool of empty files.
 #[derive(Debug)]
 pub struct Pool {
     dir: PathBuf,
-    /// Names seen in the directory and not taken yet.
-    names: Mutex<Vec<OsString>>,
+    names: Mutex<Names>,
+}
+
+#[derive(Debug, Default)]
+struct Names {
+    /// Seen in the directory and not taken yet.
+    seen: Vec<OsString>,
+    /// The last read found none: no other read before this.
+    dry_until: Option<Instant>,
 }
 
 impl Pool {
     pub fn new(queue_directory: &Path) -> Pool {
         Pool {
             dir: queue_directory.join(POOL_DIR),
-            names: Mutex::new(Vec::new()),
+            names: Mutex::default(),
         }
     }
 
@@ -68,26 +83,29 @@ impl Pool {
         let mut refilled = false;
         loop {
             let name = {
-                let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-                match names.pop() {
+                let mut guard = self.names.lock().unwrap_or_else(|e| e.into_inner());
+                let dry = guard.dry_until.is_some_and(|t| Instant::now() < t);
+                let names = &mut *guard;
+                match names.seen.pop() {
                     Some(n) => n,
-                    None if refilled => return Ok(None),
+                    None if refilled || dry => return Ok(None),
                     None => {
                         // One directory read serves many messages.
                         refilled = true;
                         if let Ok(entries) = fs::read_dir(&self.dir) {
-                            names.extend(
+                            names.seen.extend(
                                 entries
                                     .filter_map(Result::ok)
                                     .map(|e| e.file_name())
                                     .filter(|n| is_pooled(n)),
                             );
                         }
-                        while names.len() > MAX_FREE {
-                            if let Some(extra) = names.pop() {
+                        while names.seen.len() > MAX_FREE {
+                            if let Some(extra) = names.seen.pop() {
                                 let _ = fs::remove_file(self.dir.join(extra));
                             }
                         }
+                        names.dry_until = names.seen.is_empty().then(|| Instant::now() + DRY_SPELL);
                         continue;
                     }
                 }
@@ -101,6 +119,7 @@ impl Pool {
                     self.names
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
+                        .seen
                         .push(name);
                     return Err(io::Error::from(io::ErrorKind::AlreadyExists));
                 }
@@ -124,7 +143,14 @@ impl Pool {
             && path.file_name().is_some_and(|n| {
                 let mut pooled = OsString::from(".");
                 pooled.push(n);
-                fs::rename(path, self.dir.join(pooled)).is_ok()
+                let moved = fs::rename(path, self.dir.join(&pooled)).is_ok();
+                let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+                // Known to this process's takers without a read (a process
+                // that only frees keeps no more names than the pool's size).
+                if moved && names.seen.len() < MAX_FREE {
+                    names.seen.push(pooled);
+                }
+                moved
             });
         if kept { Ok(()) } else { fs::remove_file(path) }
     }
