@@ -34,6 +34,9 @@ use crate::virtual_agent::{self, Failure};
 /// mail: a file smtpd is still writing looks incomplete, and removing it
 /// would lose a message that is about to get 250.
 pub fn recover(queue_directory: &Path, log: &Log) -> Vec<PathBuf> {
+    // Where Rostfix kept its pool of empty queue files before it moved
+    // into incoming/ (rostfix_queue::pool): only empty files, unused now.
+    let _ = std::fs::remove_dir_all(queue_directory.join("free"));
     let mut todo = Vec::new();
     // hold/: a file smtpd put on hold and did not finish is removed
     // there too; the complete ones stay held.
