@@ -914,23 +914,20 @@ pub const FIFOS: &[&str] = &[
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn logged_ids_of_made_messages_are_read_as_cleanup_reads_headers() {
         let text = b"Received: by x\n\tid A; date\nMessage-ID :\n <first@x>\n\
 Message-ID: <second@x>\nSubject: s\n\nMessage-ID: <in-body@x>\n";
-        let (id, resent) = super::header_ids(text);
+        let (id, resent) = header_ids(text);
         assert_eq!(id.as_deref(), Some("<second@x>"));
         assert_eq!(resent, None);
         let folded = b"Resent-Message-Id:\n\t<r@x>\n\nbody\n";
-        assert_eq!(super::header_ids(folded).1.as_deref(), Some("<r@x>"));
-        assert_eq!(
-            super::logged_as(None, Some("<r@x>")),
-            "resent-message-id=<r@x>"
-        );
-        assert_eq!(super::logged_as(None, None), "message-id=<>");
+        assert_eq!(header_ids(folded).1.as_deref(), Some("<r@x>"));
+        assert_eq!(logged_as(None, Some("<r@x>")), "resent-message-id=<r@x>");
+        assert_eq!(logged_as(None, None), "message-id=<>");
     }
-
-    use super::*;
 
     fn rcpts(lines: &[&str]) -> Vec<String> {
         header_recipients(lines.iter().map(|l| l.as_bytes()))

@@ -781,7 +781,6 @@ fn to_file(
     who: &Privileges,
 ) -> Result<(), Failure> {
     let owner = s.privileged.then_some((who.uid, who.gid));
-    let _identity = FsIdentity::maybe(owner)?;
     let mailbox = Mailbox {
         path: std::path::Path::new(path),
         user: Some(&who.user),
@@ -789,7 +788,11 @@ fn to_file(
         limit: s.local.mailbox_size_limit,
         lock: &s.local.mailbox_delivery_lock,
     };
-    let written = virtual_agent::store(s, syncer, &mailbox, m, prefix)?;
+    // Written as `who`; publish switches to `owner` itself.
+    let written = {
+        let _identity = FsIdentity::maybe(owner)?;
+        virtual_agent::store(s, syncer, &mailbox, m, prefix)?
+    };
     let commit = |file: &std::fs::File| {
         syncer
             .wait(file)

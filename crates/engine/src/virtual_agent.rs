@@ -270,7 +270,7 @@ impl Written {
     /// not follow what it points to. Returns whether a name changed,
     /// which becomes durable with the next group commit.
     pub fn publish(&self) -> Result<bool, Failure> {
-        if !self.unpublished() {
+        if let Naming::InPlace = self.naming {
             return Ok(false);
         }
         let _identity = FsIdentity::maybe(self.owner)?;
@@ -317,7 +317,10 @@ fn can_link_unnamed() -> bool {
 /// Naming the first takes a link in one directory; the second, a rename
 /// between two, which on Linux holds a lock of the whole file system and
 /// so waits for every other such rename (the queue's own among them).
-fn open_maildir_file(maildir: &Path, tmp: &Path) -> io::Result<(fs::File, Option<PathBuf>)> {
+fn open_maildir_file(
+    maildir: &Path,
+    tmp: impl FnOnce() -> PathBuf,
+) -> io::Result<(fs::File, Option<PathBuf>)> {
     if can_link_unnamed() {
         match OpenOptions::new()
             .write(true)
@@ -331,12 +334,13 @@ fn open_maildir_file(maildir: &Path, tmp: &Path) -> io::Result<(fs::File, Option
             Err(_) => {}
         }
     }
+    let tmp = tmp();
     OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(tmp)
-        .map(|f| (f, Some(tmp.to_path_buf())))
+        .open(&tmp)
+        .map(|f| (f, Some(tmp)))
 }
 
 /// The message as queued.
@@ -468,14 +472,17 @@ pub fn store(
     // Names as Postfix makes them: `time.Ppid.host` in tmp/ (a serial
     // added, as one process delivers many at once), and the unique
     // `time.VdevIino.Mmicros.host` in new/.
-    let tmp = path.join("tmp").join(format!(
-        "{}.P{}Q{}.{}",
-        now.as_secs(),
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed),
-        s.maildir_host
-    ));
-    let create = || open_maildir_file(path, &tmp);
+    // Named only when the file goes through tmp/.
+    let tmp = || {
+        path.join("tmp").join(format!(
+            "{}.P{}Q{}.{}",
+            now.as_secs(),
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed),
+            s.maildir_host
+        ))
+    };
+    let create = || open_maildir_file(path, tmp);
     // The Maildir is made on first delivery, not checked on every one.
     // tmp/ comes last: a delivery running beside the first one can write
     // into tmp/ as soon as it exists, and its rename needs new/ (a file
