@@ -12,8 +12,11 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where each subject's `postfix` and `postmap` are; a script's --baseline
-# puts another Rostfix build in Postfix's place.
-BIN = {"rostfix": os.path.join(ROOT, "target", "release"), "postfix": "/usr/sbin"}
+# puts another Rostfix build in Postfix's place; ROSTFIX_BIN=DIR runs the
+# build in DIR as Rostfix (bench/profile A/B: copies of two builds, run
+# in turns).
+BIN = {"rostfix": os.environ.get("ROSTFIX_BIN") or os.path.join(ROOT, "target", "release"),
+       "postfix": "/usr/sbin"}
 SIZE = 5120
 CLK = os.sysconf("SC_CLK_TCK")
 
