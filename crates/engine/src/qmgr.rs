@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use rostfix_queue::file::QueueError;
 use rostfix_queue::file::Recipient;
 use rostfix_queue::file::mark_done;
 use rostfix_queue::{QueueId, QueueReader, Syncer, deferlog};
@@ -440,6 +441,9 @@ fn deliver_file(
         Ok(q) => q,
         Err(e) => {
             log.warning("qmgr", &format!("{}: {e}", path.display()));
+            if let QueueError::Corrupt(_) = e {
+                save_corrupt(s, log, path);
+            }
             return;
         }
     };
@@ -464,6 +468,9 @@ fn deliver_file(
             }
             Err(e) => {
                 log.warning("qmgr", &format!("{id}: {e}"));
+                if let QueueError::Corrupt(_) = e {
+                    save_corrupt(s, log, path);
+                }
                 return;
             }
         }
@@ -708,6 +715,30 @@ fn deliver_file(
         }
     }
     drop(unsettled);
+}
+
+/// Sets a complete queue file that cannot be read aside in corrupt/, as
+/// Postfix does, instead of reading it again at every queue scan. (An
+/// incomplete one stays: smtpd may still be writing it.)
+fn save_corrupt(s: &Settings, log: &Log, path: &Path) {
+    let (Some(name), Some(queue)) = (path.file_name(), path.parent().and_then(Path::file_name))
+    else {
+        return;
+    };
+    match std::fs::rename(path, s.queue_directory.join("corrupt").join(name)) {
+        Ok(()) => log.warning(
+            "qmgr",
+            &format!(
+                "saving corrupt file \"{}\" from queue \"{}\" to queue \"corrupt\"",
+                name.to_string_lossy(),
+                queue.to_string_lossy()
+            ),
+        ),
+        Err(e) => log.warning(
+            "qmgr",
+            &format!("cannot save corrupt file {}: {e}", path.display()),
+        ),
+    }
 }
 
 /// Whether a message that still has recipients waiting has been queued
