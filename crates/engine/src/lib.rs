@@ -41,7 +41,6 @@ use rostfix_config::{Config, ServiceType};
 use rostfix_maillog::Logger;
 
 use rostfix_queue::Syncer;
-use rostfix_queue::sync::Peer;
 
 use crate::log::Log;
 use crate::master::{Child, Role};
@@ -435,10 +434,8 @@ fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
     };
     let notify = child.notify.try_clone().map_err(|e| e.to_string())?;
     notify.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let commits = child.commits.try_clone().map_err(|e| e.to_string())?;
     runtime()?.block_on(async {
-        let syncer = Syncer::start_with(Peer::Tell(commits))
-            .map_err(|e| format!("start group commit: {e}"))?;
+        let syncer = Syncer::start().map_err(|e| format!("start group commit: {e}"))?;
         let notify = tokio::net::UnixDatagram::from_std(notify).map_err(|e| e.to_string())?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         // One datagram per queue ID; while qmgr restarts they wait in the
@@ -505,10 +502,8 @@ fn qmgr_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
     };
     let notify = child.notify.try_clone().map_err(|e| e.to_string())?;
     notify.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let commits = child.commits.try_clone().map_err(|e| e.to_string())?;
     runtime()?.block_on(async {
-        let syncer = Syncer::start_with(Peer::Hear(commits, qmgr::RIDE_WAIT))
-            .map_err(|e| format!("start group commit: {e}"))?;
+        let syncer = Syncer::start().map_err(|e| format!("start group commit: {e}"))?;
         let notify = tokio::net::UnixDatagram::from_std(notify).map_err(|e| e.to_string())?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let announce = tx.clone();

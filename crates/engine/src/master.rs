@@ -11,9 +11,7 @@
 //!
 //! smtpd tells qmgr about each new queue file with one datagram carrying
 //! its queue ID over a socket pair the master keeps, so nothing is lost
-//! while one side restarts. A second pair carries smtpd's group commits
-//! to qmgr, whose deliveries ride in them (rostfix_queue::sync::Peer).
-//! The master itself never starts a thread (its
+//! while one side restarts. The master itself never starts a thread (its
 //! log lines are written directly), which is what makes fork safe here.
 
 use std::io::{Read, Write};
@@ -51,8 +49,6 @@ pub struct Child<'a> {
     pub role: Role,
     /// Its end of the queue-ID socket pair.
     pub notify: &'a UnixDatagram,
-    /// Its end of the group-commit socket pair.
-    pub commits: &'a UnixDatagram,
     /// The first start of qmgr (it takes over the queue the master
     /// recovered), or a restart.
     pub first: bool,
@@ -129,8 +125,6 @@ struct Master<'a> {
     signals: SigSet,
     smtpd_end: UnixDatagram,
     qmgr_end: UnixDatagram,
-    /// smtpd's and qmgr's ends of the group-commit pair.
-    commits: (UnixDatagram, UnixDatagram),
     children: Vec<(Role, Pid)>,
 }
 
@@ -139,9 +133,9 @@ impl Master<'_> {
     /// cannot).
     fn spawn(&mut self, what: &dyn Supervised, role: Role, first: bool) -> Result<(), String> {
         let (mut reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
-        let (notify, commits) = match role {
-            Role::Smtpd => (&self.smtpd_end, &self.commits.0),
-            Role::Qmgr => (&self.qmgr_end, &self.commits.1),
+        let notify = match role {
+            Role::Smtpd => &self.smtpd_end,
+            Role::Qmgr => &self.qmgr_end,
         };
         // SAFETY: the master is single-threaded (see the module comment),
         // so the child may run any code after fork.
@@ -152,7 +146,6 @@ impl Master<'_> {
                 drop(reader);
                 let mut kept = what.keep();
                 kept.push(notify.as_raw_fd());
-                kept.push(commits.as_raw_fd());
                 kept.push(writer.as_raw_fd());
                 close_other_fds(&kept);
                 // A child must not outlive the master (kill -9 of the
@@ -170,7 +163,6 @@ impl Master<'_> {
                 let code = what.child(Child {
                     role,
                     notify,
-                    commits,
                     first,
                     status: Some(writer),
                 });
@@ -295,13 +287,11 @@ pub fn supervise(log: &Log, ready: impl FnOnce(), what: &mut dyn Supervised) -> 
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .map_err(|e| format!("sigprocmask: {e}"))?;
     let (smtpd_end, qmgr_end) = UnixDatagram::pair().map_err(|e| format!("socketpair: {e}"))?;
-    let commits = UnixDatagram::pair().map_err(|e| format!("socketpair: {e}"))?;
     let mut m = Master {
         log,
         signals,
         smtpd_end,
         qmgr_end,
-        commits,
         children: Vec::new(),
     };
     for role in [Role::Qmgr, Role::Smtpd] {

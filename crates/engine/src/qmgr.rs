@@ -237,11 +237,6 @@ fn flush_requests(queue_directory: &Path, log: &Log) -> mpsc::UnboundedReceiver<
     rx
 }
 
-/// How long a delivery's group commit waits for one of smtpd's to ride
-/// in (rostfix_queue::sync::Peer) before qmgr runs its own: under load
-/// smtpd's run every millisecond or two.
-pub const RIDE_WAIT: std::time::Duration = std::time::Duration::from_millis(4);
-
 /// Messages delivered but waiting for their group commit, per delivery
 /// slot: bounds that backlog (and so what a crash can deliver twice)
 /// without making a slot wait for the commit.
