@@ -680,6 +680,7 @@ pub async fn commit(
         let (tx, rx) = tokio::sync::oneshot::channel();
         let waiting = intake.syncer.notify(
             &[&done.file],
+            done.since,
             Box::new(move |outcome| {
                 let _ = tx.send(outcome);
             }),
@@ -781,7 +782,7 @@ pub fn queue_forward(
         }
     }
     let done = file.complete()?;
-    if let Err(e) = syncer.wait(&done.file) {
+    if let Err(e) = syncer.wait(&done.file, done.since) {
         let _ = std::fs::remove_file(&done.path);
         return Err(e);
     }

@@ -788,6 +788,7 @@ fn to_file(
         limit: s.local.mailbox_size_limit,
         lock: &s.local.mailbox_delivery_lock,
     };
+    let since = std::time::Instant::now();
     // Written as `who`; publish switches to `owner` itself.
     let written = {
         let _identity = FsIdentity::maybe(owner)?;
@@ -795,7 +796,7 @@ fn to_file(
     };
     let commit = |file: &std::fs::File| {
         syncer
-            .wait(file)
+            .wait(file, since)
             .map_err(|e| Failure::Defer("4.3.0".into(), format!("group commit: {e}")))
     };
     if written.unpublished() {

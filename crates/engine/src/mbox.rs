@@ -157,7 +157,8 @@ pub fn append(
     let written = if limit > 0 && start + buf.len() as u64 > limit {
         Err(io::Error::from_raw_os_error(libc::EFBIG))
     } else {
-        f.write_all(&buf).and_then(|()| syncer.wait(&f))
+        let since = std::time::Instant::now();
+        f.write_all(&buf).and_then(|()| syncer.wait(&f, since))
     };
     if let Err(e) = written {
         // Cut the partial message off again; what was there stays.

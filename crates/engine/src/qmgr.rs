@@ -656,7 +656,9 @@ fn deliver_file(
     let synced = if files.is_empty() {
         Ok(())
     } else {
-        syncer.wait_all(&files).map_err(|e| e.to_string())
+        // Since the attempt began: its writes, and a Maildir file's
+        // failed write-back reported to any batch since.
+        syncer.wait_all(&files, started).map_err(|e| e.to_string())
     };
     let mut published = Vec::new();
     for (r, via, head, w) in written {
@@ -695,7 +697,7 @@ fn deliver_file(
     // the message itself (settles are file system calls that must not
     // queue up behind each other).
     let refs: Vec<&std::fs::File> = published.iter().collect();
-    match syncer.wait_all(&refs) {
+    match syncer.wait_all(&refs, started) {
         Ok(()) => {
             settled.log_sent(log);
             report_success(s, log, syncer, announce, env, &body, &settled.sent);

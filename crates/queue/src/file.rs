@@ -11,7 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::id::QueueId;
 use crate::record::{self, DecodeError, HEADER_LEN, RCPT_DONE, RCPT_PENDING, RecordType};
@@ -27,6 +27,9 @@ pub struct QueueFile {
     id: QueueId,
     buf: Vec<u8>,
     written: u64,
+    /// Taken before the first write: what a group commit must vouch
+    /// for since ([`crate::Syncer::wait`]).
+    since: Instant,
 }
 
 impl QueueFile {
@@ -104,6 +107,7 @@ impl QueueFile {
                 id,
                 buf: Vec::with_capacity(64 * 1024),
                 written: 0,
+                since: Instant::now(),
             };
             let mut t = now.as_secs().to_le_bytes().to_vec();
             t.extend_from_slice(&now.subsec_micros().to_le_bytes());
@@ -194,6 +198,7 @@ impl QueueFile {
             file: self.file,
             path: self.path,
             id: self.id,
+            since: self.since,
         })
     }
 
@@ -245,6 +250,8 @@ pub struct Completed {
     pub file: File,
     pub path: PathBuf,
     pub id: QueueId,
+    /// When its writing began.
+    pub since: Instant,
 }
 
 /// Makes complete files durable together: their data, then their names.

@@ -11,13 +11,16 @@
 //! that cache when syncfs returns: there, an fdatasync of the kept
 //! descriptor after it flushes the cache again (a clean file's fdatasync
 //! is just the flush), so a batch is on stable storage across a power
-//! loss too. (With a journal, syncfs's commit is the last write.) Since Linux 5.8
-//! it also reports write-back errors that happened since the descriptor it
-//! is called on was opened (and since its last report): the syncer keeps
-//! one long-lived descriptor per file system, opened before any file it
-//! vouches for was written, so a failed write-back fails the whole batch
-//! (a false alarm from an unrelated file costs a 4xx, never a lost
-//! message).
+//! loss too. (With a journal, syncfs's commit is the last write.) Since
+//! Linux 5.8 it also reports write-back errors that happened since the
+//! descriptor it is called on was opened (and since its last report): the
+//! syncer keeps one long-lived descriptor per file system, opened before
+//! any file it vouches for was written, so a failed write-back fails the
+//! whole batch (a false alarm from an unrelated file costs a 4xx, never a
+//! lost message). An error is reported once, to the batch that finds it;
+//! the write-back that failed may have been of a caller who began writing
+//! before that batch ended and waits in a later one, so each caller says
+//! when it began, and a failure reported since then fails it too.
 //!
 //! There is no timer: a batch starts as soon as the previous one ends, and
 //! whoever arrived meanwhile rides in it. One waiter alone pays one syncfs;
@@ -28,6 +31,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 /// A wake-up, run by the sync thread with a batch's outcome.
 pub type Wake = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -37,8 +41,9 @@ pub type Wake = Box<dyn FnOnce(Result<(), String>) + Send>;
 struct Batch {
     /// Devices to sync.
     devices: Vec<u64>,
-    /// Wake-ups, run by the sync thread itself the moment the batch ends.
-    wake: Vec<Wake>,
+    /// Wake-ups, run by the sync thread itself the moment the batch
+    /// ends, with when each caller began writing.
+    wake: Vec<(Instant, Wake)>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -59,6 +64,11 @@ struct State {
     /// The sync thread waits for work (and must be woken for it).
     idle: bool,
     stopping: bool,
+    /// When the latest batch that failed ended.
+    failed_at: Option<Instant>,
+    /// Batches made to fail (tests of what a failure does).
+    #[cfg(test)]
+    fail_next: usize,
 }
 
 #[derive(Debug, Default)]
@@ -108,18 +118,20 @@ impl Syncer {
 
     /// Returns when everything written so far to `file`'s file system,
     /// `file` and the directory entries naming it included, is on stable
-    /// storage.
-    pub fn wait(&self, file: &File) -> io::Result<()> {
-        self.wait_all(&[file])
+    /// storage. `since`: when the caller began writing what it waits for
+    /// (a write-back error reported after it fails the wait).
+    pub fn wait(&self, file: &File, since: Instant) -> io::Result<()> {
+        self.wait_all(&[file], since)
     }
 
     /// [`Syncer::wait`] for several files (on one or more file systems).
-    pub fn wait_all(&self, files: &[&File]) -> io::Result<()> {
+    pub fn wait_all(&self, files: &[&File], since: Instant) -> io::Result<()> {
         // Each waiter is woken alone: one wake-up per waiter, none for
         // the waiters of other batches.
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.notify(
             files,
+            since,
             Box::new(move |outcome| {
                 let _ = tx.send(outcome);
             }),
@@ -135,9 +147,9 @@ impl Syncer {
     /// covers `files` ends. It must only wake someone (send on a
     /// channel): the next batch waits for it. This is how an async task
     /// waits for a commit without holding a thread.
-    pub fn notify(&self, files: &[&File], wake: Wake) -> io::Result<()> {
+    pub fn notify(&self, files: &[&File], since: Instant, wake: Wake) -> io::Result<()> {
         let devices = self.devices(files)?;
-        self.join(&devices, wake);
+        self.join(&devices, since, wake);
         Ok(())
     }
 
@@ -158,7 +170,7 @@ impl Syncer {
     }
 
     /// Adds `devices` and `wake` to the batch being gathered.
-    fn join(&self, devices: &Devices, wake: Wake) {
+    fn join(&self, devices: &Devices, since: Instant, wake: Wake) {
         // A busy sync thread finds the batch when its sync ends; only an
         // idle one needs the (system call of a) wake-up.
         let idle = {
@@ -169,7 +181,7 @@ impl Syncer {
                     b.devices.push(*dev);
                 }
             }
-            b.wake.push(wake);
+            b.wake.push((since, wake));
             st.idle
         };
         if idle {
@@ -235,6 +247,17 @@ fn run(shared: &Shared) {
             (batch, fds)
         };
         let mut failed = None;
+        #[cfg(test)]
+        let fds = {
+            let mut st = lock(&shared.state);
+            if st.fail_next > 0 {
+                st.fail_next -= 1;
+                failed = Some("injected failure".to_string());
+                Vec::new()
+            } else {
+                fds
+            }
+        };
         for (fd, flush) in fds {
             if let Err(e) = nix::unistd::syncfs(&*fd) {
                 failed = Some(format!("syncfs: {e}"));
@@ -245,9 +268,21 @@ fn run(shared: &Shared) {
             }
         }
         let wake = std::mem::take(&mut lock(&batch).wake);
-        let outcome = failed.map_or(Ok(()), Err);
-        for w in wake {
-            w(outcome.clone());
+        let failed_at = {
+            let mut st = lock(&shared.state);
+            if failed.is_some() {
+                st.failed_at = Some(Instant::now());
+            }
+            st.failed_at
+        };
+        for (since, w) in wake {
+            w(match (&failed, failed_at) {
+                (Some(e), _) => Err(e.clone()),
+                (None, Some(t)) if t > since => {
+                    Err("a write-back error was reported since this was written".to_string())
+                }
+                (None, _) => Ok(()),
+            });
         }
     }
 }
@@ -266,9 +301,10 @@ mod tests {
                 let (syncer, dir) = (syncer.clone(), dir.path());
                 s.spawn(move || {
                     for j in 0..20 {
+                        let since = Instant::now();
                         let mut f = File::create(dir.join(format!("{i}-{j}"))).unwrap();
                         f.write_all(b"x").unwrap();
-                        syncer.wait(&f).unwrap();
+                        syncer.wait(&f, since).unwrap();
                     }
                 });
             }
@@ -283,10 +319,31 @@ mod tests {
         let f = File::create(dir.path().join("x")).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         syncer
-            .notify(&[&f], Box::new(move |r| tx.send(r).unwrap()))
+            .notify(
+                &[&f],
+                Instant::now(),
+                Box::new(move |r| tx.send(r).unwrap()),
+            )
             .unwrap();
         let got = rx.recv_timeout(std::time::Duration::from_secs(10));
         assert_eq!(got, Ok(Ok(())));
+    }
+
+    #[test]
+    fn a_failure_fails_whoever_wrote_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let syncer = Syncer::start().unwrap();
+        let mut f = File::create(dir.path().join("x")).unwrap();
+        let before = Instant::now();
+        f.write_all(b"x").unwrap();
+        lock(&syncer.shared.state).fail_next = 1;
+        assert!(syncer.wait(&f, Instant::now()).is_err());
+        // The next batch succeeds, but the failure may have been this
+        // caller's write-back, reported to the batch before.
+        let err = syncer.wait(&f, before).unwrap_err();
+        assert!(err.to_string().contains("write-back error"), "{err}");
+        // Who began writing after the failure is not held to it.
+        syncer.wait(&f, Instant::now()).unwrap();
     }
 
     #[test]
