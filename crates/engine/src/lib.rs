@@ -436,6 +436,9 @@ fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
     notify.set_nonblocking(true).map_err(|e| e.to_string())?;
     runtime()?.block_on(async {
         let syncer = Syncer::start().map_err(|e| format!("start group commit: {e}"))?;
+        syncer
+            .know(&plan.queue_directory)
+            .map_err(|e| format!("{}: {e}", plan.queue_directory.display()))?;
         let notify = tokio::net::UnixDatagram::from_std(notify).map_err(|e| e.to_string())?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         // One datagram per queue ID; while qmgr restarts they wait in the
@@ -504,6 +507,9 @@ fn qmgr_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
     notify.set_nonblocking(true).map_err(|e| e.to_string())?;
     runtime()?.block_on(async {
         let syncer = Syncer::start().map_err(|e| format!("start group commit: {e}"))?;
+        syncer
+            .know(&base.queue_directory)
+            .map_err(|e| format!("{}: {e}", base.queue_directory.display()))?;
         let notify = tokio::net::UnixDatagram::from_std(notify).map_err(|e| e.to_string())?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let announce = tx.clone();

@@ -153,6 +153,21 @@ impl Syncer {
         Ok(())
     }
 
+    /// Gives the syncer its descriptor for the file system `dir` is on
+    /// (the queue directory, at start). Without one, the first file
+    /// waited for there is kept: perhaps a Maildir file that never got a
+    /// name (its delivery failed), whose inode then stays allocated for
+    /// the process's life.
+    pub fn know(&self, dir: &std::path::Path) -> io::Result<()> {
+        let d = File::open(dir)?;
+        let dev = d.metadata()?.dev();
+        lock(&self.shared.state)
+            .fds
+            .entry(dev)
+            .or_insert_with(|| (Arc::new(d), Flush::needed(dev)));
+        Ok(())
+    }
+
     /// The file systems of `files`, known to the syncer from now on.
     fn devices(&self, files: &[&File]) -> io::Result<Devices> {
         let mut devs = Vec::with_capacity(files.len());
@@ -344,6 +359,22 @@ mod tests {
         assert!(err.to_string().contains("write-back error"), "{err}");
         // Who began writing after the failure is not held to it.
         syncer.wait(&f, Instant::now()).unwrap();
+    }
+
+    #[test]
+    fn a_known_directory_is_what_it_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let syncer = Syncer::start().unwrap();
+        syncer.know(dir.path()).unwrap();
+        let f = File::create(dir.path().join("x")).unwrap();
+        syncer.wait(&f, Instant::now()).unwrap();
+        let st = lock(&syncer.shared.state);
+        assert_eq!(st.fds.len(), 1);
+        assert!(
+            st.fds
+                .values()
+                .all(|(fd, _)| fd.metadata().unwrap().is_dir())
+        );
     }
 
     #[test]
