@@ -389,6 +389,16 @@ async fn until_stopped() -> Result<Stop, String> {
     }
 }
 
+/// The group commit of a child, with the queue's file system known
+/// from the start (rostfix_queue::Syncer::know).
+fn start_syncer(queue_directory: &std::path::Path) -> Result<Syncer, String> {
+    let syncer = Syncer::start().map_err(|e| format!("start group commit: {e}"))?;
+    syncer
+        .know(queue_directory)
+        .map_err(|e| format!("{}: {e}", queue_directory.display()))?;
+    Ok(syncer)
+}
+
 /// The network-facing child: smtpd services, cleanup, the queue's group
 /// commit. Gives up root before it serves.
 fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
@@ -435,10 +445,7 @@ fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
     let notify = child.notify.try_clone().map_err(|e| e.to_string())?;
     notify.set_nonblocking(true).map_err(|e| e.to_string())?;
     runtime()?.block_on(async {
-        let syncer = Syncer::start().map_err(|e| format!("start group commit: {e}"))?;
-        syncer
-            .know(&plan.queue_directory)
-            .map_err(|e| format!("{}: {e}", plan.queue_directory.display()))?;
+        let syncer = start_syncer(&plan.queue_directory)?;
         let notify = tokio::net::UnixDatagram::from_std(notify).map_err(|e| e.to_string())?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         // One datagram per queue ID; while qmgr restarts they wait in the
@@ -506,10 +513,7 @@ fn qmgr_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
     let notify = child.notify.try_clone().map_err(|e| e.to_string())?;
     notify.set_nonblocking(true).map_err(|e| e.to_string())?;
     runtime()?.block_on(async {
-        let syncer = Syncer::start().map_err(|e| format!("start group commit: {e}"))?;
-        syncer
-            .know(&base.queue_directory)
-            .map_err(|e| format!("{}: {e}", base.queue_directory.display()))?;
+        let syncer = start_syncer(&base.queue_directory)?;
         let notify = tokio::net::UnixDatagram::from_std(notify).map_err(|e| e.to_string())?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let announce = tx.clone();

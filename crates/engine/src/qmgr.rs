@@ -104,6 +104,7 @@ pub async fn run(
             UNSETTLED_PER_SLOT * s.delivery_concurrency.max(1),
         )),
         in_flight: active,
+        incoming: s.queue_directory.join("incoming"),
         announce,
         s,
         log,
@@ -137,10 +138,10 @@ pub async fn run(
             }
             id = queued.recv() => {
                 let Some(id) = id else { break };
-                q.dispatch(&q.s.queue_directory.join("incoming").join(&id)).await;
+                q.dispatch(&q.incoming.join(&id)).await;
             }
             _ = scan.tick() => {
-                for path in unannounced(&q.s.queue_directory.join("incoming")) {
+                for path in unannounced(&q.incoming) {
                     q.dispatch(&path).await;
                 }
                 for path in due(&q.s.queue_directory.join("deferred")) {
@@ -263,6 +264,8 @@ struct Qmgr {
     unsettled: Arc<Semaphore>,
     /// Queue files dispatched and not yet finished.
     in_flight: Active,
+    /// `queue_directory/incoming`, where new mail is delivered.
+    incoming: PathBuf,
     /// Where new queue files qmgr makes itself (notifications) are
     /// announced, as smtpd announces its own.
     announce: mpsc::UnboundedSender<String>,
@@ -327,7 +330,7 @@ impl Qmgr {
             return;
         }
         let in_flight = InFlight(self.in_flight.clone(), name.to_os_string());
-        let active = if queued.parent() == Some(&self.s.queue_directory.join("incoming")) {
+        let active = if queued.parent() == Some(self.incoming.as_path()) {
             queued.to_path_buf()
         } else {
             self.s.queue_directory.join("active").join(name)
@@ -434,13 +437,7 @@ fn deliver_file(
     let started = Instant::now();
     let queued = match QueueReader::read_open(path, &mut file) {
         Ok(q) => q,
-        Err(e) => {
-            log.warning("qmgr", &format!("{}: {e}", path.display()));
-            if let QueueError::Corrupt(_) = e {
-                save_corrupt(s, log, path);
-            }
-            return;
-        }
+        Err(e) => return unreadable(s, log, path, &path.display().to_string(), &e),
     };
     let env = &queued.envelope;
     let id = env.id.clone();
@@ -461,13 +458,7 @@ fn deliver_file(
                 body.extend_from_slice(l);
                 body.push(b'\n');
             }
-            Err(e) => {
-                log.warning("qmgr", &format!("{id}: {e}"));
-                if let QueueError::Corrupt(_) = e {
-                    save_corrupt(s, log, path);
-                }
-                return;
-            }
+            Err(e) => return unreadable(s, log, path, id.as_str(), &e),
         }
     }
     let arrival = env.time.0 as f64 + f64::from(env.time.1) / 1e6;
@@ -714,10 +705,15 @@ fn deliver_file(
     drop(unsettled);
 }
 
-/// Sets a complete queue file that cannot be read aside in corrupt/, as
-/// Postfix does, instead of reading it again at every queue scan. (An
-/// incomplete one stays: smtpd may still be writing it.)
-fn save_corrupt(s: &Settings, log: &Log, path: &Path) {
+/// A queue file that cannot be read: said under `what`; a complete one
+/// is set aside in corrupt/, as Postfix does, instead of being read again
+/// at every queue scan. (An incomplete one stays: smtpd may still be
+/// writing it.)
+fn unreadable(s: &Settings, log: &Log, path: &Path, what: &str, e: &QueueError) {
+    log.warning("qmgr", &format!("{what}: {e}"));
+    let QueueError::Corrupt(_) = e else {
+        return;
+    };
     let (Some(name), Some(queue)) = (path.file_name(), path.parent().and_then(Path::file_name))
     else {
         return;
