@@ -390,9 +390,13 @@ async fn until_stopped() -> Result<Stop, String> {
 }
 
 /// The group commit of a child, with the queue's file system known
-/// from the start (rostfix_queue::Syncer::know).
-fn start_syncer(queue_directory: &std::path::Path) -> Result<Syncer, String> {
-    let syncer = Syncer::start().map_err(|e| format!("start group commit: {e}"))?;
+/// from the start (rostfix_queue::Syncer::know), its batches `spacing`
+/// apart at least.
+fn start_syncer(
+    queue_directory: &std::path::Path,
+    spacing: std::time::Duration,
+) -> Result<Syncer, String> {
+    let syncer = Syncer::start_spaced(spacing).map_err(|e| format!("start group commit: {e}"))?;
     syncer
         .know(queue_directory)
         .map_err(|e| format!("{}: {e}", queue_directory.display()))?;
@@ -445,7 +449,8 @@ fn smtpd_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
     let notify = child.notify.try_clone().map_err(|e| e.to_string())?;
     notify.set_nonblocking(true).map_err(|e| e.to_string())?;
     runtime()?.block_on(async {
-        let syncer = start_syncer(&plan.queue_directory)?;
+        // Clients wait for each commit: no spacing.
+        let syncer = start_syncer(&plan.queue_directory, std::time::Duration::ZERO)?;
         let notify = tokio::net::UnixDatagram::from_std(notify).map_err(|e| e.to_string())?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         // One datagram per queue ID; while qmgr restarts they wait in the
@@ -513,7 +518,7 @@ fn qmgr_process(plan: &Plan, child: &mut Child<'_>) -> Result<(), String> {
     let notify = child.notify.try_clone().map_err(|e| e.to_string())?;
     notify.set_nonblocking(true).map_err(|e| e.to_string())?;
     runtime()?.block_on(async {
-        let syncer = start_syncer(&base.queue_directory)?;
+        let syncer = start_syncer(&base.queue_directory, qmgr::COMMIT_SPACING)?;
         let notify = tokio::net::UnixDatagram::from_std(notify).map_err(|e| e.to_string())?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let announce = tx.clone();

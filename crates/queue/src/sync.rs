@@ -24,14 +24,16 @@
 //!
 //! There is no timer: a batch starts as soon as the previous one ends, and
 //! whoever arrived meanwhile rides in it. One waiter alone pays one syncfs;
-//! under load the batches grow by themselves.
+//! under load the batches grow by themselves. (A syncer started with a
+//! spacing, qmgr's, also lets that much time pass between the starts of
+//! two batches, for fewer syncfs calls where nobody on the network waits.)
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A wake-up, run by the sync thread with a batch's outcome.
 pub type Wake = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -105,11 +107,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Syncer {
     /// Starts the sync thread.
     pub fn start() -> io::Result<Syncer> {
+        Syncer::start_spaced(Duration::ZERO)
+    }
+
+    /// Starts the sync thread, beginning each batch `spacing` after the
+    /// previous one began at the earliest: fewer, larger batches, for
+    /// waiters that can bear the wait (nobody on the network waits).
+    pub fn start_spaced(spacing: Duration) -> io::Result<Syncer> {
         let shared = Arc::new(Shared::default());
         let worker = shared.clone();
         std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || run(&worker))?;
+            .spawn(move || run(&worker, spacing))?;
         Ok(Syncer {
             _owner: Arc::new(Owner(shared.clone())),
             shared,
@@ -238,8 +247,15 @@ impl Flush {
 #[derive(Debug, Clone)]
 struct Devices(Vec<u64>);
 
-fn run(shared: &Shared) {
+fn run(shared: &Shared, spacing: Duration) {
+    let mut last = Instant::now();
     loop {
+        // Whoever arrives meanwhile rides in the batch after the sleep.
+        let next = last + spacing;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
         let (batch, fds) = {
             let mut st = lock(&shared.state);
             loop {
@@ -253,6 +269,7 @@ fn run(shared: &Shared) {
                 st = shared.work.wait(st).unwrap_or_else(PoisonError::into_inner);
                 st.idle = false;
             }
+            last = Instant::now();
             let batch = std::mem::take(&mut st.next);
             let fds: Vec<(Arc<File>, Flush)> = lock(&batch)
                 .devices
