@@ -490,6 +490,7 @@ fn deliver_file(
         warned: false,
         all_done: true,
         logged: false,
+        reusable: queued.reusable(),
     };
     // Failed for good, for the notification to the sender; and failed for
     // now (status code, reason), which expire into failures.
@@ -1435,6 +1436,8 @@ struct Settled {
     all_done: bool,
     /// The deliveries' lines are in the log already.
     logged: bool,
+    /// The file may keep its content in the pool (Queued::reusable).
+    reusable: bool,
 }
 
 impl Settled {
@@ -1457,7 +1460,7 @@ impl Settled {
         if self.all_done {
             deferlog::remove(&s.queue_directory, id.as_str());
             // Nothing left to mark: the file goes (into the pool).
-            if s.queue_pool.free(path).is_ok() {
+            if s.queue_pool.free(path, self.reusable).is_ok() {
                 log.info("qmgr", &format!("{id}: removed"));
             }
             return;

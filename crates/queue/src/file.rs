@@ -16,8 +16,18 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::id::QueueId;
 use crate::record::{self, DecodeError, HEADER_LEN, RCPT_DONE, RCPT_PENDING, RecordType};
 
-/// Size of the end record: header and an 8-byte length.
-const END_LEN: u64 = HEADER_LEN as u64 + 8;
+/// Size of the end record of a file named `id`: header, an 8-byte
+/// length, the name.
+fn end_len(id: &str) -> u64 {
+    (HEADER_LEN + 8 + id.len()) as u64
+}
+
+/// Size of the end record of files written before it held their name.
+const OLD_END_LEN: u64 = HEADER_LEN as u64 + 8;
+
+/// The most filler written to end a reused file where the old content
+/// ended (saving a truncate); beyond it the file is cut instead.
+const MAX_PAD: u64 = 4096;
 
 /// A queue file being written.
 #[derive(Debug)]
@@ -27,6 +37,9 @@ pub struct QueueFile {
     id: QueueId,
     buf: Vec<u8>,
     written: u64,
+    /// What the file held when taken from the pool: an earlier message,
+    /// overwritten.
+    prior: u64,
     /// Taken before the first write: what a group commit must vouch
     /// for since ([`crate::Syncer::wait`]).
     since: Instant,
@@ -89,9 +102,10 @@ impl QueueFile {
                     .write(true)
                     .create_new(true)
                     .mode(mode)
-                    .open(&path),
+                    .open(&path)
+                    .map(|f| (f, 0)),
             };
-            let file = match created {
+            let (file, prior) = match created {
                 Ok(f) => f,
                 // Taken (another process, or a file from an earlier run):
                 // move the time part on and try the next serial.
@@ -107,6 +121,7 @@ impl QueueFile {
                 id,
                 buf: Vec::with_capacity(64 * 1024),
                 written: 0,
+                prior,
                 since: Instant::now(),
             };
             let mut t = now.as_secs().to_le_bytes().to_vec();
@@ -187,10 +202,33 @@ impl QueueFile {
     /// Writes the end record without syncing; the caller syncs (alone with
     /// [`QueueFile::finish`], or many together through a
     /// [`crate::Syncer`]). A file that cannot be completed is removed.
+    ///
+    /// In a reused file the record lands where the earlier message ended
+    /// when filler can put it there (the file keeps its size and blocks),
+    /// else the file is cut after it.
     pub fn complete(mut self) -> io::Result<Completed> {
-        let total = self.written + self.buf.len() as u64;
-        self.record(RecordType::End, &total.to_le_bytes());
-        if let Err(e) = self.flush() {
+        static ZEROS: [u8; MAX_PAD as usize] = [0; MAX_PAD as usize];
+        let end_len = end_len(self.id.as_str());
+        let mut total = self.written + self.buf.len() as u64;
+        if let Some(gap) = self
+            .prior
+            .checked_sub(total + end_len)
+            .filter(|g| (HEADER_LEN as u64..=MAX_PAD).contains(g))
+        {
+            self.record(RecordType::Pad, &ZEROS[..gap as usize - HEADER_LEN]);
+            total += gap;
+        }
+        let mut end = total.to_le_bytes().to_vec();
+        end.extend_from_slice(self.id.as_str().as_bytes());
+        self.record(RecordType::End, &end);
+        let done = self.flush().and_then(|()| {
+            if self.prior > total + end_len {
+                self.file.set_len(total + end_len)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = done {
             let _ = fs::remove_file(&self.path);
             return Err(e);
         }
@@ -381,19 +419,16 @@ pub struct QueueReader;
 impl QueueReader {
     /// Whether `path` holds a complete queue file.
     pub fn is_complete(path: &Path) -> io::Result<bool> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut f = File::open(path)?;
         let len = f.metadata()?.len();
-        if len < END_LEN {
-            return Ok(false);
-        }
-        let mut end = [0u8; END_LEN as usize];
-        f.seek(SeekFrom::Start(len - END_LEN))?;
-        f.read_exact(&mut end)?;
-        let (r, _) = match record::decode(&end, len - END_LEN) {
-            Ok(r) => r,
-            Err(_) => return Ok(false),
-        };
-        Ok(r.kind == RecordType::End && r.payload == (len - END_LEN).to_le_bytes())
+        let mut tail = vec![0u8; len.min(end_len(&name).max(OLD_END_LEN)) as usize];
+        f.seek(SeekFrom::Start(len - tail.len() as u64))?;
+        f.read_exact(&mut tail)?;
+        Ok(ends_complete(&tail, len, &name).is_some())
     }
 
     /// Reads the envelope (and sizes the content) of a complete file.
@@ -420,9 +455,9 @@ impl QueueReader {
         // Through Take: File's own read_to_end asks the size again (statx
         // and lseek, on every message qmgr reads).
         Read::take(&mut *file, u64::MAX).read_to_end(&mut data)?;
-        if !ends_complete(&data) {
+        let Some(named) = ends_complete(&data, data.len() as u64, &name) else {
             return Err(QueueError::Incomplete);
-        }
+        };
         let mut env = Envelope {
             id,
             time: (0, 0),
@@ -484,6 +519,7 @@ impl QueueReader {
                 RecordType::Line if in_content => {
                     env.content_size += postfix_line_size(payload.len())
                 }
+                RecordType::Pad => {}
                 RecordType::End => break,
                 _ => {
                     return Err(QueueError::Corrupt(format!(
@@ -495,20 +531,32 @@ impl QueueReader {
         Ok(Queued {
             envelope: env,
             data,
+            named,
         })
     }
 }
 
-/// Whether `data` ends with a valid end record.
-fn ends_complete(data: &[u8]) -> bool {
-    let len = data.len() as u64;
-    if len < END_LEN {
-        return false;
-    }
-    let start = (len - END_LEN) as usize;
-    match record::decode(&data[start..], len - END_LEN) {
-        Ok((r, _)) => r.kind == RecordType::End && r.payload == (len - END_LEN).to_le_bytes(),
-        Err(_) => false,
+/// Whether a file of `len` bytes named `name`, ending in `tail`, ends
+/// with its end record: the length of what precedes it and the file's
+/// name (`Some(true)`). The name is what keeps an earlier message's bytes
+/// in a reused file ([`crate::pool`]) from passing for the new one's. A
+/// file written before the record held the name (its length alone:
+/// `Some(false)`) still counts; the pool never keeps such content
+/// ([`Queued::reusable`]).
+fn ends_complete(tail: &[u8], len: u64, name: &str) -> Option<bool> {
+    let ends_with = |n: u64, payload: &[u8]| {
+        n <= tail.len() as u64
+            && record::decode_borrowed(&tail[tail.len() - n as usize..]).is_ok_and(
+                |(kind, p, used)| kind == RecordType::End && used as u64 == n && p == payload,
+            )
+    };
+    let n = end_len(name);
+    let mut named = len.saturating_sub(n).to_le_bytes().to_vec();
+    named.extend_from_slice(name.as_bytes());
+    if ends_with(n, &named) {
+        Some(true)
+    } else {
+        ends_with(OLD_END_LEN, &len.saturating_sub(OLD_END_LEN).to_le_bytes()).then_some(false)
     }
 }
 
@@ -517,9 +565,18 @@ fn ends_complete(data: &[u8]) -> bool {
 pub struct Queued {
     pub envelope: Envelope,
     data: Vec<u8>,
+    /// Its end record names it.
+    named: bool,
 }
 
 impl Queued {
+    /// Whether the file may keep its content in the pool when freed
+    /// ([`crate::Pool::free`]): its end record names it (so the content
+    /// never passes for the next message's), and it is small.
+    pub fn reusable(&self) -> bool {
+        self.named && self.data.len() as u64 <= crate::pool::KEEP_MAX
+    }
+
     /// The content lines, each without its newline, borrowed from the
     /// file's bytes. The file was checked complete when read, so only a
     /// corrupt record can end the iteration early (with an error).
@@ -539,7 +596,7 @@ impl Queued {
             pos += used;
             match kind {
                 RecordType::Line => Some(Ok(payload)),
-                RecordType::End => {
+                RecordType::Pad | RecordType::End => {
                     pos = self.data.len();
                     None
                 }
@@ -718,6 +775,110 @@ mod tests {
         let (complete, removed) = recover(dir.path()).unwrap();
         assert_eq!(complete, [path]);
         assert_eq!(removed, [other]);
+    }
+
+    /// A message of `lines` lines of 70 bytes, through `pool`.
+    fn message(dir: &Path, pool: &crate::Pool, lines: usize) -> PathBuf {
+        let mut q = QueueFile::create_reusing(dir, false, Some(pool)).unwrap();
+        q.sender("s@example.test");
+        q.recipient("r@example.test", "r@example.test");
+        q.content();
+        for i in 0..lines {
+            q.line(format!("{i:070}").as_bytes()).unwrap();
+        }
+        let path = q.path().to_path_buf();
+        q.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn a_reused_file_holds_the_new_message_only() {
+        let q = tempfile::tempdir().unwrap();
+        let incoming = q.path().join("incoming");
+        fs::create_dir(&incoming).unwrap();
+        let pool = crate::Pool::new(q.path());
+        // Shorter by a little (filler), by more than filler covers (cut),
+        // then longer (grown).
+        for (before, after) in [(60, 55), (300, 10), (10, 90)] {
+            let old = message(&incoming, &pool, before);
+            let queued = QueueReader::read(&old).unwrap();
+            assert!(queued.reusable());
+            pool.free(&old, true).unwrap();
+            let new = message(&incoming, &pool, after);
+            assert_ne!(old, new);
+            assert_eq!(
+                fs::read_dir(&incoming).unwrap().count(),
+                1,
+                "the pooled file was reused"
+            );
+            assert!(QueueReader::is_complete(&new).unwrap());
+            let queued = QueueReader::read(&new).unwrap();
+            let lines: Vec<_> = queued.lines().map(|l| l.unwrap().to_vec()).collect();
+            let want: Vec<_> = (0..after)
+                .map(|i| format!("{i:070}").into_bytes())
+                .collect();
+            assert_eq!(lines, want, "{before} then {after} lines");
+            assert_eq!(queued.envelope.content_size, 72 * after as u64);
+            pool.free(&new, true).unwrap();
+            let _ = pool.take(&incoming.join("X")).unwrap();
+            fs::remove_file(incoming.join("X")).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_earlier_messages_bytes_never_pass_for_a_new_one() {
+        let q = tempfile::tempdir().unwrap();
+        let incoming = q.path().join("incoming");
+        fs::create_dir(&incoming).unwrap();
+        let pool = crate::Pool::new(q.path());
+        let old = message(&incoming, &pool, 20);
+        let old_bytes = fs::read(&old).unwrap();
+        pool.free(&old, true).unwrap();
+        // Taken, not written yet: the earlier message under the new name
+        // (of the same length: only the name itself tells them apart).
+        let mut name = old.file_name().unwrap().to_str().unwrap().to_string();
+        let last = if name.ends_with('A') { "B" } else { "A" };
+        name.replace_range(name.len() - 1.., last);
+        let new = incoming.join(name);
+        let (_, prior) = pool.take(&new).unwrap().unwrap();
+        assert_eq!(prior, old_bytes.len() as u64);
+        assert!(!QueueReader::is_complete(&new).unwrap());
+        assert!(matches!(
+            QueueReader::read(&new),
+            Err(QueueError::Incomplete)
+        ));
+        // Half written over (a crash's mix): still incomplete.
+        let mut mixed = old_bytes.clone();
+        mixed[..old_bytes.len() / 2].fill(b'L');
+        fs::write(&new, &mixed).unwrap();
+        assert!(!QueueReader::is_complete(&new).unwrap());
+        let (complete, removed) = recover(&incoming).unwrap();
+        assert!(complete.is_empty());
+        assert_eq!(removed, [new]);
+    }
+
+    #[test]
+    fn files_without_their_name_in_the_end_record_still_read() {
+        // As Rostfix wrote them before the end record named the file.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("548D7286");
+        let mut data = Vec::new();
+        record::encode(RecordType::Time, &[0; 12], &mut data);
+        record::encode(RecordType::Sender, b"s@example.test", &mut data);
+        record::encode(
+            RecordType::Recipient,
+            b"-r@example.test\0r@example.test",
+            &mut data,
+        );
+        record::encode(RecordType::Content, b"", &mut data);
+        record::encode(RecordType::Line, b"hello", &mut data);
+        let len = data.len() as u64;
+        record::encode(RecordType::End, &len.to_le_bytes(), &mut data);
+        fs::write(&path, &data).unwrap();
+        assert!(QueueReader::is_complete(&path).unwrap());
+        let queued = QueueReader::read(&path).unwrap();
+        assert_eq!(queued.lines().next().unwrap().unwrap(), b"hello");
+        assert!(!queued.reusable(), "the pool empties it");
     }
 
     #[test]

@@ -19,13 +19,26 @@
 //! ~15% of qmgr's CPU in renames). Every reader of incoming/ passes over
 //! the pool by its names ([`is_pooled`]): they are never queue IDs.
 //!
-//! Crash safety: a file is truncated before it is renamed into the pool;
-//! one taken from it is empty until its new content is written and
-//! committed. A crash leaves an empty (incomplete) file, which recovery
-//! removes. Without a file system journal the truncation and the renames
-//! may reach the disk in any order: a file taken again may then come
-//! back after a crash with the old, delivered message under the new ID,
-//! which is delivered twice (allowed: DESIGN.md section 4), never lost.
+//! Why the content stays: emptying a file frees its blocks and writing
+//! the next message allocates them again, each a change of the block
+//! bitmap that the next group commit writes (truncate alone was 5% of
+//! the mail system's CPU under bench/smtp-bench). So a small file keeps
+//! the delivered message's bytes, and the next message is written over
+//! them (ending with filler where it is shorter, so the file keeps its
+//! size too: [`crate::QueueFile::complete`]).
+//!
+//! Crash safety: a queue file is complete only when it ends with an end
+//! record naming it (its queue ID). The bytes a taken file holds until
+//! the new message is written over them end with the earlier message's
+//! record, which names the earlier ID (never the new one: [`Pool::take`]
+//! makes sure), so under the new name they are an incomplete file, as is
+//! any mix of old and new bytes a crash leaves; recovery removes it.
+//! Files whose end record does not name them (written by an older
+//! Rostfix) and large ones are emptied before they are pooled. Without
+//! a file system journal a rename into the pool may not reach the disk
+//! before a crash: the delivered message then comes back under its own
+//! name and is delivered twice (allowed: DESIGN.md section 4), never
+//! lost.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -46,6 +59,10 @@ pub fn is_pooled(name: &std::ffi::OsStr) -> bool {
 
 /// Files kept in the pool at most; more are removed when it is read.
 const MAX_FREE: usize = 4096;
+
+/// The largest file that keeps its content in the pool (at most
+/// MAX_FREE times this, 256 MB, of disk held by earlier messages).
+pub const KEEP_MAX: u64 = 64 * 1024;
 
 /// After a read of the directory found the pool empty, how long new
 /// files are made without reading it again: incoming/ holds the whole
@@ -77,9 +94,10 @@ impl Pool {
     }
 
     /// Moves a free file to `to` (never replacing one there) and opens it
-    /// for writing. `Ok(None)`: the pool is empty. `AlreadyExists`: `to`
-    /// is taken; the free file stays in the pool.
-    pub fn take(&self, to: &Path) -> io::Result<Option<File>> {
+    /// for writing, with the length of the earlier message it holds, to
+    /// be written over. `Ok(None)`: the pool is empty. `AlreadyExists`:
+    /// `to` is taken; the free file stays in the pool.
+    pub fn take(&self, to: &Path) -> io::Result<Option<(File, u64)>> {
         let mut refilled = false;
         loop {
             let name = {
@@ -110,6 +128,16 @@ impl Pool {
                     }
                 }
             };
+            // A file whose earlier message had the ID now wanted would end
+            // with a record naming its new name (a wrapped-around short
+            // ID): not for this one.
+            if to
+                .file_name()
+                .is_some_and(|t| name.as_encoded_bytes()[1..] == *t.as_encoded_bytes())
+            {
+                let _ = fs::remove_file(self.dir.join(&name));
+                continue;
+            }
             let from = self.dir.join(&name);
             match renameat2(AT_FDCWD, &from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
                 Ok(()) => {}
@@ -126,9 +154,14 @@ impl Pool {
                 Err(e) => return Err(io::Error::from(e)),
             }
             match OpenOptions::new().write(true).open(to) {
-                Ok(f) if f.metadata().is_ok_and(|m| m.len() == 0) => return Ok(Some(f)),
-                // Not writable for this process (made by another user) or
-                // not empty: not for reuse.
+                Ok(f) => match f.metadata() {
+                    Ok(m) if m.len() <= KEEP_MAX => return Ok(Some((f, m.len()))),
+                    _ => {
+                        let _ = fs::remove_file(to);
+                    }
+                },
+                // Not writable for this process (made by another user):
+                // not for reuse.
                 _ => {
                     let _ = fs::remove_file(to);
                 }
@@ -136,10 +169,11 @@ impl Pool {
         }
     }
 
-    /// Empties a queue file that is no longer needed and moves it into
-    /// the pool (or removes it when that fails).
-    pub fn free(&self, path: &Path) -> io::Result<()> {
-        let kept = nix::unistd::truncate(path, 0).is_ok()
+    /// Moves a queue file that is no longer needed into the pool (or
+    /// removes it when that fails). `keep`: its content may stay
+    /// ([`crate::file::Queued::reusable`]); else it is emptied first.
+    pub fn free(&self, path: &Path, keep: bool) -> io::Result<()> {
+        let kept = (keep || nix::unistd::truncate(path, 0).is_ok())
             && path.file_name().is_some_and(|n| {
                 let mut pooled = OsString::from(".");
                 pooled.push(n);
@@ -171,17 +205,17 @@ mod tests {
         assert!(pool.take(&q.path().join("incoming/A")).unwrap().is_none());
         let done = q.path().join("active/OLD");
         fs::write(&done, b"an old message").unwrap();
-        pool.free(&done).unwrap();
+        pool.free(&done, false).unwrap();
         assert!(!done.exists());
         let new = q.path().join("incoming/NEW");
-        let mut f = pool.take(&new).unwrap().expect("a pooled file");
-        assert_eq!(fs::read(&new).unwrap(), b"");
+        let (mut f, prior) = pool.take(&new).unwrap().expect("a pooled file");
+        assert_eq!((fs::read(&new).unwrap(), prior), (Vec::new(), 0));
         f.write_all(b"x").unwrap();
         // Only NEW is left in incoming/: the pool is empty again.
         assert_eq!(fs::read_dir(q.path().join("incoming")).unwrap().count(), 1);
         // A taken name is never replaced.
         fs::write(q.path().join("active/OLD2"), b"y").unwrap();
-        pool.free(&q.path().join("active/OLD2")).unwrap();
+        pool.free(&q.path().join("active/OLD2"), false).unwrap();
         let e = pool.take(&new).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&new).unwrap(), b"x");

@@ -19,7 +19,12 @@ pub enum RecordType {
     Content = b'M',
     /// One line of content, without its newline.
     Line = b'L',
-    /// End: the total length of the file before this record (8 bytes).
+    /// Filler before the end record, where a file reused from the pool
+    /// holds more than the new message ([`crate::pool`]); read over.
+    Pad = b'P',
+    /// End: the total length of the file before this record (8 bytes),
+    /// then the queue ID it was written under (files written before
+    /// Rostfix recorded it have the length alone).
     End = b'E',
 }
 
@@ -32,6 +37,7 @@ impl RecordType {
             b'R' => RecordType::Recipient,
             b'M' => RecordType::Content,
             b'L' => RecordType::Line,
+            b'P' => RecordType::Pad,
             b'E' => RecordType::End,
             _ => return None,
         })
@@ -111,6 +117,7 @@ mod tests {
             RecordType::Recipient,
             RecordType::Content,
             RecordType::Line,
+            RecordType::Pad,
             RecordType::End,
         ] {
             for payload in [&b""[..], b"x", &[0u8; 300][..]] {
