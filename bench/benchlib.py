@@ -13,8 +13,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where each subject's `postfix` and `postmap` are; a script's --baseline
 # puts another Rostfix build in Postfix's place; ROSTFIX_BIN=DIR runs the
-# build in DIR as Rostfix (bench/profile A/B: copies of two builds, run
-# in turns).
+# build in DIR as Rostfix (bench/profile); bench/ab gives each instance
+# its own.
 BIN = {"rostfix": os.environ.get("ROSTFIX_BIN") or os.path.join(ROOT, "target", "release"),
        "postfix": "/usr/sbin"}
 SIZE = 5120
@@ -106,8 +106,10 @@ class Instance:
     """A subject's private instance in `tmp`: etc/ (main.cf, master.cf,
     vmailbox), queue/, data/ and vmail/, the Maildir u@bench.test."""
 
-    def __init__(self, subject, tmp, relay_port=1, main_extra=""):
+    def __init__(self, subject, tmp, relay_port=1, main_extra="", bindir=None):
         self.subject, self.dir, self.port = subject, tmp, free_port()
+        # Where its `postfix` and `postmap` are (bench/ab: either build).
+        self.bindir = bindir or BIN[subject]
         self.etc = os.path.join(tmp, "etc")
         self.queue = os.path.join(tmp, "queue")
         owner, nobody = pwd.getpwnam("postfix"), pwd.getpwnam("nobody")
@@ -136,7 +138,7 @@ class Instance:
             os.utime(os.path.join(self.etc, n), (past, past))
 
     def cmd(self, name, *args):
-        subprocess.run([os.path.join(BIN[self.subject], name), "-c", self.etc, *args],
+        subprocess.run([os.path.join(self.bindir, name), "-c", self.etc, *args],
                        check=True, stdout=subprocess.DEVNULL, timeout=60)
 
     def start(self):

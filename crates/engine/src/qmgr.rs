@@ -246,7 +246,7 @@ const UNSETTLED_PER_SLOT: usize = 4;
 /// The least time between two of qmgr's group commits. Nobody waits on
 /// the network for them, but each is a syncfs that competes for the disk
 /// with smtpd's, which clients wait for: the fewer, the sooner those end.
-/// bench A/B at 10 sessions (/tmp/ab.py, 6 rounds of 4,000 messages in
+/// bench/ab at 10 sessions (6 rounds of 4,000 messages in
 /// turns): 5 ms gave +7% messages/s and -13% CPU per message over none;
 /// 10 ms, +1% and -12%. A delivery is seen in the mailbox up to this much
 /// later.
