@@ -1503,7 +1503,9 @@ async fn receive<R: tokio::io::AsyncBufRead + Unpin>(
         s.bare_newline
     };
     let mut rx = DataReceiver::new(mode, s.session.message_size_limit);
-    let mut content = Vec::with_capacity(64 * 1024);
+    // Less than glibc's 64 KB, whose free consolidates the whole heap's
+    // small free chunks (malloc_consolidate: 2% of the CPU, perf).
+    let mut content = Vec::with_capacity(16 * 1024);
     let mut failed = false;
     let mut received = 0u64;
     loop {

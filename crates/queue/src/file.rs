@@ -119,7 +119,9 @@ impl QueueFile {
                 file,
                 path,
                 id,
-                buf: Vec::with_capacity(64 * 1024),
+                // Enough for most messages, and under the 64 KB whose
+                // free makes glibc consolidate the heap (smtpd's content).
+                buf: Vec::with_capacity(16 * 1024),
                 written: 0,
                 prior,
                 since: Instant::now(),
