@@ -43,6 +43,7 @@
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -154,8 +155,13 @@ impl Pool {
                 Err(e) => return Err(io::Error::from(e)),
             }
             match OpenOptions::new().write(true).open(to) {
+                // A second link (a crash in the middle of a rename, the
+                // directory blocks written but not all, then fsck) is a
+                // name under which the next message would be seen too.
                 Ok(f) => match f.metadata() {
-                    Ok(m) if m.len() <= KEEP_MAX => return Ok(Some((f, m.len()))),
+                    Ok(m) if m.len() <= KEEP_MAX && m.nlink() == 1 => {
+                        return Ok(Some((f, m.len())));
+                    }
                     _ => {
                         let _ = fs::remove_file(to);
                     }
@@ -219,5 +225,22 @@ mod tests {
         let e = pool.take(&new).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&new).unwrap(), b"x");
+    }
+
+    #[test]
+    fn a_file_with_another_name_is_not_reused() {
+        let q = tempfile::tempdir().unwrap();
+        fs::create_dir(q.path().join("incoming")).unwrap();
+        let pool = Pool::new(q.path());
+        assert!(pool.take(&q.path().join("incoming/A")).unwrap().is_none());
+        // As a crash in the middle of a rename can leave it: the message
+        // under its name, and the pool name it was taken from.
+        let message = q.path().join("incoming/MSG");
+        fs::write(&message, b"a message").unwrap();
+        fs::hard_link(&message, q.path().join("incoming/.OLD")).unwrap();
+        let pool = Pool::new(q.path());
+        assert!(pool.take(&q.path().join("incoming/NEW")).unwrap().is_none());
+        assert_eq!(fs::read(&message).unwrap(), b"a message");
+        assert!(!q.path().join("incoming/NEW").exists());
     }
 }
