@@ -779,6 +779,15 @@ mod tests {
         assert_eq!(removed, [other]);
     }
 
+    /// A queue directory with incoming/ and its pool.
+    fn pooled_queue() -> (tempfile::TempDir, PathBuf, crate::Pool) {
+        let q = tempfile::tempdir().unwrap();
+        let incoming = q.path().join("incoming");
+        fs::create_dir(&incoming).unwrap();
+        let pool = crate::Pool::new(q.path());
+        (q, incoming, pool)
+    }
+
     /// A message of `lines` lines of 70 bytes, through `pool`.
     fn message(dir: &Path, pool: &crate::Pool, lines: usize) -> PathBuf {
         let mut q = QueueFile::create_reusing(dir, false, Some(pool)).unwrap();
@@ -795,10 +804,7 @@ mod tests {
 
     #[test]
     fn a_reused_file_holds_the_new_message_only() {
-        let q = tempfile::tempdir().unwrap();
-        let incoming = q.path().join("incoming");
-        fs::create_dir(&incoming).unwrap();
-        let pool = crate::Pool::new(q.path());
+        let (_q, incoming, pool) = pooled_queue();
         // Shorter by a little (filler), by more than filler covers (cut),
         // then longer (grown).
         for (before, after) in [(60, 55), (300, 10), (10, 90)] {
@@ -829,10 +835,7 @@ mod tests {
 
     #[test]
     fn an_earlier_messages_bytes_never_pass_for_a_new_one() {
-        let q = tempfile::tempdir().unwrap();
-        let incoming = q.path().join("incoming");
-        fs::create_dir(&incoming).unwrap();
-        let pool = crate::Pool::new(q.path());
+        let (_q, incoming, pool) = pooled_queue();
         let old = message(&incoming, &pool, 20);
         let old_bytes = fs::read(&old).unwrap();
         pool.free(&old, true).unwrap();
