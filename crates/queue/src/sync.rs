@@ -46,6 +46,8 @@ struct Batch {
     /// Wake-ups, run by the sync thread itself the moment the batch
     /// ends, with when each caller began writing.
     wake: Vec<(Instant, Wake)>,
+    /// A waiter cannot bear the syncer's spacing ([`Syncer::wait`]).
+    urgent: bool,
 }
 
 impl std::fmt::Debug for Batch {
@@ -128,23 +130,28 @@ impl Syncer {
     /// Returns when everything written so far to `file`'s file system,
     /// `file` and the directory entries naming it included, is on stable
     /// storage. `since`: when the caller began writing what it waits for
-    /// (a write-back error reported after it fails the wait).
+    /// (a write-back error reported after it fails the wait). The batch
+    /// starts without the syncer's spacing: this is for a caller that
+    /// holds what others wait for (a mailbox's locks).
     pub fn wait(&self, file: &File, since: Instant) -> io::Result<()> {
-        self.wait_all(&[file], since)
+        self.wait_for(&[file], since, true)
     }
 
-    /// [`Syncer::wait`] for several files (on one or more file systems).
+    /// [`Syncer::wait`] for several files (on one or more file systems),
+    /// in the syncer's own time (its spacing).
     pub fn wait_all(&self, files: &[&File], since: Instant) -> io::Result<()> {
+        self.wait_for(files, since, false)
+    }
+
+    fn wait_for(&self, files: &[&File], since: Instant, urgent: bool) -> io::Result<()> {
         // Each waiter is woken alone: one wake-up per waiter, none for
         // the waiters of other batches.
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.notify(
-            files,
-            since,
-            Box::new(move |outcome| {
-                let _ = tx.send(outcome);
-            }),
-        )?;
+        let devices = self.devices(files)?;
+        let wake = Box::new(move |outcome| {
+            let _ = tx.send(outcome);
+        });
+        self.join(&devices, since, wake, urgent);
         match rx.recv() {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(io::Error::other(e)),
@@ -158,7 +165,7 @@ impl Syncer {
     /// waits for a commit without holding a thread.
     pub fn notify(&self, files: &[&File], since: Instant, wake: Wake) -> io::Result<()> {
         let devices = self.devices(files)?;
-        self.join(&devices, since, wake);
+        self.join(&devices, since, wake, false);
         Ok(())
     }
 
@@ -194,9 +201,10 @@ impl Syncer {
     }
 
     /// Adds `devices` and `wake` to the batch being gathered.
-    fn join(&self, devices: &Devices, since: Instant, wake: Wake) {
+    fn join(&self, devices: &Devices, since: Instant, wake: Wake, urgent: bool) {
         // A busy sync thread finds the batch when its sync ends; only an
-        // idle one needs the (system call of a) wake-up.
+        // idle one (or one keeping its spacing, for an urgent waiter)
+        // needs the (system call of a) wake-up.
         let idle = {
             let st = lock(&self.shared.state);
             let mut b = lock(&st.next);
@@ -206,7 +214,8 @@ impl Syncer {
                 }
             }
             b.wake.push((since, wake));
-            st.idle
+            b.urgent |= urgent;
+            st.idle || urgent
         };
         if idle {
             self.shared.work.notify_one();
@@ -248,16 +257,25 @@ impl Flush {
 struct Devices(Vec<u64>);
 
 fn run(shared: &Shared, spacing: Duration) {
-    let mut last = Instant::now();
+    // When the last batch began.
+    let mut last: Option<Instant> = None;
     loop {
-        // Whoever arrives meanwhile rides in the batch after the sleep.
-        let next = last + spacing;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        }
         let (batch, fds) = {
             let mut st = lock(&shared.state);
+            // The spacing: whoever arrives meanwhile rides in the next
+            // batch, unless an urgent waiter comes.
+            if let Some(next) = last.map(|t| t + spacing) {
+                loop {
+                    let now = Instant::now();
+                    if st.stopping || now >= next || lock(&st.next).urgent {
+                        break;
+                    }
+                    st = match shared.work.wait_timeout(st, next - now) {
+                        Ok((st, _)) => st,
+                        Err(e) => e.into_inner().0,
+                    };
+                }
+            }
             loop {
                 if st.stopping {
                     return;
@@ -269,7 +287,7 @@ fn run(shared: &Shared, spacing: Duration) {
                 st = shared.work.wait(st).unwrap_or_else(PoisonError::into_inner);
                 st.idle = false;
             }
-            last = Instant::now();
+            last = Some(Instant::now());
             let batch = std::mem::take(&mut st.next);
             let fds: Vec<(Arc<File>, Flush)> = lock(&batch)
                 .devices
@@ -359,6 +377,30 @@ mod tests {
             .unwrap();
         let got = rx.recv_timeout(std::time::Duration::from_secs(10));
         assert_eq!(got, Ok(Ok(())));
+    }
+
+    #[test]
+    fn an_urgent_waiter_does_not_wait_for_the_spacing() {
+        let dir = tempfile::tempdir().unwrap();
+        let syncer = Syncer::start_spaced(Duration::from_secs(3)).unwrap();
+        let f = File::create(dir.path().join("x")).unwrap();
+        let t0 = Instant::now();
+        // The first batch has nothing to keep its distance from.
+        syncer.wait_all(&[&f], Instant::now()).unwrap();
+        // A mailbox's locks are held while this waits.
+        syncer.wait(&f, Instant::now()).unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        // Others keep it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        syncer
+            .notify(
+                &[&f],
+                Instant::now(),
+                Box::new(move |r| tx.send(r).unwrap()),
+            )
+            .unwrap();
+        assert!(rx.recv_timeout(Duration::from_secs(1)).is_err());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), Ok(()));
     }
 
     #[test]
