@@ -147,11 +147,10 @@ impl Syncer {
         // Each waiter is woken alone: one wake-up per waiter, none for
         // the waiters of other batches.
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let devices = self.devices(files)?;
         let wake = Box::new(move |outcome| {
             let _ = tx.send(outcome);
         });
-        self.join(&devices, since, wake, urgent);
+        self.join(&self.devices(files)?, since, wake, urgent);
         match rx.recv() {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(io::Error::other(e)),
@@ -164,8 +163,7 @@ impl Syncer {
     /// channel): the next batch waits for it. This is how an async task
     /// waits for a commit without holding a thread.
     pub fn notify(&self, files: &[&File], since: Instant, wake: Wake) -> io::Result<()> {
-        let devices = self.devices(files)?;
-        self.join(&devices, since, wake, false);
+        self.join(&self.devices(files)?, since, wake, false);
         Ok(())
     }
 
@@ -362,19 +360,22 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 320);
     }
 
+    /// Where the outcome of the batch that covers `f` (through notify)
+    /// arrives.
+    fn notified(syncer: &Syncer, f: &File) -> std::sync::mpsc::Receiver<Result<(), String>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        syncer
+            .notify(&[f], Instant::now(), Box::new(move |r| tx.send(r).unwrap()))
+            .unwrap();
+        rx
+    }
+
     #[test]
     fn notify_wakes_after_a_batch() {
         let dir = tempfile::tempdir().unwrap();
         let syncer = Syncer::start().unwrap();
         let f = File::create(dir.path().join("x")).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        syncer
-            .notify(
-                &[&f],
-                Instant::now(),
-                Box::new(move |r| tx.send(r).unwrap()),
-            )
-            .unwrap();
+        let rx = notified(&syncer, &f);
         let got = rx.recv_timeout(std::time::Duration::from_secs(10));
         assert_eq!(got, Ok(Ok(())));
     }
@@ -391,14 +392,7 @@ mod tests {
         syncer.wait(&f, Instant::now()).unwrap();
         assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
         // Others keep it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        syncer
-            .notify(
-                &[&f],
-                Instant::now(),
-                Box::new(move |r| tx.send(r).unwrap()),
-            )
-            .unwrap();
+        let rx = notified(&syncer, &f);
         assert!(rx.recv_timeout(Duration::from_secs(1)).is_err());
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), Ok(()));
     }
